@@ -1,0 +1,104 @@
+"""The backward pass: the chain rule applied over the graph, output to inputs.
+
+    loss.backward()
+
+1. Sort the ops that led to `loss` so that every op comes after all the ops that
+   use its output (a topological order). The sort uses an explicit stack, not
+   recursion, so a chain of 100,000 ops works.
+2. Walk that order. Each op receives dL/d(its output), summed over every place
+   the output was used, and its `backward` turns it into dL/d(each input).
+3. A leaf tensor (one made by the user, with requires_grad=True) adds what
+   arrives into its `.grad`: gradients accumulate until `zero_grad()`.
+"""
+import numpy as np
+
+from . import grad_mode
+from .function import check_finite
+
+
+def topological_order(root_function):
+    """Functions reachable from `root_function`, each listed after every
+    function that consumes its output (so the root comes first)."""
+    order, visited = [], set()
+    stack = [(root_function, False)]
+    while stack:
+        function, children_done = stack.pop()
+        if children_done:
+            order.append(function)          # all inputs' producers are placed
+            continue
+        if id(function) in visited:
+            continue
+        visited.add(id(function))
+        stack.append((function, True))      # come back after the inputs
+        for tensor in function.inputs:
+            if tensor.grad_fn is not None and id(tensor.grad_fn) not in visited:
+                stack.append((tensor.grad_fn, False))
+    order.reverse()                         # post-order reversed: outputs first
+    return order
+
+
+def backward(tensor, gradient=None, retain_graph=False):
+    """Accumulate d(tensor)/d(leaf) into `.grad` of every leaf that requires grad."""
+    if not tensor.requires_grad:
+        raise RuntimeError(
+            "backward: this tensor does not require grad and has no grad_fn; "
+            "create the inputs with requires_grad=True (and not inside no_grad())"
+        )
+    if gradient is None:
+        if tensor.data.size != 1:
+            raise RuntimeError(
+                f"backward: the gradient can only be implied for a single value, "
+                f"but the tensor has shape {tensor.shape}; pass gradient=... explicitly"
+            )
+        gradient = np.ones_like(tensor.data)
+    else:
+        gradient = np.asarray(getattr(gradient, "data", gradient), dtype=tensor.dtype)
+        if gradient.shape != tensor.shape:
+            raise ValueError(
+                f"backward: gradient of shape {gradient.shape} does not match "
+                f"the tensor's shape {tensor.shape}"
+            )
+
+    if tensor.grad_fn is None:              # backward() called on a leaf
+        tensor._accumulate(gradient)
+        return
+
+    grad_of_output = {id(tensor.grad_fn): gradient}  # function -> dL/d(its output)
+    with grad_mode.no_grad():
+        for function in topological_order(tensor.grad_fn):
+            grad_output = grad_of_output.pop(id(function), None)
+            if grad_output is None:         # output did not influence the result
+                continue
+            if function.freed:
+                raise RuntimeError(
+                    f"backward: trying to go through {function.name} a second time, "
+                    "but its saved values were freed after the first backward; "
+                    "call backward(retain_graph=True) the first time"
+                )
+            if function.output_retains_grad is not None:
+                function.output_retains_grad._accumulate(grad_output)
+
+            grads = function.backward(grad_output)
+            if not isinstance(grads, tuple):
+                grads = (grads,)
+            if not retain_graph:
+                function.release()
+
+            for input_tensor, needs, grad in zip(function.inputs, function.needs_input_grad, grads):
+                if not needs or grad is None:
+                    continue
+                if grad.shape != input_tensor.shape:
+                    raise RuntimeError(
+                        f"{function.name}.backward returned a gradient of shape "
+                        f"{grad.shape} for an input of shape {input_tensor.shape}"
+                    )
+                if grad_mode.is_anomaly_enabled():
+                    check_finite(function.name, "backward", grad)
+                if input_tensor.grad_fn is None:            # a leaf: store it
+                    input_tensor._accumulate(grad)
+                else:                                       # an intermediate: pass it on
+                    key = id(input_tensor.grad_fn)
+                    if key in grad_of_output:
+                        grad_of_output[key] = grad_of_output[key] + grad
+                    else:
+                        grad_of_output[key] = grad

@@ -1,0 +1,7 @@
+"""Differentiable ops on Tensors, one family per file. Each op is a `Function`
+(forward/backward over ndarrays) plus a small function that applies it.
+
+`minidl.functional` re-exports the public ones under PyTorch's names; the
+Tensor methods and operators call them from here.
+"""
+from .arithmetic import add, sub, mul, div, neg  # noqa: F401
