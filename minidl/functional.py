@@ -8,3 +8,6 @@ module only gathers the public names in one place.
 """
 # arithmetic and elementwise math
 from .ops.arithmetic import add, sub, mul, div, neg  # noqa: F401
+# normalisation and embedding (H8)
+from .ops.normalization import batch_norm, layer_norm  # noqa: F401
+from .ops.embedding import embedding  # noqa: F401

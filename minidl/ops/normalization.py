@@ -1,0 +1,203 @@
+"""Normalisation ops: batch_norm and layer_norm, each one fused Function.
+
+Both standardise values with a mean and a variance, then scale and shift:
+
+    x_hat = (x - mean) / sqrt(var + eps)          y = x_hat * weight + bias
+
+They differ in which values share a mean:
+- batch_norm: one mean per channel, over the batch and the spatial positions
+  (axes 0, 2, 3, ... of (N, C, ...)); in eval mode, the running averages.
+- layer_norm: one mean per sample, over the last dims (`normalized_shape`).
+
+Fusing the whole formula into one Function keeps a single small backward
+instead of a graph of ~10 elementwise ops. With g = dL/dy, gh = g * weight and
+M the number of values sharing one mean (statistics from the batch):
+
+    dL/dx = (1 / M) * inv_std * (M * gh - sum(gh) - x_hat * sum(gh * x_hat))
+
+(the two sums run over the values sharing a mean). When the statistics are
+constants (batch_norm in eval mode) the mean and variance do not depend on x
+and dL/dx = gh * inv_std.
+"""
+import numbers
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..autograd.tensor import Tensor
+
+
+def _array_of(value):
+    """The ndarray inside a Tensor (or the array itself); None stays None."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _check_float(op_name, x):
+    dtype = np.asarray(_array_of(x)).dtype
+    if dtype.kind != "f":
+        raise TypeError(f"{op_name}: expected a floating-point input, got dtype {dtype}")
+
+
+def _standardized_backward(grad_hat, x_hat, inv_std, axes):
+    """dL/dx of x_hat = (x - mean(x)) * inv_std when mean and var come from x
+    over `axes`; `grad_hat` = dL/dx_hat."""
+    count = np.prod([x_hat.shape[a] for a in axes])               # M: values per mean
+    sum_g = grad_hat.sum(axis=axes, keepdims=True)
+    sum_gx = (grad_hat * x_hat).sum(axis=axes, keepdims=True)
+    return (inv_std / count) * (count * grad_hat - sum_g - x_hat * sum_gx)
+
+
+# ---- batch_norm ---------------------------------------------------------------
+class BatchNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
+
+    training: mean/var are the batch's (biased variance), and the running
+    averages, when given, move towards them in place:
+        running_mean = (1 - momentum) * running_mean + momentum * mean
+        running_var  = (1 - momentum) * running_var  + momentum * var * M / (M - 1)
+    eval: mean/var are the running averages, constants for backward.
+    Backward: dL/dweight = sum(g * x_hat), dL/dbias = sum(g) over (N, *spatial);
+    dL/dx as in the module docstring.
+    """
+
+    def forward(self, x, *affine, running_mean, running_var, training, momentum, eps,
+                has_weight, has_bias):
+        weight = affine[0] if has_weight else None
+        bias = affine[-1] if has_bias else None
+        channels = x.shape[1]
+        axes = (0,) + tuple(range(2, x.ndim))                      # all but the channel axis
+        view = (1, channels) + (1,) * (x.ndim - 2)                 # (1, C, 1, 1) for NCHW
+        use_batch_stats = training or running_mean is None
+        if use_batch_stats:
+            mean = x.mean(axis=axes)                               # (C,)
+            var = x.var(axis=axes)                                 # (C,) biased
+            if training and running_mean is not None:
+                count = x.size // channels
+                unbiased = var * (count / (count - 1))
+                running_mean *= 1 - momentum                       # in place: buffers move
+                running_mean += momentum * mean
+                running_var *= 1 - momentum
+                running_var += momentum * unbiased
+        else:
+            mean = running_mean.astype(x.dtype)
+            var = running_var.astype(x.dtype)
+        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype).reshape(view)   # (1, C, 1, 1)
+        x_hat = (x - mean.astype(x.dtype).reshape(view)) * inv_std           # (N, C, H, W)
+        out = x_hat * weight.reshape(view) if weight is not None else x_hat.copy()
+        if bias is not None:
+            out += bias.reshape(view)
+        self.save_for_backward(x_hat, inv_std, weight)
+        self.axes, self.view, self.batch_stats = axes, view, use_batch_stats
+        self.has_weight, self.has_bias = has_weight, has_bias
+        return out
+
+    def backward(self, grad):
+        x_hat, inv_std, weight = self.saved_tensors
+        grad_hat = grad * weight.reshape(self.view) if weight is not None else grad
+        if self.batch_stats:
+            grad_x = _standardized_backward(grad_hat, x_hat, inv_std, self.axes)
+        else:
+            grad_x = grad_hat * inv_std
+        grads = [grad_x]
+        if self.has_weight:
+            grads.append((grad * x_hat).sum(axis=self.axes))      # (C,)
+        if self.has_bias:
+            grads.append(grad.sum(axis=self.axes))                  # (C,)
+        return tuple(grads)
+
+
+def _check_channel_vector(name, value, channels, x_shape):
+    if value is not None and tuple(value.shape) != (channels,):
+        raise ValueError(
+            f"batch_norm: {name} must have shape ({channels},) for input of shape "
+            f"{tuple(x_shape)} (C={channels}), got shape {tuple(value.shape)}"
+        )
+
+
+def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalisation of x (N, C) / (N, C, L) / (N, C, H, W), PyTorch semantics.
+
+    running_mean, running_var: (C,) arrays or Tensors (buffers) or None. With
+    training=True they are updated in place; with training=False they are used
+    to normalise (then they must be given).
+    """
+    shape = tuple(x.shape)
+    if len(shape) < 2:
+        raise ValueError(f"batch_norm: expected input of shape (N, C, ...) with at least 2 dims, "
+                         f"got shape {shape}")
+    channels = shape[1]
+    mean_array, var_array = _array_of(running_mean), _array_of(running_var)
+    if (mean_array is None) != (var_array is None):
+        raise ValueError("batch_norm: give both running_mean and running_var, or neither")
+    for name, value in (("running_mean", mean_array), ("running_var", var_array),
+                        ("weight", weight), ("bias", bias)):
+        _check_channel_vector(name, value, channels, shape)
+    if mean_array is not None and not (isinstance(mean_array, np.ndarray)
+                                       and isinstance(var_array, np.ndarray)):
+        raise TypeError("batch_norm: running_mean and running_var must be ndarrays or Tensors")
+    if not training and mean_array is None:
+        raise ValueError("batch_norm: training=False needs running_mean and running_var")
+    _check_float("batch_norm", x)
+    if training and int(np.prod(shape)) // max(channels, 1) <= 1:
+        raise ValueError(f"batch_norm: training needs more than one value per channel, "
+                         f"got input of shape {shape}")
+    if momentum is None or not 0.0 <= momentum <= 1.0:
+        raise ValueError(f"batch_norm: momentum must be a number in [0, 1], got {momentum!r}")
+    affine = [t for t in (weight, bias) if t is not None]
+    return BatchNorm.apply(x, *affine, running_mean=mean_array, running_var=var_array,
+                           training=bool(training), momentum=float(momentum), eps=float(eps),
+                           has_weight=weight is not None, has_bias=bias is not None)
+
+
+# ---- layer_norm ---------------------------------------------------------------
+class LayerNorm(Function):
+    """y = (x - mean) / sqrt(var + eps) * weight + bias, mean/var (biased) over
+    the last k dims. dL/dweight = sum(g * x_hat), dL/dbias = sum(g) over the
+    leading dims; dL/dx as in the module docstring."""
+
+    def forward(self, x, *affine, num_dims, eps, has_weight, has_bias):
+        weight = affine[0] if has_weight else None
+        bias = affine[-1] if has_bias else None
+        axes = tuple(range(x.ndim - num_dims, x.ndim))             # the normalised dims
+        mean = x.mean(axis=axes, keepdims=True)                    # (..., 1, 1)
+        var = x.var(axis=axes, keepdims=True)
+        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+        x_hat = (x - mean) * inv_std                               # x.shape
+        out = x_hat * weight if weight is not None else x_hat.copy()
+        if bias is not None:
+            out += bias
+        self.save_for_backward(x_hat, inv_std, weight)
+        self.axes, self.leading = axes, tuple(range(x.ndim - num_dims))
+        self.has_weight, self.has_bias = has_weight, has_bias
+        return out
+
+    def backward(self, grad):
+        x_hat, inv_std, weight = self.saved_tensors
+        grad_hat = grad * weight if weight is not None else grad
+        grads = [_standardized_backward(grad_hat, x_hat, inv_std, self.axes)]
+        if self.has_weight:
+            grads.append((grad * x_hat).sum(axis=self.leading))   # normalized_shape
+        if self.has_bias:
+            grads.append(grad.sum(axis=self.leading))
+        return tuple(grads)
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation over the last len(normalized_shape) dims of x."""
+    if isinstance(normalized_shape, numbers.Integral):
+        normalized_shape = (int(normalized_shape),)
+    normalized_shape = tuple(int(n) for n in normalized_shape)
+    shape = tuple(x.shape)
+    k = len(normalized_shape)
+    if k == 0 or len(shape) < k or shape[len(shape) - k:] != normalized_shape:
+        raise ValueError(f"layer_norm: input of shape {shape} must end with "
+                         f"normalized_shape {normalized_shape}")
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is not None and tuple(value.shape) != normalized_shape:
+            raise ValueError(f"layer_norm: {name} must have shape {normalized_shape}, "
+                             f"got {tuple(value.shape)}")
+    _check_float("layer_norm", x)
+    affine = [t for t in (weight, bias) if t is not None]
+    return LayerNorm.apply(x, *affine, num_dims=k, eps=float(eps),
+                           has_weight=weight is not None, has_bias=bias is not None)
