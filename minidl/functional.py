@@ -11,3 +11,6 @@ from .ops.arithmetic import add, sub, mul, div, neg  # noqa: F401
 # normalisation and embedding (H8)
 from .ops.normalization import batch_norm, layer_norm  # noqa: F401
 from .ops.embedding import embedding  # noqa: F401
+# linear, dropout and losses (H2)
+from .ops.linear import linear  # noqa: F401
+from .ops.dropout import dropout  # noqa: F401

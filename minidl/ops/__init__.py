@@ -7,3 +7,5 @@ Tensor methods and operators call them from here.
 from .arithmetic import add, sub, mul, div, neg  # noqa: F401
 from .normalization import batch_norm, layer_norm  # noqa: F401
 from .embedding import embedding  # noqa: F401
+from .linear import linear  # noqa: F401
+from .dropout import dropout  # noqa: F401

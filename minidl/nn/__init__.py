@@ -1,0 +1,13 @@
+"""minidl.nn: Modules (layers with parameters) in PyTorch's shape.
+
+    from minidl import nn
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
+"""
+from . import init  # noqa: F401
+from .parameter import Parameter  # noqa: F401
+from .module import Module  # noqa: F401
+from .container import Sequential, ModuleList  # noqa: F401
+from .linear import Linear  # noqa: F401
+from .activation import ReLU, LeakyReLU, GELU, Tanh, Sigmoid  # noqa: F401
+from .dropout import Dropout  # noqa: F401
+from .flatten import Flatten  # noqa: F401

@@ -1,0 +1,87 @@
+"""Containers: Sequential (run modules one after another) and ModuleList (a list
+whose modules are registered, so their parameters are found)."""
+from collections import OrderedDict
+
+from .module import Module
+
+
+class Sequential(Module):
+    """Sequential(m0, m1, ...) or Sequential(OrderedDict(name=module)); forward runs them in order."""
+
+    def __init__(self, *modules):
+        super().__init__()
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            for name, module in modules[0].items():
+                self.add_module(name, module)
+        else:
+            for index, module in enumerate(modules):
+                self.add_module(str(index), module)
+
+    def _checked_index(self, index):
+        size = len(self._modules)
+        if not -size <= index < size:
+            raise IndexError(f"{type(self).__name__}: index {index} is out of range for length {size}")
+        return index % size
+
+    def __getitem__(self, index):
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return type(self)(OrderedDict(list(self._modules.items())[index]))
+        return modules[self._checked_index(index)]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def forward(self, x):
+        for module in self._modules.values():
+            x = module(x)
+        return x
+
+
+class ModuleList(Module):
+    """A list of Modules; indexing, len, iteration, append and extend like a Python list."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.extend(modules)
+
+    def _checked_index(self, index):
+        size = len(self._modules)
+        if not -size <= index < size:
+            raise IndexError(f"ModuleList: index {index} is out of range for length {size}")
+        return index % size
+
+    def __getitem__(self, index):
+        modules = list(self._modules.values())
+        if isinstance(index, slice):
+            return ModuleList(modules[index])
+        return modules[self._checked_index(index)]
+
+    def __setitem__(self, index, module):
+        self.add_module(str(self._checked_index(index)), module)
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        self.add_module(str(len(self)), module)
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleList has no forward(); iterate over it in your own forward")
