@@ -1,0 +1,82 @@
+"""What a training run was asked to do: one dataclass, saved as config.json.
+
+    config = make_config("mlp", dataset="digits", epochs=5)   # registry defaults + overrides
+    optimizer = make_optimizer(config, model.parameters())
+
+Every source of randomness is derived from `config.seed`, so the same config
+gives the same run, bit for bit, on one machine:
+- model initialisation: `mdl.manual_seed(seed)` just before the model is built;
+- epoch e (1, 2, ...): the shuffling of the DataLoader and minidl's shared
+  generator (dropout, augmentation) are seeded with `epoch_seed(seed, e)`.
+Seeding each epoch afresh is what lets `--resume` continue a run exactly: the
+epochs after the checkpoint see the same batches as in an uninterrupted run.
+"""
+import dataclasses
+
+import numpy as np
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+FALLBACK_DEFAULTS = dict(epochs=10, batch_size=64, optimizer="adam", lr=1e-3)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    model: str
+    dataset: str = "digits"
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"        # sgd | adam | adamw
+    momentum: float = 0.9          # used by sgd
+    weight_decay: float = None     # None: the optimizer's default (0, or 0.01 for adamw)
+    seed: int = 0
+    augment: bool = False
+    data_root: str = None          # where to look for datasets first (see minidl.data)
+    eval_batch_size: int = 500     # fixed, so that `minidl eval` repeats the same sums
+    kind: str = "classifier"
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"train: unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"train: {name} must be a positive integer, got {getattr(self, name)!r}")
+        if not self.lr > 0:
+            raise ValueError(f"train: lr must be positive, got {self.lr!r}")
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values):
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def make_config(model, **overrides):
+    """The model's registered training defaults, then `overrides` (None = keep the default)."""
+    from ..models import model_entry
+
+    entry = model_entry(model)
+    values = dict(FALLBACK_DEFAULTS)
+    values.update(dict(entry.defaults))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return TrainConfig(model=model, kind=entry.kind, **values)
+
+
+def make_optimizer(config, params):
+    """optim.SGD (with config.momentum), Adam or AdamW at config.lr."""
+    from .. import optim
+
+    params = list(params)
+    decay = config.weight_decay
+    if config.optimizer == "sgd":
+        return optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=decay or 0.0)
+    if config.optimizer == "adam":
+        return optim.Adam(params, lr=config.lr, weight_decay=decay or 0.0)
+    return optim.AdamW(params, lr=config.lr, weight_decay=1e-2 if decay is None else decay)
+
+
+def epoch_seed(seed, epoch):
+    """A seed for epoch `epoch` of a run seeded `seed` (independent streams per epoch)."""
+    return int(np.random.SeedSequence([int(seed), int(epoch)]).generate_state(1)[0])

@@ -1,0 +1,168 @@
+"""A run directory: everything one training run leaves behind, in plain files.
+
+    runs/mlp-digits-20261127-081500/
+        config.json         what was asked for (model, dataset, epochs, lr, seed, ...)
+        metrics.json        one record per finished epoch: losses, accuracies, timings
+        checkpoint.npz      weights + optimizer state + epoch + config (written each epoch)
+        curves.png, confusion_matrix.png, misclassified.png, [filters.png, feature_maps.png]
+
+The checkpoint is a `.npz` written with `minidl.save` and read with
+`minidl.load`: arrays only, never pickle. Its keys are
+
+    model.<name>        each entry of model.state_dict()
+    optimizer.<n>       each array inside optimizer.state_dict()
+    optimizer_layout    the rest of optimizer.state_dict() as JSON text, with
+                        {"__array__": "optimizer.<n>"} where the arrays were
+    epoch               the number of epochs finished (int64 scalar)
+    config              config.json's text
+
+Text is stored as its UTF-8 bytes (a uint8 array). `minidl.save` writes a
+temporary file and renames it, so Ctrl-C while saving never leaves half a file.
+"""
+import datetime
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+CHECKPOINT, METRICS, CONFIG = "checkpoint.npz", "metrics.json", "config.json"
+
+
+def default_run_dir(model, dataset, root="runs"):
+    """runs/<model>-<dataset>-<YYYYmmdd-HHMMSS>, made unique if it already exists."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    path = Path(root) / f"{model}-{dataset}-{stamp}"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = Path(root) / f"{model}-{dataset}-{stamp}-{suffix}"
+    return path
+
+
+# ---- text and nested state as arrays ---------------------------------------------
+def text_to_array(text):
+    return np.frombuffer(text.encode("utf-8"), dtype=np.uint8).copy()
+
+
+def array_to_text(array):
+    return np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8")
+
+
+def flatten_state(state, prefix):
+    """Split a nested structure (dicts, lists, numbers, strings, arrays) into a
+    JSON-able layout and a dict of arrays named `prefix.<n>`. Dict keys keep
+    their type (PyTorch-style optimizer states are keyed by int)."""
+    arrays = {}
+
+    def encode(value):
+        data = getattr(value, "data", None)
+        if isinstance(value, np.ndarray) or isinstance(data, np.ndarray):
+            name = f"{prefix}.{len(arrays)}"
+            arrays[name] = np.array(value if isinstance(value, np.ndarray) else data)
+            return {"__array__": name}
+        if isinstance(value, dict):
+            return {"__dict__": [[encode(k), encode(v)] for k, v in value.items()]}
+        if isinstance(value, (list, tuple)):
+            return {"__tuple__" if isinstance(value, tuple) else "__list__": [encode(v) for v in value]}
+        if isinstance(value, np.generic):
+            return value.item()
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise TypeError(f"checkpoint: cannot store a {type(value).__name__} in an optimizer state")
+
+    return encode(state), arrays
+
+
+def unflatten_state(layout, arrays):
+    """Inverse of `flatten_state`."""
+    if isinstance(layout, dict):
+        if "__array__" in layout:
+            return np.array(arrays[layout["__array__"]])
+        if "__dict__" in layout:
+            return {unflatten_state(k, arrays): unflatten_state(v, arrays) for k, v in layout["__dict__"]}
+        if "__tuple__" in layout:
+            return tuple(unflatten_state(v, arrays) for v in layout["__tuple__"])
+        if "__list__" in layout:
+            return [unflatten_state(v, arrays) for v in layout["__list__"]]
+    return layout
+
+
+class RunDirectory:
+    """Reads and writes the files of one run (see the module docstring)."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def __repr__(self):
+        return f"RunDirectory({str(self.path)!r})"
+
+    def file(self, name):
+        return self.path / name
+
+    def create(self):
+        self.path.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def has_checkpoint(self):
+        return self.file(CHECKPOINT).is_file()
+
+    # ---- JSON files --------------------------------------------------------
+    def _write_json(self, name, value):
+        temporary = self.file(name + ".partial")
+        temporary.write_text(json.dumps(value, indent=2) + "\n")
+        os.replace(temporary, self.file(name))
+
+    def _read_json(self, name):
+        path = self.file(name)
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found: is {self.path} a minidl run directory?")
+        return json.loads(path.read_text())
+
+    def save_config(self, config):
+        self._write_json(CONFIG, config)
+
+    def load_config(self):
+        return self._read_json(CONFIG)
+
+    def save_metrics(self, epochs):
+        """`epochs`: a list with one dict per finished epoch."""
+        self._write_json(METRICS, {"epochs": epochs})
+
+    def load_metrics(self):
+        if not self.file(METRICS).is_file():
+            return []
+        return self._read_json(METRICS)["epochs"]
+
+    # ---- checkpoint --------------------------------------------------------
+    def save_checkpoint(self, model, optimizer, epoch, config):
+        """Write weights, optimizer state, `epoch` and `config` to checkpoint.npz."""
+        import minidl
+
+        entries = {f"model.{k}": np.asarray(v) for k, v in model.state_dict().items()}
+        layout, arrays = flatten_state(optimizer.state_dict() if optimizer is not None else None, "optimizer")
+        entries.update(arrays)
+        entries["optimizer_layout"] = text_to_array(json.dumps(layout))
+        entries["epoch"] = np.array(epoch, dtype=np.int64)
+        entries["config"] = text_to_array(json.dumps(config))
+        minidl.save(entries, self.file(CHECKPOINT))       # writes a temporary file, then renames
+
+    def load_checkpoint(self):
+        """Return a dict with `model` (a state dict), `optimizer` (a state dict or
+        None), `epoch` (int) and `config` (dict)."""
+        import minidl
+
+        path = self.file(CHECKPOINT)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} not found: the run in {self.path} has not finished an epoch yet "
+                "(a checkpoint is written at the end of every epoch)")
+        entries = minidl.load(path)
+        entries = {k: np.asarray(getattr(v, "data", v)) for k, v in entries.items()}
+        for key in ("optimizer_layout", "epoch", "config"):
+            if key not in entries:
+                raise ValueError(f"{path}: not a minidl training checkpoint (no {key!r} entry)")
+        model_state = {k[len("model."):]: v for k, v in entries.items() if k.startswith("model.")}
+        layout = json.loads(array_to_text(entries["optimizer_layout"]))
+        return dict(model=model_state, optimizer=unflatten_state(layout, entries),
+                    epoch=int(entries["epoch"]), config=json.loads(array_to_text(entries["config"])))

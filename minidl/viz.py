@@ -1,0 +1,250 @@
+"""Plots a person would rather see than read: curves, image grids, filters,
+feature maps, attention maps and autograd graphs. Every function saves a PNG
+and returns its path.
+
+    from minidl import viz
+    viz.plot_curves(metrics, "runs/x/curves.png")
+    viz.plot_computation_graph(loss, "graph.png", names={x: "x", w: "w"})
+
+Figures are drawn with `matplotlib.figure.Figure` and its Agg canvas directly,
+never through `pyplot`, so nothing here opens a window or changes the backend
+of a notebook that imports minidl.
+"""
+import os
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from .autograd.engine import topological_order
+
+
+def _save(fig, path):
+    """Write `fig` to `path` (creating its folder) and return the path."""
+    folder = os.path.dirname(os.fspath(path))
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _as_array(x):
+    return np.asarray(getattr(x, "data", x))
+
+
+# ---- training curves and confusion matrix ---------------------------------
+def plot_curves(metrics, path):
+    """Loss and accuracy per epoch, train and test. `metrics` is a list of dicts
+    with keys epoch, train_loss, train_acc, test_loss, test_acc (metrics.json)."""
+    epochs = [m["epoch"] for m in metrics]
+    fig = Figure(figsize=(10, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for split, style in (("train", "o-"), ("test", "s--")):
+        loss_ax.plot(epochs, [m[f"{split}_loss"] for m in metrics], style, label=split)
+        acc_ax.plot(epochs, [100 * m[f"{split}_acc"] for m in metrics], style, label=split)
+    loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
+    for ax in (loss_ax, acc_ax):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def confusion_matrix(labels, predictions, num_classes):
+    """counts[t, p] = how many examples of true class t were predicted as p."""
+    counts = np.zeros((num_classes, num_classes), dtype=np.int64)
+    np.add.at(counts, (np.asarray(labels), np.asarray(predictions)), 1)
+    return counts
+
+
+def plot_confusion_matrix(labels, predictions, classes, path):
+    """A heat map of the confusion matrix with the count in every cell."""
+    counts = confusion_matrix(labels, predictions, len(classes))
+    size = max(4.0, 0.55 * len(classes) + 2)
+    fig = Figure(figsize=(size + 1, size))
+    ax = fig.subplots()
+    image = ax.imshow(counts, cmap="Blues")
+    fig.colorbar(image, ax=ax, fraction=0.046)
+    ticks = range(len(classes))
+    ax.set_xticks(ticks, [str(c) for c in classes], rotation=45, ha="right")
+    ax.set_yticks(ticks, [str(c) for c in classes])
+    ax.set(xlabel="predicted", ylabel="true",
+           title=f"confusion matrix (accuracy {np.trace(counts) / max(counts.sum(), 1):.2%})")
+    threshold = counts.max() / 2
+    for t in ticks:
+        for p in ticks:
+            ax.text(p, t, str(counts[t, p]), ha="center", va="center", fontsize=7,
+                    color="white" if counts[t, p] > threshold else "black")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ---- image grids ------------------------------------------------------------
+def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gray"):
+    """A grid of images: (N, C, H, W) with C = 1 or 3, or (N, H, W). Each image
+    is scaled to its own min..max; `titles` gives one caption per image.
+    Used for misclassified digits, and later for GAN and other samples."""
+    images = _as_array(images)
+    if images.ndim == 3:
+        images = images[:, None]                           # (N, 1, H, W)
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"plot_image_grid: expected (N, 1|3, H, W) or (N, H, W), got {images.shape}")
+    n = max(len(images), 1)
+    ncols = ncols or int(np.ceil(np.sqrt(n)))
+    nrows = int(np.ceil(n / ncols))
+    fig = Figure(figsize=(1.4 * ncols, 1.5 * nrows + (0.4 if title else 0)))
+    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i >= len(images):
+            continue
+        image = images[i].transpose(1, 2, 0).astype(np.float64)  # (H, W, C)
+        low, high = image.min(), image.max()
+        image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+        ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap=cmap, vmin=0, vmax=1)
+        if titles is not None:
+            ax.set_title(titles[i], fontsize=8)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_misclassified(images, labels, predictions, classes, path, max_images=36):
+    """The first `max_images` test images the model got wrong, captioned
+    "true X / pred Y"."""
+    images, labels, predictions = _as_array(images), np.asarray(labels), np.asarray(predictions)
+    wrong = np.flatnonzero(labels != predictions)[:max_images]
+    titles = [f"true {classes[labels[i]]}\npred {classes[predictions[i]]}" for i in wrong]
+    total = int(np.sum(labels != predictions))
+    return plot_image_grid(images[wrong], path, titles=titles,
+                           title=f"misclassified: {total} of {len(labels)} (first {len(wrong)} shown)")
+
+
+def plot_filters(weight, path, max_filters=64):
+    """A first convolution layer's filters, weight (C_out, C_in, kH, kW): one
+    tile per output channel (its first input channel, or RGB when C_in = 3)."""
+    weight = _as_array(weight)
+    if weight.ndim != 4:
+        raise ValueError(f"plot_filters: expected a weight (C_out, C_in, kH, kW), got {weight.shape}")
+    tiles = weight[:max_filters] if weight.shape[1] == 3 else weight[:max_filters, :1]
+    return plot_image_grid(tiles, path, titles=[str(i) for i in range(len(tiles))], cmap="bwr",
+                           title=f"first-layer filters {tuple(weight.shape)}")
+
+
+def plot_feature_maps(image, feature_maps, path, max_maps=31):
+    """One input image (C, H, W), in gray, then what a layer made of it,
+    feature_maps (C', H', W'), one map per tile in a colour map."""
+    image, maps = _as_array(image), _as_array(feature_maps)
+    if maps.ndim != 3:
+        raise ValueError(f"plot_feature_maps: expected feature maps (C, H, W), got {maps.shape}")
+    shown = maps[:max_maps]
+    ncols = int(np.ceil(np.sqrt(len(shown) + 1)))
+    nrows = int(np.ceil((len(shown) + 1) / ncols))
+    fig = Figure(figsize=(1.4 * ncols, 1.5 * nrows + 0.4))
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax in axes:
+        ax.axis("off")
+    axes[0].imshow(image.reshape(-1, *image.shape[-2:])[0], cmap="gray")
+    axes[0].set_title("input", fontsize=8)
+    for i, (ax, fmap) in enumerate(zip(axes[1:], shown)):
+        ax.imshow(fmap, cmap="viridis")
+        ax.set_title(f"channel {i}", fontsize=8)
+    fig.suptitle(f"feature maps {tuple(maps.shape)} of one image")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_attention(weights, path, query_labels=None, key_labels=None, title="attention"):
+    """Attention weights (L, S), or (H, L, S) for H heads side by side; rows are
+    queries, columns the keys they attend to."""
+    weights = _as_array(weights)
+    if weights.ndim == 2:
+        weights = weights[None]
+    if weights.ndim != 3:
+        raise ValueError(f"plot_attention: expected (L, S) or (H, L, S), got {weights.shape}")
+    heads = weights.shape[0]
+    fig = Figure(figsize=(3.2 * heads + 1, 3.4))
+    axes = np.atleast_1d(fig.subplots(1, heads, squeeze=False)).ravel()
+    for h, ax in enumerate(axes):
+        image = ax.imshow(weights[h], cmap="magma", vmin=0, vmax=max(weights.max(), 1e-12))
+        ax.set(title=f"head {h}" if heads > 1 else title, xlabel="key", ylabel="query")
+        if key_labels is not None:
+            ax.set_xticks(range(len(key_labels)), list(key_labels), fontsize=6)
+        if query_labels is not None:
+            ax.set_yticks(range(len(query_labels)), list(query_labels), fontsize=6)
+    fig.colorbar(image, ax=list(axes), fraction=0.03)
+    return _save(fig, path)
+
+
+# ---- autograd graphs --------------------------------------------------------
+def graph_of(tensor, names=None):
+    """The computation graph behind `tensor`, walked through `grad_fn` and each
+    Function's `inputs`, in the engine's topological order (no recursion).
+
+    Returns (nodes, edges): nodes maps a node id to a dict with `label`, `kind`
+    ("op", "leaf" or "output") and `depth` (longest path to the output, which
+    has depth 0); edges is a list of (from_id, to_id) in data-flow direction.
+    """
+    names = {id(t): n for t, n in (names or {}).items()}
+    nodes, edges = {}, []
+
+    def tensor_label(t):
+        shape = "x".join(map(str, t.shape)) or "scalar"
+        return f"{names[id(t)]}\n{shape}" if id(t) in names else shape
+
+    out_id = ("tensor", id(tensor))
+    nodes[out_id] = dict(label=tensor_label(tensor), kind="output", depth=0)
+    if tensor.grad_fn is None:
+        return nodes, edges
+    edges.append((("op", id(tensor.grad_fn)), out_id))
+    depth = {id(tensor.grad_fn): 1}
+    # Every op comes after all the ops that consume its output, so its depth
+    # (1 + the deepest consumer's) is final by the time we reach it.
+    for function in topological_order(tensor.grad_fn):
+        key = ("op", id(function))
+        nodes[key] = dict(label=function.name, kind="op", depth=depth[id(function)])
+        for t in function.inputs:
+            child_depth = depth[id(function)] + 1
+            if t.grad_fn is not None:
+                child = ("op", id(t.grad_fn))
+                depth[id(t.grad_fn)] = max(depth.get(id(t.grad_fn), 0), child_depth)
+            else:
+                child = ("tensor", id(t))
+                old = nodes.get(child, {}).get("depth", 0)
+                nodes[child] = dict(label=tensor_label(t), kind="leaf", depth=max(old, child_depth))
+            if (child, key) not in edges:
+                edges.append((child, key))
+    return nodes, edges
+
+
+def plot_computation_graph(tensor, path, names=None, title=None):
+    """Draw the graph that `tensor.backward()` would walk: leaves (inputs) on the
+    left, ops by depth, the output on the right, arrows in data-flow direction.
+    `names` maps tensors to labels, e.g. {x: "x", w: "w"}."""
+    nodes, edges = graph_of(tensor, names)
+    max_depth = max(n["depth"] for n in nodes.values())
+    columns = {}
+    for key, node in nodes.items():
+        columns.setdefault(max_depth - node["depth"], []).append(key)
+    position = {}
+    for column, keys in columns.items():
+        for row, key in enumerate(keys):
+            position[key] = (column, (len(keys) - 1) / 2 - row)
+    height = max(len(k) for k in columns.values())
+    fig = Figure(figsize=(2.0 * (max_depth + 1) + 1, 1.2 * height + 1.2))
+    ax = fig.subplots()
+    for source, target in edges:
+        ax.annotate("", xy=position[target], xytext=position[source],
+                    arrowprops=dict(arrowstyle="-|>", color="0.4", shrinkA=22, shrinkB=22))
+    colours = {"op": "#ffd8a8", "leaf": "#c5e3f6", "output": "#c8f0c0"}
+    for key, node in nodes.items():
+        x, y = position[key]
+        ax.text(x, y, node["label"], ha="center", va="center", fontsize=9,
+                bbox=dict(boxstyle="round,pad=0.4" if node["kind"] == "op" else "square,pad=0.4",
+                          facecolor=colours[node["kind"]], edgecolor="0.3"))
+    ax.set_xlim(-0.7, max_depth + 0.7)
+    ax.set_ylim(-height / 2 - 0.2, height / 2 + 0.2)
+    ax.axis("off")
+    ax.set_title(title or "computation graph (data flows right; gradients flow left)")
+    return _save(fig, path)
