@@ -11,3 +11,10 @@ from .linear import Linear  # noqa: F401
 from .activation import ReLU, LeakyReLU, GELU, Tanh, Sigmoid  # noqa: F401
 from .dropout import Dropout  # noqa: F401
 from .flatten import Flatten  # noqa: F401
+# convolution, pooling, normalisation, embedding (H8)
+from .conv import Conv2d, ConvTranspose2d  # noqa: F401
+from .pooling import MaxPool2d, AvgPool2d  # noqa: F401
+from .batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
+from .normalization import LayerNorm  # noqa: F401
+from .embedding import Embedding  # noqa: F401
+from .identity import Identity  # noqa: F401
