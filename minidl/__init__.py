@@ -11,6 +11,16 @@ from .autograd import (  # noqa: F401
     is_grad_enabled, detect_anomaly,
 )
 from . import kernels  # noqa: F401
+from .gradcheck import gradcheck  # noqa: F401
+from .ops import (  # noqa: F401  (torch-style top-level functions: mdl.cat, mdl.exp, ...)
+    add, sub, mul, div, neg, pow, matmul,
+    exp, log, sqrt, abs, clamp, clip, maximum, minimum,
+    relu, sigmoid, tanh,
+    sum, mean, var, amax, amin, logsumexp,
+    reshape, transpose, permute, flatten, squeeze, unsqueeze,
+    cat, concatenate, stack, split, chunk,
+    where, masked_fill, eq, ne, lt, le, gt, ge,
+)
 
 __version__ = "0.1.0"
 
@@ -23,3 +33,8 @@ def manual_seed(seed):
     """Seed minidl's random number generator (initialisation, dropout, shuffling)."""
     from . import random
     random.manual_seed(seed)
+
+
+# checkpoints, layers and optimizers (H2)
+from .serialization import save, load  # noqa: E402,F401
+from . import nn, optim  # noqa: E402,F401

@@ -14,3 +14,12 @@ from .ops.embedding import embedding  # noqa: F401
 # linear, dropout and losses (H2)
 from .ops.linear import linear  # noqa: F401
 from .ops.dropout import dropout  # noqa: F401
+# core ops (H1): activations, elementwise math, reductions, shapes, joins, padding, selection
+from .ops.arithmetic import pow, matmul  # noqa: F401,E402
+from .ops.elementwise import exp, log, sqrt, abs, clamp, clip, maximum, minimum  # noqa: F401,E402
+from .ops.activations import relu, leaky_relu, gelu, sigmoid, tanh  # noqa: F401,E402
+from .ops.reductions import sum, mean, var, amax, amin, logsumexp  # noqa: F401,E402
+from .ops.shape import reshape, transpose, permute, flatten, squeeze, unsqueeze  # noqa: F401,E402
+from .ops.join import cat, stack, split, chunk  # noqa: F401,E402
+from .ops.pad import pad  # noqa: F401,E402
+from .ops.selection import where, masked_fill  # noqa: F401,E402

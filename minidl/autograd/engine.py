@@ -13,7 +13,7 @@
 import numpy as np
 
 from . import grad_mode
-from .function import check_finite
+from .grad_mode import check_finite
 
 
 def topological_order(root_function):

@@ -30,17 +30,20 @@ Conventions:
 import numpy as np
 
 from . import grad_mode
+from .grad_mode import check_finite  # noqa: F401  (re-exported: anomaly checks)
+from .tensor import Tensor  # tensor.py is always imported first (see autograd/__init__)
 
 
 class Function:
     """Base class of every differentiable op. An instance is one node of the graph."""
 
-    def __init__(self):
-        self.inputs = ()               # the Tensor arguments, in order
-        self.needs_input_grad = ()     # one bool per input: does it require grad?
-        self.saved_tensors = ()        # arrays kept for backward
-        self.freed = False             # True once backward ran without retain_graph
-        self.output_retains_grad = None  # the output Tensor, if it asked retain_grad()
+    # Per-node state. Class-level defaults (not set in __init__) keep creating a
+    # node cheap; `apply` and `save_for_backward` set instance values as needed.
+    inputs = ()                    # the Tensor arguments, in order
+    needs_input_grad = ()          # one bool per input: does it require grad?
+    saved_tensors = ()             # arrays kept for backward
+    freed = False                  # True once backward ran without retain_graph
+    output_retains_grad = None     # the output Tensor, if it asked retain_grad()
 
     @property
     def name(self):
@@ -62,32 +65,23 @@ class Function:
 
     @classmethod
     def apply(cls, *args, **options):
-        """Run the op on Tensors (or things convertible to them); return a Tensor."""
-        from .tensor import Tensor, as_tensor
+        """Run the op on Tensors (or things convertible to them); return a Tensor.
 
+        The output joins the graph only if grad mode is on, some input requires
+        grad and the output is floating point (comparisons, argmax and casts to
+        integers give tensors without gradient, as in PyTorch)."""
         function = cls()
-        tensors = tuple(a if isinstance(a, Tensor) else as_tensor(a) for a in args)
-        output = function.forward(*(t.data for t in tensors), **options)
-        if not isinstance(output, np.ndarray):
+        tensors = [a if isinstance(a, Tensor) else Tensor(a) for a in args]
+        output = function.forward(*[t.data for t in tensors], **options)
+        if type(output) is not np.ndarray:
             output = np.asarray(output)
-        if grad_mode.is_anomaly_enabled():
+        if grad_mode._anomaly_enabled:
             check_finite(function.name, "forward", output)
 
-        needs = tuple(t.requires_grad for t in tensors)
-        if grad_mode.is_grad_enabled() and any(needs):
-            function.inputs = tensors
-            function.needs_input_grad = needs
-            return Tensor._from_op(output, function)
-        return Tensor(output)
-
-
-def check_finite(op_name, phase, array):
-    """Raise FloatingPointError if a float array holds a NaN or an inf (anomaly mode)."""
-    if array is None or not np.issubdtype(array.dtype, np.floating):
-        return
-    if not np.all(np.isfinite(array)):
-        bad = np.argwhere(~np.isfinite(array))[0]
-        raise FloatingPointError(
-            f"detect_anomaly: {op_name} {phase} produced {array[tuple(bad)]} "
-            f"at index {tuple(int(i) for i in bad)} of an array of shape {array.shape}"
-        )
+        if grad_mode._grad_enabled and output.dtype.kind == "f":
+            needs = tuple([t.requires_grad for t in tensors])
+            if True in needs:
+                function.inputs = tensors
+                function.needs_input_grad = needs
+                return Tensor._from_op(output, function)
+        return Tensor._from_array(output)

@@ -11,6 +11,8 @@ Both are context managers that restore the previous state on exit, so they nest:
 """
 import contextlib
 
+import numpy as np
+
 _grad_enabled = True
 _anomaly_enabled = False
 
@@ -58,3 +60,15 @@ def detect_anomaly():
         yield
     finally:
         _anomaly_enabled = previous
+
+
+def check_finite(op_name, phase, array):
+    """Raise FloatingPointError if a float array holds a NaN or an inf (anomaly mode)."""
+    if array is None or not np.issubdtype(array.dtype, np.floating):
+        return
+    if not np.all(np.isfinite(array)):
+        bad = np.argwhere(~np.isfinite(array))[0]
+        raise FloatingPointError(
+            f"detect_anomaly: {op_name} {phase} produced {array[tuple(bad)]} "
+            f"at index {tuple(int(i) for i in bad)} of an array of shape {array.shape}"
+        )

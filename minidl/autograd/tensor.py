@@ -63,6 +63,16 @@ class Tensor:
             self.requires_grad_(True)
 
     @classmethod
+    def _from_array(cls, array):
+        """Wrap an ndarray without copying it (the result of an op, no graph)."""
+        tensor = cls.__new__(cls)
+        tensor.data = array
+        tensor.grad = None
+        tensor.grad_fn = None
+        tensor.requires_grad = False
+        return tensor
+
+    @classmethod
     def _from_op(cls, array, function):
         """Wrap the output of `function` (used by Function.apply)."""
         tensor = cls.__new__(cls)

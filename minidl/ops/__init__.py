@@ -9,3 +9,15 @@ from .normalization import batch_norm, layer_norm  # noqa: F401
 from .embedding import embedding  # noqa: F401
 from .linear import linear  # noqa: F401
 from .dropout import dropout  # noqa: F401
+# core ops (H1): arithmetic, elementwise, activations, reductions, shape,
+# indexing, join, pad, selection, comparison
+from .arithmetic import pow, matmul  # noqa: F401,E402
+from .elementwise import exp, log, sqrt, abs, clamp, clip, maximum, minimum, cast  # noqa: F401,E402
+from .activations import relu, leaky_relu, gelu, sigmoid, tanh  # noqa: F401,E402
+from .reductions import sum, mean, var, max, min, amax, amin, logsumexp  # noqa: F401,E402
+from .shape import reshape, view, transpose, permute, flatten, squeeze, unsqueeze, expand  # noqa: F401,E402
+from .indexing import getitem  # noqa: F401,E402
+from .join import cat, concatenate, stack, split, chunk  # noqa: F401,E402
+from .pad import pad  # noqa: F401,E402
+from .selection import where, masked_fill  # noqa: F401,E402
+from .comparison import eq, ne, lt, le, gt, ge  # noqa: F401,E402

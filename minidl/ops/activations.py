@@ -1,0 +1,120 @@
+"""Activation functions: relu, leaky_relu, gelu, sigmoid, tanh (elementwise)."""
+import math
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..kernels.erf import erf
+from .elementwise import as_float
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+
+
+class ReLU(Function):
+    """out = max(a, 0);  dL/da = g where a > 0, else 0 (0 at a = 0, like PyTorch)"""
+
+    def forward(self, a):
+        positive = a > 0
+        self.save_for_backward(positive)
+        return np.where(positive, a, 0).astype(a.dtype, copy=False)
+
+    def backward(self, grad):
+        (positive,) = self.saved_tensors
+        return np.where(positive, grad, 0).astype(grad.dtype, copy=False)
+
+
+class LeakyReLU(Function):
+    """out = a if a > 0 else s a;  dL/da = g if a > 0 else s g  (s = negative_slope)"""
+
+    def forward(self, a, negative_slope):
+        positive = a > 0
+        self.slope = negative_slope
+        self.save_for_backward(positive)
+        return np.where(positive, a, a * negative_slope)
+
+    def backward(self, grad):
+        (positive,) = self.saved_tensors
+        return np.where(positive, grad, grad * self.slope)
+
+
+class GELU(Function):
+    """out = a Phi(a), Phi(a) = (1 + erf(a / sqrt 2)) / 2, the normal CDF;
+    dL/da = g (Phi(a) + a phi(a)),  phi(a) = exp(-a**2 / 2) / sqrt(2 pi).
+
+    approximate="tanh": Phi(a) ~ (1 + tanh(u)) / 2, u = sqrt(2/pi) (a + 0.044715 a**3);
+    dL/da = g ((1 + t) / 2 + a (1 - t**2) / 2 * du/da), t = tanh(u)."""
+
+    def forward(self, a, approximate):
+        a = as_float(a)
+        self.approximate = approximate
+        self.save_for_backward(a)
+        if approximate == "tanh":
+            u = _SQRT_2_OVER_PI * (a + 0.044715 * a ** 3)
+            return 0.5 * a * (1 + np.tanh(u))
+        return 0.5 * a * (1 + erf(a * _SQRT_HALF))
+
+    def backward(self, grad):
+        (a,) = self.saved_tensors
+        if self.approximate == "tanh":
+            t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a ** 3))
+            du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
+            return grad * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du)
+        cdf = 0.5 * (1 + erf(a * _SQRT_HALF))
+        pdf = _INV_SQRT_2PI * np.exp(-0.5 * a * a)
+        return grad * (cdf + a * pdf)
+
+
+class Sigmoid(Function):
+    """out = 1 / (1 + e**-a);  dL/da = g out (1 - out)
+
+    Computed as e / (1 + e) with e = exp(-|a|) <= 1 on the negative side, so
+    exp never overflows (no warnings at |a| = 1000)."""
+
+    def forward(self, a):
+        a = as_float(a)
+        e = np.exp(-np.abs(a))                               # in (0, 1]
+        out = np.where(a >= 0, 1, e) / (1 + e)
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        (out,) = self.saved_tensors
+        return grad * out * (1 - out)
+
+
+class Tanh(Function):
+    """out = tanh(a);  dL/da = g (1 - out**2)"""
+
+    def forward(self, a):
+        out = np.tanh(as_float(a))
+        self.save_for_backward(out)
+        return out
+
+    def backward(self, grad):
+        (out,) = self.saved_tensors
+        return grad * (1 - out * out)
+
+
+def relu(input):
+    return ReLU.apply(input)
+
+
+def leaky_relu(input, negative_slope=0.01):
+    return LeakyReLU.apply(input, negative_slope=float(negative_slope))
+
+
+def gelu(input, approximate="none"):
+    """GELU, exact (erf) by default like PyTorch; approximate="tanh" for the tanh form."""
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return GELU.apply(input, approximate=approximate)
+
+
+def sigmoid(input):
+    return Sigmoid.apply(input)
+
+
+def tanh(input):
+    return Tanh.apply(input)

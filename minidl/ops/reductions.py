@@ -1,0 +1,170 @@
+"""Reductions: sum, mean, var, max, min, logsumexp over all dims, one dim or a
+tuple of dims, with or without `keepdim`.
+
+Every backward first puts the reduced axes back as size-1 axes (`_keep`), so
+that the gradient broadcasts against the input.
+
+max/min send the gradient to ONE element per reduced group: the first maximal
+one (the argmax), which is what PyTorch's `max(dim)` does. (PyTorch's full
+reduction `x.max()` instead splits it evenly among ties; with distinct values
+the two agree.) They return the values only, not PyTorch's (values, indices)
+pair: use `argmax` for the indices.
+"""
+import numpy as np
+
+from ..autograd.function import Function
+from .dims import normalize_dims
+
+
+def _keep(grad, axes, keepdim):
+    """`grad` with the reduced `axes` present again as size-1 axes."""
+    return grad if keepdim else np.expand_dims(grad, axes)
+
+
+def _count(shape, axes):
+    n = 1
+    for axis in axes:
+        n *= shape[axis]
+    return n
+
+
+class Sum(Function):
+    """out = sum of a over axes;  dL/da = g, broadcast back over the axes"""
+
+    def forward(self, a, axes, keepdim):
+        self.axes, self.keepdim, self.shape = axes, keepdim, a.shape
+        return np.sum(a, axis=axes, keepdims=keepdim)
+
+    def backward(self, grad):
+        return np.broadcast_to(_keep(grad, self.axes, self.keepdim), self.shape).copy()
+
+
+class Mean(Function):
+    """out = sum of a over axes / N;  dL/da = g / N, broadcast back"""
+
+    def forward(self, a, axes, keepdim):
+        self.axes, self.keepdim, self.shape = axes, keepdim, a.shape
+        return np.mean(a, axis=axes, keepdims=keepdim)
+
+    def backward(self, grad):
+        n = _count(self.shape, self.axes)
+        return np.broadcast_to(_keep(grad, self.axes, self.keepdim) / n, self.shape).copy()
+
+
+class Var(Function):
+    """out = sum (a - mean)**2 / (N - c), c = 1 if unbiased else 0;
+    dL/da = g * 2 (a - mean) / (N - c)"""
+
+    def forward(self, a, axes, unbiased, keepdim):
+        self.axes, self.keepdim = axes, keepdim
+        self.divisor = _count(a.shape, axes) - (1 if unbiased else 0)
+        centred = a - np.mean(a, axis=axes, keepdims=True)
+        self.save_for_backward(centred)
+        with np.errstate(divide="ignore", invalid="ignore"):    # one element, unbiased: NaN like PyTorch
+            return np.sum(centred * centred, axis=axes, keepdims=keepdim) / self.divisor
+
+    def backward(self, grad):
+        (centred,) = self.saved_tensors
+        scale = 2 / self.divisor if self.divisor else float("nan")
+        return _keep(grad, self.axes, self.keepdim) * centred * scale
+
+
+class Max(Function):
+    """out = max of a over axes;  dL/da = g at the first maximal element of each
+    group (the argmax), 0 elsewhere"""
+
+    reduce = staticmethod(np.max)
+    arg = staticmethod(np.argmax)
+
+    def forward(self, a, axes, keepdim):
+        self.axes, self.keepdim, self.shape = axes, keepdim, a.shape
+        self.save_for_backward(a)
+        return self.reduce(a, axis=axes, keepdims=keepdim)
+
+    def backward(self, grad):
+        (a,) = self.saved_tensors
+        axes = self.axes
+        kept = [d for d in range(a.ndim) if d not in axes]
+        # move the reduced axes to the end and merge them into one: (kept..., K)
+        grouped = np.transpose(a, kept + list(axes)).reshape([a.shape[d] for d in kept] + [-1])
+        winner = self.arg(grouped, axis=-1)                    # (kept...)
+        one_hot = np.arange(grouped.shape[-1]) == winner[..., None]      # (kept..., K)
+        g = np.reshape(grad, winner.shape + (1,))              # (kept..., 1)
+        spread = np.where(one_hot, g, 0).astype(grad.dtype, copy=False)  # (kept..., K)
+        spread = spread.reshape([a.shape[d] for d in kept] + [a.shape[d] for d in axes])
+        return np.transpose(spread, np.argsort(kept + list(axes)))
+
+
+class Min(Max):
+    """out = min of a over axes;  dL/da = g at the first minimal element (argmin)"""
+
+    reduce = staticmethod(np.min)
+    arg = staticmethod(np.argmin)
+
+
+class LogSumExp(Function):
+    """out = log sum exp(a) over axes, computed as m + log sum exp(a - m) with
+    m = max a (so exp never overflows);  dL/da = g * exp(a - out) (the softmax)"""
+
+    def forward(self, a, axes, keepdim):
+        self.axes, self.keepdim = axes, keepdim
+        m = np.max(a, axis=axes, keepdims=True)
+        m = np.where(np.isfinite(m), m, 0)                  # all -inf (or inf) groups
+        out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
+        self.save_for_backward(a, out)
+        return out if keepdim else np.squeeze(out, axis=axes)
+
+    def backward(self, grad):
+        a, out = self.saved_tensors
+        return _keep(grad, self.axes, self.keepdim) * np.exp(a - out)
+
+
+def _reduce(function, op_name, input, dim, keepdim, **options):
+    from ..autograd.tensor import as_tensor
+    input = as_tensor(input)
+    axes = normalize_dims(op_name, dim, input.ndim, input.shape)
+    return function.apply(input, axes=axes, keepdim=bool(keepdim), **options)
+
+
+def sum(input, dim=None, keepdim=False):
+    return _reduce(Sum, "sum", input, dim, keepdim)
+
+
+def mean(input, dim=None, keepdim=False):
+    from ..autograd.tensor import as_tensor
+    input = as_tensor(input)
+    if input.dtype.kind not in "fc":
+        raise TypeError(f"mean: needs a floating-point tensor, got dtype {input.dtype} "
+                        "(use .float() first)")
+    return _reduce(Mean, "mean", input, dim, keepdim)
+
+
+def var(input, dim=None, unbiased=True, keepdim=False):
+    """Variance; unbiased=True divides by N - 1 (PyTorch's default), else by N."""
+    return _reduce(Var, "var", input, dim, keepdim, unbiased=bool(unbiased))
+
+
+def _check_nonempty(op_name, input, dim):
+    from ..autograd.tensor import as_tensor
+    input = as_tensor(input)
+    axes = normalize_dims(op_name, dim, input.ndim, input.shape)
+    if any(input.shape[a] == 0 for a in axes):
+        raise ValueError(f"{op_name}: cannot reduce an empty dimension of a tensor of shape {input.shape}")
+    return input
+
+
+def max(input, dim=None, keepdim=False):
+    """Largest value over `dim`; the gradient goes to the argmax (see module docstring)."""
+    return _reduce(Max, "max", _check_nonempty("max", input, dim), dim, keepdim)
+
+
+def min(input, dim=None, keepdim=False):
+    """Smallest value over `dim`; the gradient goes to the argmin."""
+    return _reduce(Min, "min", _check_nonempty("min", input, dim), dim, keepdim)
+
+
+amax, amin = max, min
+
+
+def logsumexp(input, dim=None, keepdim=False):
+    return _reduce(LogSumExp, "logsumexp", input, dim, keepdim)
