@@ -14,6 +14,7 @@ from .ops.embedding import embedding  # noqa: F401
 # linear, dropout and losses (H2)
 from .ops.linear import linear  # noqa: F401
 from .ops.dropout import dropout  # noqa: F401
+from .ops.losses import cross_entropy, binary_cross_entropy_with_logits, mse_loss  # noqa: F401
 # core ops (H1): activations, elementwise math, reductions, shapes, joins, padding, selection
 from .ops.arithmetic import pow, matmul  # noqa: F401,E402
 from .ops.elementwise import exp, log, sqrt, abs, clamp, clip, maximum, minimum  # noqa: F401,E402

@@ -9,6 +9,7 @@ from .normalization import batch_norm, layer_norm  # noqa: F401
 from .embedding import embedding  # noqa: F401
 from .linear import linear  # noqa: F401
 from .dropout import dropout  # noqa: F401
+from .losses import cross_entropy, binary_cross_entropy_with_logits, mse_loss  # noqa: F401
 # core ops (H1): arithmetic, elementwise, activations, reductions, shape,
 # indexing, join, pad, selection, comparison
 from .arithmetic import pow, matmul  # noqa: F401,E402
