@@ -1,0 +1,151 @@
+"""Generative adversarial networks: a generator G draws images from noise z, a
+discriminator D tells real images from G's; each learns against the other.
+
+- DCGAN (Radford et al. 2015): G is Linear -> reshape -> [ConvTranspose2d +
+  BatchNorm + ReLU] blocks that double the size -> tanh; D is [Conv2d +
+  LeakyReLU(0.2)] blocks that halve it -> one logit. Sized for 8x8 and 28x28.
+- MLPGAN: the small fully connected GAN of the classic Keras tutorials.
+
+Images are in [-1, 1] (tanh's range): scale data with `images * 2 - 1`.
+D returns logits (no sigmoid), to pair with `F.binary_cross_entropy_with_logits`.
+"""
+from dataclasses import dataclass, asdict
+
+import numpy as np
+
+from .. import nn
+from ..autograd.grad_mode import no_grad
+from ..autograd.tensor import Tensor
+from .. import random as minidl_random
+
+
+@dataclass
+class GANConfig:
+    image_size: int = 8          # 8 (digits) or 28 (MNIST, Fashion-MNIST); a multiple of 4
+    channels: int = 1
+    latent_dim: int = 32
+    width: int = 64              # channels of the widest convolution (DCGAN) / hidden units (MLP)
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class Reshape(nn.Module):
+    def __init__(self, *shape):
+        super().__init__()
+        self.shape = shape
+
+    def extra_repr(self):
+        return f"shape={self.shape}"
+
+    def forward(self, x):
+        return x.reshape(x.shape[0], *self.shape)
+
+
+def _check_size(config):
+    if config.image_size % 4 != 0:
+        raise ValueError(f"DCGAN: image_size must be a multiple of 4, got {config.image_size}")
+
+
+class DCGANGenerator(nn.Module):
+    """z (N, latent_dim) -> images (N, C, S, S) in [-1, 1]."""
+
+    def __init__(self, config):
+        super().__init__()
+        _check_size(config)
+        start = config.image_size // 4                     # two doublings reach the size
+        wide, narrow = config.width, config.width // 2
+        self.config = config
+        self.net = nn.Sequential(
+            nn.Linear(config.latent_dim, wide * start * start, bias=False),
+            Reshape(wide, start, start),                                   # (N, wide, S/4, S/4)
+            nn.BatchNorm2d(wide), nn.ReLU(),
+            nn.ConvTranspose2d(wide, narrow, 4, stride=2, padding=1, bias=False),  # (N, narrow, S/2, S/2)
+            nn.BatchNorm2d(narrow), nn.ReLU(),
+            nn.ConvTranspose2d(narrow, config.channels, 4, stride=2, padding=1),  # (N, C, S, S)
+            nn.Tanh())
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class DCGANDiscriminator(nn.Module):
+    """images (N, C, S, S) -> logits (N, 1): high for real."""
+
+    def __init__(self, config):
+        super().__init__()
+        _check_size(config)
+        narrow, wide = config.width // 2, config.width
+        end = config.image_size // 4
+        self.net = nn.Sequential(
+            nn.Conv2d(config.channels, narrow, 4, stride=2, padding=1),    # (N, narrow, S/2, S/2)
+            nn.LeakyReLU(0.2),
+            nn.Conv2d(narrow, wide, 4, stride=2, padding=1),               # (N, wide, S/4, S/4)
+            nn.LeakyReLU(0.2),
+            nn.Flatten(),
+            nn.Linear(wide * end * end, 1))                                 # (N, 1)
+
+    def forward(self, images):
+        return self.net(images)
+
+
+class MLPGenerator(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        size = config.image_size
+        self.net = nn.Sequential(
+            nn.Linear(config.latent_dim, 2 * config.width), nn.LeakyReLU(0.2),
+            nn.Linear(2 * config.width, 4 * config.width), nn.LeakyReLU(0.2),
+            nn.Linear(4 * config.width, config.channels * size * size), nn.Tanh(),
+            Reshape(config.channels, size, size))
+
+    def forward(self, z):
+        return self.net(z)
+
+
+class MLPDiscriminator(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        size = config.image_size
+        self.net = nn.Sequential(
+            nn.Flatten(),
+            nn.Linear(config.channels * size * size, 4 * config.width), nn.LeakyReLU(0.2),
+            nn.Linear(4 * config.width, 2 * config.width), nn.LeakyReLU(0.2),
+            nn.Linear(2 * config.width, 1))
+
+    def forward(self, images):
+        return self.net(images)
+
+
+class GAN(nn.Module):
+    """The two players together, so one state_dict holds both."""
+
+    def __init__(self, config, kind="dcgan"):
+        super().__init__()
+        if kind not in ("dcgan", "mlp"):
+            raise ValueError(f"GAN: kind must be 'dcgan' or 'mlp', got {kind!r}")
+        self.config, self.kind = config, kind
+        if kind == "dcgan":
+            self.generator, self.discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
+        else:
+            self.generator, self.discriminator = MLPGenerator(config), MLPDiscriminator(config)
+
+    def noise(self, n, rng=None):
+        """n latent vectors z ~ N(0, I), float32: (n, latent_dim)."""
+        rng = rng or minidl_random.generator()
+        return rng.standard_normal((n, self.config.latent_dim)).astype(np.float32)
+
+    def sample(self, n=None, z=None, rng=None):
+        """Images in [-1, 1] from G in eval mode: (n, C, S, S) ndarray."""
+        z = self.noise(n, rng) if z is None else np.asarray(z, dtype=np.float32)
+        was_training = self.generator.training
+        self.generator.eval()
+        with no_grad():
+            images = self.generator(Tensor(z)).data
+        self.generator.train(was_training)
+        return images
+
+    def interpolate(self, z0, z1, steps=10):
+        """Images along the straight line from z0 to z1: (steps, C, S, S)."""
+        t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]       # (steps, 1)
+        return self.sample(z=(1 - t) * np.asarray(z0)[None] + t * np.asarray(z1)[None])

@@ -1,0 +1,68 @@
+"""A Vision Transformer: an image read as a sequence of patches.
+
+    image (N, C, H, W)
+      -> patches by a strided convolution: Conv2d(C, dim, kernel=patch, stride=patch)
+      -> (N, P, dim) with P = (H / patch) * (W / patch) patch tokens
+      -> a learned class token prepended: (N, P + 1, dim), plus learned positions
+      -> `depth` pre-norm TransformerEncoderLayers (GELU)
+      -> LayerNorm, then a Linear head on the class token: (N, num_classes)
+"""
+import numpy as np
+
+from .. import functional as F
+from .. import nn
+from ..autograd.grad_mode import no_grad
+
+
+class VisionTransformer(nn.Module):
+    def __init__(self, image_size=8, patch_size=2, in_channels=1, num_classes=10, dim=64,
+                 depth=4, heads=4, mlp_dim=128, dropout=0.0):
+        super().__init__()
+        if image_size % patch_size != 0:
+            raise ValueError(f"VisionTransformer: image_size {image_size} is not a multiple "
+                             f"of patch_size {patch_size}")
+        self.image_size, self.patch_size, self.dim = image_size, patch_size, dim
+        self.num_patches = (image_size // patch_size) ** 2
+        self.patch_embedding = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
+        self.class_token = nn.Parameter(np.zeros((1, 1, dim), dtype=np.float32))
+        self.position_embedding = nn.LearnedPositionalEmbedding(self.num_patches + 1, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.layers = nn.ModuleList([
+            nn.TransformerEncoderLayer(dim, heads, dim_feedforward=mlp_dim, dropout=dropout,
+                                       activation="gelu", norm_first=True)
+            for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+        nn.init.trunc_normal_(self.class_token, std=0.02)
+
+    def tokens(self, images):
+        """images (N, C, H, W) -> token sequence (N, P + 1, dim) with positions."""
+        N = images.shape[0]
+        if images.ndim != 4 or images.shape[2:] != (self.image_size, self.image_size):
+            raise ValueError(f"VisionTransformer: expected images (N, C, {self.image_size}, "
+                             f"{self.image_size}), got {images.shape}")
+        patches = self.patch_embedding(images)                             # (N, dim, h, w)
+        patches = patches.flatten(2).transpose(1, 2)                       # (N, P, dim)
+        cls = self.class_token.expand(N, 1, self.dim)                      # (N, 1, dim)
+        x = F.cat([cls, patches], dim=1)                                   # (N, P+1, dim)
+        return self.dropout(self.position_embedding(x))
+
+    def forward(self, images):
+        x = self.tokens(images)                                            # (N, P+1, dim)
+        for layer in self.layers:
+            x = layer(x)
+        return self.head(self.norm(x)[:, 0])                               # (N, classes)
+
+    def attention_maps(self, images):
+        """Head-averaged attention of every layer: a list of (N, P+1, P+1) arrays;
+        row 0 is where the class token looks."""
+        maps = []
+        with no_grad():
+            x = self.tokens(images)
+            for layer in self.layers:
+                h = layer.norm1(x)
+                _, weights = layer.self_attn(h, h, h, need_weights=True)
+                maps.append(weights.data)
+                x = layer(x)
+        return maps
+

@@ -1,0 +1,163 @@
+"""MultiheadAttention, TransformerEncoderLayer and positional embeddings:
+forward against NumPy written out in this file, gradcheck on small float64
+instances, and masking (the future cannot change the past)."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import nn
+from minidl.gradcheck import gradcheck
+
+
+def to_float64(module):
+    for p in module.parameters():
+        p.data = p.data.astype(np.float64)
+    return module
+
+
+def numpy_mha(module, x, bool_block=None):
+    """PyTorch's MultiheadAttention in plain NumPy; bool_block True = NOT allowed."""
+    E, H = module.embed_dim, module.num_heads
+    d = E // H
+    W, b = module.in_proj_weight.data, module.in_proj_bias.data
+    q, k, v = (x @ W[i * E:(i + 1) * E].T + b[i * E:(i + 1) * E] for i in range(3))
+    N, T, _ = x.shape
+    split = lambda t: t.reshape(N, T, H, d).transpose(0, 2, 1, 3)       # (N, H, T, d)
+    q, k, v = split(q), split(k), split(v)
+    scores = q @ k.transpose(0, 1, 3, 2) / np.sqrt(d)                    # (N, H, T, T)
+    if bool_block is not None:
+        scores = np.where(bool_block, -np.inf, scores)
+    weights = np.exp(scores - scores.max(-1, keepdims=True))
+    weights /= weights.sum(-1, keepdims=True)
+    heads = (weights @ v).transpose(0, 2, 1, 3).reshape(N, T, E)
+    out = heads @ module.out_proj.weight.data.T + module.out_proj.bias.data
+    return out, weights.mean(axis=1)
+
+
+def layer_norm(x, eps=1e-5):
+    return (x - x.mean(-1, keepdims=True)) / np.sqrt(x.var(-1, keepdims=True) + eps)
+
+
+@pytest.fixture(autouse=True)
+def seed():
+    mdl.manual_seed(0)
+
+
+def test_multihead_attention_forward_matches_numpy_reference():
+    module = to_float64(nn.MultiheadAttention(8, 2))
+    x = np.random.default_rng(1).standard_normal((3, 5, 8))
+    out, weights = module(mdl.tensor(x), mdl.tensor(x), mdl.tensor(x))
+    expected, expected_weights = numpy_mha(module, x)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(weights.data, expected_weights, rtol=1e-10, atol=1e-12)
+
+
+def test_multihead_attention_masks_match_reference():
+    module = to_float64(nn.MultiheadAttention(8, 4))
+    x = np.random.default_rng(2).standard_normal((2, 4, 8))
+    padding = np.array([[False, False, False, True], [False, True, False, False]])
+    causal_block = np.triu(np.ones((4, 4), dtype=bool), k=1)              # True = blocked
+    t = mdl.tensor(x)
+    out, _ = module(t, t, t, attn_mask=causal_block, key_padding_mask=padding)
+    block = causal_block[None, None] | padding[:, None, None, :]
+    expected, _ = numpy_mha(module, x, block)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+    out_causal, _ = module(t, t, t, is_causal=True)
+    expected_causal, _ = numpy_mha(module, x, causal_block[None, None])
+    np.testing.assert_allclose(out_causal.data, expected_causal, rtol=1e-10, atol=1e-12)
+
+
+def test_multihead_attention_gradcheck():
+    """Gradients for the input and for every projection weight, with a causal mask.
+    The checker makes its own float64 tensors, so they are put in the parameters' places."""
+    module = to_float64(nn.MultiheadAttention(4, 2))
+    x = np.random.default_rng(3).standard_normal((2, 3, 4))
+
+    def attention_with(x, w_in, b_in, w_out):
+        module._parameters["in_proj_weight"] = w_in
+        module._parameters["in_proj_bias"] = b_in
+        module.out_proj._parameters["weight"] = w_out
+        return module(x, x, x, need_weights=False, is_causal=True)[0]
+
+    weights = [module.in_proj_weight.data, module.in_proj_bias.data, module.out_proj.weight.data]
+    assert gradcheck(attention_with, [x] + [w.copy() for w in weights])
+
+
+def test_causal_self_attention_future_cannot_change_the_past():
+    module = nn.MultiheadAttention(8, 2)
+    x = np.random.default_rng(4).standard_normal((1, 6, 8)).astype(np.float32)
+    changed = x.copy()
+    changed[:, 4:] += 10.0                                                # perturb the future
+    a, _ = module(mdl.tensor(x), mdl.tensor(x), mdl.tensor(x), is_causal=True)
+    b, _ = module(mdl.tensor(changed), mdl.tensor(changed), mdl.tensor(changed), is_causal=True)
+    np.testing.assert_array_equal(a.data[:, :4], b.data[:, :4])
+    assert not np.allclose(a.data[:, 4:], b.data[:, 4:])
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_matches_numpy_reference(norm_first):
+    layer = to_float64(nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
+                                                  activation="relu", norm_first=norm_first))
+    x = np.random.default_rng(5).standard_normal((2, 5, 8))
+    out = layer(mdl.tensor(x)).data
+
+    def mlp(h):
+        hidden = np.maximum(h @ layer.linear1.weight.data.T + layer.linear1.bias.data, 0)
+        return hidden @ layer.linear2.weight.data.T + layer.linear2.bias.data
+
+    attn = lambda h: numpy_mha(layer.self_attn, h)[0]
+    if norm_first:
+        h = x + attn(layer_norm(x))
+        expected = h + mlp(layer_norm(h))
+    else:
+        h = layer_norm(x + attn(x))
+        expected = layer_norm(h + mlp(h))
+    np.testing.assert_allclose(out, expected, rtol=1e-9, atol=1e-10)
+
+
+def test_encoder_layer_gradcheck_through_input():
+    layer = to_float64(nn.TransformerEncoderLayer(4, 2, dim_feedforward=8, dropout=0.0,
+                                                  activation="gelu", norm_first=True))
+    x = np.random.default_rng(6).standard_normal((1, 3, 4))
+    assert gradcheck(lambda t: layer(t, is_causal=True), [x])
+
+
+def test_encoder_layer_padding_mask_hides_padded_keys():
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0)
+    x = np.random.default_rng(7).standard_normal((1, 5, 8)).astype(np.float32)
+    padding = np.array([[False, False, False, True, True]])
+    changed = x.copy()
+    changed[:, 3:] = -x[:, 3:] * 3.0
+    a = layer(mdl.tensor(x), src_key_padding_mask=padding).data
+    b = layer(mdl.tensor(changed), src_key_padding_mask=padding).data
+    np.testing.assert_allclose(a[:, :3], b[:, :3], rtol=1e-5, atol=1e-6)
+
+
+def test_sinusoidal_table_values_by_hand():
+    enc = nn.SinusoidalPositionalEncoding(4, max_len=10)
+    out = enc(mdl.tensor(np.zeros((1, 3, 4), dtype=np.float32))).data[0]
+    p = 2
+    expected = [np.sin(p), np.cos(p), np.sin(p / 100.0), np.cos(p / 100.0)]
+    np.testing.assert_allclose(out[p], expected, rtol=1e-6)
+
+
+def test_learned_positional_embedding_adds_rows_and_has_gradient():
+    emb = to_float64(nn.LearnedPositionalEmbedding(6, 3))
+    x = np.random.default_rng(8).standard_normal((2, 4, 3))
+    out = emb(mdl.tensor(x)).data
+    np.testing.assert_allclose(out, x + emb.weight.data[:4])
+    assert gradcheck(lambda t: emb(t), [x])
+    with pytest.raises(ValueError, match="exceeds max_len"):
+        emb(mdl.tensor(np.zeros((1, 7, 3))))
+
+
+def test_multihead_attention_rejects_bad_shapes():
+    module = nn.MultiheadAttention(8, 2)
+    with pytest.raises(ValueError, match="embed_dim 8 is not divisible"):
+        nn.MultiheadAttention(8, 3)
+    x = mdl.tensor(np.zeros((2, 3, 6), dtype=np.float32))
+    with pytest.raises(ValueError, match=r"query must be \(N, T, 8\)"):
+        module(x, x, x)
+    y = mdl.tensor(np.zeros((2, 3, 8), dtype=np.float32))
+    with pytest.raises(ValueError, match="key_padding_mask must be"):
+        module(y, y, y, key_padding_mask=np.zeros((2, 4), dtype=bool))
