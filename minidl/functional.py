@@ -24,3 +24,5 @@ from .ops.shape import reshape, transpose, permute, flatten, squeeze, unsqueeze 
 from .ops.join import cat, stack, split, chunk  # noqa: F401,E402
 from .ops.pad import pad  # noqa: F401,E402
 from .ops.selection import where, masked_fill  # noqa: F401,E402
+# convolution (H4): conv2d and its adjoint conv_transpose2d
+from .ops.conv import conv2d, conv_transpose2d  # noqa: F401,E402

@@ -22,3 +22,5 @@ from .join import cat, concatenate, stack, split, chunk  # noqa: F401,E402
 from .pad import pad  # noqa: F401,E402
 from .selection import where, masked_fill  # noqa: F401,E402
 from .comparison import eq, ne, lt, le, gt, ge  # noqa: F401,E402
+# convolution (H4): conv2d and its adjoint conv_transpose2d
+from .conv import conv2d, conv_transpose2d  # noqa: F401,E402
