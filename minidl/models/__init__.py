@@ -73,3 +73,7 @@ def build_model(name, input_shape, num_classes):
 # ---- the registry: one line per model ----------------------------------------
 register("mlp", "minidl.models.mlp:build", description="Flatten, Linear(in, 128), ReLU, Linear(128, classes)",
          epochs=20, batch_size=32, optimizer="adam", lr=1e-3)
+register("cnn", "minidl.models.cnn:build", description="Keras example CNN: conv 32-64-64 3x3, 2 max-pools, dense 64",
+         epochs=10, batch_size=32, optimizer="adam", lr=2e-3)
+register("lenet", "minidl.models.lenet:build", description="LeNet-5: conv 6-16 5x5, 2 max-pools, dense 120-84",
+         epochs=10, batch_size=32, optimizer="adam", lr=2e-3)

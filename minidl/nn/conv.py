@@ -130,10 +130,8 @@ class Conv2d(_ConvNd):
 
     def forward(self, x):                                       # (N, Cin, H, W)
         self._check_input(x)
-        options = dict(stride=self.stride, padding=self.padding, dilation=self.dilation)
-        if self.groups != 1:
-            options["groups"] = self.groups
-        return F.conv2d(x, self.weight, self.bias, **options)  # (N, Cout, H', W')
+        return F.conv2d(x, self.weight, self.bias, stride=self.stride, padding=self.padding,
+                        dilation=self.dilation, groups=self.groups)       # (N, Cout, H', W')
 
 
 class ConvTranspose2d(_ConvNd):
@@ -155,9 +153,6 @@ class ConvTranspose2d(_ConvNd):
 
     def forward(self, x):                                       # (N, Cin, H, W)
         self._check_input(x)
-        options = dict(stride=self.stride, padding=self.padding, output_padding=self.output_padding)
-        if self.groups != 1:
-            options["groups"] = self.groups
-        if self.dilation != (1, 1):
-            options["dilation"] = self.dilation
-        return F.conv_transpose2d(x, self.weight, self.bias, **options)   # (N, Cout, H', W')
+        return F.conv_transpose2d(x, self.weight, self.bias, stride=self.stride,
+                                  padding=self.padding, output_padding=self.output_padding,
+                                  groups=self.groups, dilation=self.dilation)   # (N, Cout, H', W')

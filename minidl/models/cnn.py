@@ -1,0 +1,75 @@
+"""The CNN of the classic Keras example, adapted to the input size.
+
+    image (N, C, H, W)
+      -> Conv2d(C, 32, 3) -> ReLU -> MaxPool2d(2)
+      -> Conv2d(32, 64, 3) -> ReLU -> MaxPool2d(2)
+      -> Conv2d(64, 64, 3) -> ReLU
+      -> Flatten -> Linear(64 * h * w, 64) -> ReLU -> Linear(64, classes) -> logits
+
+Each 3x3 convolution without padding takes 2 pixels off each side length
+(s -> s - 2) and each pooling halves it (s -> s // 2). For 28x28 images that
+is the Keras layout: 28 -> 26 -> 13 -> 11 -> 5 -> 3, so the last feature map
+is 64 x 3 x 3 and the model has 93,322 parameters for 10 classes.
+
+An 8x8 digit would shrink to nothing (8 -> 6 -> 3 -> 1 -> 0), so `plan_layout`
+picks the first of these that leaves at least a 1x1 map, in this order:
+  1. padding 0, two pools (Keras, any side >= 18);
+  2. padding 1 ("same": a conv keeps the size), two pools (side >= 4):
+     8 -> 8 -> 4 -> 4 -> 2 -> 2, a 64 x 2 x 2 map;
+  3. padding 1, one pool (side >= 2);  4. padding 1, no pool.
+The order prefers Keras's layout, then keeping both pools (they make the
+features tolerant to small shifts and keep the dense layer small).
+"""
+from .. import nn
+from .summary import SummaryMixin
+
+
+def plan_layout(height, width):
+    """(padding, number of pools, (h, w) of the last feature map) for an input of
+    (height, width), following the order in the module docstring."""
+    for padding, pools in ((0, 2), (1, 2), (1, 1), (1, 0)):
+        sizes = []
+        for side in (height, width):
+            for conv in (1, 2, 3):
+                if 2 <= conv <= pools + 1:                   # pool1 before conv2, pool2 before conv3
+                    side //= 2
+                side += 2 * padding - 2                      # a 3x3 conv
+            sizes.append(side)
+        if min(sizes) >= 1:
+            return padding, pools, tuple(sizes)
+    raise ValueError(f"CNN: an input of {height}x{width} is too small (needs at least 1x1)")
+
+
+class CNN(SummaryMixin, nn.Module):
+    """CNN(in_channels=1, num_classes=10, image_size=(28, 28)): the Keras example
+    network; `image_size` chooses padding and pooling (see `plan_layout`)."""
+
+    def __init__(self, in_channels=1, num_classes=10, image_size=(28, 28)):
+        super().__init__()
+        padding, pools, (h, w) = plan_layout(*image_size)
+        self.image_size = tuple(image_size)
+        self.conv1 = nn.Conv2d(in_channels, 32, 3, padding=padding)
+        self.relu1 = nn.ReLU()
+        self.pool1 = nn.MaxPool2d(2) if pools >= 1 else nn.Identity()
+        self.conv2 = nn.Conv2d(32, 64, 3, padding=padding)
+        self.relu2 = nn.ReLU()
+        self.pool2 = nn.MaxPool2d(2) if pools >= 2 else nn.Identity()
+        self.conv3 = nn.Conv2d(64, 64, 3, padding=padding)
+        self.relu3 = nn.ReLU()
+        self.flatten = nn.Flatten()
+        self.fc1 = nn.Linear(64 * h * w, 64)
+        self.relu4 = nn.ReLU()
+        self.fc2 = nn.Linear(64, num_classes)
+
+    def forward(self, x):                                   # (N, C, H, W)
+        x = self.pool1(self.relu1(self.conv1(x)))           # (N, 32, H1, W1)
+        x = self.pool2(self.relu2(self.conv2(x)))           # (N, 64, H2, W2)
+        x = self.relu3(self.conv3(x))                       # (N, 64, h, w)
+        x = self.relu4(self.fc1(self.flatten(x)))           # (N, 64)
+        return self.fc2(x)                                  # (N, num_classes)
+
+
+def build(input_shape, num_classes):
+    """The registry's builder: a CNN for inputs of shape (C, H, W)."""
+    channels, height, width = input_shape
+    return CNN(channels, num_classes, (height, width))

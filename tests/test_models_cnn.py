@@ -1,0 +1,171 @@
+"""The Keras-example CNN and LeNet-5: output shapes for 8x8 and 28x28 inputs,
+summary tables against hand-computed counts, overfitting one batch,
+bit-for-bit determinism, checkpoint round trip, and the CNN's accuracy on the
+bundled digits with the recipe `minidl train cnn` uses."""
+import time
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+import minidl.functional as F
+from minidl import optim
+from minidl.data import load_dataset
+from minidl.models import build_model
+from minidl.models.cnn import CNN, plan_layout
+from minidl.models.lenet import LeNet
+from minidl.models.summary import summary
+
+MODELS = ["cnn", "lenet"]
+
+
+def digits_batch(n, seed=0):
+    train = load_dataset("digits", "train")
+    rows = np.random.default_rng(seed).choice(len(train), n, replace=False)
+    return mdl.tensor(train.images[rows]), mdl.tensor(train.labels[rows])
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("input_shape", [(1, 8, 8), (1, 28, 28), (3, 32, 32), (1, 12, 20)])
+def test_output_shape_for_each_input_size(name, input_shape):
+    model = build_model(name, input_shape, 7)
+    out = model(mdl.tensor(np.zeros((3,) + input_shape, np.float32)))
+    assert out.shape == (3, 7) and out.dtype == np.float32
+
+
+def test_cnn_layout_follows_keras_for_28_and_pads_for_8():
+    assert plan_layout(28, 28) == (0, 2, (3, 3))        # 28 -> 26 -> 13 -> 11 -> 5 -> 3
+    assert plan_layout(8, 8) == (1, 2, (2, 2))          # 8 -> 8 -> 4 -> 4 -> 2 -> 2
+    assert plan_layout(3, 3) == (1, 1, (1, 1))
+    with pytest.raises(ValueError, match="too small"):
+        LeNet(1, 10, (3, 3))
+
+
+def test_summary_of_keras_cnn_matches_hand_counts(capsys):
+    model = CNN(1, 10, (28, 28))
+    table = model.summary((1, 28, 28))
+    rows = {row["name"]: row for row in table.rows}
+    # params: Cout * (Cin * 3 * 3 + 1) for convs, out * (in + 1) for dense
+    assert rows["conv1"]["params"] == 32 * (1 * 9 + 1) == 320
+    assert rows["conv2"]["params"] == 64 * (32 * 9 + 1) == 18496
+    assert rows["conv3"]["params"] == 64 * (64 * 9 + 1) == 36928
+    assert rows["fc1"]["params"] == 64 * (3 * 3 * 64 + 1) == 36928
+    assert rows["fc2"]["params"] == 10 * (64 + 1) == 650
+    assert table.total_params == 93322 == sum(p.data.size for p in model.parameters())
+    assert sum(row["params"] for row in table.rows) == table.total_params
+    # multiply-adds per image: output values * inputs per output value
+    assert rows["conv1"]["mult_adds"] == 26 * 26 * 32 * 9
+    assert rows["conv2"]["mult_adds"] == 11 * 11 * 64 * 32 * 9
+    assert rows["conv3"]["mult_adds"] == 3 * 3 * 64 * 64 * 9
+    assert rows["fc1"]["mult_adds"] == 576 * 64 and rows["fc2"]["mult_adds"] == 640
+    assert rows["relu1"]["mult_adds"] == 0 and rows["pool1"]["params"] == 0
+    shapes = [(row["name"], row["output_shape"]) for row in table.rows]
+    assert shapes[:3] == [("conv1", ("N", 32, 26, 26)), ("relu1", ("N", 32, 26, 26)),
+                          ("pool1", ("N", 32, 13, 13))]
+    assert rows["conv3"]["output_shape"] == ("N", 64, 3, 3)
+    assert rows["flatten"]["output_shape"] == ("N", 576)
+    printed = capsys.readouterr().out
+    assert "Total params: 93,322" in printed and "conv2 (Conv2d)" in printed
+    assert "(N, 64, 11, 11)" in printed
+
+
+def test_summary_of_lenet_matches_hand_counts_and_restores_the_model():
+    model = LeNet(1, 10, (28, 28)).train()
+    table = summary(model, (1, 28, 28), print_table=False)
+    counts = [row["params"] for row in table.rows if row["params"]]
+    assert counts == [6 * 26, 16 * (6 * 25 + 1), 120 * 401, 84 * 121, 10 * 85]
+    assert table.total_params == 61706 == sum(p.data.size for p in model.parameters())
+    assert [r["output_shape"] for r in table.rows if r["name"] == "pool2"] == [("N", 16, 5, 5)]
+    assert model.training and "forward" not in model.conv1.__dict__     # hooks removed, mode kept
+    assert model(mdl.tensor(np.zeros((1, 1, 28, 28), np.float32))).shape == (1, 10)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_summary_totals_equal_parameter_sizes_for_digits(name):
+    model = build_model(name, (1, 8, 8), 10)
+    table = summary(model, (1, 8, 8), print_table=False)
+    assert table.total_params == sum(p.data.size for p in model.parameters())
+    assert sum(row["params"] for row in table.rows) == table.total_params
+    assert table.rows[-1]["output_shape"] == ("N", 10)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_overfitting_one_batch_drives_loss_near_zero(name):
+    mdl.manual_seed(0)
+    model = build_model(name, (1, 8, 8), 10)
+    images, labels = digits_batch(32)
+    optimizer = optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(150):
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[0] > 1.5                   # starts near log(10)
+    assert losses[-1] < 0.01, losses[-10:]
+
+
+def short_run(name, seed, steps=4):
+    mdl.manual_seed(seed)
+    model = build_model(name, (1, 8, 8), 10)
+    optimizer = optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for step in range(steps):
+        images, labels = digits_batch(16, seed=step)
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_same_seed_gives_identical_losses_bit_for_bit(name):
+    first, second = short_run(name, seed=3), short_run(name, seed=3)
+    assert first == second
+    assert short_run(name, seed=4) != first
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
+    mdl.manual_seed(0)
+    model = build_model(name, (1, 8, 8), 10)
+    short_optimizer = optim.Adam(model.parameters(), lr=1e-2)
+    images, labels = digits_batch(16)
+    F.cross_entropy(model(images), labels).backward()
+    short_optimizer.step()                                   # weights differ from any fresh init
+    path = tmp_path / "model.npz"
+    mdl.save(model.state_dict(), path)
+    mdl.manual_seed(1)
+    restored = build_model(name, (1, 8, 8), 10)
+    restored.load_state_dict(mdl.load(path))
+    model.eval(), restored.eval()
+    np.testing.assert_array_equal(restored(images).data, model(images).data)
+    for (key, a), (_, b) in zip(model.state_dict().items(), restored.state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=key)
+
+
+def test_cnn_reaches_98_5_percent_on_digits_with_the_default_recipe():
+    """The registered defaults of `minidl train cnn`, run through the CLI's own
+    epoch loop (minidl.training.classifier), without the run directory."""
+    from minidl.data import DataLoader
+    from minidl.training.classifier import evaluate, new_model, train_one_epoch
+    from minidl.training.config import epoch_seed, make_config, make_optimizer
+
+    config = make_config("cnn", dataset="digits")
+    train, test = load_dataset("digits", "train"), load_dataset("digits", "test")
+    start = time.perf_counter()
+    model = new_model(config, train)
+    optimizer = make_optimizer(config, model.parameters())
+    for epoch in range(1, config.epochs + 1):
+        seed = epoch_seed(config.seed, epoch)
+        mdl.manual_seed(seed)
+        loader = DataLoader(train, batch_size=config.batch_size, shuffle=True, seed=seed)
+        train_one_epoch(model, loader, optimizer, config.dataset, config.augment)
+    result = evaluate(model, test, config.dataset, config.eval_batch_size)
+    seconds = time.perf_counter() - start
+    print(f"cnn on digits: {result['acc']:.2%} ({result['correct']}/{result['total']}) "
+          f"in {seconds:.1f} s, {config.epochs} epochs")
+    assert result["acc"] >= 0.985
