@@ -1,0 +1,122 @@
+"""Benchmark suite for conv2d and conv_transpose2d (standard shapes of PERF.md).
+
+For each shape, two cases: forward only, and forward + backward (gradients
+for input, weight and bias). Implementations: minidl with the "numba" and
+"numpy" backends, PyTorch's default call (if torch is importable; float32,
+2 threads), and the interpreted "python" loops on a tiny shape only.
+Ratios are taken against minidl-numba: a ratio above 1 means that
+implementation is slower than ours.
+"""
+import numpy as np
+
+from .harness import Case
+from .. import kernels
+from ..autograd.tensor import Tensor
+from ..ops.conv import conv2d, conv_transpose2d
+
+# (op, label, N, Cin, Cout, H, W, k, stride, padding, output_padding)
+STANDARD = [
+    ("conv2d", "N64 1->32 28x28 k3 p1", 64, 1, 32, 28, 28, 3, 1, 1, 0),
+    ("conv2d", "N64 32->64 14x14 k3 p1", 64, 32, 64, 14, 14, 3, 1, 1, 0),
+    ("conv2d", "N32 3->64 32x32 k3 p1", 32, 3, 64, 32, 32, 3, 1, 1, 0),
+    ("conv2d", "N16 64->128 16x16 k3 s2 p1", 16, 64, 128, 16, 16, 3, 2, 1, 0),
+    ("conv_transpose2d", "N64 128->64 7x7->14x14 k4 s2 p1", 64, 128, 64, 7, 7, 4, 2, 1, 0),
+]
+QUICK = [
+    ("conv2d", "N4 3->8 16x16 k3 p1", 4, 3, 8, 16, 16, 3, 1, 1, 0),
+    ("conv_transpose2d", "N4 8->4 7x7->14x14 k4 s2 p1", 4, 8, 4, 7, 7, 4, 2, 1, 0),
+]
+TINY = [
+    ("conv2d", "N2 2->3 8x8 k3 p1 (tiny)", 2, 2, 3, 8, 8, 3, 1, 1, 0),
+    ("conv_transpose2d", "N2 3->2 4x4->8x8 k4 s2 p1 (tiny)", 2, 3, 2, 4, 4, 4, 2, 1, 0),
+]
+
+
+def _inputs(op, n, c_in, c_out, h, w, k, stride, padding, output_padding, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in, h, w)).astype(np.float32)            # (N, Cin, H, W)
+    if op == "conv2d":
+        weight = rng.standard_normal((c_out, c_in, k, k)).astype(np.float32)   # (Cout, Cin, k, k)
+    else:
+        weight = rng.standard_normal((c_in, c_out, k, k)).astype(np.float32)   # (Cin, Cout, k, k)
+    bias = rng.standard_normal(c_out).astype(np.float32)
+    options = dict(stride=stride, padding=padding)
+    if op == "conv_transpose2d":
+        options["output_padding"] = output_padding
+    return x, weight, bias, options
+
+
+def _minidl(op, backend, x, weight, bias, options, backward):
+    fn = conv2d if op == "conv2d" else conv_transpose2d
+    tensors = [Tensor(a, requires_grad=backward) for a in (x, weight, bias)]
+    grad = [None]
+
+    def run():
+        with kernels.use(backend):
+            out = fn(*tensors, **options)
+            if backward:
+                if grad[0] is None:
+                    grad[0] = np.ones_like(out.data)
+                for t in tensors:
+                    t.grad = None
+                out.backward(grad[0])
+        return out
+    return run
+
+
+def _torch(op, x, weight, bias, options, backward):
+    import torch
+    torch.set_num_threads(2)
+    fn = torch.nn.functional.conv2d if op == "conv2d" else torch.nn.functional.conv_transpose2d
+    tensors = [torch.from_numpy(a.copy()).requires_grad_(backward) for a in (x, weight, bias)]
+    grad = [None]
+
+    def run():
+        if not backward:
+            with torch.no_grad():
+                return fn(*tensors, **options)
+        out = fn(*tensors, **options)
+        if grad[0] is None:
+            grad[0] = torch.ones_like(out)
+        for t in tensors:
+            t.grad = None
+        out.backward(grad[0])
+        return out
+    return run
+
+
+def _flops(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
+    """Multiply-adds x 2 of the forward pass (the backward does twice as many)."""
+    if op == "conv2d":
+        ho = (h + 2 * padding - k) // stride + 1
+        wo = (w + 2 * padding - k) // stride + 1
+        return 2.0 * n * c_out * ho * wo * c_in * k * k
+    return 2.0 * n * c_in * h * w * c_out * k * k        # every input pixel meets every tap
+
+
+def _has_torch():
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def cases(quick=False):
+    torch_ok = _has_torch()
+    for spec in (QUICK if quick else STANDARD):
+        op, label = spec[0], spec[1]
+        x, weight, bias, options = _inputs(op, *spec[2:])
+        flops = _flops(op, *spec[2:])
+        for backward, suffix, factor in ((False, "fwd", 1), (True, "fwd+bwd", 3)):
+            impls = {f"numba {suffix}": _minidl(op, "numba", x, weight, bias, options, backward),
+                     f"numpy {suffix}": _minidl(op, "numpy", x, weight, bias, options, backward)}
+            if torch_ok:
+                impls[f"torch {suffix}"] = _torch(op, x, weight, bias, options, backward)
+            yield Case(op, label, impls, work=factor * flops, baseline=f"numba {suffix}")
+    for spec in TINY:                                     # interpreted loops: tiny shapes only
+        op, label = spec[0], spec[1]
+        x, weight, bias, options = _inputs(op, *spec[2:])
+        impls = {f"{b} fwd+bwd": _minidl(op, b, x, weight, bias, options, True)
+                 for b in ("numba", "numpy", "python")}
+        yield Case(op, label, impls, work=3 * _flops(op, *spec[2:]), baseline="numba fwd+bwd")
