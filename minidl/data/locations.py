@@ -36,10 +36,11 @@ def candidate_dirs(name, root=None):
     """All directories searched for dataset `name`, in search order."""
     dirs = []
     if root is not None:
-        dirs += [Path(root) / name, Path(root)]
+        root = Path(root).expanduser()
+        dirs += [root / name, root]
     for entry in os.environ.get("MINIDL_DATA", "").split(os.pathsep):
         if entry:
-            dirs.append(Path(entry) / name)
+            dirs.append(Path(entry).expanduser() / name)
     dirs.append(user_data_dir() / name)
     dirs += [base / name for base in SYSTEM_DIRS]
     return dirs
