@@ -1,0 +1,173 @@
+"""Small building blocks of the fused attention kernels (`attention_forward.py`,
+`attention_backward.py`): a vectorisable exp, a counter-based dropout hash, and
+three block matrix products written so that LLVM vectorises their inner loop.
+
+Why hand-written products: a fused kernel works on one (query block x key block)
+tile at a time, inside a `prange` loop. Calling BLAS there would need SciPy and
+would fight Numba's threads for the two cores (PERF.md, pitfall 1). Every
+product below is written in "axpy" form: the innermost loop runs along a
+contiguous row of the output and of one operand, so it becomes SIMD
+multiply-adds. The reduction index is unrolled by 4 so that each load/store of
+the output row serves four multiply-adds.
+
+Accuracy: products accumulate in the inputs' dtype (float32 for float32 inputs,
+relative error ~1e-6 for our sizes; float64 for float64). `exp_shifted` is
+float64 inside (relative error ~3e-16 before rounding to the output dtype).
+
+All functions here are `@njit(cache=True)`; the "python" backend runs the
+kernels through `.py_func`, swapping these helpers for their `.py_func` too
+(see `attention.run_interpreted`), so nothing is compiled in that mode.
+"""
+import numpy as np
+from numba import njit
+
+# fastmath flags for loops: allow reassociation (vectorised sums) and fused
+# multiply-add, but NOT "no infs / no NaNs": masks are -inf.
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+
+LOG2E = 1.4426950408889634              # 1 / ln 2
+LN2_HI = 6.93147180369123816490e-01     # ln 2 rounded so that k * LN2_HI is exact
+LN2_LO = 1.90821492927058770002e-10     # ln 2 - LN2_HI
+
+
+@njit(cache=True, fastmath={"contract"})
+def exp_shifted(x, n, offset, bits):
+    """In place: x[c] <- exp(x[c] - offset) for c < n.
+
+    x: 1-D float32/float64 array (at least n long); offset: float64;
+    bits: int64 work array (at least n long), overwritten.
+    exp(t) = 2**k * exp(r) with k = round(t / ln 2) and |r| <= ln(2)/2; exp(r)
+    by its Taylor series to degree 12 (tail < 0.347**13/13! ~ 2e-16), 2**k
+    built from its IEEE-754 bits. t < -708 (including -inf) gives exactly 0;
+    t is clamped at 709 (callers only pass t <= 0). Written as two plain loops
+    with no calls so that LLVM vectorises both.
+    """
+    scale2k = bits.view(np.float64)               # the same memory, read as float64
+    for c in range(n):
+        t = np.float64(x[c]) - offset
+        t = min(max(t, -745.0), 709.0)
+        k = np.floor(t * LOG2E + 0.5)             # nearest integer to t / ln 2
+        r = (t - k * LN2_HI) - k * LN2_LO         # t = k ln 2 + r
+        p = 1.0 / 479001600.0                     # 1/12!, then Horner down to 1/0!
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0                           # ~exp(r), in [0.70, 1.42]
+        ki = np.int64(k)
+        # float64 2**k: exponent field k + 1023, mantissa 0; 0 bits = +0.0
+        bits[c] = ((ki + 1023) << 52) if ki >= -1022 else 0
+        x[c] = p                                  # exact scaling by 2**k follows
+    for c in range(n):
+        x[c] = x[c] * scale2k[c]
+
+
+# SplitMix64 finaliser constants (a well-mixing 64-bit hash of a counter)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_S30, _S27, _S31, _S40 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(40)
+
+
+def dropout_threshold(dropout_p):
+    """Integer threshold t: an element is kept when its 24-bit hash is >= t,
+    so it is dropped with probability t / 2**24 ~ dropout_p."""
+    return np.uint64(int(round(dropout_p * (1 << 24))))
+
+
+@njit(cache=True)
+def dropout_keep(seed, index, threshold):
+    """Keep element `index` (a flat index into the (BH, L, S) weights) under
+    `seed`? Pure function of (seed, index), so backward recomputes the same
+    mask without storing it. seed, index, threshold: uint64."""
+    z = seed + index * _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return (z >> _S40) >= threshold
+
+
+def dropout_keep_numpy(seed, index, threshold):
+    """`dropout_keep` on an array of uint64 indices (the NumPy twin's version)."""
+    z = np.uint64(seed) + index * _GOLDEN
+    z = (z ^ (z >> _S30)) * _MIX1
+    z = (z ^ (z >> _S27)) * _MIX2
+    z = z ^ (z >> _S31)
+    return (z >> _S40) >= threshold
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def scores_block(a, bT, i0, j0, nr, nc, s):
+    """s[r, c] = sum_e a[i0 + r, e] * bT[e, j0 + c]   for r < nr, c < nc.
+
+    a: (rows, E) C-contiguous; bT: (E, cols), the second operand transposed so
+    that the inner loop over c is contiguous; s: (>= nr, >= nc) output block.
+    """
+    E = a.shape[1]
+    for r in range(nr):
+        for c in range(nc):
+            s[r, c] = 0
+        e = 0
+        while e + 4 <= E:                                # 4 terms of the sum per pass
+            a0, a1 = a[i0 + r, e], a[i0 + r, e + 1]
+            a2, a3 = a[i0 + r, e + 2], a[i0 + r, e + 3]
+            for c in range(nc):
+                s[r, c] += (a0 * bT[e, j0 + c] + a1 * bT[e + 1, j0 + c]
+                            + a2 * bT[e + 2, j0 + c] + a3 * bT[e + 3, j0 + c])
+            e += 4
+        while e < E:                                     # the E % 4 leftover terms
+            a0 = a[i0 + r, e]
+            for c in range(nc):
+                s[r, c] += a0 * bT[e, j0 + c]
+            e += 1
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def accumulate_rows(p, rows, j0, nr, nc, acc, i0):
+    """acc[i0 + r, :] += sum_c p[r, c] * rows[j0 + c, :]   (acc += P @ rows block).
+
+    Used for O += P V (forward) and dQ += dS K (backward).
+    """
+    D = rows.shape[1]
+    for r in range(nr):
+        c = 0
+        while c + 4 <= nc:
+            p0, p1, p2, p3 = p[r, c], p[r, c + 1], p[r, c + 2], p[r, c + 3]
+            for d in range(D):
+                acc[i0 + r, d] += (p0 * rows[j0 + c, d] + p1 * rows[j0 + c + 1, d]
+                                   + p2 * rows[j0 + c + 2, d] + p3 * rows[j0 + c + 3, d])
+            c += 4
+        while c < nc:
+            p0 = p[r, c]
+            for d in range(D):
+                acc[i0 + r, d] += p0 * rows[j0 + c, d]
+            c += 1
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def accumulate_cols(p, rows, i0, nr, nc, acc, j0):
+    """acc[j0 + c, :] += sum_r p[r, c] * rows[i0 + r, :]   (acc += P^T @ rows block).
+
+    Used for dV += P^T dO and dK += dS^T Q (backward).
+    """
+    D = rows.shape[1]
+    for c in range(nc):
+        r = 0
+        while r + 4 <= nr:
+            p0, p1, p2, p3 = p[r, c], p[r + 1, c], p[r + 2, c], p[r + 3, c]
+            for d in range(D):
+                acc[j0 + c, d] += (p0 * rows[i0 + r, d] + p1 * rows[i0 + r + 1, d]
+                                   + p2 * rows[i0 + r + 2, d] + p3 * rows[i0 + r + 3, d])
+            r += 4
+        while r < nr:
+            p0 = p[r, c]
+            for d in range(D):
+                acc[j0 + c, d] += p0 * rows[i0 + r, d]
+            r += 1
