@@ -66,3 +66,14 @@ class VisionTransformer(nn.Module):
                 x = layer(x)
         return maps
 
+
+
+def build(input_shape, num_classes):
+    """The registry's builder: patches of 2x2 on 8x8 digits (16 tokens), of 4x4
+    on 28x28 images (49 tokens)."""
+    channels, height, width = input_shape
+    if height != width:
+        raise ValueError(f"VisionTransformer: square images only, got {height}x{width}")
+    patch = 2 if height <= 16 else 4
+    return VisionTransformer(image_size=height, patch_size=patch, in_channels=channels,
+                             num_classes=num_classes, dim=64, depth=4, heads=4, mlp_dim=128)
