@@ -164,3 +164,23 @@ def test_load_dataset_never_downloads(tmp_path, monkeypatch):
     monkeypatch.setattr(locations, "SYSTEM_DIRS", (tmp_path / "system",))
     with pytest.raises(FileNotFoundError, match="minidl data download mnist"):
         load_dataset("mnist", root=tmp_path / "nothing")
+
+
+def test_data_command_downloads_and_lists(server, tmp_path, monkeypatch, capsys):
+    from minidl.data import locations
+    from minidl.data.command import main
+    www, base_url, _ = server
+    _, md5 = _serve_small_mnist(www)
+    monkeypatch.setitem(CHECKSUMS, "mnist", md5)
+    monkeypatch.delenv("MINIDL_DATA", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(locations, "SYSTEM_DIRS", (tmp_path / "system",))
+    assert main(["list"]) == 0
+    listed = capsys.readouterr().out
+    assert "digits         bundled" in listed and "mnist          not found" in listed
+    assert main(["download", "mnist", "--base-url", base_url]) == 0
+    assert main(["list"]) == 0
+    assert f"mnist          {tmp_path / 'xdg' / 'minidl' / 'mnist'}" in capsys.readouterr().out
+    monkeypatch.setitem(CHECKSUMS, "mnist", {f: "0" * 32 for f in FILES})
+    assert main(["download", "mnist", "--base-url", base_url, "--root", str(tmp_path / "r")]) == 1
+    assert "checksum mismatch" in capsys.readouterr().out

@@ -1,6 +1,7 @@
 """ArrayDataset and DataLoader: batch counts, order, seeded per-epoch shuffling, Tensor output."""
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 import minidl as mdl
 from minidl.data import ArrayDataset, DataLoader, load_dataset
@@ -108,3 +109,29 @@ def test_loader_on_digits_end_to_end():
     assert len(loader) == 1347 // 64
     shapes = {x.shape for x, _ in loader}
     assert shapes == {(64, 1, 8, 8)}
+
+
+@given(n=st.integers(1, 40), batch=st.integers(1, 12), drop_last=st.booleans(),
+       shuffle=st.booleans(), seed=st.integers(0, 2**31))
+def test_loader_properties(n, batch, drop_last, shuffle, seed):
+    ds = _counting_dataset(n, side=1)
+    loader = DataLoader(ds, batch_size=batch, shuffle=shuffle, drop_last=drop_last, seed=seed)
+    batches = [(x.data, y.data) for x, y in loader]
+    assert len(batches) == len(loader) == (n // batch if drop_last else -(-n // batch))
+    assert all(len(y) == batch for _, y in batches[:-1])
+    seen = np.concatenate([y for _, y in batches]) if batches else np.zeros(0, dtype=np.int64)
+    assert len(set(seen.tolist())) == len(seen)                    # no sample twice
+    assert len(seen) == (n - n % batch if drop_last else n)
+    for x, y in batches:
+        np.testing.assert_array_equal(x[:, 0, 0, 0], y)            # images stay with labels
+
+
+def test_array_dataset_slices_like_tensor_dataset():
+    ds = _counting_dataset(6)
+    images, labels = ds[1:4]
+    assert images.shape == (3, 1, 2, 2)
+    np.testing.assert_array_equal(labels, [1, 2, 3])
+    images, labels = ds[np.array([5, 0])]
+    np.testing.assert_array_equal(labels, [5, 0])
+    image, label = ds[np.int64(-1)]
+    assert label == 5 and image.shape == (1, 2, 2)

@@ -1,6 +1,7 @@
 """Transforms: normalize against hand values, crop and flip on hand-made examples and a loop reference."""
 import numpy as np
 import pytest
+from hypothesis import given, strategies as st
 
 from minidl.data import load_dataset, transforms
 
@@ -85,3 +86,36 @@ def test_augment_flips_fashion_but_never_digits():
     assert np.all(flipped | kept) and 10 < flipped.sum() < 54
     shifted = transforms.augment(x, "digits", np.random.default_rng(2))
     assert shifted.shape == x.shape and not np.array_equal(shifted, x)
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 2), h=st.integers(1, 5), w=st.integers(1, 5),
+       padding=st.integers(0, 3), transposed=st.booleans(), seed=st.integers(0, 2**31))
+def test_random_crop_property_against_loop(n, c, h, w, padding, transposed, seed):
+    rng = np.random.default_rng(seed)
+    if transposed:                                   # a non-contiguous view (N, C, H, W)
+        x = rng.standard_normal((n, c, w, h)).astype(np.float32).transpose(0, 1, 3, 2)
+    else:
+        x = rng.standard_normal((n, c, h, w)).astype(np.float32)
+    tops, lefts = rng.integers(0, 2 * padding + 1, n), rng.integers(0, 2 * padding + 1, n)
+    fixed = _FixedRng(integers=[tops, lefts]) if padding else None
+    before = x.copy()
+    out = transforms.random_crop(x, padding, fixed)
+    np.testing.assert_array_equal(x, before)         # input untouched
+    expected = np.zeros_like(before)
+    for i in range(n):
+        for r in range(h):
+            for q in range(w):
+                sr, sq = r + (tops[i] - padding if padding else 0), q + (lefts[i] - padding if padding else 0)
+                if 0 <= sr < h and 0 <= sq < w:
+                    expected[i, :, r, q] = before[i, :, sr, sq]
+    np.testing.assert_array_equal(out, expected)
+
+
+@given(n=st.integers(1, 6), w=st.integers(1, 5), seed=st.integers(0, 2**31))
+def test_horizontal_flip_property(n, w, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 2, 3, w)).astype(np.float32)[:, ::-1]   # negative-stride view
+    draws = rng.random(n)
+    out = transforms.horizontal_flip(x, _FixedRng(random=draws), p=0.5)
+    for i in range(n):
+        np.testing.assert_array_equal(out[i], x[i, :, :, ::-1] if draws[i] < 0.5 else x[i])

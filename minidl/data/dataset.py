@@ -41,8 +41,11 @@ class ArrayDataset:
         return len(self.labels)
 
     def __getitem__(self, index):
-        """Return `(image, label)` for an integer index (negative counts from the end)."""
-        return self.images[index], int(self.labels[index])
+        """`(image, label)` for an integer index (negative counts from the end);
+        `(images, labels)` arrays for a slice or an index array."""
+        if isinstance(index, (int, np.integer)):
+            return self.images[index], int(self.labels[index])
+        return self.images[index], self.labels[index]
 
     def get_batch(self, indices):
         """Return `(images, labels)` arrays for an index array (used by DataLoader)."""
