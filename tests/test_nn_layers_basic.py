@@ -1,0 +1,227 @@
+"""Linear, init, Dropout, Flatten and the activation modules: forward against NumPy,
+gradients against finite differences, initialisation statistics."""
+import math
+
+import numpy as np
+import pytest
+import scipy.special
+from hypothesis import given, strategies as st
+
+import minidl as mdl
+import minidl.functional as F
+from minidl import nn
+from minidl.gradcheck import gradcheck
+from minidl.nn import init
+
+batch_shapes = st.lists(st.integers(1, 3), min_size=0, max_size=3).map(tuple)
+
+
+# ---- Linear ------------------------------------------------------------------
+@given(batch=batch_shapes, n_in=st.integers(1, 5), n_out=st.integers(1, 5),
+       bias=st.booleans(), transposed=st.booleans(), seed=st.integers(0, 2**16))
+def test_linear_forward_matches_numpy(batch, n_in, n_out, bias, transposed, seed):
+    rng = np.random.default_rng(seed)
+    if transposed:                                   # a non-contiguous (transposed) view
+        x = rng.standard_normal((n_in,) + batch[::-1]).astype(np.float32).T
+    else:
+        x = rng.standard_normal(batch + (n_in,)).astype(np.float32)
+    layer = nn.Linear(n_in, n_out, bias=bias)
+    out = layer(mdl.tensor(x))
+    expected = x.astype(np.float64) @ layer.weight.data.T.astype(np.float64)
+    if bias:
+        expected = expected + layer.bias.data
+    assert out.shape == x.shape[:-1] + (n_out,) and out.dtype == np.float32
+    np.testing.assert_allclose(out.data, expected, rtol=1e-5, atol=1e-5)
+
+
+@given(batch=batch_shapes, n_in=st.integers(1, 4), n_out=st.integers(1, 4),
+       bias=st.booleans(), seed=st.integers(0, 2**16))
+def test_linear_gradcheck_float64(batch, n_in, n_out, bias, seed):
+    rng = np.random.default_rng(seed)
+    inputs = [rng.standard_normal(batch + (n_in,)), rng.standard_normal((n_out, n_in))]
+    if bias:
+        inputs.append(rng.standard_normal(n_out))
+    assert gradcheck(lambda *args: F.linear(*args), inputs)
+
+
+def test_linear_module_parameter_grads_match_the_formulas():
+    rng = np.random.default_rng(0)
+    layer = nn.Linear(4, 3, dtype=np.float64)
+    x = rng.standard_normal((2, 5, 4))
+    g = rng.standard_normal((2, 5, 3))
+    layer(mdl.tensor(x)).backward(g)
+    np.testing.assert_allclose(layer.weight.grad, np.einsum("bto,bti->oi", g, x), rtol=1e-12)
+    np.testing.assert_allclose(layer.bias.grad, g.sum(axis=(0, 1)), rtol=1e-12)
+    # finite differences on the Parameter itself, one entry
+    eps, index = 1e-6, (1, 2)
+    def f(w):
+        return float(np.sum(F.linear(mdl.tensor(x), mdl.tensor(w), layer.bias).data * g))
+    w = layer.weight.data.copy()
+    plus, minus = w.copy(), w.copy()
+    plus[index] += eps
+    minus[index] -= eps
+    assert layer.weight.grad[index] == pytest.approx((f(plus) - f(minus)) / (2 * eps), rel=1e-6)
+
+
+def test_linear_bad_shapes_and_dtypes_raise_clear_errors():
+    layer = nn.Linear(3, 2)
+    with pytest.raises(ValueError, match=r"linear: input of shape \(4, 5\).*in_features=3"):
+        layer(mdl.tensor(np.zeros((4, 5), np.float32)))
+    with pytest.raises(TypeError, match="linear: input has dtype float64 but weight has dtype float32"):
+        layer(mdl.tensor(np.zeros((4, 3))))
+    with pytest.raises(ValueError, match="bias of shape"):
+        F.linear(mdl.tensor(np.zeros((1, 3))), mdl.tensor(np.zeros((2, 3))), mdl.tensor(np.zeros(3)))
+
+
+def test_linear_init_is_uniform_within_one_over_sqrt_fan_in():
+    mdl.manual_seed(0)
+    n_in = 64
+    layer = nn.Linear(n_in, 1000)
+    bound = 1 / math.sqrt(n_in)
+    w, b = layer.weight.data, layer.bias.data
+    assert np.all(np.abs(w) <= bound) and np.all(np.abs(b) <= bound)
+    assert np.abs(w).max() > 0.99 * bound                     # not a narrower distribution
+    assert abs(w.mean()) < 0.01 * bound * 3
+    # U(-b, b) has variance b^2 / 3; 64000 draws give the estimate to ~0.5%
+    assert w.var() == pytest.approx(bound ** 2 / 3, rel=0.03)
+    assert b.var() == pytest.approx(bound ** 2 / 3, rel=0.15)
+
+
+def test_manual_seed_makes_init_repeatable():
+    mdl.manual_seed(123)
+    a = nn.Linear(5, 5)
+    mdl.manual_seed(123)
+    b = nn.Linear(5, 5)
+    c = nn.Linear(5, 5)
+    np.testing.assert_array_equal(a.weight.data, b.weight.data)
+    assert not np.array_equal(b.weight.data, c.weight.data)
+
+
+# ---- init ----------------------------------------------------------------------
+def test_fan_in_and_fan_out_for_linear_and_conv_layouts():
+    assert init.calculate_fan_in_and_fan_out(mdl.tensor(np.zeros((7, 3)))) == (3, 7)
+    assert init.calculate_fan_in_and_fan_out(mdl.tensor(np.zeros((8, 3, 5, 5)))) == (75, 200)
+    with pytest.raises(ValueError, match="at least 2"):
+        init.calculate_fan_in_and_fan_out(mdl.tensor(np.zeros(4)))
+
+
+def test_kaiming_and_xavier_bounds_and_variances_on_a_conv_weight():
+    mdl.manual_seed(0)
+    weight = nn.Parameter(np.zeros((64, 16, 3, 3), np.float32))   # fan_in 144, fan_out 576
+    init.kaiming_uniform_(weight, a=0, nonlinearity="relu")
+    bound = math.sqrt(2.0) * math.sqrt(3.0 / 144)
+    assert np.abs(weight.data).max() <= bound and np.abs(weight.data).max() > 0.99 * bound
+    assert weight.data.var() == pytest.approx(2.0 / 144, rel=0.05)      # He: var = 2 / fan_in
+    init.xavier_uniform_(weight)
+    bound = math.sqrt(6.0 / (144 + 576))
+    assert np.abs(weight.data).max() <= bound and np.abs(weight.data).max() > 0.99 * bound
+    init.kaiming_normal_(weight, mode="fan_out", nonlinearity="relu")
+    assert weight.data.std() == pytest.approx(math.sqrt(2.0 / 576), rel=0.05)
+    assert weight.dtype == np.float32
+
+
+def test_normal_trunc_normal_zeros_ones_keep_the_tensor():
+    mdl.manual_seed(0)
+    t = nn.Parameter(np.zeros((200, 100)))
+    data = t.data
+    assert init.normal_(t, mean=1.0, std=2.0) is t and t.data is data
+    assert t.data.mean() == pytest.approx(1.0, abs=0.05) and t.data.std() == pytest.approx(2.0, rel=0.03)
+    init.trunc_normal_(t, std=1.0, a=-0.5, b=0.5)
+    assert t.data.min() >= -0.5 and t.data.max() <= 0.5 and t.data.std() > 0.2
+    init.zeros_(t)
+    assert np.all(t.data == 0)
+    init.ones_(t)
+    assert np.all(t.data == 1)
+
+
+# ---- Dropout -------------------------------------------------------------------
+def test_dropout_zeroes_about_p_and_scales_survivors():
+    mdl.manual_seed(0)
+    p = 0.3
+    x = np.random.default_rng(1).uniform(1, 2, size=200_000).astype(np.float32)
+    out = F.dropout(mdl.tensor(x), p=p, training=True).data
+    dropped = out == 0
+    # binomial std of the fraction: sqrt(p(1-p)/n) ~ 0.001
+    assert dropped.mean() == pytest.approx(p, abs=0.005)
+    np.testing.assert_allclose(out[~dropped], x[~dropped] / (1 - p), rtol=1e-6)
+    assert out.mean() == pytest.approx(x.mean(), rel=0.01)     # expectation preserved
+    assert out.dtype == np.float32
+
+
+def test_dropout_module_train_and_eval():
+    layer = nn.Dropout(0.5)
+    x = mdl.tensor(np.ones((100, 100), np.float32))
+    assert np.any(layer(x).data == 0)
+    assert set(np.unique(layer(x).data)) <= {0.0, 2.0}
+    layer.eval()
+    np.testing.assert_array_equal(layer(x).data, x.data)
+    assert repr(layer) == "Dropout(p=0.5)"
+
+
+def test_dropout_edge_probabilities_and_errors():
+    x = mdl.tensor(np.ones((10, 10), np.float32))
+    assert np.all(F.dropout(x, p=1.0).data == 0)
+    np.testing.assert_array_equal(F.dropout(x, p=0.0).data, x.data)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="dropout: probability p must be in"):
+            F.dropout(x, p=bad)
+        with pytest.raises(ValueError, match="Dropout"):
+            nn.Dropout(bad)
+
+
+def test_dropout_backward_uses_the_same_mask_and_passes_gradcheck():
+    x = mdl.tensor(np.random.default_rng(0).standard_normal((6, 7)), requires_grad=True)
+    out = F.dropout(x, p=0.4)
+    out.backward(np.ones(out.shape))
+    kept = out.data != 0
+    np.testing.assert_allclose(x.grad, kept / 0.6)
+
+    def fn(t):
+        mdl.manual_seed(7)                         # the same mask at every evaluation
+        return F.dropout(t, p=0.4)
+    assert gradcheck(fn, [np.random.default_rng(1).standard_normal((3, 4))])
+
+
+# ---- Flatten -------------------------------------------------------------------
+@pytest.mark.parametrize("start, end, shape", [(1, -1, (2, 3, 4, 5)), (0, -1, (2, 3, 4)),
+                                               (1, 2, (2, 3, 4, 5)), (-2, -1, (2, 3, 4))])
+def test_flatten_matches_numpy_reshape_and_backprops(start, end, shape):
+    x = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    s, e = start % len(shape), end % len(shape)
+    expected = x.reshape(shape[:s] + (-1,) + shape[e + 1:])
+    t = mdl.tensor(x, requires_grad=True)
+    out = nn.Flatten(start, end)(t)
+    np.testing.assert_array_equal(out.data, expected)
+    out.backward(np.ones(out.shape))
+    assert t.grad.shape == shape
+
+
+def test_flatten_rejects_bad_dims():
+    with pytest.raises(ValueError, match="Flatten"):
+        nn.Flatten(2, 1)(mdl.tensor(np.zeros((2, 3, 4))))
+
+
+# ---- activations and Sequential ---------------------------------------------------
+@pytest.mark.parametrize("module, reference", [
+    (nn.ReLU(), lambda x: np.maximum(x, 0)),
+    (nn.LeakyReLU(0.2), lambda x: np.where(x > 0, x, 0.2 * x)),
+    (nn.Tanh(), np.tanh),
+    (nn.Sigmoid(), scipy.special.expit),
+    (nn.GELU(), lambda x: x * 0.5 * (1 + scipy.special.erf(x / np.sqrt(2)))),
+])
+def test_activation_modules_match_references(module, reference):
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    x[np.abs(x) < 1e-3] = 0.5                                   # away from the kink at 0
+    np.testing.assert_allclose(module(mdl.tensor(x)).data, reference(x), rtol=1e-7, atol=1e-7)
+    assert gradcheck(lambda t: module(t), [x])
+
+
+def test_sequential_is_the_composition():
+    mdl.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 4), nn.LeakyReLU(0.1), nn.Linear(4, 2))
+    x = np.random.default_rng(0).standard_normal((3, 2, 3)).astype(np.float32)
+    h = x.reshape(3, 6) @ model[1].weight.data.T + model[1].bias.data
+    h = np.where(h > 0, h, 0.1 * h)
+    expected = h @ model[3].weight.data.T + model[3].bias.data
+    np.testing.assert_allclose(model(mdl.tensor(x)).data, expected, rtol=1e-5, atol=1e-6)
+    assert "(2): LeakyReLU(negative_slope=0.1)" in repr(model)
