@@ -235,6 +235,8 @@ class Tensor:
     def max(self, dim=None, keepdim=False): return ops.max(self, dim=dim, keepdim=keepdim)
     def min(self, dim=None, keepdim=False): return ops.min(self, dim=dim, keepdim=keepdim)
     def logsumexp(self, dim, keepdim=False): return ops.logsumexp(self, dim=dim, keepdim=keepdim)
+    def softmax(self, dim): return ops.softmax(self, dim=dim)
+    def log_softmax(self, dim): return ops.log_softmax(self, dim=dim)
     def argmax(self, dim=None, keepdim=False):
         return Tensor(np.argmax(self.data, axis=dim, keepdims=keepdim))
 

@@ -1,0 +1,108 @@
+"""avg_pool2d kernels (count_include_pad=True): forward and backward.
+
+Contract (all backends):
+    avg_pool2d_forward(x, kernel_size, stride, padding) -> out
+        x:      (N, C, H, W) float32/float64, C-contiguous, never modified
+        kernel_size, stride, padding: pairs of ints, already validated by the op
+                (k >= 1, s >= 1, 0 <= p <= k // 2, output size >= 1)
+        out:    (N, C, OH, OW): sum of the window's real elements / (kH * kW).
+                Padding counts as zeros that ARE counted in the divisor
+                (PyTorch's default count_include_pad=True). With the floor
+                output size and p <= k // 2 no window reaches past the padded
+                input, so the divisor is always kH * kW.
+    avg_pool2d_backward(grad_out, input_shape, kernel_size, stride, padding) -> grad_x
+        every real element of a window receives grad_out / (kH * kW); windows
+        may overlap (stride < kernel), and the contributions add up.
+
+Parallel loops run over the N*C planes, so the scatter of one plane's
+gradient is done by one thread alone: no races between overlapping windows.
+"""
+import numpy as np
+from numba import njit, prange
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .backend import dispatch
+from .pool_geometry import output_size
+
+
+# ---- loop kernels (numba compiled; interpreted via .py_func) -----------------------
+@njit(parallel=True, cache=True)
+def avg_pool2d_forward_loops(x, kh, kw, sh, sw, ph, pw):
+    n, c, h, w = x.shape
+    oh = (h + 2 * ph - kh) // sh + 1
+    ow = (w + 2 * pw - kw) // sw + 1
+    planes = x.reshape(n * c, h, w)                      # (P, H, W)
+    out = np.empty((n * c, oh, ow), x.dtype)             # (P, OH, OW)
+    scale = 1.0 / (kh * kw)                              # padding counted in the divisor
+    for p in prange(n * c):
+        for i in range(oh):
+            top = i * sh - ph                            # first window row (may be < 0)
+            r0, r1 = max(top, 0), min(top + kh, h)       # rows inside the plane
+            for j in range(ow):
+                left = j * sw - pw
+                c0, c1 = max(left, 0), min(left + kw, w)
+                total = 0.0                              # float64 accumulator
+                for r in range(r0, r1):
+                    for col in range(c0, c1):
+                        total += planes[p, r, col]
+                out[p, i, j] = total * scale
+    return out.reshape(n, c, oh, ow)
+
+
+@njit(parallel=True, cache=True)
+def avg_pool2d_backward_loops(grad_out, h, w, kh, kw, sh, sw, ph, pw):
+    n, c, oh, ow = grad_out.shape
+    g = grad_out.reshape(n * c, oh, ow)                  # (P, OH, OW)
+    grad_x = np.zeros((n * c, h, w), grad_out.dtype)     # (P, H, W)
+    scale = 1.0 / (kh * kw)
+    for p in prange(n * c):                              # one thread per plane: no races
+        for i in range(oh):
+            top = i * sh - ph
+            r0, r1 = max(top, 0), min(top + kh, h)
+            for j in range(ow):
+                left = j * sw - pw
+                c0, c1 = max(left, 0), min(left + kw, w)
+                share = g[p, i, j] * scale               # each window element's part
+                for r in range(r0, r1):
+                    for col in range(c0, c1):
+                        grad_x[p, r, col] += share       # accumulate: windows may overlap
+    return grad_x.reshape(n, c, h, w)
+
+
+# ---- NumPy twin (vectorised) ------------------------------------------------------
+def avg_pool2d_forward_numpy(x, kh, kw, sh, sw, ph, pw):
+    n, c, h, w = x.shape
+    oh, ow = output_size(h, kh, sh, ph), output_size(w, kw, sw, pw)
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), x.dtype)
+    padded[:, :, ph:ph + h, pw:pw + w] = x
+    windows = sliding_window_view(padded, (kh, kw), axis=(2, 3))[:, :, ::sh, ::sw][:, :, :oh, :ow]
+    return (windows.sum(axis=(-2, -1)) / (kh * kw)).astype(x.dtype)   # (N, C, OH, OW)
+
+
+def avg_pool2d_backward_numpy(grad_out, h, w, kh, kw, sh, sw, ph, pw):
+    n, c, oh, ow = grad_out.shape
+    share = grad_out / (kh * kw)                          # (N, C, OH, OW)
+    padded = np.zeros((n, c, h + 2 * ph, w + 2 * pw), grad_out.dtype)
+    # offset (di, dj) of every window at once: output (i, j) touches padded
+    # position (i*sH + di, j*sW + dj). Within one offset the positions are
+    # distinct, so `+=` on the strided slice is safe; offsets add up in turn.
+    for di in range(kh):
+        for dj in range(kw):
+            padded[:, :, di:di + sh * oh:sh, dj:dj + sw * ow:sw] += share
+    return padded[:, :, ph:ph + h, pw:pw + w].copy()      # drop the padding
+
+
+# ---- entry points: pick the backend --------------------------------------------
+def avg_pool2d_forward(x, kernel_size, stride, padding):
+    """Average of each window (padding counted); see the module docstring."""
+    fn = dispatch(avg_pool2d_forward_loops, avg_pool2d_forward_numpy,
+                  avg_pool2d_forward_loops.py_func)
+    return fn(x, kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
+
+
+def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride, padding):
+    """Gradient w.r.t. the (N, C, H, W) input; see the module docstring."""
+    fn = dispatch(avg_pool2d_backward_loops, avg_pool2d_backward_numpy,
+                  avg_pool2d_backward_loops.py_func)
+    return fn(grad_out, input_shape[2], input_shape[3], kernel_size[0], kernel_size[1],
+              stride[0], stride[1], padding[0], padding[1])

@@ -1,0 +1,123 @@
+"""softmax and log_softmax over the last axis of a 2-D array, forward and fused
+backward.
+
+Contract (all backends):
+    softmax_forward(x, log) -> y
+        x: (rows, n) float32/float64, C-contiguous, n >= 1, never modified.
+           (The op moves the softmax dim last and flattens the rest into rows.)
+        log=False: y[r, j] = exp(x[r, j] - m_r) / sum_k exp(x[r, k] - m_r)
+        log=True:  y[r, j] = x[r, j] - m_r - log(sum_k exp(x[r, k] - m_r))
+        where m_r = max_k x[r, k]. Subtracting the row max changes nothing
+        mathematically but keeps every exp argument <= 0, so nothing overflows
+        (logits of 1e4 are fine) and the largest term is exactly 1.
+    softmax_backward(grad, y, log) -> grad_x     (y: the forward output)
+        log=False: grad_x = y * (grad - sum_j grad_j * y_j)     (per row)
+        log=True:  grad_x = grad - exp(y) * sum_j grad_j
+        Both are the Jacobian-vector product in O(n) per row; the (n, n)
+        Jacobian is never formed.
+
+Special values (same as PyTorch):
+    -inf entries get probability 0 (log-probability -inf) and zero gradient.
+    A row that is entirely -inf has no meaningful distribution: m_r = -inf and
+    -inf - (-inf) = NaN, so the whole row comes out NaN (both functions).
+    A NaN or +inf anywhere in a row makes the whole row NaN.
+
+The Numba loops use `fast_exp` (a vectorisable polynomial, max relative error
+~2e-16 in float64) and accumulate the sums in float64 for both dtypes.
+Rows are independent: the parallel loop runs over rows.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .backend import dispatch
+from .fast_exp import fast_exp
+
+# reassoc lets the float64 sums use several SIMD accumulators; no nnan/ninf,
+# so -inf and NaN keep their IEEE meaning
+_FLAGS = {"reassoc", "contract"}
+
+
+@njit(cache=True, fastmath={"nnan", "nsz", "reassoc"})
+def _row_max(row):
+    """max of a 1-D row (vectorised). With a NaN in the row the value is
+    unspecified, but the exp pass then turns the whole row into NaN anyway."""
+    m = -np.inf
+    for j in range(row.shape[0]):
+        v = np.float64(row[j])
+        m = v if v > m else m
+    return m
+
+
+# ---- loop kernels (numba compiled; interpreted via .py_func) -----------------------
+@njit(parallel=True, cache=True, fastmath=_FLAGS)
+def softmax_forward_loops(x, log):
+    rows, n = x.shape
+    out = np.empty_like(x)                               # (rows, n)
+    for r in prange(rows):
+        row, o = x[r], out[r]
+        m = _row_max(row)                                # pass 1: the row max
+        total = 0.0                                      # pass 2: sum of exp(x - m), float64
+        if log:
+            for j in range(n):
+                total += fast_exp(np.float64(row[j]) - m)
+            shift = m + np.log(total)                    # log sum exp(x)
+            for j in range(n):                           # pass 3: x - logsumexp
+                o[j] = np.float64(row[j]) - shift
+        else:
+            for j in range(n):
+                e = fast_exp(np.float64(row[j]) - m)     # in (0, 1], exactly 1 at the max
+                o[j] = e
+                total += e
+            inv = 1.0 / total                            # total >= 1 unless the row is NaN
+            for j in range(n):                           # pass 3: normalise
+                o[j] = o[j] * inv
+    return out
+
+
+@njit(parallel=True, cache=True, fastmath=_FLAGS)
+def softmax_backward_loops(grad, y, log):
+    rows, n = y.shape
+    grad_x = np.empty_like(grad)                         # (rows, n)
+    for r in prange(rows):
+        g, yr, gx = grad[r], y[r], grad_x[r]
+        total = 0.0
+        if log:
+            for j in range(n):                           # sum_j g_j
+                total += g[j]
+            for j in range(n):                           # g - softmax * sum(g)
+                gx[j] = g[j] - fast_exp(np.float64(yr[j])) * total
+        else:
+            for j in range(n):                           # <g, y>
+                total += np.float64(g[j]) * yr[j]
+            for j in range(n):                           # y * (g - <g, y>)
+                gx[j] = yr[j] * (g[j] - total)
+    return grad_x
+
+
+# ---- NumPy twin (vectorised) ------------------------------------------------------
+def softmax_forward_numpy(x, log):
+    with np.errstate(invalid="ignore"):                  # all -inf rows: -inf - -inf = NaN
+        shifted = x - x.max(axis=1, keepdims=True)       # (rows, n), every entry <= 0
+        if log:
+            return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        e = np.exp(shifted)
+        return e / e.sum(axis=1, keepdims=True)
+
+
+def softmax_backward_numpy(grad, y, log):
+    if log:
+        return grad - np.exp(y) * grad.sum(axis=1, keepdims=True)
+    return y * (grad - (grad * y).sum(axis=1, keepdims=True))
+
+
+# ---- entry points: pick the backend --------------------------------------------
+def softmax_forward(x, log=False):
+    """softmax (log=False) or log_softmax (log=True) of each row; see the module docstring."""
+    fn = dispatch(softmax_forward_loops, softmax_forward_numpy, softmax_forward_loops.py_func)
+    return fn(x, log)
+
+
+def softmax_backward(grad, y, log=False):
+    """Gradient w.r.t. the rows' inputs, given the forward output y; see above."""
+    fn = dispatch(softmax_backward_loops, softmax_backward_numpy, softmax_backward_loops.py_func)
+    return fn(grad, y, log)

@@ -1,0 +1,76 @@
+"""softmax and log_softmax along any dim (PyTorch's `F.softmax(x, dim=-1)`).
+
+    p = F.softmax(logits, dim=-1)          # each slice along dim sums to 1
+    logp = F.log_softmax(logits, dim=-1)   # log of the same, computed stably
+
+The op moves `dim` last and makes the rows contiguous, so the kernels
+(minidl/kernels/softmax.py) only ever see a (rows, n) array; the result is
+moved back. Backward is fused per row (never an n x n Jacobian):
+
+    softmax:      y = exp(x - lse(x))   dL/dx = y * (g - sum(g * y))
+    log_softmax:  y = x - lse(x)        dL/dx = g - exp(y) * sum(g)
+
+Special values, as in PyTorch: logits of +-1e4 are fine (the row max is
+subtracted first); -inf entries get probability 0; a slice that is entirely
+-inf (nothing to normalise) comes out as NaN, as does any slice holding a NaN.
+"""
+import numbers
+
+import numpy as np
+
+from ..autograd.function import Function
+from ..kernels.softmax import softmax_backward, softmax_forward
+
+KERNEL_DTYPES = (np.float32, np.float64)
+
+
+def _check(op, x, dim):
+    """Validate dtype and dim; return dim as a non-negative axis of x (0 for 0-d)."""
+    if x.dtype.type not in KERNEL_DTYPES:
+        raise TypeError(f"{op}: expected a float32 or float64 input, got dtype {x.dtype} "
+                        f"(shape {x.shape}); convert with .float()")
+    if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {dim!r} for input of shape {x.shape}")
+    rank = max(x.ndim, 1)                                 # a 0-d tensor takes dim 0 or -1
+    if not -rank <= dim < rank:
+        raise ValueError(f"{op}: dim {dim} is out of range for input of shape {x.shape} "
+                         f"(expected -{rank} <= dim < {rank})")
+    return int(dim) % rank
+
+
+class Softmax(Function):
+    """y = exp(x - max) / sum exp(x - max) along dim (log=False), or
+    y = x - logsumexp(x) (log=True); backward fused per row (module docstring)."""
+
+    def forward(self, x, dim=-1, log=False):
+        op = "log_softmax" if log else "softmax"
+        axis = _check(op, x, dim)
+        self.log, self.axis, self.dtype, self.shape = log, axis, x.dtype, x.shape
+        if x.size == 0:                                   # nothing to normalise
+            self.save_for_backward(None)
+            return np.empty_like(x)
+        moved = np.moveaxis(x.reshape(x.shape or (1,)), axis, -1)   # (..., n), dim last
+        self.moved_shape = moved.shape
+        rows = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])  # (rows, n)
+        y = softmax_forward(rows, log)                    # (rows, n)
+        self.save_for_backward(y)
+        return np.moveaxis(y.reshape(moved.shape), -1, axis).reshape(x.shape)
+
+    def backward(self, grad):
+        (y,) = self.saved_tensors
+        if y is None:
+            return np.zeros(self.shape, self.dtype)
+        g = np.moveaxis(grad.reshape(self.shape or (1,)), self.axis, -1)   # (..., n)
+        g = np.ascontiguousarray(g, dtype=self.dtype).reshape(y.shape)     # (rows, n)
+        grad_x = softmax_backward(g, y, self.log)         # (rows, n)
+        return np.moveaxis(grad_x.reshape(self.moved_shape), -1, self.axis).reshape(self.shape)
+
+
+def softmax(x, dim=-1):
+    """Probabilities along `dim`: every slice is >= 0 and sums to 1."""
+    return Softmax.apply(x, dim=dim, log=False)
+
+
+def log_softmax(x, dim=-1):
+    """Log-probabilities along `dim`, without computing log(softmax) (which underflows)."""
+    return Softmax.apply(x, dim=dim, log=True)
