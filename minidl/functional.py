@@ -26,6 +26,8 @@ from .ops.pad import pad  # noqa: F401,E402
 from .ops.selection import where, masked_fill  # noqa: F401,E402
 # convolution (H4): conv2d and its adjoint conv_transpose2d
 from .ops.conv import conv2d, conv_transpose2d  # noqa: F401,E402
+# attention (H6): fused scaled dot-product attention, and its weights for plots
+from .ops.attention import scaled_dot_product_attention, attention_weights  # noqa: F401,E402
 # pooling and softmax (H5): max/avg pooling, softmax and log_softmax along any dim
 from .ops.pooling import max_pool2d, avg_pool2d  # noqa: F401,E402
 from .ops.softmax import softmax, log_softmax  # noqa: F401,E402

@@ -24,6 +24,8 @@ from .selection import where, masked_fill  # noqa: F401,E402
 from .comparison import eq, ne, lt, le, gt, ge  # noqa: F401,E402
 # convolution (H4): conv2d and its adjoint conv_transpose2d
 from .conv import conv2d, conv_transpose2d  # noqa: F401,E402
+# attention (H6)
+from .attention import scaled_dot_product_attention, attention_weights  # noqa: F401,E402
 # pooling and softmax (H5)
 from .pooling import max_pool2d, avg_pool2d  # noqa: F401,E402
 from .softmax import softmax, log_softmax  # noqa: F401,E402
