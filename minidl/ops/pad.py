@@ -16,6 +16,8 @@ class Pad(Function):
 
     def forward(self, a, widths, value):
         self.inner = tuple(slice(before, before + n) for (before, _), n in zip(widths, a.shape))
+        if a.ndim == 0:                         # nothing to pad around a scalar
+            return a.copy()
         return np.pad(a, widths, mode="constant", constant_values=value)
 
     def backward(self, grad):

@@ -1,0 +1,212 @@
+"""The autograd engine: graph walking, accumulation, modes and dtype rules."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+import minidl.functional as F
+
+
+def test_backward_through_a_100000_op_chain_has_no_recursion_error():
+    x = mdl.tensor(1.0, requires_grad=True)
+    y = x
+    for _ in range(100_000):
+        y = y * 1.0                      # d y / d x stays 1 along the chain
+    y = y * 3.0
+    y.backward()
+    assert x.grad == pytest.approx(3.0)
+
+
+def test_gradients_accumulate_on_leaves_across_backward_calls():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    (x * x).sum().backward()
+    (x * 3.0).sum().backward()
+    np.testing.assert_allclose(x.grad, [2 * 1 + 3, 2 * 2 + 3])
+    x.zero_grad()
+    assert x.grad is None
+
+
+def test_diamond_graph_sums_both_paths():
+    # y = a*a + exp(a): a is used on two paths that meet again
+    x = mdl.tensor([0.5, -1.0], dtype=np.float64, requires_grad=True)
+    a = x * 2.0
+    y = (a * a + a.exp()).sum()
+    y.backward()
+    a_val = 2 * x.data
+    np.testing.assert_allclose(x.grad, 2 * (2 * a_val + np.exp(a_val)))
+
+
+def test_a_value_used_twice_in_one_op():
+    x = mdl.tensor([3.0], requires_grad=True)
+    (x * x).sum().backward()
+    np.testing.assert_allclose(x.grad, [6.0])
+
+
+def test_second_backward_raises_unless_retain_graph():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    y = (x * x).sum()
+    y.backward()
+    with pytest.raises(RuntimeError, match="second time"):
+        y.backward()
+    x.zero_grad()
+    z = (x * x).sum()
+    z.backward(retain_graph=True)
+    z.backward()
+    np.testing.assert_allclose(x.grad, 2 * 2 * x.data)
+
+
+def test_no_grad_builds_no_graph_and_restores_the_mode():
+    x = mdl.tensor([1.0], requires_grad=True)
+    with mdl.no_grad():
+        y = x * 2.0
+        with mdl.enable_grad():
+            z = x * 2.0
+    assert not y.requires_grad and y.grad_fn is None
+    assert z.requires_grad and z.grad_fn is not None
+    assert mdl.is_grad_enabled()
+
+
+def test_detach_cuts_the_graph_and_shares_memory():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    d = (x * 2.0).detach()
+    assert not d.requires_grad and d.grad_fn is None
+    y = (x * d).sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad, d.data)          # d is a constant for backward
+    assert x.detach().data is x.data
+
+
+def test_requires_grad_on_integer_or_bool_data_raises_type_error():
+    with pytest.raises(TypeError, match="only floating-point tensors can require gradients, got dtype int64"):
+        mdl.tensor([1, 2, 3], requires_grad=True)
+    with pytest.raises(TypeError, match="dtype bool"):
+        mdl.tensor(np.array([True]), requires_grad=True)
+    with pytest.raises(TypeError, match="dtype object"):
+        mdl.tensor(np.array([object()]))
+
+
+def test_retain_grad_fills_grad_of_an_intermediate():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    h = x * 3.0
+    h.retain_grad()
+    (h * h).sum().backward()
+    np.testing.assert_allclose(h.grad, 2 * h.data)
+    np.testing.assert_allclose(x.grad, 2 * h.data * 3)
+
+
+def test_item_returns_a_python_number_and_rejects_many_elements():
+    assert mdl.tensor([[2.5]]).item() == 2.5
+    assert isinstance(mdl.tensor([[2.5]]).item(), float)
+    with pytest.raises(ValueError, match=r"shape \(2,\)"):
+        mdl.tensor([1.0, 2.0]).item()
+
+
+@pytest.mark.parametrize("scalar", [2, 2.0, np.float64(2.0), np.float32(2.0), np.int64(2)])
+def test_reflected_operators_keep_float32(scalar):
+    x = mdl.tensor([1.0, -3.0], requires_grad=True)
+    for y, expected in [(scalar * x, [2.0, -6.0]), (scalar + x, [3.0, -1.0]),
+                        (scalar - x, [1.0, 5.0]), (scalar / x, [2.0, -2 / 3]), (scalar ** (x * 0.5), None)]:
+        assert y.dtype == np.float32, f"{type(scalar).__name__} {y}"
+        if expected is not None:
+            np.testing.assert_allclose(y.data, expected, rtol=1e-6)
+    (scalar * x).sum().backward()
+    np.testing.assert_allclose(x.grad, [2.0, 2.0])
+
+
+def test_dtype_rules():
+    assert mdl.tensor(1.5).dtype == np.float32                   # Python float
+    assert mdl.tensor([1.0, 2.0]).dtype == np.float32            # list of floats
+    assert mdl.tensor([1, 2]).dtype == np.int64                  # Python ints
+    assert mdl.tensor(np.zeros(2)).dtype == np.float64           # float64 array kept
+    assert mdl.tensor(np.zeros(2, np.float16)).dtype == np.float16
+    x32 = mdl.tensor([1.0], requires_grad=True)
+    x64 = mdl.tensor(np.ones(1), requires_grad=True)
+    assert (x32 * 2.5).dtype == np.float32
+    assert (x32 + x64).dtype == np.float64                       # NumPy promotion between tensors
+    assert F.gelu(x32).dtype == np.float32 and F.sigmoid(x32).dtype == np.float32
+    assert x32.exp().dtype == np.float32 and mdl.tensor([1, 2]).exp().dtype == np.float32
+
+
+def test_cast_backward_returns_the_gradient_in_the_input_dtype():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)               # float32
+    y = x.double()
+    assert y.dtype == np.float64 and y.requires_grad
+    (y * y).sum().backward()
+    assert x.grad.dtype == np.float32
+    np.testing.assert_allclose(x.grad, [2.0, 4.0])
+    as_int = x.astype(np.int64)                                  # no gradient through an integer cast
+    assert as_int.dtype == np.int64 and not as_int.requires_grad
+
+
+def test_comparisons_give_bool_tensors_without_grad():
+    x = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    m = x > 1.5
+    assert m.dtype == np.bool_ and not m.requires_grad
+    np.testing.assert_array_equal((x == 2.0).data, [False, True, False])
+    np.testing.assert_array_equal((x <= mdl.tensor([1.0, 1.0, 4.0])).data, [True, False, True])
+
+
+def test_detect_anomaly_names_the_op_whose_forward_makes_nan():
+    x = mdl.tensor([1.0, -1.0], requires_grad=True)
+    with mdl.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"Log forward produced nan at index \(1,\)"):
+            with np.errstate(invalid="ignore"):
+                x.log()
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(x.log().data[1])                         # outside the block: no check
+
+
+def test_detect_anomaly_names_the_op_whose_backward_makes_inf():
+    x = mdl.tensor([0.0, 4.0], requires_grad=True)
+    y = x.sqrt().sum()                                           # forward is finite: sqrt(0) = 0
+    with mdl.detect_anomaly():
+        with pytest.raises(FloatingPointError, match=r"Sqrt backward produced inf at index \(0,\)"):
+            y.backward()
+
+
+def test_max_sends_the_gradient_to_the_first_maximum_on_ties():
+    x = mdl.tensor([[1.0, 5.0, 5.0], [7.0, 2.0, 7.0]], requires_grad=True)
+    x.max(dim=1).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])
+    x.zero_grad()
+    x.max().backward()                                          # full reduction: one element too
+    np.testing.assert_array_equal(x.grad, [[0, 0, 0], [1, 0, 0]])
+
+
+def test_maximum_splits_the_gradient_on_ties():
+    a = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    b = mdl.tensor([2.0, 2.0, 2.0], requires_grad=True)
+    mdl.maximum(a, b).sum().backward()
+    np.testing.assert_allclose(a.grad, [0, 0.5, 1])
+    np.testing.assert_allclose(b.grad, [1, 0.5, 0])
+
+
+def test_getitem_backward_accumulates_repeated_indices():
+    x = mdl.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    x[[0, 0, 2, 0]].sum().backward()
+    np.testing.assert_array_equal(x.grad, [3, 0, 1])
+
+
+def test_sigmoid_has_no_overflow_warning_at_large_inputs():
+    x = mdl.tensor([-1000.0, 1000.0, 0.0], requires_grad=True)
+    with np.errstate(over="raise", divide="raise", invalid="raise"):     # underflow to 0 is fine
+        y = F.sigmoid(x)
+        y.sum().backward()
+    np.testing.assert_array_equal(y.data, [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 0.25])
+
+
+def test_split_returns_one_tensor_per_piece_each_with_its_own_op():
+    x = mdl.tensor(np.arange(10.0), requires_grad=True)
+    pieces = x.split(4)
+    assert [p.shape for p in pieces] == [(4,), (4,), (2,)]
+    assert len({id(p.grad_fn) for p in pieces}) == 3
+    (pieces[0].sum() + 2.0 * pieces[2].sum()).backward()
+    np.testing.assert_array_equal(x.grad, [1, 1, 1, 1, 0, 0, 0, 0, 2, 2])
+
+
+def test_backward_on_a_tensor_without_grad_raises():
+    with pytest.raises(RuntimeError, match="does not require grad"):
+        mdl.tensor([1.0]).sum().backward()
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"shape \(2,\)"):
+        (x * 2.0).backward()
