@@ -72,8 +72,22 @@ def build_model(name, input_shape, num_classes):
 
 # ---- the registry: one line per model ----------------------------------------
 register("mlp", "minidl.models.mlp:build", description="Flatten, Linear(in, 128), ReLU, Linear(128, classes)",
-         epochs=20, batch_size=32, optimizer="adam", lr=1e-3)
+         epochs=20, batch_size=32, optimizer="adam", lr=3e-3)
 register("cnn", "minidl.models.cnn:build", description="Keras example CNN: conv 32-64-64 3x3, 2 max-pools, dense 64",
          epochs=10, batch_size=32, optimizer="adam", lr=2e-3)
 register("lenet", "minidl.models.lenet:build", description="LeNet-5: conv 6-16 5x5, 2 max-pools, dense 120-84",
          epochs=10, batch_size=32, optimizer="adam", lr=2e-3)
+register("vit", "minidl.models.vit:build", description="Vision Transformer: conv patches, class token, 4 pre-norm encoder layers",
+         epochs=30, batch_size=64, optimizer="adamw", lr=1e-3)
+register("gpt", "minidl.training.gpt:build_character_gpt", kind="generator",
+         description="character GPT on the bundled Shakespeare slice (4 layers, 4 heads, width 128)",
+         epochs=10, batch_size=32, optimizer="adamw", lr=1e-3)
+register("pixel-gpt", "minidl.training.gpt:build_pixel_gpt", kind="generator",
+         description="GPT over 4-level digit pixels, started by a class token",
+         epochs=10, batch_size=64, optimizer="adamw", lr=1e-3)
+register("dcgan", "minidl.training.gan:build_gan", kind="generator",
+         description="DCGAN: ConvTranspose2d+BatchNorm generator, Conv2d+LeakyReLU discriminator",
+         epochs=30, batch_size=64, optimizer="adam", lr=2e-4)
+register("gan", "minidl.training.gan:build_mlp_gan", kind="generator",
+         description="the classic fully connected GAN (both players trained properly)",
+         epochs=30, batch_size=64, optimizer="adam", lr=2e-4)

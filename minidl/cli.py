@@ -1,0 +1,297 @@
+"""The `minidl` command: train, evaluate, benchmark, check gradients, manage data.
+
+    minidl train mlp                         # bundled digits, progress bar, run directory
+    minidl train mlp --epochs 5 --out runs/first
+    minidl train mlp --resume runs/first --epochs 10
+    minidl eval runs/first                   # same test accuracy, from the checkpoint
+    minidl bench conv --quick                # side-by-side timings
+    minidl gradcheck                         # every functional op against finite differences
+    minidl data info                         # which datasets are where
+
+`main(argv)` returns the exit code, so tests call it in-process.
+"""
+import argparse
+import sys
+
+from . import models
+
+EPILOG = "Run `minidl COMMAND --help` for the options of one command."
+
+
+def _train(args):
+    from .training import (TrainConfig, RunDirectory, TrainingInterrupted, default_run_dir,
+                           fit, make_config)
+
+    entry = models.model_entry(args.model)
+    if entry.kind != "classifier":              # generative models bring their own loop
+        return entry.resolve("train_from_args")(args)
+    given = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+                 optimizer=args.optimizer, seed=args.seed, augment=args.augment or None,
+                 weight_decay=args.weight_decay, data_root=args.data_root)
+    if args.resume:
+        run = RunDirectory(args.resume)
+        saved = run.load_config()
+        if saved["model"] != args.model:
+            raise SystemExit(f"minidl train: {args.resume} holds a {saved['model']!r} run, not {args.model!r}")
+        clash = {k: v for k, v in given.items() if v is not None and k not in ("epochs", "data_root")
+                 and saved.get(k) != v}
+        if clash:
+            raise SystemExit(f"minidl train --resume: the run was made with "
+                             f"{ {k: saved.get(k) for k in clash} }; only --epochs may change "
+                             f"(got {clash})")
+        saved.update({k: given[k] for k in ("epochs", "data_root") if given[k] is not None})
+        config, run_dir = TrainConfig.from_dict(saved), run.path
+    else:
+        config = make_config(args.model, **given)
+        run_dir = args.out or default_run_dir(config.model, config.dataset)
+    print(f"training {config.model} on {config.dataset}: {config.epochs} epochs, batch {config.batch_size}, "
+          f"{config.optimizer} lr {config.lr}, seed {config.seed}; run directory {run_dir}")
+    try:
+        fit(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    except TrainingInterrupted:
+        return 130
+    return 0
+
+
+def _eval(args):
+    from .training import evaluate_run
+
+    result = evaluate_run(args.run_dir)
+    recorded = result["recorded_acc"]
+    return 0 if recorded is None or recorded == result["acc"] else 1
+
+
+def _sample(args):
+    from .training import RunDirectory
+
+    config = RunDirectory(args.run_dir).load_config()
+    entry = models.model_entry(config["model"])
+    if entry.kind != "generator":
+        print(f"minidl sample: {args.run_dir} holds a {config['model']!r} run, a classifier, "
+              f"not a generative model; models that can sample: "
+              f"{', '.join(models.available_models('generator')) or 'none registered yet'}")
+        return 2
+    return entry.resolve("sample_from_run")(args.run_dir, args) or 0
+
+
+def _bench(args):
+    from .bench import runner
+
+    runner.run(args.suites, processes=args.processes, quick=args.quick, out_dir=args.out)
+    return 0
+
+
+# ---- `minidl gradcheck`: one row per op -------------------------------------------
+def _inputs():
+    """Makers of small float64 inputs, kept away from kinks, poles and ties."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    return dict(
+        u=lambda *s: rng.uniform(-1, 1, s),                                   # smooth ops
+        pos=lambda *s: rng.uniform(0.5, 2.0, s),                              # log, sqrt, divisors
+        away=lambda *s: rng.choice([-1.0, 1.0], s) * rng.uniform(0.2, 1.0, s),  # |x| >= 0.2: relu, abs
+        distinct=lambda *s: (rng.permutation(int(np.prod(s))).reshape(s) * 0.1 - 1.0
+                             + rng.uniform(0, 0.02, s)),                      # no ties for max
+        labels=lambda n, k: rng.integers(0, k, n),
+    )
+
+
+def _gradcheck_rows(i):
+    """(name, call(op, *inputs), inputs); integer arrays and Tensors without
+    requires_grad are passed through unchecked."""
+    import minidl as mdl
+
+    const = mdl.tensor
+    return [
+        ("add", lambda f, a, b: f(a, b), [i["u"](3, 4), i["u"](4)]),
+        ("sub", lambda f, a, b: f(a, b), [i["u"](3, 1), i["u"](1, 4)]),
+        ("mul", lambda f, a, b: f(a, b), [i["u"](2, 3), i["u"](2, 3)]),
+        ("div", lambda f, a, b: f(a, b), [i["u"](2, 3), i["pos"](3)]),
+        ("neg", lambda f, a: f(a), [i["u"](5)]),
+        ("exp", lambda f, a: f(a), [i["u"](2, 3)]),
+        ("log", lambda f, a: f(a), [i["pos"](2, 3)]),
+        ("sqrt", lambda f, a: f(a), [i["pos"](2, 3)]),
+        ("abs", lambda f, a: f(a), [i["away"](2, 3)]),
+        ("tanh", lambda f, a: f(a), [i["u"](2, 3)]),
+        ("sigmoid", lambda f, a: f(a), [i["u"](2, 3)]),
+        ("relu", lambda f, a: f(a), [i["away"](2, 3)]),
+        ("leaky_relu", lambda f, a: f(a, 0.1), [i["away"](2, 3)]),
+        ("gelu", lambda f, a: f(a), [i["u"](2, 3)]),
+        ("matmul", lambda f, a, b: f(a, b), [i["u"](2, 3, 4), i["u"](4, 2)]),
+        ("softmax", lambda f, a: f(a, dim=-1), [i["u"](3, 5)]),
+        ("log_softmax", lambda f, a: f(a, dim=-1), [i["u"](3, 5)]),
+        ("logsumexp", lambda f, a: f(a, dim=1), [i["u"](3, 5)]),
+        ("linear", lambda f, x, w, b: f(x, w, b), [i["u"](3, 4), i["u"](5, 4), i["u"](5)]),
+        ("conv2d", lambda f, x, w, b: f(x, w, b, padding=1), [i["u"](2, 2, 5, 5), i["u"](3, 2, 3, 3), i["u"](3)]),
+        ("conv_transpose2d", lambda f, x, w: f(x, w, stride=2, padding=1),
+         [i["u"](1, 2, 3, 3), i["u"](2, 3, 3, 3)]),
+        ("max_pool2d", lambda f, x: f(x, 2), [i["distinct"](2, 2, 4, 4)]),
+        ("avg_pool2d", lambda f, x: f(x, 2), [i["u"](2, 2, 4, 4)]),
+        ("layer_norm", lambda f, x, w, b: f(x, (5,), w, b), [i["u"](3, 5), i["u"](5), i["u"](5)]),
+        ("batch_norm", lambda f, x, w, b: f(x, None, None, w, b, training=True),
+         [i["u"](4, 3), i["u"](3), i["u"](3)]),
+        ("embedding", lambda f, idx, w: f(idx, w), [const(i["labels"](6, 5)), i["u"](5, 3)]),
+        ("scaled_dot_product_attention", lambda f, q, k, v: f(q, k, v, is_causal=True),
+         [i["u"](2, 4, 3), i["u"](2, 4, 3), i["u"](2, 4, 3)]),
+        ("cross_entropy", lambda f, x, t: f(x, t), [i["u"](4, 5), const(i["labels"](4, 5))]),
+        ("mse_loss", lambda f, a, b: f(a, b), [i["u"](3, 4), i["u"](3, 4)]),
+        ("binary_cross_entropy_with_logits", lambda f, x, t: f(x, t),
+         [i["u"](3, 4), const(i["pos"](3, 4) / 2.0)]),
+    ]
+
+
+def run_gradcheck_table(only=(), out=print):
+    """gradcheck each row whose op exists in minidl.functional; print a table;
+    return the exit code (1 if any op failed)."""
+    import time
+
+    from . import functional as F
+    from .gradcheck import gradcheck
+
+    rows = _gradcheck_rows(_inputs())
+    unknown = set(only) - {name for name, _, _ in rows}
+    if unknown:
+        raise ValueError(f"gradcheck: no built-in check for {sorted(unknown)}")
+    failures = 0
+    out(f"{'op':<34}{'result':<8}{'seconds':>8}  detail")
+    for name, call, inputs in rows:
+        if only and name not in only:
+            continue
+        op = getattr(F, name, None)
+        if op is None:
+            out(f"{name:<34}{'skip':<8}{'':>8}  not in minidl.functional yet")
+            continue
+        start = time.perf_counter()
+        try:
+            gradcheck(lambda *xs, op=op, call=call: call(op, *xs), inputs)
+            result, detail = "pass", ""
+        except Exception as error:          # a failure, or an op that crashed: both are failures
+            result, detail = "FAIL", f"{type(error).__name__}: {error}".splitlines()[0][:160]
+            failures += 1
+        out(f"{name:<34}{result:<8}{time.perf_counter() - start:8.3f}  {detail}")
+    out(f"{failures} failed" if failures else "all checked ops pass")
+    return 1 if failures else 0
+
+
+def _gradcheck(args):
+    return run_gradcheck_table(args.ops)
+
+
+def _data(args):
+    from . import data
+
+    if args.data_command == "download":
+        if not hasattr(data, "download"):
+            raise SystemExit("minidl data download: this version of minidl.data has no download()")
+        data.download(args.name, root=args.root)
+        return 0
+    for name in ("digits", "mnist-5k", "mnist", "fashion-mnist"):
+        try:
+            train = data.load_dataset(name, "train", root=args.root)
+            test = data.load_dataset(name, "test", root=args.root)
+            print(f"{name:<14} found: train {train.images.shape}, test {test.images.shape}, "
+                  f"{len(train.classes)} classes")
+        except (FileNotFoundError, ValueError) as error:
+            print(f"{name:<14} not found")
+            if args.verbose:
+                print("  " + str(error).replace("\n", "\n  "))
+    print("\nSearch order for datasets that are not bundled "
+          "(an explicit --root, $MINIDL_DATA, the user data directory, system locations):")
+    for directory in data.candidate_dirs("NAME", args.root):
+        print(f"  {directory}")
+    return 0
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="minidl", description="minidl: a small deep-learning framework you can read, "
+        "step through and train with.", epilog=EPILOG)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+
+    train = commands.add_parser(
+        "train", help="train a model; writes a run directory with checkpoint, metrics and plots",
+        description="Train MODEL on an image dataset. Each epoch shows a progress bar and a summary "
+        "line; the run directory gets config.json, metrics.json, checkpoint.npz (written every "
+        "epoch) and plots. Ctrl-C keeps the last finished epoch; --resume continues from it.")
+    train.add_argument("model", metavar="MODEL", choices=models.available_models(),
+                       help=f"one of: {', '.join(models.available_models())}")
+    train.add_argument("--dataset", choices=("digits", "fashion-mnist", "mnist", "mnist-5k"),
+                       help="default: digits (bundled)")
+    train.add_argument("--epochs", type=int, help="number of epochs (default: per model)")
+    train.add_argument("--batch-size", type=int, help="mini-batch size (default: per model)")
+    train.add_argument("--lr", type=float, help="learning rate (default: per model)")
+    train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), help="default: per model")
+    train.add_argument("--weight-decay", type=float, help="default: 0 (0.01 for adamw)")
+    train.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
+    train.add_argument("--augment", action="store_true",
+                       help="random shifts (and flips for Fashion-MNIST) of the training images")
+    train.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
+    train.add_argument("--resume", metavar="RUN_DIR",
+                       help="continue the run in RUN_DIR from its checkpoint (--epochs may raise the total)")
+    train.add_argument("--data-root", metavar="DIR", help="look for datasets here first")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar (summary lines only)")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "eval", help="reload a run's checkpoint and recompute its test accuracy",
+        description="Rebuild the model of RUN_DIR from config.json and checkpoint.npz, evaluate it on "
+        "the test set and compare with the accuracy metrics.json recorded (exit code 1 if different).")
+    evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.set_defaults(handler=_eval)
+
+    sample = commands.add_parser(
+        "sample", help="draw samples from a generative model's run (GPT text, GAN images)",
+        description="Load RUN_DIR and sample from it; what that means depends on the model.")
+    sample.add_argument("run_dir", metavar="RUN_DIR")
+    sample.add_argument("--num", type=int, default=16, help="how many samples (images or texts)")
+    sample.add_argument("--length", type=int, default=500, help="characters to generate (text models)")
+    sample.add_argument("--prompt", default="", help="text to start from (text models)")
+    sample.add_argument("--temperature", type=float, default=1.0)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--out", metavar="PATH", help="where to write the samples")
+    sample.set_defaults(handler=_sample)
+
+    bench = commands.add_parser(
+        "bench", help="time implementations side by side (Markdown table + bar chart per suite)",
+        description="Run benchmark suites, each in several fresh processes (median taken).")
+    bench.add_argument("suites", nargs="*", metavar="SUITE",
+                       help="overhead, conv, pool, softmax, attention (default: all present)")
+    bench.add_argument("--processes", type=int, default=3, help="processes per suite (default 3)")
+    bench.add_argument("--quick", action="store_true", help="small shapes, for a smoke test")
+    bench.add_argument("--out", default="benchmarks/results", metavar="DIR")
+    bench.set_defaults(handler=_bench)
+
+    gradcheck = commands.add_parser(
+        "gradcheck", help="check every functional op's backward against finite differences",
+        description="Run mdl.gradcheck (float64, central differences) on small inputs of each "
+        "op in minidl.functional and print a pass/fail table (exit code 1 on any failure).")
+    gradcheck.add_argument("ops", nargs="*", metavar="OP", help="only these ops (default: all)")
+    gradcheck.set_defaults(handler=_gradcheck)
+
+    data = commands.add_parser("data", help="datasets: where they are, download MNIST/Fashion-MNIST",
+                               description="Inspect and fetch datasets.")
+    data_commands = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND")
+    data_commands.required = True
+    download = data_commands.add_parser("download", help="download a dataset (needs internet; checksums verified)")
+    download.add_argument("name", metavar="NAME", choices=("mnist", "fashion-mnist"))
+    download.add_argument("--root", metavar="DIR", help="directory to write to (default: user data dir)")
+    info = data_commands.add_parser("info", help="which datasets are found, and where minidl looks")
+    info.add_argument("--root", metavar="DIR")
+    info.add_argument("-v", "--verbose", action="store_true", help="say why a dataset was not found")
+    data.set_defaults(handler=_data)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"minidl {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
