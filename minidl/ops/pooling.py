@@ -51,6 +51,8 @@ def _check(op, x, kernel_size, stride, padding):
     if padding[0] > kernel[0] // 2 or padding[1] > kernel[1] // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half of kernel_size {kernel}")
     h, w = x.shape[-2:]
+    if h == 0 or w == 0:
+        raise ValueError(f"{op}: input of shape {x.shape} has an empty (H, W) plane")
     if h + 2 * padding[0] < kernel[0] or w + 2 * padding[1] < kernel[1]:
         raise ValueError(f"{op}: kernel_size {kernel} is larger than the padded input "
                          f"({h + 2 * padding[0]}, {w + 2 * padding[1]}) "
