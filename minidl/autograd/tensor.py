@@ -176,7 +176,7 @@ class Tensor:
         return self.data.tolist()
 
     def astype(self, dtype):
-        return ops.cast(self, dtype=np.dtype(dtype))
+        return ops.cast(self, dtype)
 
     def float(self):
         return self.astype(np.float32)

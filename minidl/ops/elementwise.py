@@ -136,7 +136,7 @@ def _bound(value, name):
         value = value.data
     try:
         return float(value)                                  # a Python float keeps float32
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"clamp: {name} must be a number or None, got {type(value).__name__}") from None
 
 
@@ -188,6 +188,6 @@ def cast(a, dtype):
     """`a` converted to `dtype` (e.g. np.float64); the gradient converts back."""
     try:
         dtype = np.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         raise TypeError(f"cast: {dtype!r} is not a dtype") from None
     return Cast.apply(a, dtype=dtype)

@@ -1,0 +1,75 @@
+"""gradcheck itself: it must catch wrong gradients, and it needs float64."""
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl.autograd.function import Function
+from minidl.gradcheck import GradcheckError, gradcheck
+
+
+class ScaleWithWrongBackward(Function):
+    """out = a * b, but dL/db is wrong at one index (`bad_index`), on purpose."""
+
+    def forward(self, a, b, bad_index):
+        self.save_for_backward(a, b)
+        self.bad_index = bad_index
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.saved_tensors
+        grad_b = grad * a
+        if self.bad_index is not None:
+            grad_b = grad_b.copy()
+            grad_b[self.bad_index] *= 1.01               # a 1% error at one element
+        return grad * b, grad_b
+
+
+def test_gradcheck_catches_a_wrong_backward_and_names_input_and_index():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(1, 2, (3, 4)), rng.uniform(1, 2, (3, 4))
+    assert gradcheck(lambda x, y: ScaleWithWrongBackward.apply(x, y, bad_index=None), [a, b])
+    with pytest.raises(GradcheckError, match=r"input 1 \(shape \(3, 4\)\) at index \(2, 1\): analytic"):
+        gradcheck(lambda x, y: ScaleWithWrongBackward.apply(x, y, bad_index=(2, 1)), [a, b])
+
+
+def test_gradcheck_random_directions_for_large_inputs():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(1, 2, (40, 30)), rng.uniform(1, 2, (40, 30))     # 1200 > full_jacobian_max
+    assert gradcheck(lambda x, y: ScaleWithWrongBackward.apply(x, y, bad_index=None), [a, b])
+    # a wrong gradient in a whole row shows in a random direction's projection
+    with pytest.raises(GradcheckError, match=r"input 1 \(shape \(40, 30\)\) at random direction \d+"):
+        gradcheck(lambda x, y: ScaleWithWrongBackward.apply(x, y, bad_index=(slice(0, 20),)), [a, b],
+                  rtol=1e-4, atol=1e-7)
+
+
+def _central_difference_check(fn, x, dtype, eps=1e-6, atol=1e-5, rtol=1e-3):
+    """gradcheck's comparison, done by hand in `dtype`: return the largest
+    (|analytic - numeric| - tolerance) over all indices (> 0 means it fails)."""
+    x = np.asarray(x, dtype=dtype)
+    leaf = mdl.tensor(x, requires_grad=True)
+    fn(leaf).sum().backward()
+    worst = -np.inf
+    for index in np.ndindex(*x.shape):
+        delta = np.zeros_like(x)
+        delta[index] = eps
+        up = float(fn(mdl.tensor(x + delta)).sum().data)
+        down = float(fn(mdl.tensor(x - delta)).sum().data)
+        numeric = (up - down) / (2 * eps)
+        analytic = float(leaf.grad[index])
+        worst = max(worst, abs(analytic - numeric) - (atol + rtol * abs(numeric)))
+    return worst
+
+
+def test_float64_is_needed_the_same_check_in_float32_fails():
+    def fn(x):
+        return (x * x).exp() * 3.0
+
+    x = np.linspace(0.3, 1.2, 6)
+    assert gradcheck(fn, [x])                                         # float64: passes
+    assert _central_difference_check(fn, x, np.float64) < 0           # the hand check agrees
+    assert _central_difference_check(fn, x, np.float32) > 0           # float32: rounding swamps it
+
+
+def test_gradcheck_rejects_an_output_that_lost_float64():
+    with pytest.raises(TypeError, match="dtype float32"):
+        gradcheck(lambda x: x.float() * 2.0, [np.ones(3)])
