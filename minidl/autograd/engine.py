@@ -18,7 +18,9 @@ from .grad_mode import check_finite
 
 def topological_order(root_function):
     """Functions reachable from `root_function`, each listed after every
-    function that consumes its output (so the root comes first)."""
+    function that consumes its output (so the root comes first).
+
+    (Functions hash by identity, so they can be set members and dict keys.)"""
     order, visited = [], set()
     stack = [(root_function, False)]
     while stack:
@@ -26,13 +28,14 @@ def topological_order(root_function):
         if children_done:
             order.append(function)          # all inputs' producers are placed
             continue
-        if id(function) in visited:
+        if function in visited:
             continue
-        visited.add(id(function))
+        visited.add(function)
         stack.append((function, True))      # come back after the inputs
         for tensor in function.inputs:
-            if tensor.grad_fn is not None and id(tensor.grad_fn) not in visited:
-                stack.append((tensor.grad_fn, False))
+            producer = tensor.grad_fn
+            if producer is not None and producer not in visited:
+                stack.append((producer, False))
     order.reverse()                         # post-order reversed: outputs first
     return order
 
@@ -63,10 +66,12 @@ def backward(tensor, gradient=None, retain_graph=False):
         tensor._accumulate(gradient)
         return
 
-    grad_of_output = {id(tensor.grad_fn): gradient}  # function -> dL/d(its output)
+    grad_of_output = {tensor.grad_fn: gradient}   # function -> dL/d(its output), summed
+    grad_of_leaf = {}                              # leaf tensor -> dL/d(leaf), summed
+    anomaly = grad_mode.is_anomaly_enabled()
     with grad_mode.no_grad():
         for function in topological_order(tensor.grad_fn):
-            grad_output = grad_of_output.pop(id(function), None)
+            grad_output = grad_of_output.pop(function, None)
             if grad_output is None:         # output did not influence the result
                 continue
             if function.freed:
@@ -79,7 +84,7 @@ def backward(tensor, gradient=None, retain_graph=False):
                 function.output_retains_grad._accumulate(grad_output)
 
             grads = function.backward(grad_output)
-            if not isinstance(grads, tuple):
+            if type(grads) is not tuple:
                 grads = (grads,)
             if not retain_graph:
                 function.release()
@@ -87,18 +92,20 @@ def backward(tensor, gradient=None, retain_graph=False):
             for input_tensor, needs, grad in zip(function.inputs, function.needs_input_grad, grads):
                 if not needs or grad is None:
                     continue
-                if grad.shape != input_tensor.shape:
+                if grad.shape != input_tensor.data.shape:
                     raise RuntimeError(
                         f"{function.name}.backward returned a gradient of shape "
                         f"{grad.shape} for an input of shape {input_tensor.shape}"
                     )
-                if grad_mode.is_anomaly_enabled():
+                if anomaly:
                     check_finite(function.name, "backward", grad)
-                if input_tensor.grad_fn is None:            # a leaf: store it
-                    input_tensor._accumulate(grad)
-                else:                                       # an intermediate: pass it on
-                    key = id(input_tensor.grad_fn)
-                    if key in grad_of_output:
-                        grad_of_output[key] = grad_of_output[key] + grad
-                    else:
-                        grad_of_output[key] = grad
+                # a leaf collects its gradient here; an intermediate passes it on to its op
+                pending = grad_of_leaf if input_tensor.grad_fn is None else grad_of_output
+                key = input_tensor if input_tensor.grad_fn is None else input_tensor.grad_fn
+                if key in pending:
+                    pending[key] = pending[key] + grad
+                else:
+                    pending[key] = grad
+
+    for leaf, grad in grad_of_leaf.items():        # one store per leaf, after the walk
+        leaf._accumulate(grad)
