@@ -1,0 +1,175 @@
+"""softmax and log_softmax: against scipy.special over drawn shapes, dims, dtypes
+and memory layouts; the three backends agreeing on forward and backward;
+backward against the explicit Jacobian (diag(y) - y y^T) and gradcheck;
+extreme logits (+-1e4), -inf entries, all -inf rows (NaN, as in PyTorch);
+the polynomial exp against np.exp; bad input and a fuzz test.
+
+Tolerances: float64 to 1e-12; float32 to rtol 2e-6 / atol 1e-7 (the loops
+compute in float64 and round once; the NumPy twin computes in float32).
+"""
+import numpy as np
+import pytest
+import scipy.special
+from hypothesis import given, strategies as st
+
+import minidl as mdl
+import minidl.functional as F
+from minidl import kernels
+from minidl.kernels.fast_exp import fast_exp_array
+
+BACKENDS = ("numba", "numpy", "python")
+OPS = {"softmax": (F.softmax, scipy.special.softmax), "log_softmax": (F.log_softmax, scipy.special.log_softmax)}
+TOL = {np.float32: dict(rtol=2e-6, atol=1e-7), np.float64: dict(rtol=1e-12, atol=1e-13)}
+
+
+def run(op, x, dim, grad, backend):
+    with kernels.use(backend):
+        t = mdl.tensor(x, requires_grad=True)
+        y = OPS[op][0](t, dim=dim)
+        y.backward(grad)
+    return y.data, t.grad
+
+
+@st.composite
+def softmax_cases(draw, max_elements=400):
+    shape = tuple(draw(st.lists(st.integers(1, 7), min_size=1, max_size=4)))
+    dim = draw(st.integers(-len(shape), len(shape) - 1))
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    scale = draw(st.sampled_from([1.0, 10.0, 1e4]))
+    x = (rng.standard_normal(shape) * scale).astype(dtype)
+    if draw(st.booleans()) and x.ndim >= 2:           # a non-contiguous (transposed) view
+        x = np.ascontiguousarray(x.swapaxes(0, -1)).swapaxes(0, -1)
+    grad = rng.standard_normal(shape).astype(dtype)
+    return x, dim, grad
+
+
+@pytest.mark.parametrize("op", OPS)
+@given(case=softmax_cases())
+def test_forward_matches_scipy_and_backends_agree(op, case):
+    x, dim, grad = case
+    before, grad_before = x.copy(), grad.copy()
+    want = OPS[op][1](x.astype(np.float64), axis=dim)
+    results = {b: run(op, x, dim, grad, b) for b in BACKENDS}
+    np.testing.assert_array_equal(x, before)           # caller arrays untouched
+    np.testing.assert_array_equal(grad, grad_before)
+    for backend, (y, gx) in results.items():
+        assert y.dtype == x.dtype and gx.dtype == x.dtype and y.shape == x.shape
+        np.testing.assert_allclose(y, want, **TOL[x.dtype.type], err_msg=backend)
+        np.testing.assert_allclose(gx, results["numba"][1], rtol=TOL[x.dtype.type]["rtol"] * 10,
+                                   atol=1e-6 if x.dtype == np.float32 else 1e-12, err_msg=backend)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_backward_equals_explicit_jacobian(op, backend):
+    rng = np.random.default_rng(2)
+    x, g = rng.standard_normal((3, 6)), rng.standard_normal((3, 6))
+    y, gx = run(op, x, -1, g, backend)
+    for r in range(3):
+        p = scipy.special.softmax(x[r])
+        jac = np.diag(p) - np.outer(p, p)               # d softmax_i / d x_j
+        if op == "log_softmax":
+            jac = np.eye(6) - np.tile(p, (6, 1))        # d log softmax_i / d x_j = delta_ij - p_j
+        np.testing.assert_allclose(gx[r], g[r] @ jac, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("shape, dim", [((4, 5), -1), ((3, 4, 2), 0), ((2, 3, 4), 1), ((7,), 0)])
+def test_gradcheck(op, shape, dim):
+    x = np.random.default_rng(0).standard_normal(shape) * 3
+    assert mdl.gradcheck(lambda t: OPS[op][0](t, dim=dim), [x])
+    assert mdl.gradcheck(lambda t: OPS[op][0](t.transpose(0, -1), dim=dim), [x.swapaxes(0, -1).copy()])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_extreme_logits_and_minus_inf_entries(backend, dtype):
+    x = np.array([[1e4, -1e4, 0.0, 1e4 - 1],            # would overflow exp without the max shift
+                  [-np.inf, 0.0, 1.0, -np.inf],         # -inf entries: probability 0
+                  [-1e4, -1e4 + 2, -np.inf, -1e4]], dtype)
+    g = np.arange(12, dtype=dtype).reshape(3, 4)
+    for op in OPS:
+        y, gx = run(op, x, -1, g, backend)
+        want = OPS[op][1](x.astype(np.float64), axis=-1)
+        np.testing.assert_allclose(y, want, **TOL[dtype])
+        assert np.all(np.isfinite(gx))
+    p, gx = run("softmax", x, -1, g, backend)
+    assert p[1, 0] == 0 and p[1, 3] == 0 and gx[1, 0] == 0
+    np.testing.assert_allclose(p.sum(axis=-1), 1, rtol=1e-6)
+    logp, gx = run("log_softmax", x, -1, g, backend)
+    assert logp[1, 0] == -np.inf and gx[1, 0] == g[1, 0]   # g - softmax * sum(g), softmax = 0
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_all_minus_inf_row_is_nan_like_pytorch_and_other_rows_unaffected(backend):
+    x = np.array([[-np.inf] * 3, [0.0, 1.0, 2.0]])
+    for op in OPS:
+        y, gx = run(op, x, 1, np.ones_like(x), backend)
+        assert np.isnan(y[0]).all() and np.isnan(gx[0]).all()
+        np.testing.assert_allclose(y[1], OPS[op][1](x[1]), rtol=1e-12)
+        assert np.isfinite(gx[1]).all()
+
+
+def test_fast_exp_accuracy_against_numpy():
+    rng = np.random.default_rng(0)
+    x = np.concatenate([np.linspace(-745.0, 709.0, 400_001), rng.uniform(-30, 30, 100_000),
+                        -rng.exponential(100, 100_000), [0.0, -0.0, 1e-300, -1e-300]])
+    got, want = fast_exp_array(x), np.exp(x)
+    normal = want >= np.finfo(np.float64).tiny
+    rel = np.abs(got[normal] - want[normal]) / want[normal]
+    assert rel.max() <= 4e-16                          # measured ~2.2e-16 (one ulp)
+    assert np.all(np.abs(got[~normal] - want[~normal]) <= 5e-324)   # subnormals: within one step
+    special = np.array([-np.inf, -1e4, -746.0, np.inf, 1e4, np.nan])
+    np.testing.assert_array_equal(fast_exp_array(special), [0, 0, 0, np.inf, np.inf, np.nan])
+
+
+def test_zero_dim_and_empty_inputs():
+    assert F.softmax(mdl.tensor(np.float64(3.0)), dim=0).item() == 1.0
+    assert F.log_softmax(mdl.tensor(np.float64(3.0)), dim=-1).item() == 0.0
+    t = mdl.tensor(np.zeros((3, 0)), requires_grad=True)
+    y = F.softmax(t, dim=1)
+    assert y.shape == (3, 0)
+    y.sum().backward()
+    assert t.grad.shape == (3, 0)
+
+
+def test_tensor_methods():
+    x = np.random.default_rng(0).standard_normal((2, 5))
+    t = mdl.tensor(x)
+    np.testing.assert_allclose(t.softmax(0).data, scipy.special.softmax(x, axis=0), rtol=1e-12)
+    np.testing.assert_allclose(t.log_softmax(-1).data, scipy.special.log_softmax(x, axis=-1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("x, dim, error, words", [
+    (np.arange(6).reshape(2, 3), -1, TypeError, ["int64", "(2, 3)"]),
+    (np.zeros((2, 3), bool), 0, TypeError, ["bool"]),
+    (np.zeros((2, 3)), 2, ValueError, ["dim 2", "(2, 3)"]),
+    (np.zeros((2, 3)), -3, ValueError, ["dim -3"]),
+    (np.zeros((2, 3)), 1.0, TypeError, ["dim"]),
+    (np.zeros((2, 3)), None, TypeError, ["dim"]),
+])
+def test_bad_input_names_op_and_shape(op, x, dim, error, words):
+    with pytest.raises(error) as info:
+        OPS[op][0](mdl.tensor(x), dim=dim)
+    assert str(info.value).startswith(op + ":")
+    for word in words:
+        assert word in str(info.value)
+
+
+@pytest.mark.parametrize("op", OPS)
+@given(shape=st.lists(st.integers(0, 4), max_size=4),
+       dtype=st.sampled_from([np.float32, np.float64, np.int8, np.float16, np.complex128]),
+       dim=st.one_of(st.integers(-6, 6), st.floats(-2, 2), st.none(), st.just("0"), st.booleans()))
+def test_fuzz_malformed_arguments_raise_python_errors(op, shape, dtype, dim):
+    x = np.ones(shape, dtype)
+    try:
+        y = OPS[op][0](mdl.tensor(x), dim=dim)
+    except (ValueError, TypeError):
+        return
+    assert y.shape == x.shape and y.dtype == x.dtype
+    if x.size:                                           # uniform logits: uniform probabilities
+        n = x.shape[dim] if x.ndim else 1
+        want = 1.0 / n if op == "softmax" else -np.log(n)
+        np.testing.assert_allclose(y.data, want, rtol=1e-6)
