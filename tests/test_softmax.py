@@ -4,8 +4,9 @@ backward against the explicit Jacobian (diag(y) - y y^T) and gradcheck;
 extreme logits (+-1e4), -inf entries, all -inf rows (NaN, as in PyTorch);
 the polynomial exp against np.exp; bad input and a fuzz test.
 
-Tolerances: float64 to 1e-12; float32 to rtol 2e-6 / atol 1e-7 (the loops
-compute in float64 and round once; the NumPy twin computes in float32).
+Tolerances: float64 to 1e-12; float32 to rtol 2e-6 / atol 1e-6 (the loops
+compute in float64 and round once; the NumPy twin computes in float32, so
+its log_softmax near 0 carries the ~1e-7 absolute error of a float32 log).
 """
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from minidl.kernels.fast_exp import fast_exp_array
 
 BACKENDS = ("numba", "numpy", "python")
 OPS = {"softmax": (F.softmax, scipy.special.softmax), "log_softmax": (F.log_softmax, scipy.special.log_softmax)}
-TOL = {np.float32: dict(rtol=2e-6, atol=1e-7), np.float64: dict(rtol=1e-12, atol=1e-13)}
+TOL = {np.float32: dict(rtol=2e-6, atol=1e-6), np.float64: dict(rtol=1e-12, atol=1e-13)}
 
 
 def run(op, x, dim, grad, backend):
