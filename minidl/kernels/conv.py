@@ -21,7 +21,7 @@ and conv2d's weight gradient with the roles of input and output swapped (dW).
 """
 import numpy as np
 
-from . import conv_numpy
+from . import conv_numba, conv_numpy
 from .backend import dispatch
 from .conv_im2col import col2im, im2col
 from .conv_numpy import output_size
@@ -108,16 +108,25 @@ def _backward_im2col(grad_out, x, weight, stride, padding, dilation, groups,
     return d_input, d_weight
 
 
-def _numba_forward(*args):
-    return _forward_im2col(*args, im2col)
+def _numba_forward(x, weight, stride, padding, dilation, groups, output_hw):
+    n, c_in, h, w = x.shape
+    kh, kw = weight.shape[2:]
+    ho, wo = output_hw or (output_size(h, kh, stride[0], padding[0], dilation[0]),
+                           output_size(w, kw, stride[1], padding[1], dilation[1]))
+    return conv_numba.conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(weight),
+                                     stride, padding, dilation, groups, ho, wo)
 
 
 def _python_forward(*args):
     return _forward_im2col(*args, im2col.py_func)
 
 
-def _numba_backward(*args):
-    return _backward_im2col(*args, im2col, col2im)
+def _numba_backward(grad_out, x, weight, stride, padding, dilation, groups,
+                    input_shape, need_input, need_weight):
+    x = np.ascontiguousarray(x) if need_weight else None
+    return conv_numba.conv2d_backward(np.ascontiguousarray(grad_out), x, np.ascontiguousarray(weight),
+                                      stride, padding, dilation, groups, input_shape,
+                                      need_input, need_weight)
 
 
 def _python_backward(*args):

@@ -1,0 +1,110 @@
+"""The compiled fast path of conv2d: one thread pool, samples split across it.
+
+Each Numba thread takes a contiguous block of samples and, for each sample
+and group, builds that sample's column matrix (K x P, small enough to stay
+in cache) with `im2col`, then multiplies it with a single-threaded BLAS call
+(`np.dot` inside @njit calls SciPy's BLAS). Only Numba's pool is busy:
+OpenBLAS's own threads are held to one while these kernels run, because two
+pools spinning on two cores slow each other down several times (PERF.md,
+pitfall 1). The output is written in place, sample by sample, in NCHW order,
+so no reshuffling pass is needed.
+
+Shapes below: G groups, cog = Cout/G output channels per group,
+K = Cg*kh*kw rows of a column matrix, P = ho*wo output pixels per sample.
+"""
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .blas_threads import single_threaded_blas
+from .conv_im2col import col2im, im2col
+
+
+@njit(parallel=True, cache=True)
+def forward_kernel(x, w_mat, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, n_blocks, out):
+    """out[n, g] = W_g @ im2col(x[n], group g) for every sample n and group g.
+
+    x:     (N, C, H, W) C-contiguous, read only.
+    w_mat: (G, cog, K) C-contiguous, read only (the weight, reshaped).
+    out:   (N, G, cog, P) C-contiguous; every entry written.
+    n_blocks: number of sample blocks run in parallel (about one per thread).
+    """
+    n = x.shape[0]
+    groups, k = w_mat.shape[0], w_mat.shape[2]
+    cg = k // (kh * kw)                                   # input channels per group
+    for b in prange(n_blocks):
+        cols = np.empty((k, ho * wo), x.dtype)            # this thread's column matrix
+        for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
+            for g in range(groups):
+                im2col(x, g * cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, s, cols)
+                np.dot(w_mat[g], cols, out[s, g])         # (cog, K) @ (K, P) -> (cog, P)
+
+
+@njit(parallel=True, cache=True)
+def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                    need_input, need_weight, dx, dw_parts):
+    """Gradients of forward_kernel, per block of samples.
+
+    x:        (N, C, H, W), read only; used only if need_weight (else any 4-D array).
+    w_mat:    (G, cog, K), read only.   gy: (N, G, cog, P), read only (dL/dout).
+    dx:       (N, C, H, W); if need_input, every entry written:
+              dx[n] = sum over g of col2im(W_g^T @ gy[n, g]).
+    dw_parts: (B, G, cog, K) with B = number of blocks; if need_weight, block b
+              writes dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
+              The caller adds the blocks up (one partial sum per thread: no races).
+    """
+    n = gy.shape[0]
+    groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
+    n_blocks = dw_parts.shape[0]
+    cg = k // (kh * kw)                                   # input channels per group
+    for b in prange(n_blocks):
+        cols = np.empty((k, ho * wo), gy.dtype)           # columns, then column gradient
+        product = np.empty((cog, k), gy.dtype)            # one sample's weight gradient
+        if need_weight:
+            dw_parts[b] = 0.0
+        for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
+            if need_input:
+                dx[s] = 0.0                               # col2im adds into it
+            for g in range(groups):
+                if need_weight:
+                    im2col(x, g * cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, s, cols)
+                    np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
+                    dw_parts[b, g] += product
+                if need_input:
+                    np.dot(w_mat[g].T, gy[s, g], cols)    # (K, cog) @ (cog, P) -> (K, P)
+                    col2im(cols, g * cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, s, dx)
+
+
+def n_blocks_for(n):
+    """One block of samples per Numba thread (at least one block)."""
+    return max(1, min(n, numba.get_num_threads()))
+
+
+def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo):
+    """(N, Cout, ho, wo) = conv2d(x, weight); x, weight C-contiguous, same float dtype."""
+    n = x.shape[0]
+    c_out, cg, kh, kw = weight.shape
+    w_mat = weight.reshape(groups, c_out // groups, cg * kh * kw)     # (G, cog, K)
+    out = np.empty((n, groups, c_out // groups, ho * wo), x.dtype)     # (N, G, cog, P)
+    with single_threaded_blas():
+        forward_kernel(x, w_mat, kh, kw, *stride, *padding, *dilation, ho, wo, n_blocks_for(n), out)
+    return out.reshape(n, c_out, ho, wo)
+
+
+def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
+                    input_shape, need_input, need_weight):
+    """(dL/dx or None, dL/dW or None) of conv2d_forward; inputs C-contiguous."""
+    n, _, ho, wo = grad_out.shape
+    c_out, cg, kh, kw = weight.shape
+    cog, k = c_out // groups, cg * kh * kw
+    w_mat = weight.reshape(groups, cog, k)                             # (G, cog, K)
+    gy = grad_out.reshape(n, groups, cog, ho * wo)                     # (N, G, cog, P)
+    blocks = n_blocks_for(n)
+    dx = np.empty(input_shape if need_input else (0, 0, 0, 0), grad_out.dtype)
+    dw_parts = np.empty((blocks, groups, cog, k), grad_out.dtype)      # the kernel reads B from it
+    source = x if need_weight else dx                                  # any 4-D array of the dtype
+    with single_threaded_blas():
+        backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,
+                        need_input, need_weight, dx, dw_parts)
+    d_weight = dw_parts.sum(axis=0).reshape(weight.shape) if need_weight else None
+    return (dx if need_input else None), d_weight
