@@ -210,3 +210,15 @@ def test_backward_on_a_tensor_without_grad_raises():
     x = mdl.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(RuntimeError, match=r"shape \(2,\)"):
         (x * 2.0).backward()
+
+
+def test_chunk_amax_and_contiguous_follow_pytorch():
+    x = mdl.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    assert [c.shape for c in x.chunk(3, dim=1)] == [(3, 2), (3, 2)]      # ceil(4 / 3) = 2 per chunk
+    assert [c.shape for c in x.chunk(4, dim=1)] == [(3, 1)] * 4
+    np.testing.assert_array_equal(x.amax(dim=1).data, [3, 7, 11])
+    np.testing.assert_array_equal(x.argmin(dim=0).data, [0, 0, 0, 0])
+    y = x.T.contiguous().view(-1)
+    np.testing.assert_array_equal(y.data, x.data.T.ravel())
+    (y * mdl.tensor(np.arange(12.0))).sum().backward()
+    np.testing.assert_array_equal(x.grad, np.arange(12.0).reshape(4, 3).T)

@@ -251,6 +251,18 @@ class Tensor:
     def masked_fill(self, mask, value): return ops.masked_fill(self, mask, value)
     def split(self, split_size_or_sections, dim=0):
         return ops.split(self, split_size_or_sections, dim)
+    def chunk(self, chunks, dim=0): return ops.chunk(self, chunks, dim)
+    def amax(self, dim=None, keepdim=False): return ops.amax(self, dim=dim, keepdim=keepdim)
+    def amin(self, dim=None, keepdim=False): return ops.amin(self, dim=dim, keepdim=keepdim)
+    def argmin(self, dim=None, keepdim=False):
+        return Tensor(np.argmin(self.data, axis=dim, keepdims=keepdim))
+    def clip(self, min=None, max=None): return ops.clamp(self, min=min, max=max)
+    def maximum(self, other): return ops.maximum(self, other)
+    def minimum(self, other): return ops.minimum(self, other)
+    def contiguous(self):
+        """Kept for PyTorch code (`x.transpose(1, 2).contiguous().view(...)`):
+        minidl's reshape copies when it must, so this returns the tensor itself."""
+        return self
 
 
 def tensor(data, requires_grad=False, dtype=None):
