@@ -208,6 +208,11 @@ def test_load_state_dict_rejects_a_mismatched_state():
         opt.load_state_dict(other.state_dict())
     with pytest.raises(ValueError, match="group 0 has 2 parameters in the state_dict but 1 here"):
         opt.load_state_dict({"param_groups.0.params": np.arange(2)})
+    two_groups = optim.Adam([{"params": [nn.Parameter(np.zeros(3))]},
+                             {"params": [nn.Parameter(np.zeros(1))]}]).state_dict()
+    two_groups["param_groups.0.params"] = np.arange(1)
+    with pytest.raises(ValueError, match="the state_dict has 2 parameter groups, this optimizer has 1"):
+        opt.load_state_dict(two_groups)
 
 
 def test_a_linear_model_fits_a_line():

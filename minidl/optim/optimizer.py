@@ -121,6 +121,10 @@ class Optimizer:
                 raise ValueError(f"{name}.load_state_dict: group {g} has {len(saved)} parameters "
                                  f"in the state_dict but {len(group['params'])} here")
             start += len(saved)
+        saved_groups = {key.split(".")[1] for key in state_dict if key.startswith("param_groups.")}
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"{name}.load_state_dict: the state_dict has {len(saved_groups)} "
+                             f"parameter groups, this optimizer has {len(self.param_groups)}")
         new_state = {}
         for key, value in state_dict.items():
             parts = key.split(".")
