@@ -225,3 +225,4 @@ def test_sequential_is_the_composition():
     expected = h @ model[3].weight.data.T + model[3].bias.data
     np.testing.assert_allclose(model(mdl.tensor(x)).data, expected, rtol=1e-5, atol=1e-6)
     assert "(2): LeakyReLU(negative_slope=0.1)" in repr(model)
+    assert repr(nn.GELU()) == "GELU(approximate='none')" and repr(nn.Tanh()) == "Tanh()"

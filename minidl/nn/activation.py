@@ -40,7 +40,7 @@ class GELU(Module):
         return F.gelu(x, approximate=self.approximate)
 
     def extra_repr(self):
-        return f"approximate='{self.approximate}'" if self.approximate != "none" else ""
+        return f"approximate='{self.approximate}'"
 
 
 class Tanh(Module):
