@@ -19,12 +19,10 @@ EPILOG = "Run `minidl COMMAND --help` for the options of one command."
 
 
 def _train(args):
-    from .training import (TrainConfig, RunDirectory, TrainingInterrupted, default_run_dir,
-                           fit, make_config)
+    from .training import TrainConfig, RunDirectory, TrainingInterrupted, default_run_dir, make_config
 
     entry = models.model_entry(args.model)
-    if entry.kind != "classifier":              # generative models bring their own loop
-        return entry.resolve("train_from_args")(args)
+    trainer = entry.resolve("trainer")          # classifier.fit, or a generative model's loop
     given = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  optimizer=args.optimizer, seed=args.seed, augment=args.augment or None,
                  weight_decay=args.weight_decay, data_root=args.data_root)
@@ -47,7 +45,7 @@ def _train(args):
     print(f"training {config.model} on {config.dataset}: {config.epochs} epochs, batch {config.batch_size}, "
           f"{config.optimizer} lr {config.lr}, seed {config.seed}; run directory {run_dir}")
     try:
-        fit(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+        trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
     except TrainingInterrupted:
         return 130
     return 0
@@ -71,7 +69,7 @@ def _sample(args):
               f"not a generative model; models that can sample: "
               f"{', '.join(models.available_models('generator')) or 'none registered yet'}")
         return 2
-    return entry.resolve("sample_from_run")(args.run_dir, args) or 0
+    return entry.resolve("sampler")(args.run_dir, args) or 0
 
 
 def _bench(args):
@@ -217,8 +215,7 @@ def build_parser():
         "epoch) and plots. Ctrl-C keeps the last finished epoch; --resume continues from it.")
     train.add_argument("model", metavar="MODEL", choices=models.available_models(),
                        help=f"one of: {', '.join(models.available_models())}")
-    train.add_argument("--dataset", choices=("digits", "fashion-mnist", "mnist", "mnist-5k"),
-                       help="default: digits (bundled)")
+    train.add_argument("--dataset", help="digits (bundled, the default), fashion-mnist, mnist or mnist-5k")
     train.add_argument("--epochs", type=int, help="number of epochs (default: per model)")
     train.add_argument("--batch-size", type=int, help="mini-batch size (default: per model)")
     train.add_argument("--lr", type=float, help="learning rate (default: per model)")

@@ -80,9 +80,10 @@ def plot_confusion_matrix(labels, predictions, classes, path):
 
 
 # ---- image grids ------------------------------------------------------------
-def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gray"):
+def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gray", symmetric=False):
     """A grid of images: (N, C, H, W) with C = 1 or 3, or (N, H, W). Each image
-    is scaled to its own min..max; `titles` gives one caption per image.
+    is scaled to its own min..max (with `symmetric`, to -m..m where m = max |x|,
+    so that 0 is the middle colour); `titles` gives one caption per image.
     Used for misclassified digits, and later for GAN and other samples."""
     images = _as_array(images)
     if images.ndim == 3:
@@ -100,7 +101,9 @@ def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gra
             continue
         image = images[i].transpose(1, 2, 0).astype(np.float64)  # (H, W, C)
         low, high = image.min(), image.max()
-        image = (image - low) / (high - low) if high > low else np.zeros_like(image)
+        if symmetric:
+            low, high = -max(abs(low), abs(high)), max(abs(low), abs(high))
+        image = (image - low) / (high - low) if high > low else np.full_like(image, 0.5)
         ax.imshow(image[..., 0] if image.shape[2] == 1 else image, cmap=cmap, vmin=0, vmax=1)
         if titles is not None:
             ax.set_title(titles[i], fontsize=8)
@@ -129,7 +132,7 @@ def plot_filters(weight, path, max_filters=64):
         raise ValueError(f"plot_filters: expected a weight (C_out, C_in, kH, kW), got {weight.shape}")
     tiles = weight[:max_filters] if weight.shape[1] == 3 else weight[:max_filters, :1]
     return plot_image_grid(tiles, path, titles=[str(i) for i in range(len(tiles))], cmap="bwr",
-                           title=f"first-layer filters {tuple(weight.shape)}")
+                           symmetric=True, title=f"first-layer filters {tuple(weight.shape)} (red +, blue -)")
 
 
 def plot_feature_maps(image, feature_maps, path, max_maps=31):

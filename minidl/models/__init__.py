@@ -8,11 +8,17 @@ The registry is what `minidl train MODEL` uses. Each entry names a builder,
 so that a model file is imported only when it is asked for, and the kind of
 model, which tells the CLI how to train it and what `minidl sample` does:
 
-    kind "classifier": trained by minidl.training.classifier on image datasets;
-    kind "generator":  a generative model (GPT, GAN) whose file also defines
-                       `sample_from_run(run_dir, args)` for `minidl sample`.
+    kind "classifier": trained by minidl.training.classifier:fit on image
+                       datasets, unless the entry names another `trainer`;
+    kind "generator":  a generative model (GPT, GAN); its entry names
+                       trainer="module:function", called as
+                       trainer(config, run_dir, resume=..., progress=..., log=...)
+                       with a minidl.training.TrainConfig (like classifier.fit),
+                       and sampler="module:function", called by `minidl sample`
+                       as sampler(run_dir, args) (args: the parsed command line).
 
-Adding a model is one `register` line below (or a `register` call in its own file).
+Adding a model is one `register` line below (or a `register` call in its own
+file). Extra keyword arguments are the model's training defaults.
 """
 import importlib
 from dataclasses import dataclass
@@ -25,30 +31,39 @@ class ModelEntry:
     kind: str = "classifier"  # "classifier" or "generator"
     description: str = ""
     defaults: tuple = ()      # training defaults: (("epochs", 20), ("lr", 1e-3), ...)
+    trainer: object = None    # "module:function" or callable; None: classifier.fit
+    sampler: object = None    # "module:function" or callable, for `minidl sample`
 
-    def resolve(self, attribute=None):
-        """The builder callable (or another `attribute` of the builder's module)."""
-        if callable(self.builder) and attribute is None:
-            return self.builder
-        if callable(self.builder):
-            module = importlib.import_module(self.builder.__module__)
-        else:
-            module_name, _, function = self.builder.partition(":")
-            module = importlib.import_module(module_name)
-            attribute = attribute or function
-        return getattr(module, attribute)
+    def resolve(self, what="builder"):
+        """The callable named by this entry's `builder`, `trainer` or `sampler`."""
+        target = getattr(self, what)
+        if target is None and what == "trainer" and self.kind == "classifier":
+            target = "minidl.training.classifier:fit"
+        if target is None:
+            raise ValueError(f"model {self.name!r} ({self.kind}) has no {what} registered; add "
+                             f"{what}=\"module:function\" to its register(...) line in minidl/models/__init__.py")
+        return resolve_target(target)
+
+
+def resolve_target(target):
+    """A callable, or the function named by "package.module:function"."""
+    if callable(target):
+        return target
+    module_name, _, function = target.partition(":")
+    return getattr(importlib.import_module(module_name), function)
 
 
 REGISTRY = {}
 
 
-def register(name, builder, kind="classifier", description="", **defaults):
+def register(name, builder, kind="classifier", description="", trainer=None, sampler=None, **defaults):
     """Make `name` buildable by `build_model` and trainable by `minidl train name`.
     Keyword arguments are its training defaults (epochs, lr, batch_size,
     optimizer, ...), used where the command line does not say otherwise."""
     if kind not in ("classifier", "generator"):
         raise ValueError(f"models.register: kind must be 'classifier' or 'generator', got {kind!r}")
-    REGISTRY[name] = ModelEntry(name, builder, kind, description, tuple(sorted(defaults.items())))
+    REGISTRY[name] = ModelEntry(name, builder, kind, description, tuple(sorted(defaults.items())),
+                                trainer, sampler)
     return builder
 
 
