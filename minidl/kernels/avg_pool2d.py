@@ -53,9 +53,11 @@ def avg_pool2d_forward_loops(x, kh, kw, sh, sw, ph, pw):
 def avg_pool2d_backward_loops(grad_out, h, w, kh, kw, sh, sw, ph, pw):
     n, c, oh, ow = grad_out.shape
     g = grad_out.reshape(n * c, oh, ow)                  # (P, OH, OW)
-    grad_x = np.zeros((n * c, h, w), grad_out.dtype)     # (P, H, W)
+    grad_x = np.empty((n * c, h * w), grad_out.dtype)    # (P, H*W), element (r, col) at r*W + col
     scale = 1.0 / (kh * kw)
     for p in prange(n * c):                              # one thread per plane: no races
+        gx = grad_x[p]
+        gx[:] = 0.0                                      # zeroed here, so the plane is cache-hot below
         for i in range(oh):
             top = i * sh - ph
             r0, r1 = max(top, 0), min(top + kh, h)
@@ -65,7 +67,7 @@ def avg_pool2d_backward_loops(grad_out, h, w, kh, kw, sh, sw, ph, pw):
                 share = g[p, i, j] * scale               # each window element's part
                 for r in range(r0, r1):
                     for col in range(c0, c1):
-                        grad_x[p, r, col] += share       # accumulate: windows may overlap
+                        gx[r * w + col] += share         # accumulate: windows may overlap
     return grad_x.reshape(n, c, h, w)
 
 

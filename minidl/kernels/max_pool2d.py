@@ -73,10 +73,12 @@ def max_pool2d_backward_loops(grad_out, argmax, h, w):
     n, c, oh, ow = grad_out.shape
     g = grad_out.reshape(n * c, oh * ow)                 # (P, OH*OW)
     a = argmax.reshape(n * c, oh * ow)                   # (P, OH*OW), flat indices into H*W
-    grad_x = np.zeros((n * c, h * w), grad_out.dtype)    # (P, H*W)
+    grad_x = np.empty((n * c, h * w), grad_out.dtype)    # (P, H*W)
     for p in prange(n * c):                              # one thread per plane: no races
+        gx = grad_x[p]
+        gx[:] = 0.0                                      # zeroed here, so the plane is cache-hot below
         for q in range(oh * ow):
-            grad_x[p, a[p, q]] += g[p, q]                # accumulate: windows may overlap
+            gx[a[p, q]] += g[p, q]                       # accumulate: windows may overlap
     return grad_x.reshape(n, c, h, w)
 
 
