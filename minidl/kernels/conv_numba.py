@@ -12,6 +12,8 @@ so no reshuffling pass is needed.
 Shapes below: G groups, cog = Cout/G output channels per group,
 K = Cg*kh*kw rows of a column matrix, P = ho*wo output pixels per sample.
 """
+import contextlib
+
 import numba
 import numpy as np
 from numba import njit, prange
@@ -75,9 +77,23 @@ def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                     col2im(cols, g * cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, s, dx)
 
 
-def n_blocks_for(n):
-    """One block of samples per Numba thread (at least one block)."""
-    return max(1, min(n, numba.get_num_threads()))
+# Below this many multiply-adds a call runs on one thread: waking the pool
+# costs more than it saves (and much more on a busy machine).
+PARALLEL_MIN_WORK = 1 << 20
+
+
+@contextlib.contextmanager
+def thread_blocks(n, work):
+    """Yield how many sample blocks to run in parallel (one per thread used),
+    with Numba's pool and SciPy's BLAS set up for that; restore both after."""
+    available = numba.get_num_threads()
+    blocks = 1 if work < PARALLEL_MIN_WORK else max(1, min(n, available))
+    numba.set_num_threads(blocks)
+    try:
+        with single_threaded_blas():
+            yield blocks
+    finally:
+        numba.set_num_threads(available)
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo):
@@ -86,8 +102,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo):
     c_out, cg, kh, kw = weight.shape
     w_mat = weight.reshape(groups, c_out // groups, cg * kh * kw)     # (G, cog, K)
     out = np.empty((n, groups, c_out // groups, ho * wo), x.dtype)     # (N, G, cog, P)
-    with single_threaded_blas():
-        forward_kernel(x, w_mat, kh, kw, *stride, *padding, *dilation, ho, wo, n_blocks_for(n), out)
+    with thread_blocks(n, out.size * cg * kh * kw) as blocks:
+        forward_kernel(x, w_mat, kh, kw, *stride, *padding, *dilation, ho, wo, blocks, out)
     return out.reshape(n, c_out, ho, wo)
 
 
@@ -99,11 +115,10 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     cog, k = c_out // groups, cg * kh * kw
     w_mat = weight.reshape(groups, cog, k)                             # (G, cog, K)
     gy = grad_out.reshape(n, groups, cog, ho * wo)                     # (N, G, cog, P)
-    blocks = n_blocks_for(n)
     dx = np.empty(input_shape if need_input else (0, 0, 0, 0), grad_out.dtype)
-    dw_parts = np.empty((blocks, groups, cog, k), grad_out.dtype)      # the kernel reads B from it
     source = x if need_weight else dx                                  # any 4-D array of the dtype
-    with single_threaded_blas():
+    with thread_blocks(n, grad_out.size * k) as blocks:
+        dw_parts = np.empty((blocks, groups, cog, k), grad_out.dtype)  # the kernel reads B from it
         backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,
                         need_input, need_weight, dx, dw_parts)
     d_weight = dw_parts.sum(axis=0).reshape(weight.shape) if need_weight else None
