@@ -99,9 +99,10 @@ def epoch_line(config, record):
             f"{record['seconds']:.1f} s, {record['samples_per_s']:,.0f} samples/s")
 
 
-def fit(config, run_dir, resume=False, progress=True, log=print):
+def fit(config, run_dir, resume=False, progress=True, log=print, plots=True):
     """Train `config` in `run_dir` (see minidl.training.run_directory); with
-    `resume`, continue from its checkpoint up to `config.epochs`.
+    `resume`, continue from its checkpoint up to `config.epochs`. `plots=False`
+    skips the final plots (tests that only need the numbers).
 
     Returns a dict: history (one record per epoch), final (the last test
     evaluation), run_dir. Ctrl-C raises TrainingInterrupted after saying how
@@ -146,7 +147,8 @@ def fit(config, run_dir, resume=False, progress=True, log=print):
         raise TrainingInterrupted(run.path, finished) from None
 
     final = evaluate(model, test_set, config.dataset, config.eval_batch_size)
-    save_run_plots(run, model, history, test_set, final["predictions"], config.dataset)
+    if plots:
+        save_run_plots(run, model, history, test_set, final["predictions"], config.dataset)
     log(f"{config.model} on {config.dataset}: test accuracy {final['acc']:.2%} "
         f"({final['correct']}/{final['total']}) after {config.epochs} epochs; "
         f"{np.mean([r['seconds'] for r in history]) if history else 0:.2f} s/epoch; run directory {run.path}")
