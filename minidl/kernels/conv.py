@@ -8,10 +8,11 @@ Contract (checked by `minidl.ops.conv` before anything here runs):
   matrices) lives in a small reusable workspace, never in the caller's arrays.
 
 Backends (`minidl.kernels.use`):
-- "numba":  chunks of samples -> `im2col` (compiled loop) -> one GEMM per chunk
-            and group (NumPy's matmul, OpenBLAS threads) -> reshuffle;
+- "numba":  `conv_numba.py`: a parallel loop over samples; per sample and group,
+            `im2col` (compiled) then a single-threaded GEMM inside @njit;
             backward: dW from the columns, dX = col2im(W^T @ gy).
-- "python": the same pipeline with the loops interpreted (`.py_func`): slow,
+- "python": the same im2col/col2im loops interpreted (`.py_func`), over chunks
+            of samples with one NumPy GEMM per chunk and group (below): slow,
             the readable reference for tiny shapes.
 - "numpy":  the vectorised twin in `conv_numpy.py` (sliding_window_view).
 
@@ -52,7 +53,8 @@ def _chunk(n, k, positions):
 
 
 def _forward_im2col(x, weight, stride, padding, dilation, groups, output_hw, im2col_fn):
-    """conv2d forward by im2col + GEMM; see the module docstring."""
+    """conv2d forward by im2col + GEMM over chunks of samples (the "python" backend,
+    with `im2col_fn = im2col.py_func`); see the module docstring."""
     n, c_in, h, w = x.shape
     c_out, cg, kh, kw = weight.shape
     (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
