@@ -1,0 +1,175 @@
+"""The `minidl` command line: train/eval/resume on digits, sample, gradcheck, data, bench, help."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import cli, functional
+from minidl.autograd.function import Function
+from minidl.training import RunDirectory, classifier
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_lists_every_subcommand(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for command in ("train", "eval", "sample", "bench", "gradcheck", "data"):
+        assert command in text
+
+
+def test_console_module_runs_as_a_program():
+    result = subprocess.run([sys.executable, "-m", "minidl.cli", "train", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "--resume" in result.stdout and "MODEL" in result.stdout
+
+
+def test_unknown_model_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "no-such-model"])
+    assert exit_info.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_train_mlp_on_digits_reaches_96_percent_and_eval_reproduces_it(tmp_path, capsys):
+    run = tmp_path / "mlp"
+    assert cli.main(["train", "mlp", "--out", str(run), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "test accuracy" in out
+    history = json.loads((run / "metrics.json").read_text())["epochs"]
+    config = json.loads((run / "config.json").read_text())
+    assert len(history) == config["epochs"] and config["dataset"] == "digits"
+    assert history[-1]["test_acc"] >= 0.96
+    for key in ("train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"):
+        assert key in history[-1]
+    for name in ("checkpoint.npz", "curves.png", "confusion_matrix.png", "misclassified.png"):
+        assert (run / name).stat().st_size > 0, name
+    assert not (run / "filters.png").exists()         # the MLP's first layer is not a Conv2d
+
+    assert cli.main(["eval", str(run)]) == 0
+    out = capsys.readouterr().out
+    assert "reproduced exactly" in out
+    assert f"{history[-1]['test_acc']:.2%}" in out
+
+
+def test_eval_reports_a_difference_with_exit_code_1(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    metrics = json.loads((run / "metrics.json").read_text())
+    metrics["epochs"][-1]["test_acc"] -= 0.01             # pretend the record says otherwise
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    assert cli.main(["eval", str(run)]) == 1
+    assert "DIFFERENT" in capsys.readouterr().out
+
+
+def test_two_epochs_equal_one_epoch_plus_resume(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert cli.main(["train", "mlp", "--epochs", "2", "--seed", "3", "--out", str(straight), "--no-progress"]) == 0
+    assert cli.main(["train", "mlp", "--epochs", "1", "--seed", "3", "--out", str(resumed), "--no-progress"]) == 0
+    assert cli.main(["train", "mlp", "--resume", str(resumed), "--epochs", "2", "--no-progress"]) == 0
+    a = RunDirectory(straight).load_checkpoint()
+    b = RunDirectory(resumed).load_checkpoint()
+    assert a["epoch"] == b["epoch"] == 2
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        np.testing.assert_array_equal(a["model"][name], b["model"][name], err_msg=name)
+    for name in a["optimizer"]:
+        np.testing.assert_array_equal(a["optimizer"][name], b["optimizer"][name], err_msg=name)
+    curve = [r["test_loss"] for r in RunDirectory(resumed).load_metrics()]
+    assert curve == [r["test_loss"] for r in RunDirectory(straight).load_metrics()]
+
+
+def test_resume_refuses_a_changed_hyper_parameter(tmp_path):
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    with pytest.raises(SystemExit, match="only --epochs may change"):
+        cli.main(["train", "mlp", "--resume", str(run), "--lr", "0.5"])
+
+
+def test_ctrl_c_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch, capsys):
+    real = classifier.train_one_epoch
+    calls = []
+
+    def interrupt_second_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(classifier, "train_one_epoch", interrupt_second_epoch)
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--epochs", "3", "--out", str(run), "--no-progress"]) == 130
+    out = capsys.readouterr().out
+    assert f"minidl train mlp --resume {run}" in out
+    assert RunDirectory(run).load_checkpoint()["epoch"] == 1
+
+
+def test_eval_of_a_directory_without_a_run_fails_clearly(tmp_path, capsys):
+    assert cli.main(["eval", str(tmp_path)]) == 1
+    assert "config.json" in capsys.readouterr().err
+
+
+def test_sample_on_a_classifier_run_says_it_is_not_generative(tmp_path, capsys):
+    RunDirectory(tmp_path).create().save_config({"model": "mlp", "dataset": "digits"})
+    assert cli.main(["sample", str(tmp_path)]) == 2
+    assert "not a generative model" in capsys.readouterr().out
+
+
+def test_gradcheck_command_passes_correct_ops(capsys):
+    assert cli.main(["gradcheck", "add", "mul", "tanh"]) == 0
+    out = capsys.readouterr().out
+    for op in ("add", "mul", "tanh"):
+        assert any(line.startswith(op) and " pass " in line for line in out.splitlines()), op
+
+
+class _WrongTanh(Function):
+    """tanh with a backward missing the square: d/dx tanh = 1 - tanh, which is wrong."""
+
+    def forward(self, a):
+        self.out = np.tanh(a)
+        return self.out
+
+    def backward(self, grad):
+        return grad * (1 - self.out)
+
+
+def test_gradcheck_command_catches_a_wrong_backward(monkeypatch, capsys):
+    monkeypatch.setattr(functional, "tanh", lambda x: _WrongTanh.apply(x))
+    assert cli.main(["gradcheck", "tanh", "exp"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("tanh") and "FAIL" in line and "analytic" in line for line in lines)
+    assert any(line.startswith("exp") and " pass " in line for line in lines)
+
+
+def test_gradcheck_command_rejects_unknown_op_names(capsys):
+    assert cli.main(["gradcheck", "frobnicate"]) == 1
+    assert "frobnicate" in capsys.readouterr().err
+
+
+def test_data_info_finds_the_bundled_digits(capsys):
+    assert cli.main(["data", "info"]) == 0
+    line = next(l for l in capsys.readouterr().out.splitlines() if l.startswith("digits"))
+    assert "found" in line and "(1347, 1, 8, 8)" in line
+
+
+def test_data_download_calls_minidl_data_download(monkeypatch, tmp_path):
+    calls = []
+    monkeypatch.setattr(mdl.data, "download", lambda name, root=None: calls.append((name, root)))
+    assert cli.main(["data", "download", "fashion-mnist", "--root", str(tmp_path)]) == 0
+    assert calls == [("fashion-mnist", str(tmp_path))]
+
+
+def test_bench_passes_its_arguments_to_the_runner(monkeypatch, tmp_path):
+    from minidl.bench import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run", lambda names, **kw: calls.append((names, kw)))
+    assert cli.main(["bench", "conv", "pool", "--processes", "2", "--quick", "--out", str(tmp_path)]) == 0
+    assert calls == [(["conv", "pool"], dict(processes=2, quick=True, out_dir=str(tmp_path)))]
