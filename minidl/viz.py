@@ -225,7 +225,7 @@ def graph_of(tensor, names=None):
     if tensor.grad_fn is None:
         return nodes, edges
     edges.append((("op", id(tensor.grad_fn)), out_id))
-    depth = {id(tensor.grad_fn): 1}
+    depth, seen_edges = {id(tensor.grad_fn): 1}, set()
     # Every op comes after all the ops that consume its output, so its depth
     # (1 + the deepest consumer's) is final by the time we reach it.
     for function in topological_order(tensor.grad_fn):
@@ -240,7 +240,8 @@ def graph_of(tensor, names=None):
                 child = ("tensor", id(t))
                 old = nodes.get(child, {}).get("depth", 0)
                 nodes[child] = dict(label=tensor_label(t), kind="leaf", depth=max(old, child_depth))
-            if (child, key) not in edges:
+            if (child, key) not in seen_edges:           # x * x: one edge, drawn once
+                seen_edges.add((child, key))
                 edges.append((child, key))
     return nodes, edges
 
