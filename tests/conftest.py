@@ -1,10 +1,18 @@
-"""Shared test setup: hypothesis profiles.
+"""Shared test setup: one thread per math library, and hypothesis profiles.
+
+Tests run in parallel (`pytest -n 2`: one worker per core). If each worker also
+let OpenBLAS and Numba start a thread per core, four busy-waiting threads
+would share two cores, and a small matrix product can take 20x longer. So each
+worker uses one thread per library; set the variables yourself to override.
 
 - "dev" (default): 40 examples per property, quick to run locally.
 - "ci": no deadline (JIT compiles and a shared machine make timings erratic),
   derandomized so a CI run is reproducible. Select with HYPOTHESIS_PROFILE=ci.
 """
 import os
+
+for variable in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
+    os.environ.setdefault(variable, "1")   # before NumPy or Numba is imported
 
 from hypothesis import HealthCheck, settings
 

@@ -101,13 +101,13 @@ class GPT(nn.Module):
         with no_grad():
             for _ in range(max_new_tokens):
                 context = idx[:, -self.config.block_size:]                  # (N, <=block)
-                logits = self(context).data[:, -1, :] / temperature        # (N, V)
+                logits = self(context).data[:, -1, :].astype(np.float64) / temperature   # (N, V)
                 if top_k is not None:
                     kth = np.sort(logits, axis=-1)[:, -min(top_k, logits.shape[-1])][:, None]
                     logits = np.where(logits < kth, -np.inf, logits)
                 probs = np.exp(logits - logits.max(axis=-1, keepdims=True))
                 probs /= probs.sum(axis=-1, keepdims=True)                  # (N, V)
-                choice = [rng.choice(probs.shape[1], p=row) for row in probs.astype(np.float64)]
+                choice = [rng.choice(probs.shape[1], p=row) for row in probs]
                 idx = np.concatenate([idx, np.array(choice, dtype=np.int64)[:, None]], axis=1)
         self.train(was_training)
         return idx

@@ -1,0 +1,309 @@
+"""Training a GPT: the loop behind `minidl train gpt|pixel-gpt` and their `minidl sample`.
+
+Two tasks, one model class (minidl.models.gpt.GPT), one loop:
+
+- "gpt": characters of the bundled Shakespeare slice. The text is split 90/10
+  into training and validation text; a batch is `batch_size` windows of
+  block_size + 1 characters at random places; the model predicts every next
+  character. The bigram baseline (next-character counts on the training text,
+  add-one smoothed) is measured on the same validation windows, so the curve
+  has a yardstick.
+- "pixel-gpt": digits read as sequences. Each 8x8 image is quantised to
+  LEVELS grey levels (tokens 0..LEVELS-1); the sequence starts with a class token
+  (LEVELS + class), then the 64 pixels row by row. Generating from a class
+  token draws that digit; a trained CNN then says how often it is recognised.
+
+An "epoch" is `steps_per_epoch` optimisation steps (AdamW); after each, the
+validation loss is measured on fixed windows, a sample is written and the
+checkpoint saved.
+"""
+import time
+
+import numpy as np
+from tqdm.auto import tqdm
+
+import minidl as mdl
+from .. import optim, viz
+from ..data import load_dataset, load_text
+from ..models.gpt import GPT, GPTConfig
+from .config import TrainConfig, epoch_seed, make_config
+from .run_directory import RunDirectory, default_run_dir
+
+LEVELS = 4                 # grey levels of pixel-gpt
+STEPS_PER_EPOCH = 200
+EVAL_WINDOWS = 256
+
+
+# ---- the two tasks: data as token arrays ---------------------------------------
+class CharacterTask:
+    name = "shakespeare"
+
+    def __init__(self, block_size):
+        text = load_text("shakespeare")
+        self.vocabulary = "".join(sorted(set(text)))
+        self.index = {c: i for i, c in enumerate(self.vocabulary)}
+        tokens = np.array([self.index[c] for c in text], dtype=np.int64)
+        cut = int(0.9 * len(tokens))
+        self.train, self.validation = tokens[:cut], tokens[cut:]
+        self.block_size = block_size
+        rng = np.random.default_rng(1234)            # fixed validation windows
+        starts = rng.integers(0, len(self.validation) - block_size - 1, EVAL_WINDOWS)
+        self.eval_windows = np.stack([self.validation[s:s + block_size + 1] for s in starts])
+
+    @property
+    def vocab_size(self):
+        return len(self.vocabulary)
+
+    def batch(self, batch_size, rng):
+        """(inputs, targets), each (B, T): targets are inputs shifted by one."""
+        starts = rng.integers(0, len(self.train) - self.block_size - 1, batch_size)
+        windows = np.stack([self.train[s:s + self.block_size + 1] for s in starts])   # (B, T+1)
+        return windows[:, :-1], windows[:, 1:]
+
+    def decode(self, tokens):
+        return "".join(self.vocabulary[int(t)] for t in tokens)
+
+    def bigram_loss(self):
+        """Cross-entropy (nats/char) of add-one-smoothed bigram counts from the
+        training text, on the validation windows' predictions."""
+        V = self.vocab_size
+        counts = np.ones((V, V))
+        np.add.at(counts, (self.train[:-1], self.train[1:]), 1.0)
+        log_probs = np.log(counts / counts.sum(axis=1, keepdims=True))
+        inputs, targets = self.eval_windows[:, :-1], self.eval_windows[:, 1:]
+        return float(-np.mean(log_probs[inputs, targets]))
+
+
+class PixelTask:
+    name = "digits"
+
+    def __init__(self, data_root=None):
+        self.train_images = load_dataset("digits", "train", root=data_root)
+        self.test_images = load_dataset("digits", "test", root=data_root)
+        self.train = self.sequences(self.train_images)           # (N, 65)
+        self.eval_windows = self.sequences(self.test_images)
+        self.block_size = self.train.shape[1] - 1                 # 64
+
+    vocab_size = LEVELS + 10
+
+    @staticmethod
+    def quantise(images):
+        """[0, 1] pixels -> integer levels 0..LEVELS-1."""
+        return np.clip(np.round(images * (LEVELS - 1)), 0, LEVELS - 1).astype(np.int64)
+
+    def sequences(self, dataset):
+        pixels = self.quantise(dataset.images).reshape(len(dataset), -1)     # (N, 64)
+        classes = (LEVELS + dataset.labels)[:, None]                          # (N, 1)
+        return np.concatenate([classes, pixels], axis=1)                      # (N, 65)
+
+    def batch(self, batch_size, rng):
+        rows = self.train[rng.integers(0, len(self.train), batch_size)]       # (B, 65)
+        return rows[:, :-1], rows[:, 1:]
+
+    def images_from(self, sequences):
+        """Generated (N, 65) sequences -> images (N, 1, 8, 8) in [0, 1]."""
+        pixels = np.clip(sequences[:, 1:], 0, LEVELS - 1)
+        return (pixels / (LEVELS - 1)).reshape(len(sequences), 1, 8, 8).astype(np.float32)
+
+
+def make_task(config):
+    if config.model == "pixel-gpt":
+        return PixelTask(config.data_root)
+    return CharacterTask(block_size=128)
+
+
+def gpt_config(task):
+    if isinstance(task, PixelTask):
+        return GPTConfig(vocab_size=task.vocab_size, block_size=task.block_size,
+                         n_layer=4, n_head=4, n_embd=96, dropout=0.0)
+    return GPTConfig(vocab_size=task.vocab_size, block_size=task.block_size,
+                     n_layer=4, n_head=4, n_embd=128, dropout=0.0)
+
+
+# ---- loop ----------------------------------------------------------------------
+def validation_loss(model, task, batch_size=64):
+    model.eval()
+    total = 0.0
+    with mdl.no_grad():
+        for start in range(0, len(task.eval_windows), batch_size):
+            window = task.eval_windows[start:start + batch_size]
+            total += model.loss(window[:, :-1], window[:, 1:]).item() * len(window)
+    model.train()
+    return total / len(task.eval_windows)
+
+
+def write_sample(model, task, path, rng):
+    if isinstance(task, PixelTask):
+        prompts = (LEVELS + np.arange(10).repeat(4))[:, None]                # 4 of each class
+        images = task.images_from(model.generate(prompts, task.block_size, rng=rng))
+        viz.plot_image_grid(images, path, ncols=8, titles=[str(c) for c in np.arange(10).repeat(4)])
+    else:
+        text = task.decode(model.generate(np.array([[task.index["\n"]]]), 300, temperature=0.8,
+                                          top_k=20, rng=rng)[0])
+        path.write_text(text)
+        return text
+    return None
+
+
+def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_epoch=STEPS_PER_EPOCH):
+    run = RunDirectory(run_dir).create()
+    task = make_task(config)
+    mdl.manual_seed(config.seed)
+    model = GPT(gpt_config(task))
+    optimizer = optim.AdamW(model.parameters(), lr=config.lr,
+                            weight_decay=0.01 if config.weight_decay is None else config.weight_decay)
+    done, history = 0, []
+    if resume:
+        checkpoint = run.load_checkpoint()
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        done = checkpoint["epoch"]
+        history = [r for r in run.load_metrics() if r["epoch"] <= done]
+    run.save_config(dict(config.to_dict(), gpt=model.config.to_dict()))
+    baseline = task.bigram_loss() if isinstance(task, CharacterTask) else None
+
+    for epoch in range(done + 1, config.epochs + 1):
+        rng = np.random.default_rng(epoch_seed(config.seed, epoch))
+        mdl.manual_seed(epoch_seed(config.seed, epoch))
+        start, total = time.perf_counter(), 0.0
+        with tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step",
+                  disable=not progress, dynamic_ncols=True) as bar:
+            for step in range(steps_per_epoch):
+                inputs, targets = task.batch(config.batch_size, rng)          # (B, T) each
+                loss = model.loss(inputs, targets)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                total += loss.item()
+                elapsed = time.perf_counter() - start
+                bar.set_postfix(loss=f"{loss.item():.3f}",
+                                tokens_per_s=f"{(step + 1) * inputs.size / elapsed:,.0f}", refresh=False)
+                bar.update(1)
+        seconds = time.perf_counter() - start
+        record = dict(epoch=epoch, train_loss=total / steps_per_epoch,
+                      validation_loss=validation_loss(model, task), seconds=seconds,
+                      seconds_per_step=seconds / steps_per_epoch)
+        if baseline is not None:
+            record["bigram_validation_loss"] = baseline
+        history.append(record)
+        suffix = "png" if isinstance(task, PixelTask) else "txt"
+        write_sample(model, task, run.file(f"samples_epoch_{epoch:03d}.{suffix}"), rng)
+        run.save_checkpoint(model, optimizer, epoch, config.to_dict())
+        run.save_metrics(history)
+        log(f"{config.model} | epoch {epoch}/{config.epochs} | train loss {record['train_loss']:.3f} | "
+            f"validation loss {record['validation_loss']:.3f}"
+            + (f" (bigram {baseline:.3f})" if baseline is not None else "")
+            + f" | {record['seconds_per_step'] * 1000:.0f} ms/step")
+
+    plot_gpt_curves(history, run.file("curves.png"), baseline)
+    plot_attention_example(model, task, run.file("attention.png"))
+    return dict(history=history, model=model, task=task, run_dir=run.path)
+
+
+def plot_gpt_curves(history, path, baseline=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(epochs, [r["train_loss"] for r in history], label="train")
+    ax.plot(epochs, [r["validation_loss"] for r in history], label="validation")
+    if baseline is not None:
+        ax.axhline(baseline, color="gray", ls="--", label=f"bigram baseline {baseline:.2f}")
+    ax.set_xlabel(f"epoch ({STEPS_PER_EPOCH} steps)"), ax.set_ylabel("cross-entropy (nats/token)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_attention_example(model, task, path):
+    """Where the last block looks, over one validation sequence (first 32 tokens)."""
+    tokens = task.eval_windows[:1, :32]
+    weights = model.attention_maps(tokens)[-1][0]                             # (T, T)
+    if isinstance(task, CharacterTask):
+        labels = [repr(c)[1:-1] for c in task.decode(tokens[0])]
+    else:
+        labels = ["cls"] + [str(t) for t in tokens[0, 1:]]
+    viz.plot_attention(weights, path, query_labels=labels, key_labels=labels,
+                       title="last block, head-averaged attention")
+
+
+# ---- pixel-gpt evaluation with a trained CNN ----------------------------------------
+def class_recognition(model, task, classifier, per_class=50, rng=None, dataset="digits"):
+    """Generate `per_class` digits of every class; the share the CNN classifies as asked."""
+    from .classifier import prepare_batch
+
+    rng = rng or np.random.default_rng(0)
+    rates = []
+    for digit in range(10):
+        prompts = np.full((per_class, 1), LEVELS + digit)
+        images = task.images_from(model.generate(prompts, task.block_size, rng=rng))
+        classifier.eval()
+        with mdl.no_grad():
+            predicted = classifier(prepare_batch(images, dataset)).data.argmax(axis=1)
+        rates.append(float(np.mean(predicted == digit)))
+    return rates
+
+
+# ---- CLI hooks ---------------------------------------------------------------------
+def build_character_gpt(input_shape=None, num_classes=None):
+    """The registry's builder for "gpt": an untrained character GPT over the
+    Shakespeare vocabulary (the image arguments do not apply)."""
+    return GPT(gpt_config(CharacterTask(block_size=128)))
+
+
+def build_pixel_gpt(input_shape, num_classes):
+    """The registry's builder for "pixel-gpt": images (C, H, W) as C*H*W pixel
+    tokens after one class token."""
+    channels, height, width = input_shape
+    return GPT(GPTConfig(vocab_size=LEVELS + num_classes, block_size=channels * height * width,
+                         n_layer=4, n_head=4, n_embd=96))
+
+
+def train_from_args(args):
+    given = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                 data_root=args.data_root, dataset="digits" if args.model == "pixel-gpt" else "shakespeare")
+    config = make_config(args.model, **given)
+    run_dir = args.resume or args.out or default_run_dir(config.model, config.dataset)
+    if args.resume:
+        saved = RunDirectory(run_dir).load_config()
+        saved.update({k: v for k, v in (("epochs", args.epochs),) if v})
+        config = TrainConfig.from_dict(saved)
+    print(f"training {config.model}: {config.epochs} epochs of {STEPS_PER_EPOCH} steps, batch "
+          f"{config.batch_size}, AdamW lr {config.lr}, seed {config.seed}; run directory {run_dir}")
+    fit_gpt(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+    return 0
+
+
+def load_run(run_dir):
+    run = RunDirectory(run_dir)
+    saved = run.load_config()
+    config = TrainConfig.from_dict(saved)
+    model = GPT(GPTConfig(**saved["gpt"]))
+    model.load_state_dict(run.load_checkpoint()["model"])
+    return config, model, make_task(config)
+
+
+def sample_from_run(run_dir, args):
+    config, model, task = load_run(run_dir)
+    rng = np.random.default_rng(args.seed)
+    if isinstance(task, PixelTask):
+        path = args.out or RunDirectory(run_dir).file("sample.png")
+        write_sample(model, task, path, rng)
+        print(f"wrote {path}")
+        return 0
+    prompt = args.prompt or "\n"
+    unknown = sorted(set(prompt) - set(task.vocabulary))
+    if unknown:
+        raise SystemExit(f"minidl sample: the prompt uses characters the model never saw: {unknown}")
+    start = np.array([[task.index[c] for c in prompt]])
+    text = task.decode(model.generate(start, args.length, temperature=args.temperature, top_k=20,
+                                      rng=rng)[0])
+    print(text)
+    if args.out:
+        with open(args.out, "w") as f:
+            f.write(text)
+    return 0
+
