@@ -173,3 +173,35 @@ def test_bench_passes_its_arguments_to_the_runner(monkeypatch, tmp_path):
     monkeypatch.setattr(runner, "run", lambda names, **kw: calls.append((names, kw)))
     assert cli.main(["bench", "conv", "pool", "--processes", "2", "--quick", "--out", str(tmp_path)]) == 0
     assert calls == [(["conv", "pool"], dict(processes=2, quick=True, out_dir=str(tmp_path)))]
+
+
+def test_generator_models_dispatch_to_their_trainer_and_sampler(monkeypatch, tmp_path):
+    from minidl import models
+
+    calls = []
+
+    def trainer(config, run_dir, resume=False, progress=True, log=print):
+        calls.append(("train", config.model, config.epochs, config.lr, str(run_dir), resume))
+        RunDirectory(run_dir).create().save_config(config.to_dict())
+
+    def sampler(run_dir, args):
+        calls.append(("sample", str(run_dir), args.num))
+        return 0
+
+    entry = models.ModelEntry("toy-gen", lambda shape, classes: None, kind="generator",
+                              defaults=(("epochs", 4), ("lr", 0.01)), trainer=trainer, sampler=sampler)
+    monkeypatch.setitem(models.REGISTRY, "toy-gen", entry)
+    run = tmp_path / "g"
+    assert cli.main(["train", "toy-gen", "--out", str(run), "--no-progress"]) == 0
+    assert cli.main(["sample", str(run), "--num", "3"]) == 0
+    assert calls == [("train", "toy-gen", 4, 0.01, str(run), False), ("sample", str(run), 3)]
+
+
+def test_every_registered_model_resolves_its_trainer():
+    from minidl import models
+
+    for name in models.available_models():
+        entry = models.model_entry(name)
+        assert callable(entry.resolve("trainer")), name
+        if entry.kind == "generator":
+            assert callable(entry.resolve("sampler")), name

@@ -10,12 +10,15 @@ model, which tells the CLI how to train it and what `minidl sample` does:
 
     kind "classifier": trained by minidl.training.classifier:fit on image
                        datasets, unless the entry names another `trainer`;
-    kind "generator":  a generative model (GPT, GAN); its entry names
-                       trainer="module:function", called as
+    kind "generator":  a generative model (GPT, GAN) with its own loop. Its
+                       trainer is called as
                        trainer(config, run_dir, resume=..., progress=..., log=...)
                        with a minidl.training.TrainConfig (like classifier.fit),
-                       and sampler="module:function", called by `minidl sample`
-                       as sampler(run_dir, args) (args: the parsed command line).
+                       and its sampler by `minidl sample` as sampler(run_dir, args)
+                       (args: the parsed command line). By default they are
+                       `fit_<file>` and `sample_from_run` in the builder's module
+                       (minidl.training.gpt:fit_gpt, ...); trainer="module:function"
+                       and sampler="module:function" name others.
 
 Adding a model is one `register` line below (or a `register` call in its own
 file). Extra keyword arguments are the model's training defaults.
@@ -39,6 +42,11 @@ class ModelEntry:
         target = getattr(self, what)
         if target is None and what == "trainer" and self.kind == "classifier":
             target = "minidl.training.classifier:fit"
+        elif target is None and what in ("trainer", "sampler") and isinstance(self.builder, str):
+            module = self.builder.partition(":")[0]
+            function = f"fit_{module.rsplit('.', 1)[-1]}" if what == "trainer" else "sample_from_run"
+            if hasattr(importlib.import_module(module), function):
+                target = f"{module}:{function}"
         if target is None:
             raise ValueError(f"model {self.name!r} ({self.kind}) has no {what} registered; add "
                              f"{what}=\"module:function\" to its register(...) line in minidl/models/__init__.py")
