@@ -41,10 +41,11 @@ def plan_layout(height, width):
 
 
 class CNN(SummaryMixin, nn.Module):
-    """CNN(in_channels=1, num_classes=10, image_size=(28, 28)): the Keras example
-    network; `image_size` chooses padding and pooling (see `plan_layout`)."""
+    """CNN(in_channels=1, num_classes=10, image_size=(28, 28), dropout=0.0): the
+    Keras example network; `image_size` chooses padding and pooling (see
+    `plan_layout`). dropout > 0 adds Dropout(dropout) before each dense layer."""
 
-    def __init__(self, in_channels=1, num_classes=10, image_size=(28, 28)):
+    def __init__(self, in_channels=1, num_classes=10, image_size=(28, 28), dropout=0.0):
         super().__init__()
         padding, pools, (h, w) = plan_layout(*image_size)
         self.image_size = tuple(image_size)
@@ -57,16 +58,18 @@ class CNN(SummaryMixin, nn.Module):
         self.conv3 = nn.Conv2d(64, 64, 3, padding=padding)
         self.relu3 = nn.ReLU()
         self.flatten = nn.Flatten()
+        self.drop1 = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc1 = nn.Linear(64 * h * w, 64)
         self.relu4 = nn.ReLU()
+        self.drop2 = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc2 = nn.Linear(64, num_classes)
 
     def forward(self, x):                                   # (N, C, H, W)
         x = self.pool1(self.relu1(self.conv1(x)))           # (N, 32, H1, W1)
         x = self.pool2(self.relu2(self.conv2(x)))           # (N, 64, H2, W2)
         x = self.relu3(self.conv3(x))                       # (N, 64, h, w)
-        x = self.relu4(self.fc1(self.flatten(x)))           # (N, 64)
-        return self.fc2(x)                                  # (N, num_classes)
+        x = self.relu4(self.fc1(self.drop1(self.flatten(x))))   # (N, 64)
+        return self.fc2(self.drop2(x))                      # (N, num_classes)
 
 
 def build(input_shape, num_classes):
