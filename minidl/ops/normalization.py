@@ -41,7 +41,7 @@ def _check_float(op_name, x):
 def _standardized_backward(grad_hat, x_hat, inv_std, axes):
     """dL/dx of x_hat = (x - mean(x)) * inv_std when mean and var come from x
     over `axes`; `grad_hat` = dL/dx_hat."""
-    count = np.prod([x_hat.shape[a] for a in axes])               # M: values per mean
+    count = int(np.prod([x_hat.shape[a] for a in axes]))          # M: values per mean (a Python int keeps float32)
     sum_g = grad_hat.sum(axis=axes, keepdims=True)
     sum_gx = (grad_hat * x_hat).sum(axis=axes, keepdims=True)
     return (inv_std / count) * (count * grad_hat - sum_g - x_hat * sum_gx)
