@@ -2,7 +2,8 @@
 
 Each Numba thread takes a contiguous block of samples and, for each sample
 and group, builds that sample's column matrix (K x P, small enough to stay
-in cache) with `im2col`, then multiplies it with a single-threaded BLAS call
+in cache) with a branch-free im2col on a zero-padded copy of the sample
+(`conv_padded.py`), then multiplies it with a single-threaded BLAS call
 (`np.dot` inside @njit calls SciPy's BLAS). Only Numba's pool is busy:
 OpenBLAS's own threads are held to one while these kernels run, because two
 pools spinning on two cores slow each other down several times (PERF.md,
@@ -19,7 +20,7 @@ import numpy as np
 from numba import njit, prange
 
 from .blas_threads import single_threaded_blas
-from .conv_im2col import col2im, im2col
+from .conv_padded import col2im_padded, im2col_padded, pad_sample, unpad_sample
 
 
 @njit(parallel=True, cache=True)
@@ -31,14 +32,16 @@ def forward_kernel(x, w_mat, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, n_blocks, o
     out:   (N, G, cog, P) C-contiguous; every entry written.
     n_blocks: number of sample blocks run in parallel (about one per thread).
     """
-    n = x.shape[0]
+    n, height, width = x.shape[0], x.shape[2], x.shape[3]
     groups, k = w_mat.shape[0], w_mat.shape[2]
     cg = k // (kh * kw)                                   # input channels per group
     for b in prange(n_blocks):
         cols = np.empty((k, ho * wo), x.dtype)            # this thread's column matrix
+        xp = np.zeros((cg, height + 2 * ph, width + 2 * pw), x.dtype)   # padded sample; border stays 0
         for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
             for g in range(groups):
-                im2col(x, g * cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, s, cols)
+                pad_sample(x, s, g * cg, ph, pw, xp)
+                im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
                 np.dot(w_mat[g], cols, out[s, g])         # (cog, K) @ (K, P) -> (cog, P)
 
 
@@ -59,22 +62,27 @@ def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
     n_blocks = dw_parts.shape[0]
     cg = k // (kh * kw)                                   # input channels per group
+    height = x.shape[2] if need_weight else dx.shape[2]
+    width = x.shape[3] if need_weight else dx.shape[3]
     for b in prange(n_blocks):
         cols = np.empty((k, ho * wo), gy.dtype)           # columns, then column gradient
         product = np.empty((cog, k), gy.dtype)            # one sample's weight gradient
+        xp = np.zeros((cg, height + 2 * ph, width + 2 * pw), gy.dtype)  # padded sample; border stays 0
+        dxp = np.empty((cg, height + 2 * ph, width + 2 * pw), gy.dtype)  # its gradient
         if need_weight:
             dw_parts[b] = 0.0
         for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
-            if need_input:
-                dx[s] = 0.0                               # col2im adds into it
             for g in range(groups):
                 if need_weight:
-                    im2col(x, g * cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, s, cols)
+                    pad_sample(x, s, g * cg, ph, pw, xp)
+                    im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
                     np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
                     dw_parts[b, g] += product
                 if need_input:
                     np.dot(w_mat[g].T, gy[s, g], cols)    # (K, cog) @ (cog, P) -> (K, P)
-                    col2im(cols, g * cg, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, s, dx)
+                    dxp[:] = 0.0                          # col2im adds into it
+                    col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
+                    unpad_sample(dxp, ph, pw, s, g * cg, dx)
 
 
 # Below this many multiply-adds a call runs on one thread: waking the pool
