@@ -209,13 +209,15 @@ plt.close(fig)
 # Trained convolution layers often learn filters that look like these
 # hand-made ones: edge detectors (Sobel) for each direction, a spot detector
 # (Laplacian) and a blur. We apply them to a handwritten digit from the bundled
-# UCI digits (8x8, enlarged to 32x32) and show each filter with its response.
+# UCI digits (8x8, smoothly enlarged to 32x32) and show each filter with its
+# response (red positive, blue negative).
 
 # %%
 try:
     from minidl.data import load_dataset
+    from scipy.ndimage import zoom
     digit = load_dataset("digits", "train").images[0, 0]                 # (8, 8) in [0, 1]
-    image = np.kron(digit, np.ones((4, 4), np.float32))                 # (32, 32), blocky
+    image = np.clip(zoom(digit, 4, order=3), 0, 1).astype(np.float32)    # (32, 32), cubic interpolation
 except Exception:                                                        # data package missing
     yy, xx = np.mgrid[-1:1:32j, -1:1:32j]
     image = ((np.abs(np.hypot(xx, yy) - 0.6) < 0.15)).astype(np.float32)  # a ring
@@ -238,7 +240,8 @@ axes[1, 0].axis("off")
 for k, name in enumerate(filters):
     axes[0, k + 1].imshow(bank[k, 0], cmap="RdBu_r", vmin=-np.abs(bank[k]).max(), vmax=np.abs(bank[k]).max())
     axes[0, k + 1].set_title(name, fontsize=8)
-    axes[1, k + 1].imshow(responses[k], cmap="RdBu_r")
+    scale = np.abs(responses[k]).max()
+    axes[1, k + 1].imshow(responses[k], cmap="RdBu_r", vmin=-scale, vmax=scale)
 for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
