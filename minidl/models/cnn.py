@@ -64,12 +64,19 @@ class CNN(SummaryMixin, nn.Module):
         self.drop2 = nn.Dropout(dropout) if dropout else nn.Identity()
         self.fc2 = nn.Linear(64, num_classes)
 
-    def forward(self, x):                                   # (N, C, H, W)
+    def features(self, x):                                  # (N, C, H, W)
+        """The penultimate layer: 64 features per image (used by minidl.metrics)."""
         x = self.pool1(self.relu1(self.conv1(x)))           # (N, 32, H1, W1)
         x = self.pool2(self.relu2(self.conv2(x)))           # (N, 64, H2, W2)
         x = self.relu3(self.conv3(x))                       # (N, 64, h, w)
-        x = self.relu4(self.fc1(self.drop1(self.flatten(x))))   # (N, 64)
-        return self.fc2(self.drop2(x))                      # (N, num_classes)
+        return self.relu4(self.fc1(self.drop1(self.flatten(x))))   # (N, 64)
+
+    def classify(self, features):                           # (N, 64)
+        """Logits from the penultimate features."""
+        return self.fc2(self.drop2(features))               # (N, num_classes)
+
+    def forward(self, x):                                   # (N, C, H, W)
+        return self.classify(self.features(x))              # (N, num_classes)
 
 
 def build(input_shape, num_classes):
