@@ -92,10 +92,17 @@ class GPT(nn.Module):
 
     def generate(self, idx, max_new_tokens, temperature=1.0, top_k=None, rng=None):
         """Extend idx (N, T) by sampling one token at a time; returns (N, T + new)."""
-        if temperature <= 0:
+        if not temperature > 0:
             raise ValueError(f"GPT.generate: temperature must be > 0, got {temperature}")
+        if top_k is not None and (int(top_k) != top_k or top_k < 1):
+            raise ValueError(f"GPT.generate: top_k must be a positive integer or None, got {top_k}")
+        if max_new_tokens < 0:
+            raise ValueError(f"GPT.generate: max_new_tokens must be >= 0, got {max_new_tokens}")
         rng = rng or minidl_random.generator()
         idx = np.array(getattr(idx, "data", idx), dtype=np.int64)
+        if idx.ndim != 2 or idx.shape[1] < 1:
+            raise ValueError(f"GPT.generate: expected a prompt of token ids (N, T) with T >= 1, "
+                             f"got shape {idx.shape}")
         was_training = self.training
         self.eval()
         with no_grad():
@@ -115,13 +122,15 @@ class GPT(nn.Module):
     def attention_maps(self, idx):
         """Head-averaged attention weights of every block for one batch:
         a list of (N, T, T) arrays, for plots."""
-        maps = []
+        maps, was_training = [], self.training
+        self.eval()                                   # no dropout in what is plotted
         with no_grad():
-            x = self.position_embedding(self.token_embedding(np.asarray(idx)))
+            x = self.position_embedding(self.token_embedding(np.asarray(idx)))   # (N, T, E)
             for block in self.blocks:
                 h = block.ln_1(x)
-                _, weights = block.attn(h, h, h, need_weights=True, is_causal=True)
+                _, weights = block.attn(h, h, h, need_weights=True, is_causal=True)  # (N, T, T)
                 maps.append(weights.data)
                 x = block(x)
+        self.train(was_training)
         return maps
 

@@ -56,14 +56,16 @@ class VisionTransformer(nn.Module):
     def attention_maps(self, images):
         """Head-averaged attention of every layer: a list of (N, P+1, P+1) arrays;
         row 0 is where the class token looks."""
-        maps = []
+        maps, was_training = [], self.training
+        self.eval()                                   # no dropout in what is plotted
         with no_grad():
-            x = self.tokens(images)
+            x = self.tokens(images)                                        # (N, P+1, dim)
             for layer in self.layers:
                 h = layer.norm1(x)
-                _, weights = layer.self_attn(h, h, h, need_weights=True)
+                _, weights = layer.self_attn(h, h, h, need_weights=True)   # (N, P+1, P+1)
                 maps.append(weights.data)
                 x = layer(x)
+        self.train(was_training)
         return maps
 
 

@@ -15,8 +15,14 @@ Two tasks, one model class (minidl.models.gpt.GPT), one loop:
 
 An "epoch" is `steps_per_epoch` optimisation steps (AdamW); after each, the
 validation loss is measured on fixed windows, a sample is written and the
-checkpoint saved.
+checkpoint saved. The environment variable MINIDL_GPT_STEPS overrides the
+steps per epoch (e.g. MINIDL_GPT_STEPS=3 for a smoke test of the CLI).
+
+The model sizes (`MODEL_SIZES`) were chosen by measurement: on a shared
+2-core machine, a step of the character GPT must be short enough that about
+ten minutes of training brings the validation loss under 2 nats per character.
 """
+import os
 import time
 
 import numpy as np
@@ -26,12 +32,27 @@ import minidl as mdl
 from .. import optim, viz
 from ..data import load_dataset, load_text
 from ..models.gpt import GPT, GPTConfig
-from .config import TrainConfig, epoch_seed, make_config
-from .run_directory import RunDirectory, default_run_dir
+from .config import TrainConfig, epoch_seed
+from .run_directory import RunDirectory
 
 LEVELS = 4                 # grey levels of pixel-gpt
-STEPS_PER_EPOCH = 200
+STEPS_PER_EPOCH = 100
 EVAL_WINDOWS = 256
+CHARACTER_BLOCK = 64       # characters of context of the character GPT
+MODEL_SIZES = {            # task -> (n_layer, n_head, n_embd)
+    "gpt": (4, 4, 64),
+    "pixel-gpt": (4, 4, 64),
+}
+
+
+def default_steps_per_epoch():
+    """STEPS_PER_EPOCH, or the positive integer in $MINIDL_GPT_STEPS."""
+    value = os.environ.get("MINIDL_GPT_STEPS", "")
+    if not value:
+        return STEPS_PER_EPOCH
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"MINIDL_GPT_STEPS must be a positive integer, got {value!r}")
+    return int(value)
 
 
 # ---- the two tasks: data as token arrays ---------------------------------------
@@ -109,15 +130,14 @@ class PixelTask:
 def make_task(config):
     if config.model == "pixel-gpt":
         return PixelTask(config.data_root)
-    return CharacterTask(block_size=128)
+    return CharacterTask(block_size=CHARACTER_BLOCK)
 
 
 def gpt_config(task):
-    if isinstance(task, PixelTask):
-        return GPTConfig(vocab_size=task.vocab_size, block_size=task.block_size,
-                         n_layer=4, n_head=4, n_embd=96, dropout=0.0)
+    """The GPTConfig of a task: its vocabulary and block size, MODEL_SIZES' shape."""
+    n_layer, n_head, n_embd = MODEL_SIZES["pixel-gpt" if isinstance(task, PixelTask) else "gpt"]
     return GPTConfig(vocab_size=task.vocab_size, block_size=task.block_size,
-                     n_layer=4, n_head=4, n_embd=128, dropout=0.0)
+                     n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=0.0)
 
 
 # ---- loop ----------------------------------------------------------------------
@@ -145,7 +165,12 @@ def write_sample(model, task, path, rng):
     return None
 
 
-def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_epoch=STEPS_PER_EPOCH):
+def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_epoch=None):
+    steps_per_epoch = steps_per_epoch or default_steps_per_epoch()
+    expected = "digits" if config.model == "pixel-gpt" else "shakespeare"
+    if config.dataset != expected:
+        raise ValueError(f"{config.model}: trains on the bundled {expected!r} data only, "
+                         f"got dataset {config.dataset!r}")
     run = RunDirectory(run_dir).create()
     task = make_task(config)
     mdl.manual_seed(config.seed)
@@ -183,6 +208,7 @@ def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_e
         record = dict(epoch=epoch, train_loss=total / steps_per_epoch,
                       validation_loss=validation_loss(model, task), seconds=seconds,
                       seconds_per_step=seconds / steps_per_epoch)
+        record["training_minutes"] = (history[-1]["training_minutes"] if history else 0.0) + seconds / 60
         if baseline is not None:
             record["bigram_validation_loss"] = baseline
         history.append(record)
@@ -190,28 +216,29 @@ def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_e
         write_sample(model, task, run.file(f"samples_epoch_{epoch:03d}.{suffix}"), rng)
         run.save_checkpoint(model, optimizer, epoch, config.to_dict())
         run.save_metrics(history)
+        plot_gpt_curves(history, run.file("curves.png"), baseline, steps_per_epoch)
         log(f"{config.model} | epoch {epoch}/{config.epochs} | train loss {record['train_loss']:.3f} | "
             f"validation loss {record['validation_loss']:.3f}"
             + (f" (bigram {baseline:.3f})" if baseline is not None else "")
-            + f" | {record['seconds_per_step'] * 1000:.0f} ms/step")
+            + f" | {record['seconds_per_step'] * 1000:.0f} ms/step, {record['training_minutes']:.1f} min")
 
-    plot_gpt_curves(history, run.file("curves.png"), baseline)
     plot_attention_example(model, task, run.file("attention.png"))
     return dict(history=history, model=model, task=task, run_dir=run.path)
 
 
-def plot_gpt_curves(history, path, baseline=None):
+def plot_gpt_curves(history, path, baseline=None, steps_per_epoch=STEPS_PER_EPOCH):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    epochs = [r["epoch"] for r in history]
+    minutes = [r.get("training_minutes", r["epoch"]) for r in history]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [r["train_loss"] for r in history], label="train")
-    ax.plot(epochs, [r["validation_loss"] for r in history], label="validation")
+    ax.plot(minutes, [r["train_loss"] for r in history], "o-", label="train (mean over the epoch)")
+    ax.plot(minutes, [r["validation_loss"] for r in history], "o-", label="validation")
     if baseline is not None:
         ax.axhline(baseline, color="gray", ls="--", label=f"bigram baseline {baseline:.2f}")
-    ax.set_xlabel(f"epoch ({STEPS_PER_EPOCH} steps)"), ax.set_ylabel("cross-entropy (nats/token)")
+    ax.set_xlabel(f"training time (minutes); one point per epoch of {steps_per_epoch} steps")
+    ax.set_ylabel("cross-entropy (nats/token)")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -251,30 +278,16 @@ def class_recognition(model, task, classifier, per_class=50, rng=None, dataset="
 def build_character_gpt(input_shape=None, num_classes=None):
     """The registry's builder for "gpt": an untrained character GPT over the
     Shakespeare vocabulary (the image arguments do not apply)."""
-    return GPT(gpt_config(CharacterTask(block_size=128)))
+    return GPT(gpt_config(CharacterTask(block_size=CHARACTER_BLOCK)))
 
 
 def build_pixel_gpt(input_shape, num_classes):
     """The registry's builder for "pixel-gpt": images (C, H, W) as C*H*W pixel
     tokens after one class token."""
     channels, height, width = input_shape
+    n_layer, n_head, n_embd = MODEL_SIZES["pixel-gpt"]
     return GPT(GPTConfig(vocab_size=LEVELS + num_classes, block_size=channels * height * width,
-                         n_layer=4, n_head=4, n_embd=96))
-
-
-def train_from_args(args):
-    given = dict(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                 data_root=args.data_root, dataset="digits" if args.model == "pixel-gpt" else "shakespeare")
-    config = make_config(args.model, **given)
-    run_dir = args.resume or args.out or default_run_dir(config.model, config.dataset)
-    if args.resume:
-        saved = RunDirectory(run_dir).load_config()
-        saved.update({k: v for k, v in (("epochs", args.epochs),) if v})
-        config = TrainConfig.from_dict(saved)
-    print(f"training {config.model}: {config.epochs} epochs of {STEPS_PER_EPOCH} steps, batch "
-          f"{config.batch_size}, AdamW lr {config.lr}, seed {config.seed}; run directory {run_dir}")
-    fit_gpt(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
-    return 0
+                         n_layer=n_layer, n_head=n_head, n_embd=n_embd))
 
 
 def load_run(run_dir):

@@ -1,0 +1,126 @@
+"""Benchmark suite: one GPT training step (forward, backward, AdamW) in minidl
+and in the same model written in PyTorch, same shapes, same process.
+
+    python -m minidl.bench.gpt_step            # the registry's "gpt" shape and a larger one
+    python -m minidl.bench.gpt_step --quick    # a tiny shape (smoke test)
+
+The PyTorch twin mirrors minidl.models.gpt block for block: token and learned
+position embeddings, pre-norm blocks (LayerNorm, causal multi-head attention
+with one packed in-projection, LayerNorm, Linear(E, 4E), exact GELU,
+Linear(4E, E)), a final LayerNorm and a bias-free head, cross-entropy over
+every position, AdamW. Its thread count is set to the number of BLAS threads
+minidl uses (OPENBLAS_NUM_THREADS, default 1 here), so the ratio compares like
+with like. Ratios are against torch (above 1: minidl is slower).
+
+The "work" is the nominal matrix-product flops of forward + backward:
+6 * (parameters in the blocks and head) * tokens plus the attention products.
+"""
+import os
+import sys
+
+import numpy as np
+
+from .harness import Case
+from .. import optim
+from ..models.gpt import GPT, GPTConfig
+from .. import random as minidl_random
+
+# (label, batch, block, layers, heads, width, vocab)
+STANDARD = [("B32 T64 L4 H4 E64 (registry gpt)", 32, 64, 4, 4, 64, 65),
+            ("B32 T128 L4 H4 E128", 32, 128, 4, 4, 128, 65)]
+QUICK = [("B4 T16 L2 H2 E32", 4, 16, 2, 2, 32, 65)]
+
+
+def flops(B, T, L, E, V):
+    """Matrix-product flops of one forward + backward (3x the forward)."""
+    per_token = L * 12 * E * E + E * V                 # qkv, out, mlp (2 x 4E^2), head
+    attention = L * 2 * 2 * T * E                      # QK^T and PV per token (full square)
+    return 3 * 2 * B * T * (per_token + attention)
+
+
+def minidl_step(B, T, L, H, E, V, seed=0):
+    minidl_random.manual_seed(seed)
+    model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=E))
+    optimizer = optim.AdamW(model.parameters(), lr=1e-3)
+    rng = np.random.default_rng(seed)
+    inputs, targets = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))   # (B, T) each
+
+    def step():
+        loss = model.loss(inputs, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def torch_step(B, T, L, H, E, V, seed=0):
+    import torch
+    from torch import nn
+    import torch.nn.functional as TF
+
+    torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", "1")))
+    torch.manual_seed(seed)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(E), nn.LayerNorm(E)
+            self.in_proj, self.out_proj = nn.Linear(E, 3 * E), nn.Linear(E, E)
+            self.mlp = nn.Sequential(nn.Linear(E, 4 * E), nn.GELU(), nn.Linear(4 * E, E))
+
+        def forward(self, x):                                           # (B, T, E)
+            q, k, v = self.in_proj(self.ln_1(x)).split(E, dim=-1)
+            q, k, v = (t.reshape(B, T, H, E // H).transpose(1, 2) for t in (q, k, v))
+            heads = TF.scaled_dot_product_attention(q, k, v, is_causal=True)   # (B, H, T, d)
+            x = x + self.out_proj(heads.transpose(1, 2).reshape(B, T, E))
+            return x + self.mlp(self.ln_2(x))
+
+    class TorchGPT(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.token, self.position = nn.Embedding(V, E), nn.Parameter(torch.zeros(T, E))
+            self.blocks = nn.Sequential(*[Block() for _ in range(L)])
+            self.ln_f, self.head = nn.LayerNorm(E), nn.Linear(E, V, bias=False)
+
+        def forward(self, idx):
+            x = self.token(idx) + self.position[: idx.shape[1]]
+            return self.head(self.ln_f(self.blocks(x)))
+
+    model = TorchGPT()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    rng = np.random.default_rng(seed)
+    inputs = torch.from_numpy(rng.integers(0, V, (B, T)))
+    targets = torch.from_numpy(rng.integers(0, V, (B, T)))
+
+    def step():
+        loss = TF.cross_entropy(model(inputs).reshape(B * T, V), targets.reshape(B * T))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+    return step
+
+
+def cases(quick=False):
+    for label, B, T, L, H, E, V in (QUICK if quick else STANDARD):
+        implementations = {"minidl": minidl_step(B, T, L, H, E, V)}
+        try:
+            implementations["torch"] = torch_step(B, T, L, H, E, V)
+        except ImportError:
+            pass
+        yield Case("gpt train step", label, implementations, work=flops(B, T, L, E, V),
+                   baseline="torch" if "torch" in implementations else "")
+
+
+def main(argv):
+    from .harness import run_suite
+
+    quick = "--quick" in argv
+    rows = run_suite(cases(quick), rounds=3 if not quick else 2, min_seconds=0.0)
+    for row in rows:
+        print(row)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
