@@ -20,17 +20,31 @@ How (range reduction):   exp(x) = 2**k * exp(r)
   the subnormal range (x down to -745) come out right instead of flushing.
 - Domain: x < -746 (including -inf) gives 0.0; x > 709.78 gives inf; NaN gives NaN.
 
-Everything is computed in float64, whatever the caller's dtype: the softmax
-kernels round once when they store a float32 result.
+A float32 twin, `fast_exp32`, does the same in float32 arithmetic (8 SIMD
+lanes instead of 4 with AVX2, and a degree-7 polynomial: the Taylor tail is
+below 0.347**8 / 8! ~ 5e-9): measured max relative error 1.0e-7 (under one
+float32 ulp) over [-87, 88] where the result is a normal float32; subnormal
+results (x down to -103.9) within one subnormal step; x < -104 gives 0,
+x > 88.72 gives inf, NaN gives NaN.
+
+`exp_like(x)` picks the one matching x's dtype (a Numba overload; called from
+plain Python it does the same), so a kernel written once serves both dtypes.
 """
 import numpy as np
-from numba import njit
+from numba import njit, types
+from numba.extending import overload
 
 LOG2E = 1.4426950408889634             # 1 / ln 2
 LN2_HI = 6.93147180369123816490e-01    # ln 2, upper bits (low 32 bits zero)
 LN2_LO = 1.90821492927058770002e-10    # ln 2 - LN2_HI
 X_MIN = -746.0                         # below: exp(x) rounds to 0 in float64
 X_MAX = 710.0                          # above: exp(x) overflows to inf
+# float32 versions: LN2_HI_32 = 355/512 has 9 significant bits, so k * LN2_HI_32
+# is exact in float32 for |k| < 2**15
+LOG2E_32 = np.float32(LOG2E)
+LN2_HI_32 = np.float32(0.693359375)
+LN2_LO_32 = np.float32(-2.12194440e-4)   # ln 2 - LN2_HI_32
+X_MIN_32, X_MAX_32 = np.float32(-104.0), np.float32(89.0)
 
 
 @njit(cache=True, inline="always")
@@ -66,11 +80,63 @@ def fast_exp(x):
     return x if is_nan else result
 
 
+@njit(cache=True, inline="always")
+def fast_exp32(x):
+    """exp(x) for a float32 scalar x, in float32 arithmetic (see the module docstring)."""
+    is_nan = x != x
+    t = min(max(x, X_MIN_32), X_MAX_32)
+    k = np.floor(t * LOG2E_32 + np.float32(0.5))   # nearest integer to t / ln 2
+    r = (t - k * LN2_HI_32) - k * LN2_LO_32       # |r| <= 0.347
+    p = np.float32(1.0 / 5040.0)                  # 1/7!, then Horner down to 1/0!
+    p = p * r + np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    ki = np.int32(k)
+    k1 = ki >> 1
+    k2 = ki - k1                                  # both in [-76, 64]: normal float32 powers
+    # a float32 2**j has exponent bits j + 127 and an all-zero mantissa
+    s1 = np.int32((k1 + 127) << 23).view(np.float32)
+    s2 = np.int32((k2 + 127) << 23).view(np.float32)
+    result = (p * s1) * s2
+    return x if is_nan else result
+
+
+def exp_like(x):
+    """exp(x) in x's own precision (float32 -> fast_exp32, else fast_exp)."""
+    if isinstance(x, np.float32):
+        return fast_exp32(x)
+    return fast_exp(np.float64(x))
+
+
+@overload(exp_like)
+def _exp_like_numba(x):
+    if x == types.float32:
+        return lambda x: fast_exp32(x)
+    return lambda x: fast_exp(np.float64(x))
+
+
+def cast_like(value, like):
+    """`value` converted to the float type of the scalar `like` (float32 stays
+    float32), so a kernel written once keeps float32 arithmetic 8 lanes wide."""
+    return np.float32(value) if isinstance(like, np.float32) else np.float64(value)
+
+
+@overload(cast_like)
+def _cast_like_numba(value, like):
+    if like == types.float32:
+        return lambda value, like: np.float32(value)
+    return lambda value, like: np.float64(value)
+
+
 @njit(cache=True)
 def fast_exp_array(x):
-    """Elementwise fast_exp over a 1-D float array (float64 result); for tests
-    and the tutorial."""
-    out = np.empty(x.shape[0], np.float64)
+    """Elementwise exp_like over a 1-D float32 or float64 array (same dtype out);
+    for tests and the tutorial."""
+    out = np.empty_like(x)
     for i in range(x.shape[0]):
-        out[i] = fast_exp(np.float64(x[i]))
+        out[i] = exp_like(x[i])
     return out
