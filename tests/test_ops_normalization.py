@@ -233,3 +233,17 @@ def test_gradcheck_would_catch_a_wrong_layer_norm_backward(monkeypatch):
     x = np.random.default_rng(6).standard_normal((2, 5))
     with pytest.raises(GradcheckError):
         gradcheck(lambda x: F.layer_norm(x, 5), [x])
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_float32_stays_float32_through_forward_and_backward(training):
+    rng = np.random.default_rng(7)
+    x = mdl.tensor(rng.standard_normal((4, 3, 2, 2)).astype(np.float32), requires_grad=True)
+    w = mdl.tensor(np.ones(3, np.float32), requires_grad=True)
+    b = mdl.tensor(np.zeros(3, np.float32), requires_grad=True)
+    out = F.batch_norm(x, np.zeros(3, np.float32), np.ones(3, np.float32), w, b, training=training)
+    out.backward(np.ones(out.shape, np.float32))
+    ln = F.layer_norm(x, (2, 2))
+    ln.backward(np.ones(ln.shape, np.float32))
+    assert out.dtype == ln.dtype == np.float32
+    assert x.grad.dtype == w.grad.dtype == b.grad.dtype == np.float32
