@@ -2,7 +2,7 @@
 matches scipy.signal.correlate and hand-worked cases, bad input is refused."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
 
 import minidl as mdl
 import minidl.functional as F
@@ -145,3 +145,39 @@ def test_caller_arrays_are_not_modified(backend):
         conv_kernels.conv2d_forward(x, w, (1, 1), (0, 0), (1, 1), 1)
     for before, after in zip(copies, (x, w, b, upstream)):
         np.testing.assert_array_equal(before, after)
+
+
+@given(conv2d_configs())
+@settings(max_examples=15)
+def test_parallel_blocks_agree_with_numpy(cfg):
+    """Force the thread pool on tiny shapes: samples split into blocks, one
+    partial weight gradient per block, summed afterwards."""
+    from minidl.kernels import conv_numba
+    cfg = dict(cfg, n=cfg["n"] + 2)                       # at least 3 samples to split
+    x, weight, bias = make_arrays(cfg)
+    expected = run("conv2d", "numpy", x, weight, bias, options_of(cfg))
+    old = conv_numba.PARALLEL_MIN_WORK
+    conv_numba.PARALLEL_MIN_WORK = 0
+    try:
+        got = run("conv2d", "numba", x, weight, bias, options_of(cfg))
+    finally:
+        conv_numba.PARALLEL_MIN_WORK = old
+    for name, a, b in zip(("out", "dx", "dw", "db"), got, expected):
+        if a is not None:
+            np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[cfg["dtype"]])
+
+
+def test_thread_settings_are_restored_after_a_call():
+    import numba
+    from minidl.kernels import blas_threads
+    threads = numba.get_num_threads()
+    blas_before = [get() for get, _ in (blas_threads._controls or [])]
+    x = mdl.tensor(np.ones((8, 4, 32, 32), np.float32), requires_grad=True)   # big enough to go parallel
+    w = mdl.tensor(np.ones((8, 4, 3, 3), np.float32), requires_grad=True)
+    F.conv2d(x, w, padding=1).sum().backward()
+    assert numba.get_num_threads() == threads
+    controls = blas_threads._controls or []
+    if blas_before:
+        assert [get() for get, _ in controls] == blas_before
+    with blas_threads.single_threaded_blas():
+        assert all(get() == 1 for get, _ in controls)

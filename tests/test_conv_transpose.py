@@ -2,7 +2,7 @@
 finite differences, hand-worked cases and PyTorch (when installed) agree."""
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 
 import minidl as mdl
 import minidl.functional as F
@@ -116,3 +116,22 @@ def test_caller_arrays_are_not_modified(backend):
         out.backward(upstream)
     for before, after in zip(copies, (x, w, b, upstream)):
         np.testing.assert_array_equal(before, after)
+
+
+@given(conv_transpose2d_configs())
+@settings(max_examples=15)
+def test_parallel_blocks_agree_with_numpy(cfg):
+    """Force the thread pool on tiny shapes (blocks of samples in parallel)."""
+    from minidl.kernels import conv_numba
+    cfg = dict(cfg, n=cfg["n"] + 2)
+    x, weight, bias = make_arrays(cfg, transpose=True)
+    expected = run("conv_transpose2d", "numpy", x, weight, bias, options_of(cfg))
+    old = conv_numba.PARALLEL_MIN_WORK
+    conv_numba.PARALLEL_MIN_WORK = 0
+    try:
+        got = run("conv_transpose2d", "numba", x, weight, bias, options_of(cfg))
+    finally:
+        conv_numba.PARALLEL_MIN_WORK = old
+    for name, a, b in zip(("out", "dx", "dw", "db"), got, expected):
+        if a is not None:
+            np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[cfg["dtype"]])
