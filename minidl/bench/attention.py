@@ -124,10 +124,11 @@ def memory_report(path="benchmarks/results/attention_memory.md", lengths=(512, 1
     for T, a, b in rows:
         lines.append(f"| {T} | {a / 2**20:.3f} | {a / T / 1024:.2f} | {b / 2**20:.2f} | "
                      f"{b / T**2:.2f} | {b / a:.1f}x |")
-    lines += ["", "The fused kernel's peak divided by T stays constant (linear in T: output, "
-              "logsumexp and the transposed keys, O(T D)); the twin's divided by T^2 stays "
-              "constant (it materialises the T x T scores, weights and their exp). Not "
-              "counted by tracemalloc: the fused kernel's per-thread tiles (a few KiB, "
+    lines += ["", "The fused kernel's peak divided by T stays constant: it grows linearly in T "
+              "(the T x D output and the T logsumexp values, allocated with NumPy). The "
+              "twin's peak divided by T^2 stays constant: it materialises T x T scores, "
+              "weights and their exponentials. Not counted by tracemalloc: the fused "
+              "kernel's per-thread tiles (32 x 64 scores, 32 x D accumulators: a few KiB, "
               "independent of T), allocated by Numba's runtime.", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))

@@ -12,8 +12,8 @@ functions assume good input.
 
 Which code runs follows `minidl.kernels.use(...)`:
 - "numba":  the fused loops of attention_forward / attention_backward, compiled;
-            memory beyond inputs and outputs is O((L + S) * E) per call plus a
-            few KiB per thread: never an L x S matrix.
+            memory beyond inputs and outputs is the (BH, L) logsumexp plus a
+            few KiB of tiles per thread: never an L x S matrix.
 - "python": the same loops interpreted (`.py_func`), for tiny shapes.
 - "numpy":  attention_numpy, the twin that materialises (BH, L, S).
 
@@ -50,6 +50,13 @@ def run_interpreted(kernel, *args):
         namespace.update(saved)
 
 
+def _writeable(*arrays):
+    """The arrays, copying any read-only one (a broadcast view, say): Numba
+    compiles a separate version for read-only arrays, and one signature per
+    dtype is enough. The kernels never write into their inputs."""
+    return tuple(a if a.flags.writeable else a.copy() for a in arrays)
+
+
 def _dropout_args(dropout_p, seed, dtype):
     threshold = _math.dropout_threshold(dropout_p)
     keep_scale = dtype.type(1.0 / (1.0 - dropout_p))
@@ -63,12 +70,12 @@ def forward(q, k, v, bias, bias_index, causal, scale, dropout_p=0.0, seed=0):
     if current() == "numpy":
         return attention_forward_numpy(q, k, v, bias, bias_index, causal, scale,
                                        seed, threshold, keep_scale)
-    n_bh, L, E = q.shape
+    q, k, v, bias, bias_index = _writeable(q, k, v, bias, bias_index)
+    n_bh, L = q.shape[:2]
     out = np.empty((n_bh, L, v.shape[2]), q.dtype)
     lse = np.empty((n_bh, L), np.float64)
-    kT = np.empty((n_bh, E, k.shape[1]), q.dtype)          # workspace: keys transposed
     args = (q, k, v, bias, bias_index, bool(causal), scale, seed, threshold, keep_scale,
-            out, lse, kT)
+            out, lse)
     if current() == "python":
         run_interpreted(_fwd.attention_forward_loops, *args)
     else:
@@ -88,14 +95,12 @@ def backward(q, k, v, bias, bias_index, causal, scale, dropout_p, seed, out, lse
     if current() == "numpy" or need_bias_grad:
         dq, dk, dv, ds = attention_backward_numpy(*args)
         return (dq, dk, dv, ds) if need_bias_grad else (dq, dk, dv)
-    n_bh, L, E = q.shape
-    S, Ev = k.shape[1], v.shape[2]
+    args = _writeable(*args[:5]) + args[5:10] + _writeable(*args[10:])
     grads = (np.zeros_like(q), np.zeros_like(k), np.zeros_like(v))
-    work = (np.empty((n_bh, E, S), q.dtype), np.empty((n_bh, Ev, S), q.dtype))
     if current() == "python":
-        run_interpreted(_bwd.attention_backward_loops, *args, *grads, *work)
+        run_interpreted(_bwd.attention_backward_loops, *args, *grads)
     else:
-        _bwd.attention_backward_loops(*args, *grads, *work)
+        _bwd.attention_backward_loops(*args, *grads)
     return grads
 
 

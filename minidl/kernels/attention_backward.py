@@ -26,28 +26,23 @@ from .attention_math import (FASTMATH, accumulate_cols, accumulate_rows, dropout
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def attention_backward_loops(q, k, v, bias, bias_index, causal, scale, seed, threshold,
-                             keep_scale, out, lse, dout, dq, dk, dv, kT, vT):
+                             keep_scale, out, lse, dout, dq, dk, dv):
     """Contract.
 
     q, k, v, bias, bias_index, causal, scale, seed, threshold, keep_scale: as
     given to `attention_forward_loops`; out (BH, L, Ev) and lse (BH, L) are
     what it returned; dout (BH, L, Ev) the gradient of out (C-contiguous, same
     dtype). Writes dq (BH, L, E), dk (BH, S, E), dv (BH, S, Ev), which must be
-    zero on entry; kT (BH, E, S) and vT (BH, Ev, S) are workspaces. A row with
+    zero on entry. A row with
     lse = -inf (fully masked) contributes nothing.
     """
-    n_bh, L, E = q.shape
+    n_bh, L = q.shape[:2]
     S = k.shape[1]
     Ev = v.shape[2]
     has_bias = bias.shape[0] > 0
     bias_rows = bias.shape[1]
     dropout = threshold > 0
     for b in prange(n_bh):
-        for j in range(S):                         # kT[b, e, j] = k[b, j, e], same for v
-            for e in range(E):
-                kT[b, e, j] = k[b, j, e]
-            for e in range(Ev):
-                vT[b, e, j] = v[b, j, e]
         delta = np.empty(L)                        # D_i = dO_i . out_i
         for i in range(L):
             total = 0.0
@@ -63,8 +58,8 @@ def attention_backward_loops(q, k, v, bias, bias_index, causal, scale, seed, thr
             first_row = j0 if causal else 0        # causal: rows i < j0 see none of these keys
             for i0 in range(first_row, L, BLOCK_Q):
                 nr = min(BLOCK_Q, L - i0)
-                scores_block(q[b], kT[b], i0, j0, nr, nc, p)     # p[r, c] = q_i . k_j
-                scores_block(dout[b], vT[b], i0, j0, nr, nc, ds)  # ds[r, c] = dO_i . v_j
+                scores_block(q[b], k[b], i0, j0, nr, nc, p)      # p[r, c] = q_i . k_j
+                scores_block(dout[b], v[b], i0, j0, nr, nc, ds)   # ds[r, c] = dO_i . v_j
                 for r in range(nr):
                     i = i0 + r
                     if lse[b, i] == -np.inf:       # fully masked row: no gradient

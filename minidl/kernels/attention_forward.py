@@ -26,7 +26,7 @@ BLOCK_K = 64     # keys per tile: a 32 x 64 float32 tile is 8 KiB, well inside L
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, threshold,
-                            keep_scale, out, lse, kT):
+                            keep_scale, out, lse):
     """Contract.
 
     q (BH, L, E), k (BH, S, E), v (BH, S, Ev): C-contiguous, one float dtype.
@@ -39,20 +39,15 @@ def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, thre
         weights; threshold == 0 means no dropout (see attention_math).
     Writes out (BH, L, Ev) and lse (BH, L) float64: logsumexp of each row's
     masked scores, -inf for a row whose every key is masked (its output row
-    is 0). kT (BH, E, S) is a workspace (keys transposed). Reads nothing else,
-    writes nothing else; the only other memory is a few KiB of tiles per task.
+    is 0). Writes nothing else; the only other memory is a few KiB of tiles
+    per task.
     """
-    n_bh, L, E = q.shape
+    n_bh, L = q.shape[:2]
     S = k.shape[1]
     Ev = v.shape[2]
     has_bias = bias.shape[0] > 0
     bias_rows = bias.shape[1]
     dropout = threshold > 0
-    for b in prange(n_bh):                         # kT[b, e, j] = k[b, j, e]
-        for j in range(S):
-            for e in range(E):
-                kT[b, e, j] = k[b, j, e]
-
     n_qblocks = (L + BLOCK_Q - 1) // BLOCK_Q
     # one task per (batch-head, query block): many small tasks balance two cores
     for task in prange(n_bh * n_qblocks):
@@ -68,7 +63,7 @@ def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, thre
         key_end = min(S, i0 + nr) if causal else S  # causal: row i0+nr-1 sees keys < i0+nr
         for j0 in range(0, key_end, BLOCK_K):
             nc = min(BLOCK_K, key_end - j0)
-            scores_block(q[b], kT[b], i0, j0, nr, nc, s)   # s[r, c] = q_(i0+r) . k_(j0+c)
+            scores_block(q[b], k[b], i0, j0, nr, nc, s)       # s[r, c] = q_(i0+r) . k_(j0+c)
             for r in range(nr):
                 i = i0 + r
                 for c in range(nc):

@@ -71,8 +71,9 @@ class ScaledDotProductAttention(Function):
 
 def _stack(array, batch):
     """(..., n, d) broadcast to batch + (n, d), as a C-contiguous (BH, n, d) copy."""
-    full = np.broadcast_to(array, batch + array.shape[-2:])
-    return np.ascontiguousarray(full.reshape((-1,) + array.shape[-2:]))
+    if array.shape[:-2] != batch:                       # broadcast only when needed
+        array = np.broadcast_to(array, batch + array.shape[-2:])
+    return np.ascontiguousarray(array.reshape((-1,) + array.shape[-2:]))
 
 
 def _bias(mask, batch, L, S, dtype):
