@@ -103,11 +103,11 @@ register("lenet", "minidl.models.lenet:build", description="LeNet-5: conv 6-16 5
 register("vit", "minidl.models.vit:build", description="Vision Transformer: conv patches, class token, 4 pre-norm encoder layers",
          epochs=30, batch_size=64, optimizer="adamw", lr=1e-3)
 register("gpt", "minidl.training.gpt:build_character_gpt", kind="generator",
-         description="character GPT on the bundled Shakespeare slice (4 layers, 4 heads, width 128)",
-         epochs=10, batch_size=32, optimizer="adamw", lr=1e-3)
+         description="character GPT on the bundled Shakespeare slice (4 layers, 4 heads, width 64, 64 characters)",
+         dataset="shakespeare", epochs=8, batch_size=32, optimizer="adamw", lr=3e-3)
 register("pixel-gpt", "minidl.training.gpt:build_pixel_gpt", kind="generator",
-         description="GPT over 4-level digit pixels, started by a class token",
-         epochs=10, batch_size=64, optimizer="adamw", lr=1e-3)
+         description="GPT over 4-level digit pixels, started by a class token (4 layers, 4 heads, width 64)",
+         dataset="digits", epochs=10, batch_size=64, optimizer="adamw", lr=3e-3)
 register("dcgan", "minidl.training.gan:build_gan", kind="generator",
          description="DCGAN: ConvTranspose2d+BatchNorm generator, Conv2d+LeakyReLU discriminator",
          epochs=30, batch_size=64, optimizer="adam", lr=2e-4)

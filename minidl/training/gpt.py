@@ -190,7 +190,7 @@ def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_e
     for epoch in range(done + 1, config.epochs + 1):
         rng = np.random.default_rng(epoch_seed(config.seed, epoch))
         mdl.manual_seed(epoch_seed(config.seed, epoch))
-        start, total = time.perf_counter(), 0.0
+        start, cpu_start, total = time.perf_counter(), time.process_time(), 0.0
         with tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step",
                   disable=not progress, dynamic_ncols=True) as bar:
             for step in range(steps_per_epoch):
@@ -204,11 +204,14 @@ def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_e
                 bar.set_postfix(loss=f"{loss.item():.3f}",
                                 tokens_per_s=f"{(step + 1) * inputs.size / elapsed:,.0f}", refresh=False)
                 bar.update(1)
-        seconds = time.perf_counter() - start
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
         record = dict(epoch=epoch, train_loss=total / steps_per_epoch,
                       validation_loss=validation_loss(model, task), seconds=seconds,
                       seconds_per_step=seconds / steps_per_epoch)
-        record["training_minutes"] = (history[-1]["training_minutes"] if history else 0.0) + seconds / 60
+        # wall-clock and CPU minutes of training so far (on a shared machine the
+        # CPU time of this process is what an idle machine would take, with one thread)
+        for key, value in (("training_minutes", seconds), ("training_cpu_minutes", cpu_seconds)):
+            record[key] = (history[-1].get(key, 0.0) if history else 0.0) + value / 60
         if baseline is not None:
             record["bigram_validation_loss"] = baseline
         history.append(record)
@@ -220,7 +223,8 @@ def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_e
         log(f"{config.model} | epoch {epoch}/{config.epochs} | train loss {record['train_loss']:.3f} | "
             f"validation loss {record['validation_loss']:.3f}"
             + (f" (bigram {baseline:.3f})" if baseline is not None else "")
-            + f" | {record['seconds_per_step'] * 1000:.0f} ms/step, {record['training_minutes']:.1f} min")
+            + f" | {record['seconds_per_step'] * 1000:.0f} ms/step, {record['training_minutes']:.1f} min "
+            f"({record['training_cpu_minutes']:.1f} CPU min)")
 
     plot_attention_example(model, task, run.file("attention.png"))
     return dict(history=history, model=model, task=task, run_dir=run.path)
@@ -231,13 +235,13 @@ def plot_gpt_curves(history, path, baseline=None, steps_per_epoch=STEPS_PER_EPOC
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    minutes = [r.get("training_minutes", r["epoch"]) for r in history]
+    minutes = [r.get("training_cpu_minutes", r["epoch"]) for r in history]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(minutes, [r["train_loss"] for r in history], "o-", label="train (mean over the epoch)")
     ax.plot(minutes, [r["validation_loss"] for r in history], "o-", label="validation")
     if baseline is not None:
         ax.axhline(baseline, color="gray", ls="--", label=f"bigram baseline {baseline:.2f}")
-    ax.set_xlabel(f"training time (minutes); one point per epoch of {steps_per_epoch} steps")
+    ax.set_xlabel(f"training CPU time (minutes); one point per epoch of {steps_per_epoch} steps")
     ax.set_ylabel("cross-entropy (nats/token)")
     ax.legend()
     fig.tight_layout()
