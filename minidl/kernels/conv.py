@@ -23,7 +23,7 @@ and conv2d's weight gradient with the roles of input and output swapped (dW).
 import numpy as np
 
 from . import conv_numba, conv_numpy
-from .backend import dispatch
+from .backend import current, dispatch
 from .conv_im2col import col2im, im2col
 from .conv_numpy import output_size
 
@@ -179,6 +179,10 @@ def conv_transpose2d_backward(grad_out, x, weight, stride, padding, dilation, gr
     dx = conv2d(grad_out, W) (the adjoint of the adjoint); dW = conv2d's weight
     gradient with conv input grad_out and conv output gradient x."""
     d_input = d_weight = None
+    if need_input and need_weight and current() == "numba":    # one im2col of grad_out for both
+        return conv_numba.conv2d_forward(np.ascontiguousarray(grad_out), np.ascontiguousarray(weight),
+                                         stride, padding, dilation, groups, *x.shape[2:],
+                                         grad_for_weight=np.ascontiguousarray(x))
     if need_input:
         d_input = conv2d_forward(grad_out, weight, stride, padding, dilation, groups,
                                  output_hw=x.shape[2:])

@@ -24,25 +24,39 @@ from .conv_padded import col2im_padded, im2col_padded, pad_sample, unpad_sample
 
 
 @njit(parallel=True, cache=True)
-def forward_kernel(x, w_mat, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo, n_blocks, out):
-    """out[n, g] = W_g @ im2col(x[n], group g) for every sample n and group g.
+def forward_kernel(x, w_mat, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                   gy, need_weight, out, dw_parts):
+    """out[n, g] = W_g @ im2col(x[n], group g) for every sample n and group g,
+    and optionally, from the same columns, a weight gradient.
 
-    x:     (N, C, H, W) C-contiguous, read only.
-    w_mat: (G, cog, K) C-contiguous, read only (the weight, reshaped).
-    out:   (N, G, cog, P) C-contiguous; every entry written.
-    n_blocks: number of sample blocks run in parallel (about one per thread).
+    x:        (N, C, H, W) C-contiguous, read only.
+    w_mat:    (G, cog, K) C-contiguous, read only (the weight, reshaped).
+    out:      (N, G, cog, P) C-contiguous; every entry written.
+    gy:       (N, G, cog, P), read only, used if need_weight (else any 4-D array).
+    dw_parts: (B, G, cog, K), B = number of sample blocks run in parallel (about
+              one per thread); if need_weight, block b writes
+              dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
+    (conv_transpose2d's backward needs exactly this pair: conv2d of its output
+    gradient for dx, and the weight gradient from the same columns.)
     """
     n, height, width = x.shape[0], x.shape[2], x.shape[3]
-    groups, k = w_mat.shape[0], w_mat.shape[2]
+    groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
+    n_blocks = dw_parts.shape[0]
     cg = k // (kh * kw)                                   # input channels per group
     for b in prange(n_blocks):
         cols = np.empty((k, ho * wo), x.dtype)            # this thread's column matrix
+        product = np.empty((cog, k), x.dtype)             # one sample's weight gradient
         xp = np.zeros((cg, height + 2 * ph, width + 2 * pw), x.dtype)   # padded sample; border stays 0
+        if need_weight:
+            dw_parts[b] = 0.0
         for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
             for g in range(groups):
                 pad_sample(x, s, g * cg, ph, pw, xp)
                 im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
                 np.dot(w_mat[g], cols, out[s, g])         # (cog, K) @ (K, P) -> (cog, P)
+                if need_weight:
+                    np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
+                    dw_parts[b, g] += product
 
 
 @njit(parallel=True, cache=True)
@@ -104,15 +118,26 @@ def thread_blocks(n, work):
         numba.set_num_threads(available)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo):
-    """(N, Cout, ho, wo) = conv2d(x, weight); x, weight C-contiguous, same float dtype."""
+def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None):
+    """(N, Cout, ho, wo) = conv2d(x, weight); x, weight C-contiguous, same float dtype.
+    With grad_for_weight (N, Cout, ho, wo) given, return (out, dW) where dW is
+    conv2d's weight gradient for input x and output gradient grad_for_weight."""
     n = x.shape[0]
     c_out, cg, kh, kw = weight.shape
-    w_mat = weight.reshape(groups, c_out // groups, cg * kh * kw)     # (G, cog, K)
-    out = np.empty((n, groups, c_out // groups, ho * wo), x.dtype)     # (N, G, cog, P)
-    with thread_blocks(n, out.size * cg * kh * kw) as blocks:
-        forward_kernel(x, w_mat, kh, kw, *stride, *padding, *dilation, ho, wo, blocks, out)
-    return out.reshape(n, c_out, ho, wo)
+    cog, k = c_out // groups, cg * kh * kw
+    w_mat = weight.reshape(groups, cog, k)                             # (G, cog, K)
+    out = np.empty((n, groups, cog, ho * wo), x.dtype)                 # (N, G, cog, P)
+    need_weight = grad_for_weight is not None
+    gy = grad_for_weight.reshape(out.shape) if need_weight else out    # (N, G, cog, P)
+    with thread_blocks(n, out.size * k * (2 if need_weight else 1)) as blocks:
+        # the kernel reads the block count from dw_parts (empty rows when unused)
+        dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), x.dtype)
+        forward_kernel(x, w_mat, kh, kw, *stride, *padding, *dilation, ho, wo,
+                       gy, need_weight, out, dw_parts)
+    out = out.reshape(n, c_out, ho, wo)
+    if need_weight:
+        return out, dw_parts.sum(axis=0).reshape(weight.shape)
+    return out
 
 
 def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
@@ -126,7 +151,8 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     dx = np.empty(input_shape if need_input else (0, 0, 0, 0), grad_out.dtype)
     source = x if need_weight else dx                                  # any 4-D array of the dtype
     with thread_blocks(n, grad_out.size * k) as blocks:
-        dw_parts = np.empty((blocks, groups, cog, k), grad_out.dtype)  # the kernel reads B from it
+        # the kernel reads the block count from dw_parts (empty rows when unused)
+        dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), grad_out.dtype)
         backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,
                         need_input, need_weight, dx, dw_parts)
     d_weight = dw_parts.sum(axis=0).reshape(weight.shape) if need_weight else None
