@@ -191,3 +191,14 @@ def test_fuzz_malformed_arguments_raise_python_errors(op, shape, dtype, dim):
         n = x.shape[dim] if x.ndim else 1
         want = 1.0 / n if op == "softmax" else -np.log(n)
         np.testing.assert_allclose(y.data, want, rtol=1e-6)
+
+
+def test_small_inputs_run_single_threaded_and_thread_count_is_restored():
+    import numba
+    from minidl.kernels.threads import single_thread_if_small
+    before = numba.get_num_threads()
+    with single_thread_if_small(10):
+        assert numba.get_num_threads() == 1
+    with single_thread_if_small(10**9):
+        assert numba.get_num_threads() == before
+    assert numba.get_num_threads() == before

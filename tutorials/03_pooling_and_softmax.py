@@ -38,7 +38,7 @@ from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 import minidl as mdl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 from minidl.kernels.fast_exp import fast_exp_array  # noqa: E402
-from minidl.kernels.max_pool2d import max_pool2d_forward_loops  # noqa: E402
+from minidl.kernels.max_pool2d import max_pool2d_forward  # noqa: E402
 
 QUICK = os.environ.get("MINIDL_QUICK") == "1"
 OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")
@@ -116,10 +116,12 @@ print("NumPy matches the loops exactly")
 # `minidl/kernels/max_pool2d.py` holds the same loops, decorated with
 # `@njit(parallel=True, cache=True)`: the outer loop runs over the N*C planes in
 # parallel (each plane belongs to one thread, so the backward scatter has no
-# races). It returns the argmax too. `F.max_pool2d` calls it by default.
+# races). It returns the argmax too. `max_pool2d_forward` calls it (the
+# "numba" backend is the default; small inputs run on one thread, where a
+# parallel region would cost more than it saves). `F.max_pool2d` calls that.
 
 # %%
-y_numba, argmax = max_pool2d_forward_loops(x, 2, 2, 2, 2, 0, 0)
+y_numba, argmax = max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
 assert np.array_equal(y_numba, y_loops)
 assert np.array_equal(F.max_pool2d(mdl.tensor(x), 2).data, y_loops)
 print("Numba kernel and F.max_pool2d match; argmax shape", argmax.shape)
@@ -127,7 +129,7 @@ print("Numba kernel and F.max_pool2d match; argmax shape", argmax.shape)
 timings = {
     "Python loops": best_time(lambda: max_pool2d_loops(x, 2, 2, 0), repeats=1),
     "NumPy windows": best_time(lambda: max_pool2d_numpy(x, 2, 2)),
-    "Numba kernel": best_time(lambda: max_pool2d_forward_loops(x, 2, 2, 2, 2, 0, 0)),
+    "Numba kernel": best_time(lambda: max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))),
 }
 for name, ms in timings.items():
     print(f"{name:>14}: {ms:9.3f} ms")

@@ -32,6 +32,7 @@ from numba import njit, prange
 
 from .backend import dispatch
 from .fast_exp import cast_like, exp_like
+from .threads import single_thread_if_small
 
 # reassoc lets the float64 sums use several SIMD accumulators; no nnan/ninf,
 # so -inf and NaN keep their IEEE meaning
@@ -115,12 +116,12 @@ def softmax_backward_numpy(grad, y, log):
 def softmax_forward(x, log=False):
     """softmax (log=False) or log_softmax (log=True) of each row; see the module docstring."""
     fn = dispatch(softmax_forward_loops, softmax_forward_numpy, softmax_forward_loops.py_func)
-    with np.errstate(invalid="ignore"):                  # interpreted loops: -inf - -inf warns
+    with np.errstate(invalid="ignore"), single_thread_if_small(x.size):  # errstate: interpreted -inf - -inf
         return fn(x, log)
 
 
 def softmax_backward(grad, y, log=False):
     """Gradient w.r.t. the rows' inputs, given the forward output y; see above."""
     fn = dispatch(softmax_backward_loops, softmax_backward_numpy, softmax_backward_loops.py_func)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), single_thread_if_small(grad.size):
         return fn(grad, y, log)
