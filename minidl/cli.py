@@ -42,7 +42,8 @@ def _train(args):
     else:
         config = make_config(args.model, **given)
         run_dir = args.out or default_run_dir(config.model, config.dataset)
-    print(f"training {config.model} on {config.dataset}: {config.epochs} epochs, batch {config.batch_size}, "
+    on = f" on {config.dataset}" if entry.kind == "classifier" else ""
+    print(f"training {config.model}{on}: {config.epochs} epochs, batch {config.batch_size}, "
           f"{config.optimizer} lr {config.lr}, seed {config.seed}; run directory {run_dir}")
     try:
         trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)

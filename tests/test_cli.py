@@ -205,3 +205,9 @@ def test_every_registered_model_resolves_its_trainer():
         assert callable(entry.resolve("trainer")), name
         if entry.kind == "generator":
             assert callable(entry.resolve("sampler")), name
+
+
+def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
+    RunDirectory(tmp_path).create().save_config({"model": "mlp", "dataset": "digits", "epochs": 2})
+    assert cli.main(["train", "mlp", "--resume", str(tmp_path), "--no-progress"]) == 1
+    assert "has not finished an epoch" in capsys.readouterr().err
