@@ -53,8 +53,13 @@ def _train(args):
 
 
 def _eval(args):
-    from .training import evaluate_run
+    from .training import RunDirectory, evaluate_run
 
+    model = RunDirectory(args.run_dir).load_config()["model"]
+    if models.model_entry(model).kind != "classifier":
+        print(f"minidl eval: {args.run_dir} holds a {model!r} run, a generative model; its "
+              f"metrics.json has its losses, and `minidl sample {args.run_dir}` draws from it")
+        return 2
     result = evaluate_run(args.run_dir)
     recorded = result["recorded_acc"]
     return 0 if recorded is None or recorded == result["acc"] else 1

@@ -195,6 +195,7 @@ def test_generator_models_dispatch_to_their_trainer_and_sampler(monkeypatch, tmp
     assert cli.main(["train", "toy-gen", "--out", str(run), "--no-progress"]) == 0
     assert cli.main(["sample", str(run), "--num", "3"]) == 0
     assert calls == [("train", "toy-gen", 4, 0.01, str(run), False), ("sample", str(run), 3)]
+    assert cli.main(["eval", str(run)]) == 2                  # eval is for classifiers
 
 
 def test_every_registered_model_resolves_its_trainer():
