@@ -110,13 +110,13 @@ def _backward_im2col(grad_out, x, weight, stride, padding, dilation, groups,
     return d_input, d_weight
 
 
-def _numba_forward(x, weight, stride, padding, dilation, groups, output_hw):
+def _numba_forward(x, weight, stride, padding, dilation, groups, output_hw, bias=None):
     n, c_in, h, w = x.shape
     kh, kw = weight.shape[2:]
     ho, wo = output_hw or (output_size(h, kh, stride[0], padding[0], dilation[0]),
                            output_size(w, kw, stride[1], padding[1], dilation[1]))
     return conv_numba.conv2d_forward(np.ascontiguousarray(x), np.ascontiguousarray(weight),
-                                     stride, padding, dilation, groups, ho, wo)
+                                     stride, padding, dilation, groups, ho, wo, bias=bias)
 
 
 def _python_forward(*args):
@@ -135,12 +135,30 @@ def _python_backward(*args):
     return _backward_im2col(*args, im2col.py_func, col2im.py_func)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None):
-    """out[n, o, oy, ox] = sum_{c,i,j} W[o, c, i, j] * x_pad[n, g*Cg + c, oy*sh + i*dh, ox*sw + j*dw],
+def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None, bias=None):
+    """out[n, o, oy, ox] = sum_{c,i,j} W[o, c, i, j] * x_pad[n, g*Cg + c, oy*sh + i*dh, ox*sw + j*dw] (+ bias[o]),
     g = o // (Cout/groups). Returns a new (N, Cout, Ho, Wo) array; `output_hw`
-    overrides (Ho, Wo) (used by conv_transpose2d when output_padding >= stride)."""
-    fn = dispatch(_numba_forward, conv_numpy.conv2d_forward, _python_forward)
-    return fn(x, weight, stride, padding, dilation, groups, output_hw)
+    overrides (Ho, Wo) (used by conv_transpose2d when output_padding >= stride).
+    The numba kernel adds the bias while each output block is in cache."""
+    if current() == "numba":
+        return _numba_forward(x, weight, stride, padding, dilation, groups, output_hw, bias)
+    fn = conv_numpy.conv2d_forward if current() == "numpy" else _python_forward
+    out = fn(x, weight, stride, padding, dilation, groups, output_hw)
+    if bias is not None:
+        add_bias(out, bias)
+    return out
+
+
+def add_bias(out, bias):
+    """out[:, o] += bias[o], in place on a new (N, C, H, W) array we own."""
+    n, c = out.shape[:2]
+    out.reshape(n, c, -1)[...] += bias.reshape(1, c, 1)    # long contiguous inner loop
+
+
+def bias_grad(grad_out):
+    """dL/dbias = sum of dL/dout over (N, H, W): (N, C, H, W) -> (C,)."""
+    n, c = grad_out.shape[:2]
+    return np.ascontiguousarray(grad_out).reshape(n, c, -1).sum(axis=2).sum(axis=0)
 
 
 def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,

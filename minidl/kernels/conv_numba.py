@@ -24,13 +24,14 @@ from .conv_padded import col2im_padded, im2col_padded, pad_sample, unpad_sample
 
 
 @njit(parallel=True, cache=True)
-def forward_kernel(x, w_mat, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                    gy, need_weight, out, dw_parts):
     """out[n, g] = W_g @ im2col(x[n], group g) for every sample n and group g,
     and optionally, from the same columns, a weight gradient.
 
     x:        (N, C, H, W) C-contiguous, read only.
     w_mat:    (G, cog, K) C-contiguous, read only (the weight, reshaped).
+    bias:     (Cout,) added to every output pixel of its channel, or (0,) for none.
     out:      (N, G, cog, P) C-contiguous; every entry written.
     gy:       (N, G, cog, P), read only, used if need_weight (else any 4-D array).
     dw_parts: (B, G, cog, K), B = number of sample blocks run in parallel (about
@@ -54,6 +55,9 @@ def forward_kernel(x, w_mat, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                 pad_sample(x, s, g * cg, ph, pw, xp)
                 im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
                 np.dot(w_mat[g], cols, out[s, g])         # (cog, K) @ (K, P) -> (cog, P)
+                if bias.shape[0] > 0:                     # while out[s, g] is still in cache
+                    for o in range(cog):
+                        out[s, g, o] += bias[g * cog + o]
                 if need_weight:
                     np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
                     dw_parts[b, g] += product
@@ -118,8 +122,8 @@ def thread_blocks(n, work):
         numba.set_num_threads(available)
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None):
-    """(N, Cout, ho, wo) = conv2d(x, weight); x, weight C-contiguous, same float dtype.
+def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None, bias=None):
+    """(N, Cout, ho, wo) = conv2d(x, weight) (+ bias, if given); x, weight C-contiguous, same float dtype.
     With grad_for_weight (N, Cout, ho, wo) given, return (out, dW) where dW is
     conv2d's weight gradient for input x and output gradient grad_for_weight."""
     n = x.shape[0]
@@ -132,7 +136,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     with thread_blocks(n, out.size * k * (2 if need_weight else 1)) as blocks:
         # the kernel reads the block count from dw_parts (empty rows when unused)
         dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), x.dtype)
-        forward_kernel(x, w_mat, kh, kw, *stride, *padding, *dilation, ho, wo,
+        bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias)
+        forward_kernel(x, w_mat, bias, kh, kw, *stride, *padding, *dilation, ho, wo,
                        gy, need_weight, out, dw_parts)
     out = out.reshape(n, c_out, ho, wo)
     if need_weight:

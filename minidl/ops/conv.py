@@ -26,9 +26,7 @@ class Conv2d(Function):
         self.params = check_conv2d(x, weight, bias, stride, padding, dilation, groups)
         x = np.ascontiguousarray(x)                    # (N, Cin, H, W); a copy only if needed
         weight = np.ascontiguousarray(weight)          # (Cout, Cin/groups, kH, kW)
-        out = kernels.conv2d_forward(x, weight, *self.params)   # (N, Cout, Ho, Wo), a new array
-        if bias is not None:
-            out += bias.reshape(1, -1, 1, 1)
+        out = kernels.conv2d_forward(x, weight, *self.params, bias=bias)   # (N, Cout, Ho, Wo), a new array
         self.has_bias = bias is not None
         self.save_for_backward(x, weight)
         return out
@@ -39,7 +37,7 @@ class Conv2d(Function):
         grad_x, grad_w = kernels.conv2d_backward(grad, x, weight, *self.params,
                                                  need_input=need_x, need_weight=need_w)
         if self.has_bias:
-            return grad_x, grad_w, grad.sum(axis=(0, 2, 3))    # (Cout,)
+            return grad_x, grad_w, kernels.bias_grad(grad)    # (Cout,)
         return grad_x, grad_w
 
 
@@ -56,7 +54,7 @@ class ConvTranspose2d(Function):
         out = kernels.conv_transpose2d_forward(x, weight, stride, padding, output_padding,
                                                dilation, groups)   # (N, Cout, Ho, Wo)
         if bias is not None:
-            out += bias.reshape(1, -1, 1, 1)
+            kernels.add_bias(out, bias)
         self.params = stride, padding, dilation, groups
         self.has_bias = bias is not None
         self.save_for_backward(x, weight)
@@ -68,7 +66,7 @@ class ConvTranspose2d(Function):
         grad_x, grad_w = kernels.conv_transpose2d_backward(grad, x, weight, *self.params,
                                                            need_input=need_x, need_weight=need_w)
         if self.has_bias:
-            return grad_x, grad_w, grad.sum(axis=(0, 2, 3))    # (Cout,)
+            return grad_x, grad_w, kernels.bias_grad(grad)    # (Cout,)
         return grad_x, grad_w
 
 
