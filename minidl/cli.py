@@ -288,8 +288,13 @@ def build_parser():
 
 
 def main(argv=None):
+    from .threads import training_threads
+
     args = build_parser().parse_args(argv)
     try:
+        if args.command in ("train", "eval", "sample"):
+            with training_threads():       # one thread pool at a time (minidl/threads.py)
+                return args.handler(args)
         return args.handler(args)
     except (FileNotFoundError, ValueError) as error:
         print(f"minidl {args.command}: {error}", file=sys.stderr)
