@@ -119,8 +119,13 @@ def _numba_forward(x, weight, stride, padding, dilation, groups, output_hw, bias
                                      stride, padding, dilation, groups, ho, wo, bias=bias)
 
 
+def _interpreted(kernel):
+    """The plain Python function behind a Numba dispatcher (itself under NUMBA_DISABLE_JIT=1)."""
+    return getattr(kernel, "py_func", kernel)
+
+
 def _python_forward(*args):
-    return _forward_im2col(*args, im2col.py_func)
+    return _forward_im2col(*args, _interpreted(im2col))
 
 
 def _numba_backward(grad_out, x, weight, stride, padding, dilation, groups,
@@ -132,7 +137,7 @@ def _numba_backward(grad_out, x, weight, stride, padding, dilation, groups,
 
 
 def _python_backward(*args):
-    return _backward_im2col(*args, im2col.py_func, col2im.py_func)
+    return _backward_im2col(*args, _interpreted(im2col), _interpreted(col2im))
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None, bias=None):
