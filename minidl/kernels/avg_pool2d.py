@@ -14,8 +14,9 @@ Contract (all backends):
         every real element of a window receives grad_out / (kH * kW); windows
         may overlap (stride < kernel), and the contributions add up.
 
-Parallel loops run over the N*C planes, so the scatter of one plane's
-gradient is done by one thread alone: no races between overlapping windows.
+Parallel loops run over the N*C planes. The forward reduces each window; the
+backward gathers: every input element adds up the gradients of the windows
+covering it (first along W, then along H), each plane by one thread.
 """
 import numpy as np
 from numba import njit, prange
@@ -50,25 +51,47 @@ def avg_pool2d_forward_loops(x, kh, kw, sh, sw, ph, pw):
     return out.reshape(n, c, oh, ow)
 
 
+@njit(cache=True)
+def _covering_windows(size, out_size, k, s, pad):
+    """For each input position r along one axis, the window indices i whose
+    span i*s - pad ... i*s - pad + k - 1 contains r:  first[r] <= i < stop[r]."""
+    first = np.empty(size, np.int64)
+    stop = np.empty(size, np.int64)
+    for r in range(size):
+        # i*s - pad <= r  and  r <= i*s - pad + k - 1   <=>   (r + pad - k + 1)/s <= i <= (r + pad)/s
+        lo = r + pad - k + 1
+        first[r] = max(0, (lo + s - 1) // s) if lo > 0 else 0   # ceil division, clipped at 0
+        stop[r] = min(out_size, (r + pad) // s + 1)
+    return first, stop
+
+
 @njit(parallel=True, cache=True)
 def avg_pool2d_backward_loops(grad_out, h, w, kh, kw, sh, sw, ph, pw):
     n, c, oh, ow = grad_out.shape
-    g = grad_out.reshape(n * c, oh, ow)                  # (P, OH, OW)
-    grad_x = np.empty((n * c, h * w), grad_out.dtype)    # (P, H*W), element (r, col) at r*W + col
+    g = grad_out.reshape(n * c, oh * ow)                 # (P, OH*OW), output (i, j) at i*OW + j
+    grad_x = np.empty((n * c, h * w), grad_out.dtype)    # (P, H*W), input (r, col) at r*W + col
+    row_first, row_stop = _covering_windows(h, oh, kh, sh, ph)
+    col_first, col_stop = _covering_windows(w, ow, kw, sw, pw)
     scale = 1.0 / (kh * kw)
-    for p in prange(n * c):                              # one thread per plane: no races
-        gx = grad_x[p]
-        gx[:] = 0.0                                      # zeroed here, so the plane is cache-hot below
+    # gather form, one axis at a time: input (r, col) receives
+    #   scale * sum over covering rows i, covering columns j of g[i, j]
+    # (several windows where they overlap, none in gaps when stride > kernel).
+    # Every grad_x element is written by the thread that owns its plane.
+    for p in prange(n * c):
+        gp, gx = g[p], grad_x[p]
+        across = np.empty(oh * w, np.float64)            # (OH, W): sums over covering columns
         for i in range(oh):
-            top = i * sh - ph
-            r0, r1 = max(top, 0), min(top + kh, h)
-            for j in range(ow):
-                left = j * sw - pw
-                c0, c1 = max(left, 0), min(left + kw, w)
-                share = g[p, i, j] * scale               # each window element's part
-                for r in range(r0, r1):
-                    for col in range(c0, c1):
-                        gx[r * w + col] += share         # accumulate: windows may overlap
+            for col in range(w):
+                t = 0.0
+                for j in range(col_first[col], col_stop[col]):
+                    t += gp[i * ow + j]
+                across[i * w + col] = t
+        for r in range(h):                               # then over covering rows
+            for col in range(w):
+                gx[r * w + col] = 0.0
+            for i in range(row_first[r], row_stop[r]):
+                for col in range(w):                     # contiguous: vectorises
+                    gx[r * w + col] += across[i * w + col] * scale
     return grad_x.reshape(n, c, h, w)
 
 
