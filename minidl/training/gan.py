@@ -27,8 +27,9 @@ from ..autograd.tensor import Tensor
 from ..data import DataLoader, load_dataset
 from ..metrics import classifier_outputs, classifier_report, frechet_distance
 from ..models.gan import GAN, GANConfig
+from .classifier import TrainingInterrupted
 from .config import TrainConfig, epoch_seed, make_config
-from .run_directory import RunDirectory, default_run_dir
+from .run_directory import RunDirectory
 
 KINDS = {"dcgan": "dcgan", "gan": "mlp"}
 
@@ -36,7 +37,7 @@ KINDS = {"dcgan": "dcgan", "gan": "mlp"}
 def build_gan(input_shape, num_classes, kind="dcgan"):
     """The registry's builder: a GAN for images of shape (C, S, S)."""
     channels, size, _ = input_shape
-    width = 64 if size <= 16 else 128
+    width = 64
     latent = 32 if size <= 16 else 64
     return GAN(GANConfig(image_size=size, channels=channels, latent_dim=latent, width=width),
                kind=kind)
@@ -97,8 +98,12 @@ def to_pixels(images):
     return np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)
 
 
-def fit_gan(config, run_dir, resume=False, progress=True, log=print, quality=True):
-    """Train the GAN of `config` (model "dcgan" or "gan") in `run_dir`."""
+def fit_gan(config, run_dir, resume=False, progress=True, log=print, quality=True, max_seconds=None):
+    """Train the GAN of `config` (model "dcgan" or "gan") in `run_dir`.
+
+    max_seconds: a training-time budget; when it runs out the current epoch
+    stops after its batch (its record says how many steps it ran and
+    "stopped_by_budget": true), is checkpointed, and training ends."""
     run = RunDirectory(run_dir).create()
     train_set = load_dataset(config.dataset, "train", root=config.data_root)
     mdl.manual_seed(config.seed)
@@ -114,36 +119,56 @@ def fit_gan(config, run_dir, resume=False, progress=True, log=print, quality=Tru
     run.save_config(config.to_dict())
     noise = fixed_noise(model, config.seed)
 
-    for epoch in range(done + 1, config.epochs + 1):
-        seed = epoch_seed(config.seed, epoch)
-        mdl.manual_seed(seed)
-        loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                            seed=seed)
-        model.train()
-        sums, start = dict(d_loss=0.0, g_loss=0.0, d_real=0.0, d_fake=0.0), time.perf_counter()
-        with tqdm(total=len(loader), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                  disable=not progress, dynamic_ncols=True) as bar:
-            for images, _ in loader:
-                real = images.data * 2.0 - 1.0                           # (B, C, S, S) in [-1, 1]
-                step = train_step(model, optimizers, real, model.noise(len(real)))
-                for key in sums:
-                    sums[key] += step[key]
-                bar.set_postfix(D=f"{step['d_loss']:.3f}", G=f"{step['g_loss']:.3f}",
-                                Dx=f"{step['d_real']:.2f}", DGz=f"{step['d_fake']:.2f}",
-                                samples_per_s=f"{bar.n * config.batch_size / (time.perf_counter() - start + 1e-9):,.0f}",
-                                refresh=False)
-                bar.update(1)
-        seconds = time.perf_counter() - start
-        record = {k: v / len(loader) for k, v in sums.items()}
-        record.update(epoch=epoch, seconds=seconds, samples_per_s=len(loader) * config.batch_size / seconds)
-        history.append(record)
-        viz.plot_image_grid(to_pixels(model.sample(z=noise)), run.file(f"samples_epoch_{epoch:03d}.png"),
-                            title=f"{config.model} on {config.dataset}, epoch {epoch}")
-        run.save_checkpoint(model, optimizers, epoch, config.to_dict())
-        run.save_metrics(history)
-        log(f"{config.model} | {config.dataset} | epoch {epoch}/{config.epochs} | "
-            f"D loss {record['d_loss']:.3f} G loss {record['g_loss']:.3f} | "
-            f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f} | {seconds:.1f} s")
+    budget_start = time.perf_counter()
+    epoch = done
+    try:
+        for epoch in range(done + 1, config.epochs + 1):
+            seed = epoch_seed(config.seed, epoch)
+            mdl.manual_seed(seed)
+            loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
+                                seed=seed)
+            model.train()
+            sums, start = dict(d_loss=0.0, g_loss=0.0, d_real=0.0, d_fake=0.0), time.perf_counter()
+            steps, out_of_time = 0, False
+            with tqdm(total=len(loader), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
+                      disable=not progress, dynamic_ncols=True) as bar:
+                for images, _ in loader:
+                    real = images.data * 2.0 - 1.0                           # (B, C, S, S) in [-1, 1]
+                    step = train_step(model, optimizers, real, model.noise(len(real)))
+                    steps += 1
+                    for key in sums:
+                        sums[key] += step[key]
+                    rate = steps * config.batch_size / (time.perf_counter() - start + 1e-9)
+                    bar.set_postfix(D=f"{step['d_loss']:.3f}", G=f"{step['g_loss']:.3f}",
+                                    Dx=f"{step['d_real']:.2f}", DGz=f"{step['d_fake']:.2f}",
+                                    samples_per_s=f"{rate:,.0f}", refresh=False)
+                    bar.update(1)
+                    if max_seconds is not None and time.perf_counter() - budget_start > max_seconds:
+                        out_of_time = True
+                        break
+            seconds = time.perf_counter() - start
+            record = {k: v / steps for k, v in sums.items()}
+            record.update(epoch=epoch, steps=steps, seconds=seconds,
+                          samples_per_s=steps * config.batch_size / seconds)
+            if out_of_time:
+                record["stopped_by_budget"] = True
+            history.append(record)
+            viz.plot_image_grid(to_pixels(model.sample(z=noise)), run.file(f"samples_epoch_{epoch:03d}.png"),
+                                title=f"{config.model} on {config.dataset}, epoch {epoch}")
+            run.save_checkpoint(model, optimizers, epoch, config.to_dict())
+            run.save_metrics(history)
+            log(f"{config.model} | {config.dataset} | epoch {epoch}/{config.epochs} | "
+                f"D loss {record['d_loss']:.3f} G loss {record['g_loss']:.3f} | "
+                f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f} | {seconds:.1f} s"
+                + (f" | time budget reached after {steps} of {len(loader)} steps" if out_of_time else ""))
+            if out_of_time:
+                break
+    except KeyboardInterrupt:
+        finished = run.load_checkpoint()["epoch"] if run.has_checkpoint() else 0
+        log(f"\ninterrupted during epoch {epoch}: {run.path} keeps the checkpoint of epoch {finished}.")
+        if finished:
+            log(f"continue with:  minidl train {config.model} --resume {run.path}")
+        raise TrainingInterrupted(run.path, finished) from None
 
     plot_gan_curves(history, run.file("gan_curves.png"))
     z0, z1 = noise[0], noise[1]
@@ -175,13 +200,19 @@ def plot_gan_curves(history, path):
     return path
 
 
+# Epochs of the reference CNN where `minidl train cnn`'s default would take too long
+# for a metric (60,000 images; one epoch is enough for useful features).
+REFERENCE_EPOCHS = {"mnist": 1, "fashion-mnist": 1}
+
+
 def reference_classifier(config, run, log=print):
-    """A CNN trained on the same dataset (kept in run/classifier), for the metrics."""
+    """A CNN trained on the same dataset (kept in run/classifier), for the metrics:
+    `minidl train cnn`'s defaults, with REFERENCE_EPOCHS for the large datasets."""
     from .classifier import fit as fit_classifier, new_model, load_data
 
     folder = run.file("classifier")
     cnn_config = make_config("cnn", dataset=config.dataset, seed=config.seed,
-                             data_root=config.data_root)
+                             data_root=config.data_root, epochs=REFERENCE_EPOCHS.get(config.dataset))
     sub = RunDirectory(folder)
     if sub.has_checkpoint() and sub.load_checkpoint()["epoch"] >= cnn_config.epochs:
         train_set, _ = load_data(cnn_config)
@@ -190,6 +221,13 @@ def reference_classifier(config, run, log=print):
         return model, cnn_config
     log("training the reference CNN for the sample-quality metrics ...")
     return fit_classifier(cnn_config, folder, progress=False, log=log)["model"], cnn_config
+
+
+def classifier_accuracy(classifier, cnn_config):
+    """The reference CNN's test accuracy (how far to trust its verdicts)."""
+    from .classifier import evaluate, load_data
+
+    return evaluate(classifier, load_data(cnn_config)[1], cnn_config.dataset)["acc"]
 
 
 def sample_quality(model, config, run, n=1000, log=print):
@@ -201,10 +239,12 @@ def sample_quality(model, config, run, n=1000, log=print):
     test = load_dataset(config.dataset, "test", root=config.data_root).images
     train = load_dataset(config.dataset, "train", root=config.data_root).images
     rng = np.random.default_rng([int(config.seed), 7])
-    n = min(n, len(test), len(train))
-    held_out = test[rng.permutation(len(test))[:n]]
-    other_real = train[rng.permutation(len(train))[:n]]
-    generated = to_pixels(model.sample(z=model.noise(n, rng)))
+    generated = to_pixels(model.sample(z=model.noise(n, rng)))              # (n, C, S, S)
+    # Every Frechet distance compares sets of the same size m (its estimate depends on m):
+    # held-out real images against generated ones, other real images (floor), uniform noise (ceiling).
+    m = min(n, len(test), len(train))
+    held_out = test[rng.permutation(len(test))[:m]]
+    other_real = train[rng.permutation(len(train))[:m]]
     noise = rng.uniform(0.0, 1.0, size=held_out.shape).astype(np.float32)
 
     def outputs(images):
@@ -213,41 +253,23 @@ def sample_quality(model, config, run, n=1000, log=print):
     real_features, _ = outputs(held_out)
     generated_features, generated_probabilities = outputs(generated)
     report = dict(
-        frechet_generated=frechet_distance(real_features, generated_features),
+        frechet_generated=frechet_distance(real_features, generated_features[:m]),
         frechet_real_floor=frechet_distance(real_features, outputs(other_real)[0]),
         frechet_noise_ceiling=frechet_distance(real_features, outputs(noise)[0]),
-        samples=n, **classifier_report(generated_probabilities, confidence=0.9))
+        samples=n, frechet_samples=m, classifier_test_acc=classifier_accuracy(classifier, cnn_config),
+        **classifier_report(generated_probabilities, confidence=0.9))
     (run.path / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     metrics = json.loads(run.file("metrics.json").read_text())
     metrics["quality"] = report
     run.file("metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     viz.plot_image_grid(generated[:100], run.file("samples_final.png"), ncols=10,
                         title=f"{config.model}: 100 of the {n} measured samples")
-    log(f"sample quality ({n} samples): Frechet distance {report['frechet_generated']:.2f} "
+    log(f"sample quality ({n} samples, Frechet on {m}): Frechet distance {report['frechet_generated']:.2f} "
         f"(real vs real {report['frechet_real_floor']:.2f}, noise {report['frechet_noise_ceiling']:.2f}); "
         f"{report['confident_fraction']:.1%} classified with confidence >= 0.9; "
-        f"smallest class share {report['min_class_share']:.1%}")
+        f"smallest class share {report['min_class_share']:.1%} (reference CNN: "
+        f"{report['classifier_test_acc']:.1%} test accuracy)")
     return report
-
-
-def train_from_args(args):
-    """`minidl train dcgan|gan ...`"""
-    given = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 seed=args.seed, data_root=args.data_root)
-    if args.resume:
-        run = RunDirectory(args.resume)
-        saved = run.load_config()
-        if args.epochs:
-            saved["epochs"] = args.epochs
-        config, run_dir = TrainConfig.from_dict(saved), run.path
-    else:
-        config = make_config(args.model, **given)
-        run_dir = args.out or default_run_dir(config.model, config.dataset)
-    print(f"training {config.model} on {config.dataset}: {config.epochs} epochs, batch "
-          f"{config.batch_size}, Adam lr {config.lr} betas (0.5, 0.999), seed {config.seed}; "
-          f"run directory {run_dir}")
-    fit_gan(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
-    return 0
 
 
 def sample_from_run(run_dir, args):
