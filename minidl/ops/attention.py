@@ -172,8 +172,14 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
 
     query (..., L, E), key (..., S, E), value (..., S, Ev) -> (..., L, Ev); the
     leading dims broadcast. attn_mask: bool (True = may attend) or float (added),
-    broadcastable to (..., L, S); a float mask that requires grad gets one.
+    broadcastable to (..., L, S); a float mask that requires grad gets one
+    (computed by the NumPy twin, which materialises (..., L, S)).
     scale: default 1/sqrt(E). A query row with no allowed key outputs zeros.
+    dropout_p: each weight is dropped with probability dropout_p (quantised to
+    multiples of 2**-24) and the rest scaled by 1/(1 - dropout_p); the mask
+    is a hash of a seed drawn from minidl.random.generator() and of the
+    weight's position, so `mdl.manual_seed` makes it repeatable and the fused
+    backward recomputes it instead of storing it.
     """
     op = "scaled_dot_product_attention"
     mask = _check(op, query, key, value, attn_mask, is_causal, scale, dropout_p)
