@@ -222,3 +222,10 @@ def test_chunk_amax_and_contiguous_follow_pytorch():
     np.testing.assert_array_equal(y.data, x.data.T.ravel())
     (y * mdl.tensor(np.arange(12.0))).sum().backward()
     np.testing.assert_array_equal(x.grad, np.arange(12.0).reshape(4, 3).T)
+
+
+def test_truth_value_of_a_tensor_needs_exactly_one_value():
+    assert bool(mdl.tensor([2.0]) > 1.0) is True
+    assert bool(mdl.tensor(0.0)) is False
+    with pytest.raises(RuntimeError, match=r"bool: a tensor of shape \(2,\) has 2 values"):
+        bool(mdl.tensor([1.0, 2.0]) == mdl.tensor([1.0, 3.0]))

@@ -115,6 +115,16 @@ class Tensor:
     def __len__(self):
         return len(self.data)
 
+    def __bool__(self):
+        """`if t:` works for one value only (as in PyTorch): without this, every
+        Tensor would count as True, and `x == y` inside `if` or `in` would lie."""
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"bool: a tensor of shape {self.shape} has {self.data.size} values, so its truth "
+                "is ambiguous; use t.data.all() or t.data.any(), or `t is None` to test for a missing tensor"
+            )
+        return bool(self.data)
+
     def __repr__(self):
         body = np.array2string(self.data, separator=", ", prefix="tensor(")
         extra = "" if self.dtype == np.float32 else f", dtype={self.dtype}"
