@@ -8,7 +8,9 @@
 2. Walk that order. Each op receives dL/d(its output), summed over every place
    the output was used, and its `backward` turns it into dL/d(each input).
 3. A leaf tensor (one made by the user, with requires_grad=True) adds what
-   arrives into its `.grad`: gradients accumulate until `zero_grad()`.
+   arrives into its `.grad`: gradients accumulate until `zero_grad()`. (During
+   the walk a leaf's gradients are summed in a dict and stored once at the end,
+   so a weight used by 1000 ops costs one store, not 1000.)
 """
 import numpy as np
 
@@ -99,13 +101,11 @@ def backward(tensor, gradient=None, retain_graph=False):
                     )
                 if anomaly:
                     check_finite(function.name, "backward", grad)
-                # a leaf collects its gradient here; an intermediate passes it on to its op
-                pending = grad_of_leaf if input_tensor.grad_fn is None else grad_of_output
-                key = input_tensor if input_tensor.grad_fn is None else input_tensor.grad_fn
-                if key in pending:
-                    pending[key] = pending[key] + grad
-                else:
-                    pending[key] = grad
+                if input_tensor.grad_fn is None:    # a leaf: collect, store once at the end
+                    pending, key = grad_of_leaf, input_tensor
+                else:                               # an intermediate: pass on to its op
+                    pending, key = grad_of_output, input_tensor.grad_fn
+                pending[key] = pending[key] + grad if key in pending else grad
 
     for leaf, grad in grad_of_leaf.items():        # one store per leaf, after the walk
         leaf._accumulate(grad)
