@@ -34,9 +34,9 @@ def valid_range(size, offset, stride, n_out):
     o*stride + offset <= size-1 <=>  o <= floor((size - 1 - offset) / stride)
     (// is floor division for negative numbers too, in Python and in Numba.)
     """
-    lo = max(0, (-offset + stride - 1) // stride)
+    lo = min(n_out, max(0, (-offset + stride - 1) // stride))
     hi = min(n_out, (size - 1 - offset) // stride + 1)
-    if hi < lo:
+    if hi < lo:                     # no position reads inside the image
         hi = lo
     return lo, hi
 

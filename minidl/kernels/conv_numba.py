@@ -20,7 +20,8 @@ import numpy as np
 from numba import njit, prange
 
 from .blas_threads import single_threaded_blas
-from .conv_padded import col2im_padded, im2col_padded, pad_sample, unpad_sample
+from .conv_padded import (col2im_padded, col2im_wide, im2col_padded, im2col_wide, narrow,
+                          pad_sample, unpad_sample, widen)
 
 
 @njit(parallel=True, cache=True)
@@ -39,27 +40,42 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
               dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
     (conv_transpose2d's backward needs exactly this pair: conv2d of its output
     gradient for dx, and the weight gradient from the same columns.)
+    With stride 1 the columns are "wide" (see conv_padded.py): ho*Wp per sample.
     """
     n, height, width = x.shape[0], x.shape[2], x.shape[3]
     groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
     n_blocks = dw_parts.shape[0]
     cg = k // (kh * kw)                                   # input channels per group
+    wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
+    wp = width + 2 * pw                                   # padded width
+    n_cols = ho * wp if wide else ho * wo                 # columns per sample
     for b in prange(n_blocks):
-        cols = np.empty((k, ho * wo), x.dtype)            # this thread's column matrix
+        cols = np.empty((k, n_cols), x.dtype)             # this thread's column matrix
+        result = np.empty((cog, n_cols if wide else 0), x.dtype)          # wide GEMM result
+        gyw = np.zeros((cog, n_cols if wide and need_weight else 0), x.dtype)  # junk columns stay 0
         product = np.empty((cog, k), x.dtype)             # one sample's weight gradient
-        xp = np.zeros((cg, height + 2 * ph, width + 2 * pw), x.dtype)   # padded sample; border stays 0
+        xp = np.zeros((cg, height + 2 * ph + 1, wp), x.dtype)   # padded sample (+1 spare row); border stays 0
         if need_weight:
             dw_parts[b] = 0.0
         for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
             for g in range(groups):
                 pad_sample(x, s, g * cg, ph, pw, xp)
-                im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
-                np.dot(w_mat[g], cols, out[s, g])         # (cog, K) @ (K, P) -> (cog, P)
+                if wide:
+                    im2col_wide(xp, kh, kw, dh, dw, ho, cols)
+                    np.dot(w_mat[g], cols, result)        # (cog, K) @ (K, ho*Wp)
+                    narrow(result, wo, out[s, g])         # -> (cog, P)
+                else:
+                    im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
+                    np.dot(w_mat[g], cols, out[s, g])     # (cog, K) @ (K, P) -> (cog, P)
                 if bias.shape[0] > 0:                     # while out[s, g] is still in cache
                     for o in range(cog):
                         out[s, g, o] += bias[g * cog + o]
                 if need_weight:
-                    np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
+                    if wide:
+                        widen(gy[s, g], wo, gyw)
+                        np.dot(gyw, cols.T, product)      # (cog, ho*Wp) @ (ho*Wp, K)
+                    else:
+                        np.dot(gy[s, g], cols.T, product)  # (cog, P) @ (P, K) -> (cog, K)
                     dw_parts[b, g] += product
 
 
@@ -82,24 +98,38 @@ def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     cg = k // (kh * kw)                                   # input channels per group
     height = x.shape[2] if need_weight else dx.shape[2]
     width = x.shape[3] if need_weight else dx.shape[3]
+    wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
+    wp = width + 2 * pw
+    n_cols = ho * wp if wide else ho * wo
     for b in prange(n_blocks):
-        cols = np.empty((k, ho * wo), gy.dtype)           # columns, then column gradient
+        cols = np.empty((k, n_cols), gy.dtype)            # columns, then column gradient
+        gyw = np.zeros((cog, n_cols if wide else 0), gy.dtype)   # widened gy; junk columns stay 0
         product = np.empty((cog, k), gy.dtype)            # one sample's weight gradient
-        xp = np.zeros((cg, height + 2 * ph, width + 2 * pw), gy.dtype)  # padded sample; border stays 0
-        dxp = np.empty((cg, height + 2 * ph, width + 2 * pw), gy.dtype)  # its gradient
+        xp = np.zeros((cg, height + 2 * ph + 1, wp), gy.dtype)   # padded sample; border stays 0
+        dxp = np.empty((cg, height + 2 * ph + 1, wp), gy.dtype)  # its gradient
         if need_weight:
             dw_parts[b] = 0.0
         for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
             for g in range(groups):
+                if wide:
+                    widen(gy[s, g], wo, gyw)              # (cog, P) -> (cog, ho*Wp)
                 if need_weight:
                     pad_sample(x, s, g * cg, ph, pw, xp)
-                    im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
-                    np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
+                    if wide:
+                        im2col_wide(xp, kh, kw, dh, dw, ho, cols)
+                        np.dot(gyw, cols.T, product)      # (cog, ho*Wp) @ (ho*Wp, K)
+                    else:
+                        im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
+                        np.dot(gy[s, g], cols.T, product)  # (cog, P) @ (P, K) -> (cog, K)
                     dw_parts[b, g] += product
                 if need_input:
-                    np.dot(w_mat[g].T, gy[s, g], cols)    # (K, cog) @ (cog, P) -> (K, P)
                     dxp[:] = 0.0                          # col2im adds into it
-                    col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
+                    if wide:
+                        np.dot(w_mat[g].T, gyw, cols)     # (K, cog) @ (cog, ho*Wp); junk columns 0
+                        col2im_wide(cols, kh, kw, dh, dw, ho, dxp)
+                    else:
+                        np.dot(w_mat[g].T, gy[s, g], cols)    # (K, cog) @ (cog, P) -> (K, P)
+                        col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
                     unpad_sample(dxp, ph, pw, s, g * cg, dx)
 
 

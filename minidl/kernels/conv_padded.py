@@ -84,3 +84,74 @@ def col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp):
             else:
                 for ox in range(wo):
                     dst[start + ox * sw] += src[base + ox]
+
+
+# ---- stride 1: "wide" columns, one contiguous copy per row --------------------
+#
+# With stride 1, output pixel (oy, ox) and tap (i, j) read the flat index
+# (oy + i*dh)*Wp + (ox + j*dw) of the padded channel. Letting ox run over the
+# full padded width Wp instead of wo, the positions q = oy*Wp + ox of one row
+# of the column matrix read the consecutive flat indices i*dh*Wp + j*dw + q:
+# the row is a single contiguous slice. The columns with ox >= wo are junk
+# (they wrap into the next image row); the GEMM computes them and `narrow`
+# drops them, and `widen` zeroes them in gradients so they add nothing.
+# The padded buffer has one spare zero row so that the junk of the last row
+# stays inside it.
+
+@njit(cache=True)
+def im2col_wide(xp, kh, kw, dh, dw, ho, cols):
+    """Stride 1. cols[(c*kh + i)*kw + j, q] = flat(xp[c])[i*dh*Wp + j*dw + q], q < ho*Wp.
+
+    xp:   (Cg, Hp + 1, Wp) padded sample with a spare zero row, read only.
+    cols: (Cg*kh*kw, ho*Wp), every entry written (columns q % Wp >= wo are junk).
+    """
+    wp = xp.shape[2]
+    for row in range(cols.shape[0]):
+        c = row // (kh * kw)                      # channel
+        i = (row // kw) % kh                      # kernel row
+        j = row % kw                              # kernel column
+        src = xp[c].reshape(-1)                   # the padded channel, flat
+        start = i * dh * wp + j * dw              # flat index read by q = 0
+        dst = cols[row]
+        for q in range(cols.shape[1]):
+            dst[q] = src[start + q]
+
+
+@njit(cache=True)
+def col2im_wide(cols, kh, kw, dh, dw, ho, dxp):
+    """Adjoint of im2col_wide: flat(dxp[c])[i*dh*Wp + j*dw + q] += cols[(c*kh + i)*kw + j, q].
+    dxp: (Cg, Hp + 1, Wp), ACCUMULATED into. Junk columns of cols must be zero."""
+    wp = dxp.shape[2]
+    for row in range(cols.shape[0]):
+        c = row // (kh * kw)
+        i = (row // kw) % kh
+        j = row % kw
+        dst = dxp[c].reshape(-1)
+        start = i * dh * wp + j * dw
+        src = cols[row]
+        for q in range(cols.shape[1]):
+            dst[start + q] += src[q]
+
+
+@njit(cache=True)
+def narrow(wide, wo, out):
+    """out[o, oy*wo + ox] = wide[o, oy*Wp + ox] for ox < wo: drop the junk columns.
+    wide: (M, ho*Wp) read only; out: (M, ho*wo) written."""
+    ho = out.shape[1] // wo
+    wp = wide.shape[1] // ho
+    for o in range(out.shape[0]):
+        for oy in range(ho):
+            for ox in range(wo):
+                out[o, oy * wo + ox] = wide[o, oy * wp + ox]
+
+
+@njit(cache=True)
+def widen(narrow_, wo, wide):
+    """wide[o, oy*Wp + ox] = narrow_[o, oy*wo + ox] for ox < wo. The junk
+    columns of `wide` are not touched: the caller keeps them zero."""
+    ho = narrow_.shape[1] // wo
+    wp = wide.shape[1] // ho
+    for o in range(narrow_.shape[0]):
+        for oy in range(ho):
+            for ox in range(wo):
+                wide[o, oy * wp + ox] = narrow_[o, oy * wo + ox]
