@@ -69,7 +69,7 @@ def test_vit_logits_and_attention_map_shapes():
     maps = model.attention_maps(mdl.tensor(images))
     assert len(maps) == 4 and all(m.shape == (2, 17, 17) for m in maps)
     np.testing.assert_allclose(maps[-1].sum(axis=-1), 1.0, rtol=1e-5)
-    assert build_vit((1, 28, 28), 10).num_patches == 49
+    assert build_vit((1, 28, 28), 10).num_patches == 16
 
 
 def test_bad_inputs_raise_clear_errors():

@@ -3,6 +3,7 @@ and in the same model written in PyTorch, same shapes, same process.
 
     python -m minidl.bench.gpt_step            # the registry's "gpt" shape and a larger one
     python -m minidl.bench.gpt_step --quick    # a tiny shape (smoke test)
+    python -m minidl.bench.gpt_step --cpu      # CPU seconds per step (shared machines)
 
 The PyTorch twin mirrors minidl.models.gpt block for block: token and learned
 position embeddings, pre-norm blocks (LayerNorm, causal multi-head attention
@@ -113,12 +114,37 @@ def cases(quick=False):
                    baseline="torch" if "torch" in implementations else "")
 
 
+def cpu_seconds_per_call(implementations, rounds=5):
+    """Median CPU seconds (time.process_time) of one call of each implementation,
+    calls alternating. With one thread each, CPU time is what an idle machine
+    would take; wall-clock time on a machine shared with other jobs is not."""
+    import time
+
+    times = {name: [] for name in implementations}
+    for fn in implementations.values():
+        fn()                                                     # warm-up (JIT, caches)
+    for _ in range(rounds):
+        for name, fn in implementations.items():
+            start = time.process_time()
+            fn()
+            times[name].append(time.process_time() - start)
+    return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def main(argv):
+    """Wall-clock table (the harness), or with --cpu the CPU time per step and ratio."""
+    quick = "--quick" in argv
+    if "--cpu" in argv:
+        for case in cases(quick):
+            seconds = cpu_seconds_per_call(case.implementations, rounds=3 if quick else 7)
+            ratio = (f"  minidl/torch = {seconds['minidl'] / seconds['torch']:.2f}x"
+                     if "torch" in seconds else "")
+            print(f"{case.shape}: " + ", ".join(f"{k} {1000 * v:.0f} CPU ms/step"
+                                                for k, v in seconds.items()) + ratio)
+        return
     from .harness import run_suite
 
-    quick = "--quick" in argv
-    rows = run_suite(cases(quick), rounds=3 if not quick else 2, min_seconds=0.0)
-    for row in rows:
+    for row in run_suite(cases(quick), rounds=3 if not quick else 2, min_seconds=0.0):
         print(row)
 
 
