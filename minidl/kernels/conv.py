@@ -9,11 +9,16 @@ Contract (checked by `minidl.ops.conv` before anything here runs):
 
 Backends (`minidl.kernels.use`):
 - "numba":  `conv_numba.py`: a parallel loop over samples; per sample and group,
-            `im2col` (compiled) then a single-threaded GEMM inside @njit;
-            backward: dW from the columns, dX = col2im(W^T @ gy).
-- "python": the same im2col/col2im loops interpreted (`.py_func`), over chunks
-            of samples with one NumPy GEMM per chunk and group (below): slow,
-            the readable reference for tiny shapes.
+            a compiled im2col on a zero-padded copy of the sample (`conv_padded.py`:
+            branch-free, and for stride 1 one contiguous copy per row), then a
+            single-threaded GEMM inside @njit; backward: dW from the columns,
+            dX = col2im(W^T @ gy).
+- "python": the reference loops of `conv_im2col.py` (which test each index
+            against the padding instead of padding first) interpreted through
+            `.py_func`, over chunks of samples with one NumPy GEMM per chunk and
+            group (below): slow, the readable reference for tiny shapes. The
+            backend tests compare it with the compiled path, so two different
+            loop formulations check each other.
 - "numpy":  the vectorised twin in `conv_numpy.py` (sliding_window_view).
 
 conv_transpose2d(x, W) is the adjoint of conv2d(., W): its forward is

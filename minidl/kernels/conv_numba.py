@@ -3,7 +3,8 @@
 Each Numba thread takes a contiguous block of samples and, for each sample
 and group, builds that sample's column matrix (K x P, small enough to stay
 in cache) with a branch-free im2col on a zero-padded copy of the sample
-(`conv_padded.py`), then multiplies it with a single-threaded BLAS call
+(`conv_padded.py`; with stride 1, "wide" columns where each row is one
+contiguous copy and a few junk columns are computed and dropped), then multiplies it with a single-threaded BLAS call
 (`np.dot` inside @njit calls SciPy's BLAS). Only Numba's pool is busy:
 OpenBLAS's own threads are held to one while these kernels run, because two
 pools spinning on two cores slow each other down several times (PERF.md,
