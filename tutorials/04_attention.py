@@ -240,7 +240,8 @@ print("saved", os.path.join(OUT_DIR, "04_attention_weights.png"))
 # `tracemalloc` records every NumPy allocation. We measure the peak during one
 # forward of a single head (D = 64) as T grows: the NumPy version holds several
 # T x T float32 matrices (4 T² bytes each), the fused kernel only the output,
-# the log-sum-exp and a few small tiles.
+# the log-sum-exp and a few small tiles. (Both curves also include the copies
+# minidl makes when it wraps the NumPy inputs in Tensors: 3 x T x 64 floats.)
 
 # %%
 def peak_mib(backend, T):
