@@ -147,9 +147,13 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
         np.testing.assert_array_equal(a, b, err_msg=key)
 
 
+@pytest.mark.slow
 def test_cnn_reaches_98_5_percent_on_digits_with_the_default_recipe():
-    """The registered defaults of `minidl train cnn`, run through the CLI's own
-    epoch loop (minidl.training.classifier), without the run directory."""
+    """The registered defaults of `minidl train cnn` (AdamW lr 2e-3, weight decay
+    0.05, batch 32, 15 epochs, seed 0), run through the CLI's own epoch loop
+    (minidl.training.classifier), without the run directory. About 20-40 s on
+    2 cores. Note: other seeds of the same recipe land at 98.2-98.7% (the same
+    4-5 hard test digits are always wrong); see the model's docstring."""
     from minidl.data import DataLoader
     from minidl.training.classifier import evaluate, new_model, train_one_epoch
     from minidl.training.config import epoch_seed, make_config, make_optimizer
@@ -169,3 +173,30 @@ def test_cnn_reaches_98_5_percent_on_digits_with_the_default_recipe():
     print(f"cnn on digits: {result['acc']:.2%} ({result['correct']}/{result['total']}) "
           f"in {seconds:.1f} s, {config.epochs} epochs")
     assert result["acc"] >= 0.985
+
+
+def test_summary_counts_own_parameters_of_containers_and_attention():
+    from minidl import nn
+
+    class Tokens(nn.Module):                     # a container with a parameter of its own
+        def __init__(self):
+            super().__init__()
+            self.scale = nn.Parameter(np.ones(8, np.float32))
+            self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+            self.skip = nn.Identity()
+
+        def forward(self, x):                    # (N, 5, 8)
+            out, _ = self.attn(x * self.scale, x, x)
+            return self.skip(out)
+
+    model = Tokens()
+    table = summary(model, (5, 8), print_table=False)
+    rows = {row["name"]: row for row in table.rows}
+    assert "skip" not in rows                                   # Identity is left out
+    assert rows["attn"]["params"] == 3 * 8 * 8 + 3 * 8          # in_proj weight and bias
+    assert rows["attn.out_proj"]["params"] == 8 * 8 + 8
+    # q, k, v projections (3 * L * E * E) + scores and weighted sum (2 * L * S * E), per sample
+    assert rows["attn"]["mult_adds"] == 3 * 5 * 8 * 8 + 2 * 5 * 5 * 8
+    assert rows["(model)"]["params"] == 8
+    assert sum(row["params"] for row in table.rows) == table.total_params == \
+        sum(p.data.size for p in model.parameters())

@@ -21,7 +21,13 @@ through the model. Counts are per sample (one image), like Keras:
 - multiply-adds (MACs): Linear in*out per output vector; Conv2d one
   Cin/groups*kH*kW dot product per output value; ConvTranspose2d
   Cout/groups*kH*kW per input value; normalisation layers one per output
-  value; pooling, activations and reshapes none (they compare or copy).
+  value; MultiheadAttention its q/k/v projections and the two attention
+  products (its out_proj is a Linear row of its own); pooling, activations
+  and reshapes none (they compare or copy).
+
+Traced are the leaf modules and every module that owns parameters directly
+(MultiheadAttention's in_proj), a parent's row coming after its children's.
+`Identity` placeholders are left out of the table: they do nothing.
 """
 import numpy as np
 
@@ -44,6 +50,15 @@ def _mult_adds(module, inputs, output):
         return int(np.prod(out)) * (module.in_channels // module.groups) * kernel_h * kernel_w
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d, nn.LayerNorm)):
         return int(np.prod(out))
+    if type(module).__name__ == "MultiheadAttention" and len(inputs) >= 2:
+        query, key = inputs[0].shape, inputs[1].shape          # (N, L, E), (N, S, E) batch_first
+        if not getattr(module, "batch_first", True):
+            query, key = (query[1], query[0], query[2]), (key[1], key[0], key[2])
+        n, length, embed = query
+        source = key[1]
+        projections = length * embed * embed + 2 * source * embed * embed   # q; k and v
+        attention = 2 * length * source * embed                              # scores; weighted sum
+        return n * (projections + attention)                  # out_proj is its own row
     return 0
 
 
@@ -105,7 +120,9 @@ def summary(model, input_shape, batch_size=2, dtype=np.float32, print_table=True
             first = output[0] if isinstance(output, tuple) else output
             own = [p for p in module.parameters(recurse=False) if id(p) not in counted]
             counted.update(id(p) for p in own)
-            rows.append(dict(name=names.get(id(module)) or type(module).__name__.lower(),
+            if isinstance(module, nn.Identity):
+                return output
+            rows.append(dict(name=names.get(id(module)) or "(model)",
                              type=type(module).__name__,
                              output_shape=("N",) + tuple(first.shape[1:]),
                              params=sum(p.data.size for p in own),
@@ -114,7 +131,8 @@ def summary(model, input_shape, batch_size=2, dtype=np.float32, print_table=True
 
         object.__setattr__(module, "forward", forward)      # instance attribute: shadows the class's
 
-    leaves = [m for m in model.modules() if not list(m.children())]
+    leaves = [m for m in model.modules()
+              if not list(m.children()) or any(True for _ in m.parameters(recurse=False))]
     was_training = [(m, m.training) for m in model.modules()]
     for module in leaves:
         watch(module)
