@@ -243,3 +243,17 @@ def test_generate_rejects_bad_sampling_settings(kwargs, message):
 def test_generate_rejects_a_prompt_that_is_not_2d():
     with pytest.raises(ValueError, match=r"\(N, T\)"):
         tiny_gpt().generate(np.array([1, 2]), 3)
+
+
+def test_vit_overlapping_patches_and_attention_plot(tmp_path):
+    from minidl.models.vit import plot_class_attention
+
+    model = VisionTransformer(image_size=8, patch_size=2, patch_kernel=4, dim=8, depth=1, heads=2,
+                              mlp_dim=8)
+    assert model.patch_embedding.weight.shape == (8, 1, 4, 4) and model.num_patches == 16
+    images = mdl.tensor(np.random.default_rng(9).random((2, 1, 8, 8)).astype(np.float32))
+    assert model.tokens(images).shape == (2, 17, 8)
+    plot_class_attention(model, images, tmp_path / "attention.png", labels=[3, 4])
+    assert (tmp_path / "attention.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="patch_kernel"):
+        VisionTransformer(image_size=8, patch_size=2, patch_kernel=3)

@@ -93,3 +93,35 @@ def build(input_shape, num_classes):
     return VisionTransformer(image_size=height, patch_size=patch, in_channels=channels,
                              num_classes=num_classes, dim=64, depth=4, heads=4, mlp_dim=128,
                              patch_kernel=kernel)
+
+
+def plot_class_attention(model, images, path, labels=None):
+    """Save a grid: each row one image, then, per layer, the class token's
+    head-averaged attention over the patches drawn on the image (brighter =
+    read more). images: (N, C, H, W) as the model takes them (normalised)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pixels = np.asarray(getattr(images, "data", images))                    # (N, C, H, W)
+    maps = model.attention_maps(images)                                     # layers x (N, P+1, P+1)
+    side = model.image_size // model.patch_size
+    upscale = np.ones((model.patch_size, model.patch_size))
+    rows, columns = len(pixels), len(maps) + 1
+    fig, axes = plt.subplots(rows, columns, figsize=(1.6 * columns, 1.6 * rows), squeeze=False)
+    for row in range(rows):
+        picture = pixels[row].mean(axis=0)                                  # (H, W), channels averaged
+        axes[row, 0].imshow(picture, cmap="gray")
+        if labels is not None:
+            axes[row, 0].set_title(f"label {labels[row]}", fontsize=8)
+        for layer, weights in enumerate(maps):
+            patches = weights[row, 0, 1:].reshape(side, side)              # class token -> patches
+            axes[row, layer + 1].imshow(picture, cmap="gray")
+            axes[row, layer + 1].imshow(np.kron(patches, upscale), cmap="inferno", alpha=0.6)
+            axes[row, layer + 1].set_title(f"layer {layer + 1}", fontsize=8)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle("where the class token looks (head-averaged)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
