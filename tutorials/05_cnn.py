@@ -26,7 +26,7 @@
 # 5. look at its **mistakes**: a confusion matrix and the misclassified images.
 #
 # Run it as a script (`python tutorials/05_cnn.py`) or as a notebook
-# (jupytext). `MINIDL_QUICK=1` trains on a small slice of the digits for two
+# (jupytext). `MINIDL_QUICK=1` trains on a small slice of the digits for three
 # epochs (seconds); pictures go to `$MINIDL_TUTORIAL_OUT` (default
 # `tutorial_outputs/`). The same training, with a progress bar and a run
 # directory, is one command: `minidl train cnn --dataset fashion-mnist --epochs 3`.
@@ -76,9 +76,9 @@ def pick_dataset():
 
 DATASET, train_set, test_set = pick_dataset()
 if QUICK:                                   # a slice, so the whole tutorial takes seconds
-    train_set = ArrayDataset(train_set.images[:400], train_set.labels[:400], train_set.classes, DATASET)
+    train_set = ArrayDataset(train_set.images[:512], train_set.labels[:512], train_set.classes, DATASET)
 CLASSES = train_set.classes
-EPOCHS = 2 if QUICK else (3 if DATASET == "fashion-mnist" else 10)
+EPOCHS = 3 if QUICK else (3 if DATASET == "fashion-mnist" else 10)
 _, C, H, W = train_set.images.shape
 print(f"{DATASET}: {len(train_set)} training and {len(test_set)} test images of {C}x{H}x{W}")
 print("classes:", ", ".join(CLASSES))

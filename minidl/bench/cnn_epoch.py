@@ -19,7 +19,11 @@ each has done `--steps` steps (after a few untimed warm-up steps: JIT, caches).
 On a shared, loaded machine the absolute seconds drift, but both sides see the
 same patches of load, so the ratio is what to read. An epoch of Fashion-MNIST
 is 60,000 / batch steps (1,875 at batch 32); "s/epoch" extrapolates the
-measured step time to it.
+measured step time to it. Next to wall-clock seconds the table gives each
+side's CPU seconds (the process's, all threads, spinning pool threads
+included): on a loaded machine they show the work done, free of the time
+spent waiting for a core; with one thread per side their ratio is the
+closest thing to an unloaded measurement.
 
 Thread configurations are written THREADS:BLAS. THREADS is Numba's thread
 count for minidl's parallel kernels and `torch.set_num_threads` for torch;
@@ -154,21 +158,26 @@ class ThreadSetting:
 
 
 def time_alternating(steppers, steps, chunk, warmup=3):
-    """Seconds each stepper takes for `steps` steps, run in alternating chunks."""
+    """(wall seconds, CPU seconds) each stepper takes for `steps` steps, run in
+    alternating chunks. CPU seconds are the process's, summed over its threads
+    (spinning pool threads count too): on a loaded machine they show the work
+    done, while wall seconds also hold the time spent waiting for a core."""
     for step in steppers.values():
         for i in range(warmup):
             step(i)
-    seconds = {name: 0.0 for name in steppers}
+    wall = {name: 0.0 for name in steppers}
+    cpu = {name: 0.0 for name in steppers}
     done = 0
     while done < steps:
         count = min(chunk, steps - done)
         for name, step in steppers.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             for i in range(warmup + done, warmup + done + count):
                 step(i)
-            seconds[name] += time.perf_counter() - start
+            wall[name] += time.perf_counter() - start
+            cpu[name] += time.process_time() - start_cpu
         done += count
-    return seconds
+    return wall, cpu
 
 
 def parse_configs(text):
@@ -184,9 +193,10 @@ def parse_configs(text):
     return configs
 
 
-def run(steps=200, batch_size=32, chunk=20, lr=2e-3, configs=DEFAULT_CONFIGS, log=print):
-    """Measure every thread configuration; return a list of result dicts."""
-    images, labels, source = load_images(limit=None)
+def run(steps=200, batch_size=32, chunk=20, lr=2e-3, configs=DEFAULT_CONFIGS, log=print, limit=None):
+    """Measure every thread configuration; return (list of result dicts, info).
+    `limit` keeps only the first images (tests)."""
+    images, labels, source = load_images(limit=limit)
     warmup = 3
     batches = batch_order(len(images), batch_size, steps + warmup)
     try:
@@ -209,14 +219,16 @@ def run(steps=200, batch_size=32, chunk=20, lr=2e-3, configs=DEFAULT_CONFIGS, lo
                 log(f"first-step loss: minidl {first['minidl']:.6f}, torch {first['torch']:.6f}"
                     + ("" if agree else "  <- DIFFER: the two models are not the same computation"))
             load_before = os.getloadavg()[0]
-            seconds = time_alternating(steppers, steps, chunk, warmup=warmup)
+            seconds, cpu = time_alternating(steppers, steps, chunk, warmup=warmup)
         row = dict(threads=threads, blas=blas, steps=steps, batch_size=batch_size,
                    load=(load_before + os.getloadavg()[0]) / 2,
-                   minidl_s=seconds["minidl"], torch_s=seconds.get("torch"))
+                   minidl_s=seconds["minidl"], torch_s=seconds.get("torch"),
+                   minidl_cpu_s=cpu["minidl"], torch_cpu_s=cpu.get("torch"))
         row["minidl_epoch_s"] = seconds["minidl"] / steps * EPOCH_IMAGES / batch_size
         if row["torch_s"]:
             row["torch_epoch_s"] = row["torch_s"] / steps * EPOCH_IMAGES / batch_size
             row["ratio"] = row["minidl_s"] / row["torch_s"]
+            row["cpu_ratio"] = row["minidl_cpu_s"] / row["torch_cpu_s"]
         log(format_row(row))
         results.append(row)
     return results, dict(source=source, torch=torch_version, lr=lr, chunk=chunk)
@@ -227,20 +239,25 @@ def format_row(row):
             f"= {row['minidl_epoch_s']:.0f} s/epoch")
     if row.get("torch_s"):
         text += (f" | torch {row['torch_s']:.1f} s = {row['torch_epoch_s']:.0f} s/epoch"
-                 f" | minidl/torch {row['ratio']:.2f}x (goal <= 1.5x)")
+                 f" | minidl/torch {row['ratio']:.2f}x (goal <= 1.5x)"
+                 f" | CPU s minidl {row['minidl_cpu_s']:.1f} torch {row['torch_cpu_s']:.1f}"
+                 f" ({row['cpu_ratio']:.2f}x)")
     return text + f" | load {row['load']:.1f}"
 
 
 def markdown(results, info):
     """The results as a Markdown table (one row per thread configuration)."""
-    lines = ["| threads:BLAS | minidl s/step | torch s/step | minidl s/epoch | torch s/epoch | minidl/torch | load avg |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| threads:BLAS | minidl s/step | torch s/step | minidl s/epoch | torch s/epoch | minidl/torch "
+             "| CPU s/step minidl | CPU s/step torch | CPU ratio | load avg |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         cells = [f"{r['threads']}:{r['blas']}", f"{r['minidl_s'] / r['steps']:.4f}", "-",
-                 f"{r['minidl_epoch_s']:.0f}", "-", "-", f"{r['load']:.1f}"]
+                 f"{r['minidl_epoch_s']:.0f}", "-", "-", f"{r['minidl_cpu_s'] / r['steps']:.4f}", "-", "-",
+                 f"{r['load']:.1f}"]
         if r.get("torch_s"):
             cells[2], cells[4], cells[5] = (f"{r['torch_s'] / r['steps']:.4f}", f"{r['torch_epoch_s']:.0f}",
                                             f"{r['ratio']:.2f}x")
+            cells[7], cells[8] = f"{r['torch_cpu_s'] / r['steps']:.4f}", f"{r['cpu_ratio']:.2f}x"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
