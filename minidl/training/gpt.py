@@ -262,20 +262,48 @@ def plot_attention_example(model, task, path):
 
 
 # ---- pixel-gpt evaluation with a trained CNN ----------------------------------------
-def class_recognition(model, task, classifier, per_class=50, rng=None, dataset="digits"):
-    """Generate `per_class` digits of every class; the share the CNN classifies as asked."""
+def class_recognition(model, task, classifier, per_class=50, rng=None, dataset="digits",
+                      temperature=1.0):
+    """Generate `per_class` digits of every class (at `temperature`); for each
+    class, the share the classifier reads as the class asked for."""
     from .classifier import prepare_batch
 
     rng = rng or np.random.default_rng(0)
-    rates = []
-    for digit in range(10):
-        prompts = np.full((per_class, 1), LEVELS + digit)
-        images = task.images_from(model.generate(prompts, task.block_size, rng=rng))
-        classifier.eval()
-        with mdl.no_grad():
-            predicted = classifier(prepare_batch(images, dataset)).data.argmax(axis=1)
-        rates.append(float(np.mean(predicted == digit)))
-    return rates
+    asked = np.arange(10).repeat(per_class)                              # (10 * per_class,)
+    images = task.images_from(model.generate((LEVELS + asked)[:, None], task.block_size,
+                                             temperature=temperature, rng=rng))
+    classifier.eval()
+    with mdl.no_grad():
+        predicted = classifier(prepare_batch(images, dataset)).data.argmax(axis=1)
+    return [float(np.mean(predicted[asked == digit] == digit)) for digit in range(10)]
+
+
+def recognition_report(pixel_run, classifier_run, per_class=50, seed=0, temperature=1.0, log=print):
+    """Load a pixel-gpt run and a digits classifier run (`minidl train cnn`); the
+    classifier's accuracy on the real test digits after the same 4-level
+    quantisation (its ceiling here), then class_recognition of generated digits."""
+    from ..models import build_model
+    from .classifier import prepare_batch
+
+    _, model, task = load_run(pixel_run)
+    run = RunDirectory(classifier_run)
+    saved = TrainConfig.from_dict(run.load_config())
+    if saved.dataset != "digits":
+        raise ValueError(f"recognition_report: {classifier_run} was trained on {saved.dataset!r}, "
+                         f"not the 8x8 digits pixel-gpt draws")
+    classifier = build_model(saved.model, (1, 8, 8), 10)
+    classifier.load_state_dict(run.load_checkpoint()["model"])
+    classifier.eval()
+    quantised = task.images_from(task.eval_windows)                      # real test digits, 4 levels
+    with mdl.no_grad():
+        predicted = classifier(prepare_batch(quantised, "digits")).data.argmax(axis=1)
+    real = float(np.mean(predicted == task.test_images.labels))
+    rates = class_recognition(model, task, classifier, per_class, np.random.default_rng(seed),
+                              temperature=temperature)
+    log(f"{saved.model} on quantised real test digits: {real:.1%}")
+    log("generated digits recognised as asked: " + ", ".join(f"{d}: {r:.0%}" for d, r in enumerate(rates))
+        + f"; mean {np.mean(rates):.1%} ({per_class} per class, temperature {temperature})")
+    return dict(real_accuracy=real, rates=rates, mean=float(np.mean(rates)))
 
 
 # ---- CLI hooks ---------------------------------------------------------------------
