@@ -99,7 +99,7 @@ register("mlp", "minidl.models.mlp:build", description="Flatten, Linear(in, 128)
 register("cnn", "minidl.models.cnn:build", description="Keras example CNN: conv 32-64-64 3x3, 2 max-pools, dense 64",
          epochs=15, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05)   # digits: 98.0-98.7%, see cnn.py
 register("lenet", "minidl.models.lenet:build", description="LeNet-5: conv 6-16 5x5, 2 max-pools, dense 120-84",
-         epochs=15, batch_size=32, optimizer="adamw", lr=2e-3, weight_decay=0.05)
+         epochs=15, batch_size=32, optimizer="adam", lr=2e-3)   # digits: ~96.7% (seed 0)
 register("vit", "minidl.models.vit:build", description="Vision Transformer: conv patches, class token, 4 pre-norm encoder layers",
          epochs=30, batch_size=64, optimizer="adamw", lr=1e-3)
 register("gpt", "minidl.training.gpt:build_character_gpt", kind="generator",
