@@ -154,8 +154,10 @@ plt.close(fig)
 #     loss_G = bce(D(fake), 1)                            # through D's *updated* weights
 #     G.zero_grad(); loss_G.backward(); adam_G.step()    # only G's weights move
 #
-# Both players use Adam with lr 2e-4 and betas (0.5, 0.999), the DCGAN
-# paper's choice: a short momentum memory, because the target keeps moving.
+# Both players use Adam with betas (0.5, 0.999), the DCGAN paper's choice: a
+# short momentum memory, because the target keeps moving. The paper's learning
+# rate is 2e-4; on our 1,347 tiny digits `minidl train dcgan` uses 5e-4, which
+# reached the same sample quality in far fewer steps in our measurements.
 # We track s(D(x)) and s(D(G(z))): if both hover near 0.5, neither player
 # dominates.
 #
@@ -169,7 +171,8 @@ plt.close(fig)
 # %%
 steps = 60 if QUICK else 2500
 batch = 32 if QUICK else 64
-optimizers = OptimizerPair(gan, 2e-4)
+lr = 5e-4
+optimizers = OptimizerPair(gan, lr)
 fixed_z = gan.noise(10, np.random.default_rng(1))
 snapshots, snapshot_steps = [], sorted({0, steps // 8, steps // 4, steps // 2, steps})
 curves = {"d_loss": [], "g_loss": [], "d_real": [], "d_fake": []}
@@ -282,7 +285,7 @@ def diversity(images):
 
 
 collapse_steps = 40 if QUICK else 300
-greedy = OptimizerPair(gan, 2e-3)                       # only its generator half is used
+greedy = OptimizerPair(gan, 10 * lr)                    # only its generator half is used
 for step in range(collapse_steps):
     fake = gan.generator(Tensor(gan.noise(batch)))
     loss_g = F.binary_cross_entropy_with_logits(gan.discriminator(fake), np.ones((batch, 1), np.float32))

@@ -223,11 +223,11 @@ def reference_classifier(config, run, log=print):
     return fit_classifier(cnn_config, folder, progress=False, log=log)["model"], cnn_config
 
 
-def classifier_accuracy(classifier, cnn_config):
-    """The reference CNN's test accuracy (how far to trust its verdicts)."""
-    from .classifier import evaluate, load_data
-
-    return evaluate(classifier, load_data(cnn_config)[1], cnn_config.dataset)["acc"]
+def classifier_accuracy(run):
+    """The reference CNN's test accuracy (how far to trust its verdicts), as its
+    run recorded it for its last epoch."""
+    records = RunDirectory(run.file("classifier")).load_metrics()
+    return records[-1]["test_acc"] if records else None
 
 
 def sample_quality(model, config, run, n=1000, log=print):
@@ -250,13 +250,15 @@ def sample_quality(model, config, run, n=1000, log=print):
     def outputs(images):
         return classifier_outputs(classifier, prepare_batch(images, config.dataset).data)
 
-    real_features, _ = outputs(held_out)
+    real_features, real_probabilities = outputs(held_out)
     generated_features, generated_probabilities = outputs(generated)
+    real_report = classifier_report(real_probabilities, confidence=0.9)
     report = dict(
         frechet_generated=frechet_distance(real_features, generated_features[:m]),
         frechet_real_floor=frechet_distance(real_features, outputs(other_real)[0]),
         frechet_noise_ceiling=frechet_distance(real_features, outputs(noise)[0]),
-        samples=n, frechet_samples=m, classifier_test_acc=classifier_accuracy(classifier, cnn_config),
+        samples=n, frechet_samples=m, classifier_test_acc=classifier_accuracy(run),
+        real_confident_fraction=real_report["confident_fraction"],              # the same CNN on real images
         **classifier_report(generated_probabilities, confidence=0.9))
     (run.path / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
     metrics = json.loads(run.file("metrics.json").read_text())
@@ -266,9 +268,10 @@ def sample_quality(model, config, run, n=1000, log=print):
                         title=f"{config.model}: 100 of the {n} measured samples")
     log(f"sample quality ({n} samples, Frechet on {m}): Frechet distance {report['frechet_generated']:.2f} "
         f"(real vs real {report['frechet_real_floor']:.2f}, noise {report['frechet_noise_ceiling']:.2f}); "
-        f"{report['confident_fraction']:.1%} classified with confidence >= 0.9; "
+        f"{report['confident_fraction']:.1%} classified with confidence >= 0.9 "
+        f"(real images: {report['real_confident_fraction']:.1%}); "
         f"smallest class share {report['min_class_share']:.1%} (reference CNN: "
-        f"{report['classifier_test_acc']:.1%} test accuracy)")
+        f"{report['classifier_test_acc'] or float('nan'):.1%} test accuracy)")
     return report
 
 
