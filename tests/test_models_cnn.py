@@ -153,8 +153,8 @@ def test_cnn_on_digits_with_the_default_recipe_reaches_the_floor_and_reports_the
     0.05, batch 32, 15 epochs, seed 0), run through the CLI's own epoch loop
     (minidl.training.classifier), without the run directory.
 
-    Measured with this recipe: 98.0-98.7% depending on the seed and on the BLAS
-    thread count (the same 4-5 hard test digits are always wrong). The issue's
+    Measured with this recipe: 98.0-98.7% depending on the seed and on float
+    rounding in the kernels (the same 4-5 hard test digits are always wrong). The issue's
     target is 98.5%: the test asserts a 97.5% floor (clearly above logistic
     regression's 96.9%) and marks itself xfail, with the figure, when the
     target is missed, so a miss is visible in the report instead of hidden."""

@@ -23,7 +23,8 @@ features tolerant to small shifts and keep the dense layer small).
 Training recipe (the defaults of `minidl train cnn`, see minidl/models/__init__.py):
 AdamW, lr 2e-3, weight decay 0.05, batch 32, 15 epochs, no augmentation. On
 the bundled digits (1347 train / 450 test) it reaches 98.0-98.7% test
-accuracy depending on the seed and the BLAS thread count. Tried and no
+accuracy depending on the seed, and even on float rounding: a conv kernel
+change that only reordered sums moved seed 0 from 98.7% to 98.0%. Tried and no
 better on average (each ~98.2-98.4%): Adam at lr 1e-3, 2e-3, 3e-3; batch 16
 and 64; dropout 0.25/0.5; one pool instead of two for 8x8; cosine learning-
 rate decay; SGD with momentum. The 1-pixel random shift (--augment) hurts on
