@@ -38,6 +38,7 @@ from .run_directory import RunDirectory
 LEVELS = 4                 # grey levels of pixel-gpt
 STEPS_PER_EPOCH = 100
 EVAL_WINDOWS = 256
+PIXEL_TEMPERATURE = 0.7    # sampling temperature of the digit grids (1.0 gives speckled digits)
 CHARACTER_BLOCK = 64       # characters of context of the character GPT
 MODEL_SIZES = {            # task -> (n_layer, n_head, n_embd)
     "gpt": (4, 4, 64),
@@ -152,13 +153,16 @@ def validation_loss(model, task, batch_size=64):
     return total / len(task.eval_windows)
 
 
-def write_sample(model, task, path, rng):
+def write_sample(model, task, path, rng, temperature=None):
+    """A grid of 4 digits per class (PNG), or 300 characters after a newline (text)."""
     if isinstance(task, PixelTask):
         prompts = (LEVELS + np.arange(10).repeat(4))[:, None]                # 4 of each class
-        images = task.images_from(model.generate(prompts, task.block_size, rng=rng))
-        viz.plot_image_grid(images, path, ncols=8, titles=[str(c) for c in np.arange(10).repeat(4)])
+        sequences = model.generate(prompts, task.block_size, temperature=temperature or PIXEL_TEMPERATURE,
+                                   rng=rng)                                 # (40, 65)
+        viz.plot_image_grid(task.images_from(sequences), path, ncols=8,
+                            titles=[str(c) for c in np.arange(10).repeat(4)])
     else:
-        text = task.decode(model.generate(np.array([[task.index["\n"]]]), 300, temperature=0.8,
+        text = task.decode(model.generate(np.array([[task.index["\n"]]]), 300, temperature=temperature or 0.8,
                                           top_k=20, rng=rng)[0])
         path.write_text(text)
         return text
@@ -336,7 +340,7 @@ def sample_from_run(run_dir, args):
     rng = np.random.default_rng(args.seed)
     if isinstance(task, PixelTask):
         path = args.out or RunDirectory(run_dir).file("sample.png")
-        write_sample(model, task, path, rng)
+        write_sample(model, task, path, rng, temperature=args.temperature)
         print(f"wrote {path}")
         return 0
     prompt = args.prompt or "\n"
