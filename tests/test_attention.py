@@ -376,3 +376,13 @@ def test_fuzz_malformed_arguments_raise_python_errors(qkv, mask, dropout_p, caus
     q, v = np.asarray(args[0]), np.asarray(args[2])
     assert out.shape[-2:] == (q.shape[-2], v.shape[-1])
     assert np.all(np.isfinite(out.data))
+
+
+@pytest.mark.parametrize("backend", kernels.BACKENDS)
+def test_nan_input_gives_nan_not_zeros(backend):
+    rng = np.random.default_rng(9)
+    q, k, v = rng.standard_normal((3, 2)), rng.standard_normal((4, 2)), rng.standard_normal((4, 2))
+    q[1, 0] = np.nan                                   # query 1 is NaN: its row must be NaN
+    out, (dq, dk, dv) = run(backend, q, k, v)
+    assert np.all(np.isnan(out[1])) and np.all(np.isfinite(out[[0, 2]]))
+    assert np.all(np.isnan(dq[1])) and np.all(np.isnan(dk)) and np.all(np.isnan(dv))

@@ -67,6 +67,11 @@ def attention_backward_loops(q, k, v, bias, bias_index, causal, scale, seed, thr
                             p[r, c] = 0
                             ds[r, c] = 0
                         continue
+                    if lse[b, i] != lse[b, i]:     # NaN row (NaN input): NaN gradients
+                        for c in range(nc):
+                            p[r, c] = np.nan
+                            ds[r, c] = np.nan
+                        continue
                     for c in range(nc):
                         p[r, c] *= scale
                     if has_bias:

@@ -39,8 +39,8 @@ def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, thre
         weights; threshold == 0 means no dropout (see attention_math).
     Writes out (BH, L, Ev) and lse (BH, L) float64: logsumexp of each row's
     masked scores, -inf for a row whose every key is masked (its output row
-    is 0). Writes nothing else; the only other memory is a few KiB of tiles
-    per task.
+    is 0). A NaN score makes its row's output and lse NaN. Writes nothing
+    else; the only other memory is a few KiB of tiles per task.
     """
     n_bh, L = q.shape[:2]
     S = k.shape[1]
@@ -60,6 +60,7 @@ def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, thre
         m = np.full(BLOCK_Q, -np.inf)              # running row maxima
         l = np.zeros(BLOCK_Q)                      # running sums of exp(s - m)
         bits = np.empty(BLOCK_K, np.int64)         # exp_shifted's workspace
+        nan_row = np.zeros(BLOCK_Q, np.bool_)      # rows that met a NaN score
         key_end = min(S, i0 + nr) if causal else S  # causal: row i0+nr-1 sees keys < i0+nr
         for j0 in range(0, key_end, BLOCK_K):
             nc = min(BLOCK_K, key_end - j0)
@@ -78,8 +79,10 @@ def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, thre
                 block_max = -np.inf
                 for c in range(nc):
                     block_max = max(block_max, s[r, c])
+                    if s[r, c] != s[r, c]:         # NaN score: the row's output is NaN
+                        nan_row[r] = True
                 m_new = max(m[r], block_max)
-                if m_new == -np.inf:               # every key so far is masked
+                if m_new == -np.inf or nan_row[r]:  # every key so far masked (or NaN)
                     for c in range(nc):
                         s[r, c] = 0
                     continue
@@ -103,7 +106,11 @@ def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, thre
             accumulate_rows(s, v[b], j0, nr, nc, acc, 0)  # acc[r] += sum_c s[r, c] v_(j0+c)
         for r in range(nr):
             i = i0 + r
-            if l[r] == 0.0:                        # fully masked row: output 0
+            if nan_row[r]:                         # NaN in, NaN out (as the twin)
+                for d in range(Ev):
+                    out[b, i, d] = np.nan
+                lse[b, i] = np.nan
+            elif l[r] == 0.0:                      # fully masked row: output 0
                 for d in range(Ev):
                     out[b, i, d] = 0
                 lse[b, i] = -np.inf
