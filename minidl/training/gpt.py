@@ -1,17 +1,11 @@
 """Training a GPT: the loop behind `minidl train gpt|pixel-gpt` and their `minidl sample`.
 
-Two tasks, one model class (minidl.models.gpt.GPT), one loop:
-
-- "gpt": characters of the bundled Shakespeare slice. The text is split 90/10
-  into training and validation text; a batch is `batch_size` windows of
-  block_size + 1 characters at random places; the model predicts every next
-  character. The bigram baseline (next-character counts on the training text,
-  add-one smoothed) is measured on the same validation windows, so the curve
-  has a yardstick.
-- "pixel-gpt": digits read as sequences. Each 8x8 image is quantised to
-  LEVELS grey levels (tokens 0..LEVELS-1); the sequence starts with a class token
-  (LEVELS + class), then the 64 pixels row by row. Generating from a class
-  token draws that digit; a trained CNN then says how often it is recognised.
+Two tasks (minidl.training.gpt_tasks), one model class (minidl.models.gpt.GPT),
+one loop: "gpt" predicts the next character of the bundled Shakespeare slice,
+against a bigram baseline on the same validation windows; "pixel-gpt" the
+next grey level of an 8x8 digit after a class token, so that generating from
+a class token draws that digit (a trained CNN then says how often it is
+recognised: `recognition_report`).
 
 An "epoch" is `steps_per_epoch` optimisation steps (AdamW); after each, the
 validation loss is measured on fixed windows, a sample is written and the
@@ -30,14 +24,12 @@ from tqdm.auto import tqdm
 
 import minidl as mdl
 from .. import optim, viz
-from ..data import load_dataset, load_text
 from ..models.gpt import GPT, GPTConfig
+from .gpt_tasks import EVAL_WINDOWS, LEVELS, CharacterTask, PixelTask  # noqa: F401  (re-exported)
 from .config import TrainConfig, epoch_seed
 from .run_directory import RunDirectory
 
-LEVELS = 4                 # grey levels of pixel-gpt
 STEPS_PER_EPOCH = 100
-EVAL_WINDOWS = 256
 PIXEL_TEMPERATURE = 0.7    # sampling temperature of the digit grids (1.0 gives speckled digits)
 CHARACTER_BLOCK = 64       # characters of context of the character GPT
 MODEL_SIZES = {            # task -> (n_layer, n_head, n_embd)
@@ -54,78 +46,6 @@ def default_steps_per_epoch():
     if not value.isdigit() or int(value) < 1:
         raise ValueError(f"MINIDL_GPT_STEPS must be a positive integer, got {value!r}")
     return int(value)
-
-
-# ---- the two tasks: data as token arrays ---------------------------------------
-class CharacterTask:
-    name = "shakespeare"
-
-    def __init__(self, block_size):
-        text = load_text("shakespeare")
-        self.vocabulary = "".join(sorted(set(text)))
-        self.index = {c: i for i, c in enumerate(self.vocabulary)}
-        tokens = np.array([self.index[c] for c in text], dtype=np.int64)
-        cut = int(0.9 * len(tokens))
-        self.train, self.validation = tokens[:cut], tokens[cut:]
-        self.block_size = block_size
-        rng = np.random.default_rng(1234)            # fixed validation windows
-        starts = rng.integers(0, len(self.validation) - block_size - 1, EVAL_WINDOWS)
-        self.eval_windows = np.stack([self.validation[s:s + block_size + 1] for s in starts])
-
-    @property
-    def vocab_size(self):
-        return len(self.vocabulary)
-
-    def batch(self, batch_size, rng):
-        """(inputs, targets), each (B, T): targets are inputs shifted by one."""
-        starts = rng.integers(0, len(self.train) - self.block_size - 1, batch_size)
-        windows = np.stack([self.train[s:s + self.block_size + 1] for s in starts])   # (B, T+1)
-        return windows[:, :-1], windows[:, 1:]
-
-    def decode(self, tokens):
-        return "".join(self.vocabulary[int(t)] for t in tokens)
-
-    def bigram_loss(self):
-        """Cross-entropy (nats/char) of add-one-smoothed bigram counts from the
-        training text, on the validation windows' predictions."""
-        V = self.vocab_size
-        counts = np.ones((V, V))
-        np.add.at(counts, (self.train[:-1], self.train[1:]), 1.0)
-        log_probs = np.log(counts / counts.sum(axis=1, keepdims=True))
-        inputs, targets = self.eval_windows[:, :-1], self.eval_windows[:, 1:]
-        return float(-np.mean(log_probs[inputs, targets]))
-
-
-class PixelTask:
-    name = "digits"
-
-    def __init__(self, data_root=None):
-        self.train_images = load_dataset("digits", "train", root=data_root)
-        self.test_images = load_dataset("digits", "test", root=data_root)
-        self.train = self.sequences(self.train_images)           # (N, 65)
-        self.eval_windows = self.sequences(self.test_images)
-        self.block_size = self.train.shape[1] - 1                 # 64
-
-    vocab_size = LEVELS + 10
-
-    @staticmethod
-    def quantise(images):
-        """[0, 1] pixels -> integer levels 0..LEVELS-1."""
-        return np.clip(np.round(images * (LEVELS - 1)), 0, LEVELS - 1).astype(np.int64)
-
-    def sequences(self, dataset):
-        pixels = self.quantise(dataset.images).reshape(len(dataset), -1)     # (N, 64)
-        classes = (LEVELS + dataset.labels)[:, None]                          # (N, 1)
-        return np.concatenate([classes, pixels], axis=1)                      # (N, 65)
-
-    def batch(self, batch_size, rng):
-        rows = self.train[rng.integers(0, len(self.train), batch_size)]       # (B, 65)
-        return rows[:, :-1], rows[:, 1:]
-
-    def images_from(self, sequences):
-        """Generated (N, 65) sequences -> images (N, 1, 8, 8) in [0, 1]."""
-        pixels = np.clip(sequences[:, 1:], 0, LEVELS - 1)
-        return (pixels / (LEVELS - 1)).reshape(len(sequences), 1, 8, 8).astype(np.float32)
 
 
 def make_task(config):
