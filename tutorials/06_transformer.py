@@ -169,8 +169,10 @@ save(fig, "06_positions.png")
 # residual) and reads the class from the class token's final vector. The class
 # token has no pixels of its own: it can only answer by attending to patches.
 #
-# (`minidl train vit` trains the same model for 30 epochs with augmentation;
-# here a few epochs, for the pictures.)
+# Here: 15 epochs, for the pictures. `minidl train vit` trains 30 epochs of a
+# variant whose 2x2 patches are read through overlapping 4x4 windows
+# (`patch_kernel=4`); that bit of locality is worth about two points on 1347
+# training images (measured: 94.2% without, 96.4% with, on the 450 test digits).
 
 # %%
 train = load_dataset("digits", "train")
