@@ -19,7 +19,7 @@ import tracemalloc
 
 import numpy as np
 
-from .harness import Case
+from .harness import Case, has_torch
 from .. import kernels
 from ..autograd.tensor import Tensor
 from ..ops.attention import scaled_dot_product_attention
@@ -70,16 +70,8 @@ def _torch(arrays, causal, backward):
     return run
 
 
-def _has_torch():
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def cases(quick=False):
-    torch_ok = _has_torch()
+    torch_ok = has_torch()
     for label, B, H, T, D, causal in (QUICK if quick else STANDARD):
         arrays = _inputs(B, H, T, D)
         flops = 4.0 * B * H * T * T * D

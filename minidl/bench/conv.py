@@ -9,7 +9,7 @@ implementation is slower than ours.
 """
 import numpy as np
 
-from .harness import Case
+from .harness import Case, has_torch
 from .. import kernels
 from ..autograd.tensor import Tensor
 from ..ops.conv import conv2d, conv_transpose2d
@@ -94,16 +94,8 @@ def _flops(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
     return 2.0 * n * c_in * h * w * c_out * k * k        # every input pixel meets every tap
 
 
-def _has_torch():
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def cases(quick=False):
-    torch_ok = _has_torch()
+    torch_ok = has_torch()
     for spec in (QUICK if quick else STANDARD):
         op, label = spec[0], spec[1]
         x, weight, bias, options = _inputs(op, *spec[2:])

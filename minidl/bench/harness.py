@@ -26,6 +26,15 @@ class Case:
     baseline: str = ""            # implementation the ratios are taken against
 
 
+def has_torch():
+    """True when PyTorch is importable: an optional comparison, never a dependency."""
+    try:
+        import torch  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
 def measure(implementations, rounds=7, min_seconds=0.05, max_calls=1000):
     """Median milliseconds per call of each implementation.
 

@@ -12,7 +12,7 @@ Implementations:
 """
 import numpy as np
 
-from .harness import Case
+from .harness import Case, has_torch
 
 SHAPE = (2, 2)
 
@@ -92,19 +92,11 @@ def torch_chain(x0, w0, length):
     return run
 
 
-def _has_torch():
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def check_agreement(length=30):
     """The implementations compute the same gradients (a guard, run before timing)."""
     x0, w0 = _inputs()
     results = [minidl_chain(x0, w0, length)(), numpy_chain(x0, w0, length)()]
-    if _has_torch():
+    if has_torch():
         results.append(tuple(t.numpy() for t in torch_chain(x0, w0, length)()))
     for other in results[1:]:
         for a, b in zip(results[0], other):
@@ -117,7 +109,7 @@ def cases(quick=False):
     length = 150 if quick else 1000
     implementations = {"minidl": minidl_chain(x0, w0, length), "numpy": numpy_chain(x0, w0, length)}
     baseline = "numpy"
-    if _has_torch():
+    if has_torch():
         implementations["torch"] = torch_chain(x0, w0, length)
         baseline = "torch"
     yield Case(op="op chain fwd+bwd", shape=f"{length} add/mul/tanh on (2, 2)",

@@ -12,7 +12,7 @@ the forward; plus output gradient and input gradient for forward + backward
 """
 import numpy as np
 
-from .harness import Case
+from .harness import Case, has_torch
 from .. import kernels
 from ..autograd.tensor import Tensor
 from ..ops.pooling import avg_pool2d, max_pool2d
@@ -72,14 +72,6 @@ def _torch(op, x, options, backward):
     return run
 
 
-def _has_torch():
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def _setup(n, c, h, w, k, s, p):
     x = np.random.default_rng(0).standard_normal((n, c, h, w)).astype(np.float32)  # (N, C, H, W)
     oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
@@ -88,7 +80,7 @@ def _setup(n, c, h, w, k, s, p):
 
 
 def cases(quick=False):
-    torch_ok = _has_torch()
+    torch_ok = has_torch()
     for op, label, *spec in (QUICK if quick else STANDARD):
         x, options, fwd_bytes = _setup(*spec)
         for backward, suffix in ((False, "fwd"), (True, "fwd+bwd")):

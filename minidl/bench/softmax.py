@@ -12,7 +12,7 @@ Work in bytes of the arrays the op must touch: forward reads x and writes y
 """
 import numpy as np
 
-from .harness import Case
+from .harness import Case, has_torch
 from .. import kernels
 from ..autograd.tensor import Tensor
 from ..ops.softmax import log_softmax, softmax
@@ -64,20 +64,12 @@ def _torch(op, x, backward):
     return run
 
 
-def _has_torch():
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
-
-
 def _input(shape):
     return (np.random.default_rng(0).standard_normal(shape) * 4).astype(np.float32)
 
 
 def cases(quick=False):
-    torch_ok = _has_torch()
+    torch_ok = has_torch()
     for op, label, shape in (QUICK if quick else STANDARD):
         x = _input(shape)
         for backward, suffix, arrays in ((False, "fwd", 2), (True, "fwd+bwd", 5)):
