@@ -107,7 +107,7 @@ register("gpt", "minidl.training.gpt:build_character_gpt", kind="generator",
          dataset="shakespeare", epochs=8, batch_size=32, optimizer="adamw", lr=3e-3)
 register("pixel-gpt", "minidl.training.gpt:build_pixel_gpt", kind="generator",
          description="GPT over 4-level digit pixels, started by a class token (4 layers, 4 heads, width 64)",
-         dataset="digits", epochs=10, batch_size=64, optimizer="adamw", lr=3e-3)
+         dataset="digits", epochs=10, batch_size=32, optimizer="adamw", lr=3e-3)
 register("dcgan", "minidl.training.gan:build_gan", kind="generator",
          description="DCGAN: ConvTranspose2d+BatchNorm generator, Conv2d+LeakyReLU discriminator",
          epochs=30, batch_size=64, optimizer="adam", lr=2e-4)
