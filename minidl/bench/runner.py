@@ -13,7 +13,7 @@ import sys
 
 from . import harness
 
-SUITES = ("overhead", "conv", "pool", "softmax", "attention")
+SUITES = ("overhead", "conv", "pool", "softmax", "attention", "gpt_step", "gan_step")
 
 
 def available_suites():
