@@ -49,21 +49,21 @@ class GELU(Function):
     def forward(self, a, approximate):
         a = as_float(a)
         self.approximate = approximate
-        self.save_for_backward(a)
         if approximate == "tanh":
-            u = _SQRT_2_OVER_PI * (a + 0.044715 * a ** 3)
-            return 0.5 * a * (1 + np.tanh(u))
-        return 0.5 * a * (1 + erf(a * _SQRT_HALF))
+            t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a ** 3))
+            self.save_for_backward(a, t)
+            return 0.5 * a * (1 + t)
+        cdf = 0.5 * (1 + erf(a * _SQRT_HALF))               # Phi(a), reused by backward
+        self.save_for_backward(a, cdf)
+        return a * cdf
 
     def backward(self, grad):
-        (a,) = self.saved_tensors
+        a, saved = self.saved_tensors                        # saved: t (tanh form) or Phi(a)
         if self.approximate == "tanh":
-            t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a ** 3))
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
-            return grad * (0.5 * (1 + t) + 0.5 * a * (1 - t * t) * du)
-        cdf = 0.5 * (1 + erf(a * _SQRT_HALF))
+            return grad * (0.5 * (1 + saved) + 0.5 * a * (1 - saved * saved) * du)
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * a * a)
-        return grad * (cdf + a * pdf)
+        return grad * (saved + a * pdf)
 
 
 class Sigmoid(Function):
