@@ -81,10 +81,11 @@ def plot_confusion_matrix(labels, predictions, classes, path):
 
 
 # ---- image grids ------------------------------------------------------------
-def _tile_images(tiles, ncols, caption_lines, symmetric):
+def _tile_images(tiles, ncols, caption_lines, symmetric, value_range=None):
     """Lay `tiles` (N, H, W, C) out as one mosaic (rows of tiles, a strip above
     each tile for its caption, NaN between tiles). Each tile is scaled to 0..1
-    by its own min..max (or -m..m with `symmetric`). Drawing one image instead
+    by its own min..max (or -m..m with `symmetric`), or by the fixed
+    `value_range` (low, high) shared by all tiles. Drawing one image instead
     of one axes per tile keeps a 6x6 grid fast."""
     n, h, w, c = tiles.shape
     gap, caption = max(1, w // 8), int(np.ceil(h * 0.2 * caption_lines))
@@ -93,8 +94,8 @@ def _tile_images(tiles, ncols, caption_lines, symmetric):
     mosaic = np.full((nrows * cell_h, ncols * cell_w, c), np.nan)
     corners = []
     for i, tile in enumerate(tiles.astype(np.float64)):
-        low, high = tile.min(), tile.max()
-        if symmetric:
+        low, high = value_range if value_range is not None else (tile.min(), tile.max())
+        if symmetric and value_range is None:
             low, high = -max(abs(low), abs(high)), max(abs(low), abs(high))
         tile = (tile - low) / (high - low) if high > low else np.full_like(tile, 0.5)
         top, left = (i // ncols) * cell_h + caption, (i % ncols) * cell_w
@@ -103,10 +104,13 @@ def _tile_images(tiles, ncols, caption_lines, symmetric):
     return mosaic, corners
 
 
-def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gray", symmetric=False):
+def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gray", symmetric=False,
+                    value_range=None):
     """A grid of images: (N, C, H, W) with C = 1 or 3, or (N, H, W). Each image
     is scaled to its own min..max (with `symmetric`, to -m..m where m = max |x|,
-    so that 0 is the middle colour); `titles` gives one caption per image.
+    so that 0 is the middle colour), or, with `value_range=(0, 1)`, all to the
+    same fixed range: use that for samples, so a faint or collapsed sample
+    looks as faint as it is; `titles` gives one caption per image.
     Used for misclassified digits, filters, GAN and other samples."""
     images = _as_array(images)
     if images.ndim == 3:
@@ -119,7 +123,7 @@ def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gra
     n, _, h, w = images.shape
     ncols = ncols or int(np.ceil(np.sqrt(n)))
     lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
-    mosaic, corners = _tile_images(images.transpose(0, 2, 3, 1), ncols, lines, symmetric)
+    mosaic, corners = _tile_images(images.transpose(0, 2, 3, 1), ncols, lines, symmetric, value_range)
     inch = 1.2 / max(w, h)                                 # inches per pixel: tiles ~1.2 in wide
     title_height = 0.45 if title else 0.0
     fig = Figure(figsize=(mosaic.shape[1] * inch + 0.2, mosaic.shape[0] * inch + title_height + 0.2))
@@ -135,6 +139,12 @@ def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gra
     if title:
         fig.suptitle(title, y=1 - 0.08 / height, va="top")
     return _save(fig, path)
+
+
+def plot_samples(images, path, **options):
+    """Generated or raw images with pixels in [0, 1], all drawn on that one
+    scale (see `plot_image_grid` for the options)."""
+    return plot_image_grid(images, path, value_range=(0.0, 1.0), **options)
 
 
 def plot_misclassified(images, labels, predictions, classes, path, max_images=36):

@@ -138,3 +138,14 @@ def test_plotting_never_imports_pyplot(tmp_path):
                             cwd=str(__import__('pathlib').Path(__file__).resolve().parents[1]))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
+
+
+def test_fixed_value_range_keeps_faint_images_faint():
+    from minidl.viz import _tile_images
+    faint = np.full((1, 2, 2, 1), 0.1)
+    faint[0, 0, 0, 0] = 0.2
+    bright = faint * 4                                       # same shape of values, brighter
+    stretched = [_tile_images(t, 1, 0, False)[0] for t in (faint, bright)]
+    fixed = [_tile_images(t, 1, 0, False, value_range=(0.0, 1.0))[0] for t in (faint, bright)]
+    np.testing.assert_allclose(stretched[0], stretched[1])    # own min..max: looks the same
+    assert np.nanmax(fixed[0]) == pytest.approx(0.2) and np.nanmax(fixed[1]) == pytest.approx(0.8)

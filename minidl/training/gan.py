@@ -155,7 +155,7 @@ def fit_gan(config, run_dir, resume=False, progress=True, log=print, quality=Tru
             if out_of_time:
                 record["stopped_by_budget"] = True
             history.append(record)
-            viz.plot_image_grid(to_pixels(model.sample(z=noise)), run.file(f"samples_epoch_{epoch:03d}.png"),
+            viz.plot_samples(to_pixels(model.sample(z=noise)), run.file(f"samples_epoch_{epoch:03d}.png"),
                                 title=f"{config.model} on {config.dataset}, epoch {epoch}")
             run.save_checkpoint(model, optimizers, epoch, config.to_dict())
             run.save_metrics(history)
@@ -174,7 +174,7 @@ def fit_gan(config, run_dir, resume=False, progress=True, log=print, quality=Tru
 
     plot_gan_curves(history, run.file("gan_curves.png"))
     z0, z1 = noise[0], noise[1]
-    viz.plot_image_grid(to_pixels(model.interpolate(z0, z1, steps=10)), run.file("interpolation.png"),
+    viz.plot_samples(to_pixels(model.interpolate(z0, z1, steps=10)), run.file("interpolation.png"),
                         ncols=10, title="from one latent point to another")
     report = None
     if quality:
@@ -266,7 +266,7 @@ def sample_quality(model, config, run, n=1000, log=print):
     metrics = json.loads(run.file("metrics.json").read_text())
     metrics["quality"] = report
     run.file("metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    viz.plot_image_grid(generated[:100], run.file("samples_final.png"), ncols=10,
+    viz.plot_samples(generated[:100], run.file("samples_final.png"), ncols=10,
                         title=f"{config.model}: 100 of the {n} measured samples")
     log(f"sample quality ({n} samples, Frechet on {m}): Frechet distance {report['frechet_generated']:.2f} "
         f"(real vs real {report['frechet_real_floor']:.2f}, noise {report['frechet_noise_ceiling']:.2f}); "
@@ -287,6 +287,6 @@ def sample_from_run(run_dir, args):
     model.load_state_dict(checkpoint["model"])
     images = to_pixels(model.sample(args.num, rng=np.random.default_rng(args.seed)))
     path = args.out or run.file("sample.png")
-    viz.plot_image_grid(images, path, title=f"{config.model}, epoch {checkpoint['epoch']}")
+    viz.plot_samples(images, path, title=f"{config.model}, epoch {checkpoint['epoch']}")
     print(f"wrote {path}")
     return 0

@@ -79,7 +79,7 @@ def write_sample(model, task, path, rng, temperature=None):
         prompts = (LEVELS + np.arange(10).repeat(4))[:, None]                # 4 of each class
         sequences = model.generate(prompts, task.block_size, temperature=temperature or PIXEL_TEMPERATURE,
                                    rng=rng)                                 # (40, 65)
-        viz.plot_image_grid(task.images_from(sequences), path, ncols=8,
+        viz.plot_samples(task.images_from(sequences), path, ncols=8,
                             titles=[str(c) for c in np.arange(10).repeat(4)])
     else:
         text = task.decode(model.generate(np.array([[task.index["\n"]]]), 300, temperature=temperature or 0.8,
