@@ -241,7 +241,8 @@ def test_notice_and_package_data_patterns_cover_bundled_files():
     notice = (DATA_DIR / "NOTICE").read_text()
     assert "CC BY 4.0" in notice and "Alpaydin" in notice and "Gutenberg" in notice
     cfg = configparser.ConfigParser()
-    cfg.read(DATA_DIR.parents[1] / "setup.cfg")
+    cfg.read(Path(__file__).resolve().parents[1] / "setup.cfg")   # the checkout's, not site-packages'
+    assert cfg.has_section("options.package_data"), "setup.cfg not found next to tests/"
     patterns = [p.strip() for p in cfg["options.package_data"]["minidl.data"].split(",")]
     bundled = [p.name for p in DATA_DIR.iterdir() if p.is_file() and p.suffix not in (".py", ".pyc")]
     assert {"digits.csv.gz", "shakespeare.txt.gz", "NOTICE"} <= set(bundled)
