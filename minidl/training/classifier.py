@@ -114,11 +114,7 @@ def fit(config, run_dir, resume=False, progress=True, log=print, plots=True):
     optimizer = make_optimizer(config, model.parameters())
     done, history = 0, []
     if resume:
-        checkpoint = run.load_checkpoint()
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        done = checkpoint["epoch"]
-        history = [r for r in run.load_metrics() if r["epoch"] <= done]
+        done, history = run.resume(model, optimizer)
         log(f"resuming {run.path} from epoch {done} of {config.epochs}")
     run.save_config(config.to_dict())
 

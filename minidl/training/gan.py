@@ -113,11 +113,7 @@ def fit_gan(config, run_dir, resume=False, progress=True, log=print, quality=Tru
     optimizers = OptimizerPair(model, config.lr)
     done, history = 0, []
     if resume:
-        checkpoint = run.load_checkpoint()
-        model.load_state_dict(checkpoint["model"])
-        optimizers.load_state_dict(checkpoint["optimizer"])
-        done = checkpoint["epoch"]
-        history = [r for r in run.load_metrics() if r["epoch"] <= done]
+        done, history = run.resume(model, optimizers)
     run.save_config(config.to_dict())
     noise = fixed_noise(model, config.seed)
 

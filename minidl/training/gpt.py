@@ -103,11 +103,7 @@ def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_e
                             weight_decay=0.01 if config.weight_decay is None else config.weight_decay)
     done, history = 0, []
     if resume:
-        checkpoint = run.load_checkpoint()
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        done = checkpoint["epoch"]
-        history = [r for r in run.load_metrics() if r["epoch"] <= done]
+        done, history = run.resume(model, optimizer)
     run.save_config(dict(config.to_dict(), gpt=model.config.to_dict()))
     baseline = task.bigram_loss() if isinstance(task, CharacterTask) else None
 

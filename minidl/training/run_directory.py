@@ -166,3 +166,12 @@ class RunDirectory:
         layout = json.loads(array_to_text(entries["optimizer_layout"]))
         return dict(model=model_state, optimizer=unflatten_state(layout, entries),
                     epoch=int(entries["epoch"]), config=json.loads(array_to_text(entries["config"])))
+
+    def resume(self, model, optimizer):
+        """Load the checkpoint into `model` and `optimizer` (in place); return
+        (epochs finished, the metrics records of those epochs)."""
+        checkpoint = self.load_checkpoint()
+        model.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        done = checkpoint["epoch"]
+        return done, [r for r in self.load_metrics() if r["epoch"] <= done]
