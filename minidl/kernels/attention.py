@@ -14,7 +14,7 @@ Which code runs follows `minidl.kernels.use(...)`:
 - "numba":  the fused loops of attention_forward / attention_backward, compiled;
             memory beyond inputs and outputs is the (BH, L) logsumexp plus a
             few KiB of tiles per thread: never an L x S matrix.
-- "python": the same loops interpreted (`.py_func`), for tiny shapes.
+- "python": the same loops interpreted (`backend.interpreted`), for tiny shapes.
 - "numpy":  attention_numpy, the twin that materialises (BH, L, S).
 
 Fully masked rows (every key masked for a query) give an output row of zeros,
@@ -31,23 +31,14 @@ from . import attention_backward as _bwd
 from . import attention_forward as _fwd
 from . import attention_math as _math
 from .attention_numpy import attention_backward_numpy, attention_forward_numpy
-from .backend import current
+from .backend import current, interpreted
 
-_HELPERS = ("exp_shifted", "dropout_keep", "scores_block", "accumulate_rows", "accumulate_cols")
-
-
-def run_interpreted(kernel, *args):
-    """Call `kernel.py_func` with the helpers it calls also interpreted: the
-    "python" backend compiles nothing."""
-    namespace = kernel.py_func.__globals__
-    saved = {name: namespace[name] for name in _HELPERS if name in namespace}
-    try:
-        for name in saved:
-            namespace[name] = getattr(_math, name).py_func
-        with np.errstate(over="ignore"):          # the dropout hash wraps around on purpose
-            return kernel.py_func(*args)
-    finally:
-        namespace.update(saved)
+def _run(kernel, *args):
+    """Run a loop kernel compiled, or interpreted on the "python" backend."""
+    if current() == "python":
+        kernel = interpreted(kernel)
+    with np.errstate(over="ignore"):              # interpreted, the dropout hash wraps around on purpose
+        kernel(*args)
 
 
 def _writeable(*arrays):
@@ -76,10 +67,7 @@ def forward(q, k, v, bias, bias_index, causal, scale, dropout_p=0.0, seed=0):
     lse = np.empty((n_bh, L), np.float64)
     args = (q, k, v, bias, bias_index, bool(causal), scale, seed, threshold, keep_scale,
             out, lse)
-    if current() == "python":
-        run_interpreted(_fwd.attention_forward_loops, *args)
-    else:
-        _fwd.attention_forward_loops(*args)
+    _run(_fwd.attention_forward_loops, *args)
     return out, lse
 
 
@@ -97,10 +85,7 @@ def backward(q, k, v, bias, bias_index, causal, scale, dropout_p, seed, out, lse
         return (dq, dk, dv, ds) if need_bias_grad else (dq, dk, dv)
     args = _writeable(*args[:5]) + args[5:10] + _writeable(*args[10:])
     grads = (np.zeros_like(q), np.zeros_like(k), np.zeros_like(v))
-    if current() == "python":
-        run_interpreted(_bwd.attention_backward_loops, *args, *grads)
-    else:
-        _bwd.attention_backward_loops(*args, *grads)
+    _run(_bwd.attention_backward_loops, *args, *grads)
     return grads
 
 

@@ -27,7 +27,7 @@ from .pool_geometry import output_size
 from .threads import single_thread_if_small
 
 
-# ---- loop kernels (numba compiled; interpreted via .py_func) -----------------------
+# ---- loop kernels (compiled by Numba; interpreted by the "python" backend) -----------------------
 @njit(parallel=True, cache=True)
 def avg_pool2d_forward_loops(x, kh, kw, sh, sw, ph, pw):
     n, c, h, w = x.shape
@@ -121,16 +121,14 @@ def avg_pool2d_backward_numpy(grad_out, h, w, kh, kw, sh, sw, ph, pw):
 # ---- entry points: pick the backend --------------------------------------------
 def avg_pool2d_forward(x, kernel_size, stride, padding):
     """Average of each window (padding counted); see the module docstring."""
-    fn = dispatch(avg_pool2d_forward_loops, avg_pool2d_forward_numpy,
-                  avg_pool2d_forward_loops.py_func)
+    fn = dispatch(avg_pool2d_forward_loops, avg_pool2d_forward_numpy)
     with single_thread_if_small(x.size):
         return fn(x, kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
 
 
 def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride, padding):
     """Gradient w.r.t. the (N, C, H, W) input; see the module docstring."""
-    fn = dispatch(avg_pool2d_backward_loops, avg_pool2d_backward_numpy,
-                  avg_pool2d_backward_loops.py_func)
+    fn = dispatch(avg_pool2d_backward_loops, avg_pool2d_backward_numpy)
     with single_thread_if_small(int(input_shape[0]) * input_shape[1] * input_shape[2] * input_shape[3]):
         return fn(grad_out, input_shape[2], input_shape[3], kernel_size[0], kernel_size[1],
                   stride[0], stride[1], padding[0], padding[1])

@@ -28,7 +28,7 @@ and conv2d's weight gradient with the roles of input and output swapped (dW).
 import numpy as np
 
 from . import conv_numba, conv_numpy
-from .backend import current, dispatch
+from .backend import current, interpreted
 from .conv_im2col import col2im, im2col
 from .conv_numpy import output_size
 
@@ -124,13 +124,8 @@ def _numba_forward(x, weight, stride, padding, dilation, groups, output_hw, bias
                                      stride, padding, dilation, groups, ho, wo, bias=bias)
 
 
-def _interpreted(kernel):
-    """The plain Python function behind a Numba dispatcher (itself under NUMBA_DISABLE_JIT=1)."""
-    return getattr(kernel, "py_func", kernel)
-
-
 def _python_forward(*args):
-    return _forward_im2col(*args, _interpreted(im2col))
+    return _forward_im2col(*args, interpreted(im2col))
 
 
 def _numba_backward(grad_out, x, weight, stride, padding, dilation, groups,
@@ -142,7 +137,7 @@ def _numba_backward(grad_out, x, weight, stride, padding, dilation, groups,
 
 
 def _python_backward(*args):
-    return _backward_im2col(*args, _interpreted(im2col), _interpreted(col2im))
+    return _backward_im2col(*args, interpreted(im2col), interpreted(col2im))
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None, bias=None):
@@ -177,7 +172,8 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     is None when not needed. `x` may be None if need_weight is False, then
     `input_shape` gives dx's shape."""
     input_shape = tuple(input_shape if input_shape is not None else x.shape)
-    fn = dispatch(_numba_backward, conv_numpy.conv2d_backward, _python_backward)
+    fn = {"numba": _numba_backward, "numpy": conv_numpy.conv2d_backward,
+          "python": _python_backward}[current()]
     return fn(grad_out, x, weight, stride, padding, dilation, groups,
               input_shape, need_input, need_weight)
 

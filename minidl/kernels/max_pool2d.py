@@ -31,7 +31,7 @@ from .pool_geometry import output_size
 from .threads import single_thread_if_small
 
 
-# ---- loop kernels (numba compiled; interpreted via .py_func) -----------------------
+# ---- loop kernels (compiled by Numba; interpreted by the "python" backend) -----------------------
 @njit(parallel=True, cache=True)
 def max_pool2d_forward_loops(x, kh, kw, sh, sw, ph, pw):
     n, c, h, w = x.shape
@@ -112,15 +112,13 @@ def max_pool2d_backward_numpy(grad_out, argmax, h, w):
 # ---- entry points: pick the backend --------------------------------------------
 def max_pool2d_forward(x, kernel_size, stride, padding):
     """(out, argmax) of 2-D max pooling; see the module docstring."""
-    fn = dispatch(max_pool2d_forward_loops, max_pool2d_forward_numpy,
-                  max_pool2d_forward_loops.py_func)
+    fn = dispatch(max_pool2d_forward_loops, max_pool2d_forward_numpy)
     with single_thread_if_small(x.size):
         return fn(x, kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
 
 
 def max_pool2d_backward(grad_out, argmax, input_shape):
     """Gradient w.r.t. the (N, C, H, W) input; see the module docstring."""
-    fn = dispatch(max_pool2d_backward_loops, max_pool2d_backward_numpy,
-                  max_pool2d_backward_loops.py_func)
+    fn = dispatch(max_pool2d_backward_loops, max_pool2d_backward_numpy)
     with single_thread_if_small(grad_out.size * 4):
         return fn(grad_out, argmax, input_shape[2], input_shape[3])

@@ -50,7 +50,7 @@ def _row_max(row):
     return m
 
 
-# ---- loop kernels (numba compiled; interpreted via .py_func) -----------------------
+# ---- loop kernels (compiled by Numba; interpreted by the "python" backend) -----------------------
 @njit(parallel=True, cache=True, fastmath=_FLAGS)
 def softmax_forward_loops(x, log):
     rows, n = x.shape
@@ -115,13 +115,13 @@ def softmax_backward_numpy(grad, y, log):
 # ---- entry points: pick the backend --------------------------------------------
 def softmax_forward(x, log=False):
     """softmax (log=False) or log_softmax (log=True) of each row; see the module docstring."""
-    fn = dispatch(softmax_forward_loops, softmax_forward_numpy, softmax_forward_loops.py_func)
+    fn = dispatch(softmax_forward_loops, softmax_forward_numpy)
     with np.errstate(invalid="ignore"), single_thread_if_small(x.size):  # errstate: interpreted -inf - -inf
         return fn(x, log)
 
 
 def softmax_backward(grad, y, log=False):
     """Gradient w.r.t. the rows' inputs, given the forward output y; see above."""
-    fn = dispatch(softmax_backward_loops, softmax_backward_numpy, softmax_backward_loops.py_func)
+    fn = dispatch(softmax_backward_loops, softmax_backward_numpy)
     with np.errstate(invalid="ignore"), single_thread_if_small(grad.size):
         return fn(grad, y, log)
