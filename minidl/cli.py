@@ -132,6 +132,7 @@ def _gradcheck_rows(i):
          [i["u"](1, 2, 3, 3), i["u"](2, 3, 3, 3)]),
         ("max_pool2d", lambda f, x: f(x, 2), [i["distinct"](2, 2, 4, 4)]),
         ("avg_pool2d", lambda f, x: f(x, 2), [i["u"](2, 2, 4, 4)]),
+        ("interpolate", lambda f, x: f(x, size=(5, 3), mode="bilinear"), [i["u"](1, 2, 3, 4)]),
         ("layer_norm", lambda f, x, w, b: f(x, (5,), w, b), [i["u"](3, 5), i["u"](5), i["u"](5)]),
         ("batch_norm", lambda f, x, w, b: f(x, None, None, w, b, training=True),
          [i["u"](4, 3), i["u"](3), i["u"](3)]),

@@ -31,3 +31,5 @@ from .ops.attention import scaled_dot_product_attention, attention_weights  # no
 # pooling and softmax (H5): max/avg pooling, softmax and log_softmax along any dim
 from .ops.pooling import max_pool2d, avg_pool2d  # noqa: F401,E402
 from .ops.softmax import softmax, log_softmax  # noqa: F401,E402
+# resizing: nearest and (bi)linear interpolation
+from .ops.interpolate import interpolate  # noqa: F401,E402

@@ -18,6 +18,7 @@ from .batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
 from .normalization import LayerNorm  # noqa: F401
 from .embedding import Embedding  # noqa: F401
 from .identity import Identity  # noqa: F401
+from .upsample import Upsample  # noqa: F401
 # attention and Transformer layers
 from .multihead_attention import MultiheadAttention  # noqa: F401
 from .transformer import TransformerEncoderLayer, TransformerEncoder  # noqa: F401

@@ -29,3 +29,4 @@ from .attention import scaled_dot_product_attention, attention_weights  # noqa: 
 # pooling and softmax (H5)
 from .pooling import max_pool2d, avg_pool2d  # noqa: F401,E402
 from .softmax import softmax, log_softmax  # noqa: F401,E402
+from .interpolate import interpolate  # noqa: F401,E402
