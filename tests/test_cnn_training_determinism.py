@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 import minidl
-from minidl.kernels import conv_numba
+from minidl.kernels import conv_fast
 
 RUN = r"""
 import hashlib, json, sys
@@ -84,7 +84,7 @@ def train_in_fresh_process(seeds, n_images=128):
 def test_the_28x28_batch_32_convolutions_take_the_parallel_path():
     # conv1's forward work for a batch: out.size * (Cin * 3 * 3) multiply-adds
     work = 32 * 32 * 26 * 26 * (1 * 3 * 3)
-    assert work >= conv_numba.PARALLEL_MIN_WORK
+    assert work >= conv_fast.PARALLEL_MIN_WORK
 
 
 def test_same_seed_gives_the_same_loss_curve_and_weights_bit_for_bit_across_processes():

@@ -106,18 +106,6 @@ def test_edge_cases(backend):
         np.testing.assert_allclose(out.data, ref, rtol=1e-4, atol=1e-4)
 
 
-def test_many_chunks_give_the_same_result(monkeypatch):
-    """A tiny column budget splits the batch into one-sample chunks."""
-    cfg = dict(n=5, c_in=4, c_out=6, h=6, w=5, kh=3, kw=2, stride=(1, 2), padding=(1, 1),
-               dilation=(1, 1), groups=2, bias=True, dtype=np.float64, non_contiguous=False, seed=3)
-    x, weight, bias = make_arrays(cfg)
-    whole = run("conv2d", "numba", x, weight, bias, options_of(cfg))
-    monkeypatch.setattr(conv_kernels, "COLUMN_BUDGET", 1)
-    chunked = run("conv2d", "numba", x, weight, bias, options_of(cfg))
-    for a, b in zip(whole, chunked):
-        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
-
-
 def test_only_the_needed_gradients_are_computed():
     rng = np.random.default_rng(4)
     x = mdl.tensor(rng.standard_normal((2, 3, 6, 6)))                 # no grad wanted
@@ -152,16 +140,16 @@ def test_caller_arrays_are_not_modified(backend):
 def test_parallel_blocks_agree_with_numpy(cfg):
     """Force the thread pool on tiny shapes: samples split into blocks, one
     partial weight gradient per block, summed afterwards."""
-    from minidl.kernels import conv_numba
+    from minidl.kernels import conv_fast
     cfg = dict(cfg, n=cfg["n"] + 2)                       # at least 3 samples to split
     x, weight, bias = make_arrays(cfg)
     expected = run("conv2d", "numpy", x, weight, bias, options_of(cfg))
-    old = conv_numba.PARALLEL_MIN_WORK
-    conv_numba.PARALLEL_MIN_WORK = 0
+    old = conv_fast.PARALLEL_MIN_WORK
+    conv_fast.PARALLEL_MIN_WORK = 0
     try:
         got = run("conv2d", "numba", x, weight, bias, options_of(cfg))
     finally:
-        conv_numba.PARALLEL_MIN_WORK = old
+        conv_fast.PARALLEL_MIN_WORK = old
     for name, a, b in zip(("out", "dx", "dw", "db"), got, expected):
         if a is not None:
             np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[cfg["dtype"]])
@@ -169,15 +157,15 @@ def test_parallel_blocks_agree_with_numpy(cfg):
 
 def test_thread_settings_are_restored_after_a_call():
     import numba
-    from minidl.kernels import blas_threads
+    from threadpoolctl import threadpool_info
+    from minidl.threads import single_threaded_blas
     threads = numba.get_num_threads()
-    blas_before = [get() for get, _ in (blas_threads._controls or [])]
+    blas_before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     x = mdl.tensor(np.ones((8, 4, 32, 32), np.float32), requires_grad=True)   # big enough to go parallel
     w = mdl.tensor(np.ones((8, 4, 3, 3), np.float32), requires_grad=True)
     F.conv2d(x, w, padding=1).sum().backward()
     assert numba.get_num_threads() == threads
-    controls = blas_threads._controls or []
-    if blas_before:
-        assert [get() for get, _ in controls] == blas_before
-    with blas_threads.single_threaded_blas():
-        assert all(get() == 1 for get, _ in controls)
+    blas_after = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+    assert blas_after[:len(blas_before)] == blas_before
+    with single_threaded_blas():
+        assert all(i["num_threads"] == 1 for i in threadpool_info() if i["user_api"] == "blas")

@@ -122,16 +122,16 @@ def test_caller_arrays_are_not_modified(backend):
 @settings(max_examples=15)
 def test_parallel_blocks_agree_with_numpy(cfg):
     """Force the thread pool on tiny shapes (blocks of samples in parallel)."""
-    from minidl.kernels import conv_numba
+    from minidl.kernels import conv_fast
     cfg = dict(cfg, n=cfg["n"] + 2)
     x, weight, bias = make_arrays(cfg, transpose=True)
     expected = run("conv_transpose2d", "numpy", x, weight, bias, options_of(cfg))
-    old = conv_numba.PARALLEL_MIN_WORK
-    conv_numba.PARALLEL_MIN_WORK = 0
+    old = conv_fast.PARALLEL_MIN_WORK
+    conv_fast.PARALLEL_MIN_WORK = 0
     try:
         got = run("conv_transpose2d", "numba", x, weight, bias, options_of(cfg))
     finally:
-        conv_numba.PARALLEL_MIN_WORK = old
+        conv_fast.PARALLEL_MIN_WORK = old
     for name, a, b in zip(("out", "dx", "dw", "db"), got, expected):
         if a is not None:
             np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[cfg["dtype"]])

@@ -26,7 +26,7 @@ X = np.zeros((2, 3, 6, 5), np.float32)
     (X, dict(kernel_size=7), ValueError, ["larger than the padded input", "(2, 3, 6, 5)"]),
     (X, dict(kernel_size=(2, 8), padding=(0, 1)), ValueError, ["(6, 7)"]),
     (X, dict(kernel_size=2.5), TypeError, ["kernel_size", "2.5"]),
-    (X, dict(kernel_size=(2, 2, 2)), TypeError, ["kernel_size"]),
+    (X, dict(kernel_size=(2, 2, 2)), ValueError, ["kernel_size", "pair"]),
     (X, dict(kernel_size=2, stride="1"), TypeError, ["stride"]),
     (X, dict(kernel_size=True), TypeError, ["kernel_size"]),
     (np.zeros((2, 3, 0, 5), np.float32), dict(kernel_size=2, padding=1), ValueError, ["empty"]),

@@ -195,7 +195,7 @@ def test_fuzz_malformed_arguments_raise_python_errors(op, shape, dtype, dim):
 
 def test_small_inputs_run_single_threaded_and_thread_count_is_restored():
     import numba
-    from minidl.kernels.threads import single_thread_if_small
+    from minidl.threads import single_thread_if_small
     before = numba.get_num_threads()
     with single_thread_if_small(10):
         assert numba.get_num_threads() == 1

@@ -36,7 +36,7 @@ from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
 import minidl as mdl  # noqa: E402
 import minidl.functional as F  # noqa: E402
-from minidl.kernels.conv_im2col import im2col  # noqa: E402
+from minidl.kernels.conv import im2col  # noqa: E402
 
 QUICK = os.environ.get("MINIDL_QUICK") == "1"
 OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")

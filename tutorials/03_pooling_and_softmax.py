@@ -38,7 +38,7 @@ from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 import minidl as mdl  # noqa: E402
 import minidl.functional as F  # noqa: E402
 from minidl.kernels.fast_exp import fast_exp_array  # noqa: E402
-from minidl.kernels.max_pool2d import max_pool2d_forward  # noqa: E402
+from minidl.kernels.pooling import max_pool2d_forward  # noqa: E402
 
 QUICK = os.environ.get("MINIDL_QUICK") == "1"
 OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")

@@ -36,6 +36,7 @@ torch is optional (never a dependency of minidl); without it the benchmark
 times minidl alone and says so.
 """
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -125,36 +126,24 @@ def torch_trainer(images, labels, batches, lr, minidl_model):
     return step
 
 
-class ThreadSetting:
-    """Context: Numba and torch at `threads` threads, minidl's BLAS at `blas` threads."""
-
-    def __init__(self, threads, blas):
-        self.threads, self.blas = threads, blas
-
-    def __enter__(self):
-        import numba
-        from threadpoolctl import threadpool_limits
-
-        self._numba = numba.get_num_threads()
-        numba.set_num_threads(min(self.threads, numba.config.NUMBA_NUM_THREADS))
-        self._blas = threadpool_limits(limits=self.blas, user_api="blas")
-        self._torch = None
-        try:
-            import torch
-            self._torch = torch.get_num_threads()
-            torch.set_num_threads(self.threads)
-        except ImportError:
-            pass
-        return self
-
-    def __exit__(self, *exc):
-        import numba
-
-        numba.set_num_threads(self._numba)
-        self._blas.restore_original_limits()
-        if self._torch is not None:
-            import torch
-            torch.set_num_threads(self._torch)
+@contextlib.contextmanager
+def thread_setting_with_torch(threads, blas):
+    """Numba and torch at `threads` threads, minidl's BLAS at `blas` threads
+    (minidl.threads.thread_setting, plus torch's intra-op pool when installed)."""
+    from ..threads import thread_setting
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    previous = torch.get_num_threads() if torch is not None else None
+    if torch is not None:
+        torch.set_num_threads(threads)
+    try:
+        with thread_setting(threads, blas):
+            yield
+    finally:
+        if torch is not None:
+            torch.set_num_threads(previous)
 
 
 def time_alternating(steppers, steps, chunk, warmup=3):
@@ -209,7 +198,7 @@ def run(steps=200, batch_size=32, chunk=20, lr=2e-3, configs=DEFAULT_CONFIGS, lo
         f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
     results = []
     for threads, blas in parse_configs(configs):
-        with ThreadSetting(threads, blas):
+        with thread_setting_with_torch(threads, blas):
             model, minidl_step = minidl_trainer(images, labels, batches, lr)
             steppers = {"minidl": minidl_step}
             if torch_version:

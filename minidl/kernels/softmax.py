@@ -32,7 +32,7 @@ from numba import njit, prange
 
 from .backend import dispatch
 from .fast_exp import cast_like, exp_like
-from .threads import single_thread_if_small
+from ..threads import single_thread_if_small
 
 # reassoc lets the float64 sums use several SIMD accumulators; no nnan/ninf,
 # so -inf and NaN keep their IEEE meaning

@@ -24,9 +24,9 @@ from .. import random as _random
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor, as_tensor
 from ..kernels import attention as kernels
+from ..kernels.geometry import DTYPES
 from .broadcast import sum_to
 
-_FLOATS = (np.float32, np.float64)
 
 
 class ScaledDotProductAttention(Function):
@@ -112,7 +112,7 @@ def _check(op, query, key, value, attn_mask, is_causal, scale, dropout_p=0.0):
         v = _array("value", value, op)
         named.append(("value", v))
     for name, a in named:
-        if a.dtype.type not in _FLOATS:
+        if a.dtype not in DTYPES:
             raise TypeError(f"{op}: {name} must be float32 or float64, got dtype {a.dtype}")
         if a.ndim < 2:
             raise ValueError(f"{op}: {name} must have shape (..., length, features) with at "
@@ -149,7 +149,7 @@ def _check(op, query, key, value, attn_mask, is_causal, scale, dropout_p=0.0):
     if is_causal:
         raise ValueError(f"{op}: give either attn_mask or is_causal=True, not both")
     mask = _array("attn_mask", attn_mask, op)
-    if mask.dtype != np.bool_ and mask.dtype.type not in _FLOATS:
+    if mask.dtype != np.bool_ and mask.dtype not in DTYPES:
         raise TypeError(f"{op}: attn_mask must be bool (True = may attend) or float "
                         f"(added to the scores), got dtype {mask.dtype}")
     target = batch + (q.shape[-2], k.shape[-2])

@@ -6,22 +6,7 @@ import numbers
 
 import numpy as np
 
-SUPPORTED_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def as_pair(op, name, value, minimum):
-    """Turn an int or a pair of ints into a pair, checking value >= minimum."""
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2:
-        raise ValueError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    pair = []
-    for item in items:
-        if isinstance(item, (bool, np.bool_)) or not isinstance(item, numbers.Integral):
-            raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-        if item < minimum:
-            raise ValueError(f"{op}: {name} must be >= {minimum}, got {value!r}")
-        pair.append(int(item))
-    return tuple(pair)
+from ..kernels.geometry import DTYPES, as_pair, conv_output_size, conv_transpose_output_size
 
 
 def _check_arrays(op, x, weight, bias, weight_layout):
@@ -31,7 +16,7 @@ def _check_arrays(op, x, weight, bias, weight_layout):
     if weight.ndim != 4:
         raise ValueError(f"{op}: expected a 4-D weight {weight_layout}, got shape {weight.shape}")
     for name, array in (("input", x), ("weight", weight), ("bias", bias)):
-        if array is not None and array.dtype not in SUPPORTED_DTYPES:
+        if array is not None and array.dtype not in DTYPES:
             raise TypeError(f"{op}: {name} of shape {array.shape} has dtype {array.dtype}; "
                             "expected float32 or float64")
     for name, array in (("weight", weight), ("bias", bias)):
@@ -105,7 +90,7 @@ def check_conv_transpose2d(x, weight, bias, stride, padding, output_padding, gro
     out_hw = []
     for axis, size, k, s, p, op_pad, d in zip("HW", x.shape[2:], weight.shape[2:], stride,
                                              padding, output_padding, dilation):
-        out = (size - 1) * s - 2 * p + d * (k - 1) + op_pad + 1
+        out = conv_transpose_output_size(size, k, s, p, op_pad, d)
         if out < 1:
             raise ValueError(f"{op}: output size along {axis} would be ({size} - 1)*{s} - 2*{p} + "
                              f"{d}*({k} - 1) + {op_pad} + 1 = {out} < 1 (input {x.shape}, weight {weight.shape}); "

@@ -7,41 +7,28 @@ kernel_size, stride and padding are an int or an (h, w) pair; stride defaults
 to kernel_size. OH = (H + 2 pH - kH) // sH + 1 (floor; no ceil_mode), and
 padding may be at most half the kernel (PyTorch's rule). A 3-D (C, H, W) input
 is pooled as a batch of one. Everything is validated here, before any kernel
-runs; the kernels live in minidl/kernels/max_pool2d.py and avg_pool2d.py.
+runs; the kernels live in minidl/kernels/pooling.py.
 """
-import numbers
-
 import numpy as np
 
 from ..autograd.function import Function
-from ..kernels.pooling import (avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward,
-                               max_pool2d_forward, output_size)
-
-KERNEL_DTYPES = (np.float32, np.float64)
-
-
-def _pair(op, name, value):
-    """An int or a pair of ints -> a pair of Python ints (TypeError otherwise)."""
-    items = value if isinstance(value, (tuple, list)) else (value, value)
-    if len(items) != 2 or not all(isinstance(v, numbers.Integral) and not isinstance(v, bool)
-                                  for v in items):
-        raise TypeError(f"{op}: {name} must be an int or a pair of ints, got {value!r}")
-    return int(items[0]), int(items[1])
+from ..kernels.geometry import DTYPES, as_pair
+from ..kernels.pooling import avg_pool2d_backward, avg_pool2d_forward, max_pool2d_backward, max_pool2d_forward
 
 
 def _check(op, x, kernel_size, stride, padding):
     """Validate the input and the window arguments; return the NCHW view of x
     and the three pairs. Raises TypeError/ValueError naming op and shapes."""
-    if x.dtype.type not in KERNEL_DTYPES:
+    if x.dtype not in DTYPES:
         raise TypeError(f"{op}: expected a float32 or float64 input, got dtype {x.dtype} "
                         f"(shape {x.shape}); convert with .float()")
     if x.ndim not in (3, 4):
         raise ValueError(f"{op}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, "
                          f"got shape {x.shape}")
-    kernel = _pair(op, "kernel_size", kernel_size)
+    kernel = as_pair(op, "kernel_size", kernel_size)
     no_stride = stride is None or (isinstance(stride, (tuple, list)) and len(stride) == 0)
-    stride = kernel if no_stride else _pair(op, "stride", stride)
-    padding = _pair(op, "padding", padding)
+    stride = kernel if no_stride else as_pair(op, "stride", stride)
+    padding = as_pair(op, "padding", padding)
     if min(kernel) <= 0:
         raise ValueError(f"{op}: kernel_size must be positive, got {kernel} for input of shape {x.shape}")
     if min(stride) <= 0:
@@ -107,7 +94,3 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0):
     """2-D average pooling, padding counted in the divisor (count_include_pad=True)."""
     return AvgPool2d.apply(x, kernel_size=kernel_size, stride=stride, padding=padding)
 
-
-def pooled_size(size, kernel, stride, padding):
-    """Output length along one axis (re-exported for layers that need it)."""
-    return output_size(size, kernel, stride, padding)

@@ -19,14 +19,13 @@ import numbers
 import numpy as np
 
 from ..autograd.function import Function
+from ..kernels.geometry import DTYPES
 from ..kernels.softmax import softmax_backward, softmax_forward
-
-KERNEL_DTYPES = (np.float32, np.float64)
 
 
 def _check(op, x, dim):
     """Validate dtype and dim; return dim as a non-negative axis of x (0 for 0-d)."""
-    if x.dtype.type not in KERNEL_DTYPES:
+    if x.dtype not in DTYPES:
         raise TypeError(f"{op}: expected a float32 or float64 input, got dtype {x.dtype} "
                         f"(shape {x.shape}); convert with .float()")
     if not isinstance(dim, numbers.Integral) or isinstance(dim, bool):

@@ -1,30 +1,195 @@
-"""The compiled fast path of conv2d: one thread pool, samples split across it.
+"""The optimised convolution loops: what the "numba" backend runs. The
+readable loops they are held equal to (tests/test_conv_fast.py, float32 and
+float64, several threads, non-contiguous inputs) are `im2col` and `col2im` in
+`conv.py`, run there with one big matrix product per group.
 
-Each Numba thread takes a contiguous block of samples and, for each sample
-and group, builds that sample's column matrix (K x P, small enough to stay
-in cache) with a branch-free im2col on a zero-padded copy of the sample
-(`conv_padded.py`; with stride 1, "wide" columns where each row is one
-contiguous copy and a few junk columns are computed and dropped), then multiplies it with a single-threaded BLAS call
-(`np.dot` inside @njit calls SciPy's BLAS). Only Numba's pool is busy:
-OpenBLAS's own threads are held to one while these kernels run, because two
-pools spinning on two cores slow each other down several times (PERF.md,
-pitfall 1). The output is written in place, sample by sample, in NCHW order,
-so no reshuffling pass is needed.
+Both compute out = W_g @ im2col(x) per group, and the gradients
+dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
+
+1. One thread pool, samples split across it. The readable path builds the
+   column matrix of the whole batch and multiplies it with NumPy, whose BLAS
+   runs its own threads. Here a `prange` over blocks of samples (about one
+   block per Numba thread) builds each sample's column matrix (K x P, small
+   enough to stay in cache) and multiplies it with a single-threaded BLAS call
+   (`np.dot` inside @njit calls SciPy's BLAS; `minidl.threads` holds that BLAS
+   to one thread meanwhile). Two thread pools spinning on the same cores slow
+   each other down several times; one pool does not. The weight gradient is
+   summed per block (`dw_parts[b]`) and the blocks are added up afterwards, so
+   threads never write the same memory. Calls with less than
+   PARALLEL_MIN_WORK multiply-adds run on one thread: waking the pool would
+   cost more than it saves.
+2. Pad first, then copy without branches. The readable `im2col` tests every
+   input row and column against the padding. Here each sample is first copied
+   into a zero-bordered buffer xp (Cg, H + 2ph + 1, W + 2pw) once
+   (`pad_sample`), so every tap reads inside the buffer:
+       xp[c, oy*sh + i*dh, ox*sw + j*dw]          (no "- padding": the border is in xp)
+   and the inner loops are plain strided copies.
+3. Stride 1: "wide" columns. With stride 1, output pixel (oy, ox) and tap
+   (i, j) read the flat index (oy + i*dh)*Wp + (ox + j*dw) of the padded
+   channel. Letting ox run over the full padded width Wp instead of wo, one
+   row of the column matrix reads consecutive flat indices
+   i*dh*Wp + j*dw + q: a single contiguous copy (`im2col_wide`). The columns
+   with ox >= wo are junk (they wrap into the next image row); the GEMM
+   computes them and `narrow` drops them, and `widen` writes gradients with
+   those columns zero so they add nothing. The padded buffer has one spare
+   zero row so that the junk of the last row stays inside it.
+4. Fused extras: the bias is added while each output block is in cache, and
+   conv_transpose2d's backward gets dx and dW from one pass over the same
+   columns (`forward_kernel` with `need_weight`).
+5. Output written in place, sample by sample, in NCHW order: no reshuffling
+   pass, and no column matrix of the whole batch in memory.
 
 Shapes below: G groups, cog = Cout/G output channels per group,
 K = Cg*kh*kw rows of a column matrix, P = ho*wo output pixels per sample.
 """
-import contextlib
-
 import numba
 import numpy as np
 from numba import njit, prange
 
-from .blas_threads import single_threaded_blas
-from .conv_padded import (col2im_padded, col2im_wide, im2col_padded, im2col_wide, narrow,
-                          pad_sample, unpad_sample, widen)
+from ..threads import numba_threads, single_threaded_blas
+
+# Below this many multiply-adds a call runs on one thread: waking the pool
+# costs more than it saves (and much more on a busy machine).
+PARALLEL_MIN_WORK = 1 << 20
 
 
+# ---- padded and wide column copies (used by the kernels below) --------------------
+@njit(cache=True)
+def pad_sample(x, n, c0, ph, pw, xp):
+    """xp[c, ph + y, pw + x_] = x[n, c0 + c, y, x_] for every c < xp.shape[0].
+    Only the interior of xp is written: its border must already be zero."""
+    height, width = x.shape[2], x.shape[3]
+    for c in range(xp.shape[0]):
+        for y in range(height):
+            src = x[n, c0 + c, y]                 # input row y of channel c0 + c
+            dst = xp[c, ph + y]                   # the same row inside the border
+            for col in range(width):
+                dst[pw + col] = src[col]
+
+
+@njit(cache=True)
+def unpad_sample(dxp, ph, pw, n, c0, dx):
+    """dx[n, c0 + c, y, x_] = dxp[c, ph + y, pw + x_]: the interior of a padded
+    gradient buffer (gradient that fell on the border is dropped, as it should)."""
+    height, width = dx.shape[2], dx.shape[3]
+    for c in range(dxp.shape[0]):
+        for y in range(height):
+            src = dxp[c, ph + y]
+            dst = dx[n, c0 + c, y]
+            for col in range(width):
+                dst[col] = src[pw + col]
+
+
+@njit(cache=True)
+def im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
+    """cols[(c*kh + i)*kw + j, oy*wo + ox] = xp[c, oy*sh + i*dh, ox*sw + j*dw].
+
+    xp:   (Cg, Hp, Wp) padded sample, read only.
+    cols: (Cg*kh*kw, ho*wo), C-contiguous; every entry written.
+    """
+    for row in range(cols.shape[0]):
+        c = row // (kh * kw)                      # channel
+        i = (row // kw) % kh                      # kernel row
+        j = row % kw                              # kernel column
+        dst = cols[row]
+        for oy in range(ho):
+            src = xp[c, oy * sh + i * dh]         # the padded row this tap reads
+            base = oy * wo                        # where output row oy starts in cols
+            start = j * dw                        # padded column read by ox = 0
+            if sw == 1:
+                for ox in range(wo):
+                    dst[base + ox] = src[start + ox]
+            else:
+                for ox in range(wo):
+                    dst[base + ox] = src[start + ox * sw]
+
+
+@njit(cache=True)
+def col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp):
+    """The adjoint of im2col_padded: dxp[c, oy*sh + i*dh, ox*sw + j*dw] += cols[(c*kh + i)*kw + j, oy*wo + ox].
+
+    cols: (Cg*kh*kw, ho*wo), read only.
+    dxp:  (Cg, Hp, Wp) padded gradient buffer, ACCUMULATED into (zero it first).
+    """
+    for row in range(cols.shape[0]):
+        c = row // (kh * kw)
+        i = (row // kw) % kh
+        j = row % kw
+        src = cols[row]
+        for oy in range(ho):
+            dst = dxp[c, oy * sh + i * dh]
+            base = oy * wo
+            start = j * dw
+            if sw == 1:
+                for ox in range(wo):
+                    dst[start + ox] += src[base + ox]
+            else:
+                for ox in range(wo):
+                    dst[start + ox * sw] += src[base + ox]
+
+
+# stride 1: "wide" columns, one contiguous copy per row (optimisation 3 above)
+
+@njit(cache=True)
+def im2col_wide(xp, kh, kw, dh, dw, ho, cols):
+    """Stride 1. cols[(c*kh + i)*kw + j, q] = flat(xp[c])[i*dh*Wp + j*dw + q], q < ho*Wp.
+
+    xp:   (Cg, Hp + 1, Wp) padded sample with a spare zero row, read only.
+    cols: (Cg*kh*kw, ho*Wp), every entry written (columns q % Wp >= wo are junk).
+    """
+    wp = xp.shape[2]
+    for row in range(cols.shape[0]):
+        c = row // (kh * kw)                      # channel
+        i = (row // kw) % kh                      # kernel row
+        j = row % kw                              # kernel column
+        src = xp[c].reshape(-1)                   # the padded channel, flat
+        start = i * dh * wp + j * dw              # flat index read by q = 0
+        dst = cols[row]
+        for q in range(cols.shape[1]):
+            dst[q] = src[start + q]
+
+
+@njit(cache=True)
+def col2im_wide(cols, kh, kw, dh, dw, ho, dxp):
+    """Adjoint of im2col_wide: flat(dxp[c])[i*dh*Wp + j*dw + q] += cols[(c*kh + i)*kw + j, q].
+    dxp: (Cg, Hp + 1, Wp), ACCUMULATED into. Junk columns of cols must be zero."""
+    wp = dxp.shape[2]
+    for row in range(cols.shape[0]):
+        c = row // (kh * kw)
+        i = (row // kw) % kh
+        j = row % kw
+        dst = dxp[c].reshape(-1)
+        start = i * dh * wp + j * dw
+        src = cols[row]
+        for q in range(cols.shape[1]):
+            dst[start + q] += src[q]
+
+
+@njit(cache=True)
+def narrow(wide, wo, out):
+    """out[o, oy*wo + ox] = wide[o, oy*Wp + ox] for ox < wo: drop the junk columns.
+    wide: (M, ho*Wp) read only; out: (M, ho*wo) written."""
+    ho = out.shape[1] // wo
+    wp = wide.shape[1] // ho
+    for o in range(out.shape[0]):
+        for oy in range(ho):
+            for ox in range(wo):
+                out[o, oy * wo + ox] = wide[o, oy * wp + ox]
+
+
+@njit(cache=True)
+def widen(narrow_, wo, wide):
+    """wide[o, oy*Wp + ox] = narrow_[o, oy*wo + ox] for ox < wo. The junk
+    columns of `wide` are not touched: the caller keeps them zero."""
+    ho = narrow_.shape[1] // wo
+    wp = wide.shape[1] // ho
+    for o in range(narrow_.shape[0]):
+        for oy in range(ho):
+            for ox in range(wo):
+                wide[o, oy * wp + ox] = narrow_[o, oy * wo + ox]
+
+
+# ---- the parallel kernels ----------------------------------------------------------
 @njit(parallel=True, cache=True)
 def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                    gy, need_weight, out, dw_parts):
@@ -41,7 +206,7 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
               dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
     (conv_transpose2d's backward needs exactly this pair: conv2d of its output
     gradient for dx, and the weight gradient from the same columns.)
-    With stride 1 the columns are "wide" (see conv_padded.py): ho*Wp per sample.
+    With stride 1 the columns are "wide" (optimisation 3 above): ho*Wp per sample.
     """
     n, height, width = x.shape[0], x.shape[2], x.shape[3]
     groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
@@ -134,23 +299,11 @@ def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                     unpad_sample(dxp, ph, pw, s, g * cg, dx)
 
 
-# Below this many multiply-adds a call runs on one thread: waking the pool
-# costs more than it saves (and much more on a busy machine).
-PARALLEL_MIN_WORK = 1 << 20
-
-
-@contextlib.contextmanager
-def thread_blocks(n, work):
-    """Yield how many sample blocks to run in parallel (one per thread used),
-    with Numba's pool and SciPy's BLAS set up for that; restore both after."""
-    available = numba.get_num_threads()
-    blocks = 1 if work < PARALLEL_MIN_WORK else max(1, min(n, available))
-    numba.set_num_threads(blocks)
-    try:
-        with single_threaded_blas():
-            yield blocks
-    finally:
-        numba.set_num_threads(available)
+# ---- entry points (called by conv.py on the "numba" backend) -----------------------
+def _blocks(n, work):
+    """How many blocks of samples to run in parallel: one per thread, or one
+    block when the call is too small to gain from threads."""
+    return 1 if work < PARALLEL_MIN_WORK else max(1, min(n, numba.get_num_threads()))
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None, bias=None):
@@ -164,7 +317,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     out = np.empty((n, groups, cog, ho * wo), x.dtype)                 # (N, G, cog, P)
     need_weight = grad_for_weight is not None
     gy = grad_for_weight.reshape(out.shape) if need_weight else out    # (N, G, cog, P)
-    with thread_blocks(n, out.size * k * (2 if need_weight else 1)) as blocks:
+    blocks = _blocks(n, out.size * k * (2 if need_weight else 1))
+    with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
         dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), x.dtype)
         bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias)
@@ -186,7 +340,8 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     gy = grad_out.reshape(n, groups, cog, ho * wo)                     # (N, G, cog, P)
     dx = np.empty(input_shape if need_input else (0, 0, 0, 0), grad_out.dtype)
     source = x if need_weight else dx                                  # any 4-D array of the dtype
-    with thread_blocks(n, grad_out.size * k) as blocks:
+    blocks = _blocks(n, grad_out.size * k)
+    with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
         dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), grad_out.dtype)
         backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,

@@ -1,0 +1,85 @@
+"""The optimised convolution loops (minidl/kernels/conv_fast.py, the "numba"
+backend) agree with the readable loops (im2col/col2im in minidl/kernels/conv.py,
+run interpreted by the "python" backend): forward and every gradient of conv2d
+and conv_transpose2d, float32 and float64, strided, dilated, grouped and
+non-contiguous inputs, with the batch split over several threads.
+
+Thread splitting is forced on these tiny shapes by lowering PARALLEL_MIN_WORK
+to 0, so every call with N >= 2 runs min(N, threads) blocks of samples. The
+last test reruns this file in a fresh process with NUMBA_NUM_THREADS=2, so
+that there are at least two threads even on a one-core machine.
+"""
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
+import numpy as np
+from hypothesis import given, settings
+
+from conv_helpers import (TOLERANCE, conv2d_configs, conv_transpose2d_configs, make_arrays,
+                          run)
+from minidl.kernels import conv_fast
+
+THREADED_RUN = "MINIDL_TEST_CONV_THREADS"        # set in the subprocess below
+
+
+@contextlib.contextmanager
+def split_over_threads():
+    old = conv_fast.PARALLEL_MIN_WORK
+    conv_fast.PARALLEL_MIN_WORK = 0
+    try:
+        yield
+    finally:
+        conv_fast.PARALLEL_MIN_WORK = old
+
+
+def options_of(cfg, transpose):
+    names = ("stride", "padding", "dilation", "groups") + (("output_padding",) if transpose else ())
+    return {name: cfg[name] for name in names}
+
+
+def _check(cfg, op):
+    transpose = op == "conv_transpose2d"
+    cfg = dict(cfg, n=cfg["n"] + 1)                          # at least 2 samples to split
+    x, weight, bias = make_arrays(cfg, transpose=transpose)
+    readable = run(op, "python", x, weight, bias, options_of(cfg, transpose))
+    with split_over_threads():
+        assert conv_fast._blocks(cfg["n"], 1) == min(cfg["n"], numba.get_num_threads())
+        fast = run(op, "numba", x, weight, bias, options_of(cfg, transpose))
+    for name, a, b in zip(("out", "dx", "dw", "db"), fast, readable):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.dtype == b.dtype == cfg["dtype"], name
+            np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[cfg["dtype"]])
+
+
+@given(conv2d_configs())
+@settings(max_examples=25)
+def test_conv2d_fast_loops_equal_the_readable_loops(cfg):
+    _check(cfg, "conv2d")
+
+
+@given(conv_transpose2d_configs())
+@settings(max_examples=25)
+def test_conv_transpose2d_fast_loops_equal_the_readable_loops(cfg):
+    _check(cfg, "conv_transpose2d")
+
+
+def test_threaded_process_runs_with_two_threads():
+    if os.environ.get(THREADED_RUN):
+        assert numba.get_num_threads() >= 2
+
+
+def test_equal_with_two_threads_in_a_fresh_process():
+    if os.environ.get(THREADED_RUN):
+        return                                               # this IS the fresh process
+    here = Path(__file__).resolve()
+    env = dict(os.environ, NUMBA_NUM_THREADS="2", **{THREADED_RUN: "1"})
+    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
+                             "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "4 passed" in result.stdout, result.stdout[-2000:]
