@@ -123,13 +123,18 @@ print("im2col + matmul agrees with the seven loops")
 # %% [markdown]
 # ## The Numba kernel
 #
-# minidl's `im2col` (in `minidl/kernels/conv_im2col.py`) is a plain loop over
+# minidl's readable `im2col` (in `minidl/kernels/conv.py`) is a plain loop over
 # the rows of the column matrix, compiled by Numba. It uses the transposed
 # layout: one row per (channel, kernel row, kernel column), one column per
 # output pixel, so the product is `W @ cols`. Read its docstring: the comment
 # on each index line says which pixel it copies. Here we call it per sample,
-# then multiply; minidl's real kernel does the same inside a parallel loop over
-# samples (see `minidl/kernels/conv_numba.py`).
+# then multiply. These readable loops are what `minidl.kernels.use("python")`
+# runs (interpreted). The default "numba" backend runs an optimised version of
+# the same computation, `minidl/kernels/conv_fast.py`: a parallel loop over
+# samples, each sample copied once into a zero-padded buffer so that the
+# column copies need no padding tests (for stride 1, one contiguous copy per
+# row), and a single-threaded matrix product per sample. Its docstring lists
+# each difference, and the tests hold it equal to the readable loops.
 
 # %%
 def conv2d_im2col_numba(x, w, stride=1, padding=0):

@@ -113,7 +113,7 @@ print("NumPy matches the loops exactly")
 # %% [markdown]
 # ## With Numba: minidl's kernel
 #
-# `minidl/kernels/max_pool2d.py` holds the same loops, decorated with
+# `minidl/kernels/pooling.py` holds the same loops, decorated with
 # `@njit(parallel=True, cache=True)`: the outer loop runs over the N*C planes in
 # parallel (each plane belongs to one thread, so the backward scatter has no
 # races). It returns the argmax too. `max_pool2d_forward` calls it (the
