@@ -17,50 +17,51 @@
 # in four steps, checking each against the one before:
 #
 # 1. the chain rule **by hand** on a small expression, checked with finite differences;
-# 2. a **tiny scalar engine** (about 40 lines) that does the same automatically;
+# 2. a **tiny scalar engine** (one class of about 50 lines) that does the same automatically;
 # 3. **minidl's `Tensor`**: the same engine for arrays, and a picture of its graph;
 # 4. **gradcheck**: how minidl tests every op's backward, why it works in
 #    float64 and not in float32, and how it catches a wrong backward.
 #
 # Run it as a script (`python tutorials/01_autograd.py`) or as a notebook
-# (jupytext). `MINIDL_QUICK=1` makes the slow demonstration smaller; pictures
-# go to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`).
+# (jupytext). `MINIDL_QUICK=1` makes the slow demonstration smaller; the three
+# pictures (`01_graph.png`, `01_graph_layer.png`, `01_finite_difference_error.png`)
+# go to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`), and in a notebook
+# they also appear below their cells.
 
 # %%
 import math
-import os
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import minidl as mdl  # noqa: E402
-from minidl import viz  # noqa: E402
-from minidl.autograd.function import Function  # noqa: E402
-from minidl.gradcheck import GradcheckError  # noqa: E402
+import minidl as mdl
+from minidl import viz
+from minidl.autograd.function import Function
+from minidl.gradcheck import GradcheckError
+from minidl.tutorial_support import Tutorial
 
-QUICK = os.environ.get("MINIDL_QUICK") == "1"
-OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")
-os.makedirs(OUT_DIR, exist_ok=True)
+tutorial = Tutorial("01")      # quick mode, the output folder, figures inline in Jupyter
+QUICK = tutorial.quick
 
 # %% [markdown]
 # ## 1. The chain rule by hand
 #
-# Take f(x, y) = log(x·y + exp(x)). Give every intermediate result a name:
+# Take $f(x, y) = \log(x y + e^x)$. Give every intermediate result a name:
 #
-#     u = x·y        v = exp(x)        z = u + v        f = log(z)
+# $$u = x y, \qquad v = e^x, \qquad z = u + v, \qquad f = \log z.$$
 #
-# Each step has a derivative we know: df/dz = 1/z, dz/du = dz/dv = 1,
-# du/dx = y, du/dy = x, dv/dx = exp(x). The chain rule multiplies them along
-# every path from f back to an input, and adds the paths (x reaches f twice,
-# through u and through v):
+# Each step has a derivative we know: $\partial f/\partial z = 1/z$,
+# $\partial z/\partial u = \partial z/\partial v = 1$, $\partial u/\partial x = y$,
+# $\partial u/\partial y = x$, $\partial v/\partial x = e^x$. The chain rule
+# multiplies them along every path from $f$ back to an input, and adds the
+# paths ($x$ reaches $f$ twice, through $u$ and through $v$):
 #
-#     df/dx = df/dz · (dz/du · du/dx + dz/dv · dv/dx) = (y + exp(x)) / z
-#     df/dy = df/dz ·  dz/du · du/dy                  =  x / z
+# $$\frac{\partial f}{\partial x} = \frac{\partial f}{\partial z}\left(\frac{\partial z}{\partial u}\frac{\partial u}{\partial x} + \frac{\partial z}{\partial v}\frac{\partial v}{\partial x}\right) = \frac{y + e^x}{z}, \qquad
+# \frac{\partial f}{\partial y} = \frac{\partial f}{\partial z}\frac{\partial z}{\partial u}\frac{\partial u}{\partial y} = \frac{x}{z}.$$
 #
 # A formula on paper can be wrong, so we check it with a central finite
-# difference, (f(x + h) - f(x - h)) / 2h, which approaches df/dx as h shrinks.
+# difference, $\big(f(x + h) - f(x - h)\big) / 2h$, which approaches
+# $\partial f/\partial x$ as $h$ shrinks.
 
 # %%
 def f(x, y):
@@ -178,13 +179,13 @@ print("f was made by", f_t.grad_fn.name, "from", [t.grad_fn.name if t.grad_fn el
 # `minidl.viz.plot_computation_graph` walks the same `grad_fn` / `inputs`
 # links and draws them: inputs on the left, each op placed by its distance
 # from the output. Data flows to the right; `backward()` walks it to the left.
-# Notice that `x` has two arrows out of it: that is why its gradient is a sum.
+# Notice that `x` has two arrows out of it, one to `Mul` and one to `Exp`:
+# that is why its gradient is a sum of two paths.
 
 # %%
-graph_path = viz.plot_computation_graph(f_t, os.path.join(OUT_DIR, "01_graph.png"),
-                                        names={x: "x", y: "y", u: "u", z: "z", f_t: "f"},
-                                        title="f = log(x*y + exp(x))")
-print("saved", graph_path)
+tutorial.show(viz.plot_computation_graph(f_t, tutorial.path("graph.png"),
+                                         names={x: "x", y: "y", u: "u", z: "z", f_t: "f"},
+                                         title="f = log(x*y + exp(x))"))
 
 # %% [markdown]
 # With arrays the chain rule works the same way, one array per node. A linear
@@ -202,9 +203,9 @@ print("weight.grad", weight.grad.shape, " bias.grad", bias.grad.shape)
 hidden = np.tanh(inputs.data @ weight.data + bias.data)             # (N, out)
 np.testing.assert_allclose(weight.grad, inputs.data.T @ (1 - hidden ** 2))   # by hand
 np.testing.assert_allclose(bias.grad, (1 - hidden ** 2).sum(axis=0))
-viz.plot_computation_graph(loss, os.path.join(OUT_DIR, "01_graph_layer.png"),
-                           names={inputs: "inputs", weight: "weight", bias: "bias", loss: "loss"},
-                           title="loss = tanh(inputs @ weight + bias).sum()")
+tutorial.show(viz.plot_computation_graph(loss, tutorial.path("graph_layer.png"),
+                                         names={inputs: "inputs", weight: "weight", bias: "bias", loss: "loss"},
+                                         title="loss = tanh(inputs @ weight + bias).sum()"))
 
 # %% [markdown]
 # Three habits of the engine, each like PyTorch's:
@@ -246,7 +247,7 @@ print(f"chain of {chain_length} multiplications: d/da = {float(a.grad):.6f} "
 # way we tested the paper formula in part 1: `mdl.gradcheck(fn, inputs)`
 # perturbs each input element by ±eps, measures how the output changes, and
 # compares with what `backward()` says. (For an output with many elements it
-# checks `sum(output * r)` for a fixed random `r`.) It works in float64.
+# checks $\sum_i \text{output}_i \, r_i$ for a fixed random $r$.) It works in float64.
 
 # %%
 xs = np.array([0.3, -1.2, 0.8])
@@ -282,10 +283,14 @@ except GradcheckError as error:
 # ### Why float64?
 #
 # A finite difference has two errors pulling in opposite directions. The
-# *truncation* error of the central difference shrinks like eps². The
-# *rounding* error grows like (machine precision × |f|) / eps, because we
-# divide a tiny difference of two rounded numbers by a tiny eps. Machine
-# precision is about 1e-16 in float64 but 1e-7 in float32. Let us measure the
+# *truncation* error of the central difference shrinks like $\epsilon^2$. The
+# *rounding* error grows like $u\,|f| / \epsilon$, with $u$ the machine
+# precision, because we divide a tiny difference of two rounded numbers by a
+# tiny $\epsilon$:
+#
+# $$\left|\frac{f(x+\epsilon) - f(x-\epsilon)}{2\epsilon} - f'(x)\right| \approx \frac{|f'''(x)|}{6}\,\epsilon^2 + \frac{u\,|f(x)|}{\epsilon}.$$
+#
+# $u$ is about 1e-16 in float64 but 1e-7 in float32. Let us measure the
 # error of the derivative of tanh at x = 0.7 for many eps, in both types.
 
 # %%
@@ -312,10 +317,7 @@ ax.set(xlabel="eps", ylabel="|finite difference - exact derivative|",
 ax.legend()
 ax.grid(alpha=0.3, which="both")
 fig.tight_layout()
-error_path = os.path.join(OUT_DIR, "01_finite_difference_error.png")
-fig.savefig(error_path, dpi=110)
-plt.close(fig)
-print("saved", error_path)
+tutorial.show(fig, "finite_difference_error.png")
 
 # %% [markdown]
 # In float64 the error bottoms out near 1e-12 around eps = 1e-5 (and is about
@@ -342,7 +344,7 @@ for name, dtype in (("float32", np.float32), ("float64", np.float64)):
 #   output to an input and adds the paths.
 # - An autograd engine records the computation as a graph (`grad_fn`,
 #   `inputs`), sorts it, and lets every op turn the gradient of its output
-#   into gradients of its inputs. Our 40-line `Value` and minidl's `Tensor`
+#   into gradients of its inputs. Our 50-line `Value` and minidl's `Tensor`
 #   give the same numbers as the paper formula.
 # - Gradients accumulate in `.grad` until `zero_grad()`; saved values are
 #   freed after one backward unless `retain_graph=True`.
@@ -354,7 +356,9 @@ for name, dtype in (("float32", np.float32), ("float64", np.float64)):
 # 1. Add `tanh` and `__pow__` (number exponent) to `Value`, and check them
 #    against minidl on f(x) = tanh(x)**3.
 # 2. Draw the graph of `(x * x).sum()` with `viz.plot_computation_graph`.
-#    How many arrows leave `x`? What does `Mul.backward` return for each input?
+#    The drawing shows one arrow from `x` to `Mul`, because both of `Mul`'s
+#    inputs are the same tensor. What does `Mul.backward` return for each of
+#    its two inputs, and how do they become `x.grad = 2 * x`?
 # 3. In the float32/float64 plot, the right-hand slope is 2 and the left-hand
 #    slope is -1 on the log-log axes. Derive both from the Taylor expansion of
 #    f(x ± eps) and the size of a rounding error.

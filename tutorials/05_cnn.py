@@ -27,32 +27,26 @@
 #
 # Run it as a script (`python tutorials/05_cnn.py`) or as a notebook
 # (jupytext). `MINIDL_QUICK=1` trains on a small slice of the digits for three
-# epochs (seconds); pictures go to `$MINIDL_TUTORIAL_OUT` (default
-# `tutorial_outputs/`). The same training, with a progress bar and a run
-# directory, is one command: `minidl train cnn --dataset fashion-mnist --epochs 3`.
+# epochs (seconds). Prerequisites: tutorial 01b (the training loop) and 02-03
+# (convolution, pooling, softmax). The eight pictures (`05_*.png`) go to
+# `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`) and, in a notebook,
+# also appear below their cells. The same training, with a progress bar and a
+# run directory, is one command: `minidl train cnn --dataset fashion-mnist --epochs 3`.
 
 # %%
-import os
-import time
+import numpy as np
 
-import matplotlib
-matplotlib.use("Agg")
-import numpy as np  # noqa: E402
+import minidl as mdl
+import minidl.functional as F
+from minidl import nn, optim, viz
+from minidl.data import ArrayDataset, DataLoader, load_dataset
+from minidl.models.cnn import CNN, plan_layout
+from minidl.training import epoch_seed, evaluate, prepare_batch, train_one_epoch
+from minidl.tutorial_support import Tutorial
 
-import minidl as mdl  # noqa: E402
-import minidl.functional as F  # noqa: E402
-from minidl import nn, optim, viz  # noqa: E402
-from minidl.data import ArrayDataset, DataLoader, load_dataset  # noqa: E402
-from minidl.models.cnn import CNN, plan_layout  # noqa: E402
-from minidl.training import epoch_seed, evaluate, prepare_batch, train_one_epoch  # noqa: E402
-
-QUICK = os.environ.get("MINIDL_QUICK") == "1"
-OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")
-os.makedirs(OUT_DIR, exist_ok=True)
-
-
-def out(name):
-    return os.path.join(OUT_DIR, f"05_{name}")
+tutorial = Tutorial("05")      # quick mode, the output folder, figures inline in Jupyter
+QUICK = tutorial.quick
+out = tutorial.path            # out("curves.png") -> OUT_DIR/05_curves.png
 
 # %% [markdown]
 # ## 1. The data
@@ -83,17 +77,22 @@ _, C, H, W = train_set.images.shape
 print(f"{DATASET}: {len(train_set)} training and {len(test_set)} test images of {C}x{H}x{W}")
 print("classes:", ", ".join(CLASSES))
 first_of_each = [int(np.flatnonzero(train_set.labels == k)[0]) for k in range(len(CLASSES))]
-viz.plot_image_grid(train_set.images[first_of_each], out("examples.png"),
-                    titles=CLASSES, ncols=5, title=f"one training image per class ({DATASET})")
+tutorial.show(viz.plot_image_grid(train_set.images[first_of_each], out("examples.png"),
+                                  titles=CLASSES, ncols=5, title=f"one training image per class ({DATASET})"))
 
 # %% [markdown]
 # ## 2. Building the CNN layer by layer
 #
-# A 3x3 convolution with padding p and stride 1 turns a side of length s into
-# s + 2p - 3 + 1 = s + 2p - 2; a 2x2 max-pooling (stride 2) halves it, rounding
-# down. For 28x28 images with p = 0 that gives the Keras layout
+# A convolution or pooling with kernel $k$, padding $p$ and stride $s$ turns a
+# side of length $n$ into
 #
-#     28 -conv-> 26 -pool-> 13 -conv-> 11 -pool-> 5 -conv-> 3,
+# $$n_\text{out} = \left\lfloor \frac{n + 2p - k}{s} \right\rfloor + 1,$$
+#
+# so a 3x3 convolution with stride 1 gives $n + 2p - 2$ and a 2x2 max-pooling
+# with stride 2 halves $n$, rounding down. For 28x28 images with $p = 0$ that
+# gives the Keras layout
+#
+# $$28 \xrightarrow{\text{conv}} 26 \xrightarrow{\text{pool}} 13 \xrightarrow{\text{conv}} 11 \xrightarrow{\text{pool}} 5 \xrightarrow{\text{conv}} 3,$$
 #
 # so the last feature map is 64 x 3 x 3 = 576 numbers per image. An 8x8 digit
 # would shrink to nothing (8 -> 6 -> 3 -> 1 -> 0), so for small images minidl's
@@ -151,9 +150,11 @@ assert np.isclose(conv1(mdl.tensor(image)).data[0, c, i, j], by_hand, atol=1e-5)
 # `minidl.models.CNN` is exactly this stack, with names for the layers. Give it
 # the same weights and it computes the same numbers, bit for bit. Its
 # `summary()` prints a Keras-like table: the output shape after each layer, the
-# parameters and the multiply-adds per image. Nearly all parameters sit in the
-# first dense layer, while nearly all the arithmetic happens in the
-# convolutions, which reuse their few weights at every pixel.
+# parameters and the multiply-adds per image. The parameters are spread over
+# the layers: on the 8x8 digits the last convolution holds half of them, on
+# 28x28 images it and the first dense layer hold about 40% each (the shares
+# are printed below the table). Nearly all the arithmetic, though, happens in
+# the convolutions, which reuse their weights at every pixel.
 
 # %%
 model = CNN(C, len(CLASSES), (H, W))
@@ -169,18 +170,27 @@ table = model.summary((C, H, W))
 assert table.total_params == sum(p.data.size for p in model.parameters())
 print(f"by hand: conv1 {32 * (C * 9) + 32}, conv2 {64 * 32 * 9 + 64}, conv3 {64 * 64 * 9 + 64}, "
       f"fc1 {64 * 64 * last_map[0] * last_map[1] + 64}, fc2 {10 * 64 + 10} parameters")
+for row in table.rows:
+    if row["params"]:
+        print(f"{row['name']:6s} {row['params'] / table.total_params:6.1%} of the parameters, "
+              f"{row['mult_adds'] / table.total_mult_adds:6.1%} of the multiply-adds")
+convolutions = sum(row["mult_adds"] for row in table.rows if row["name"].startswith("conv"))
+print(f"the three convolutions: {convolutions / table.total_mult_adds:.1%} of the multiply-adds")
 
 # %% [markdown]
 # ## 3. Training
 #
-# One training step is four lines: forward, loss, backward, update. Here it is
-# written out on one mini-batch, from a freshly seeded model; the loss starts
-# near log(10) = 2.30, the loss of guessing uniformly among ten classes.
+# One training step is tutorial 01b's: forward, loss, `zero_grad`, `backward`,
+# `step`. Here it is written out on one mini-batch, from a freshly seeded
+# model; the loss starts near $\log 10 = 2.30$, the loss of guessing uniformly
+# among ten classes. We use Adam with learning rate 2e-3; `minidl train cnn`
+# uses AdamW (Adam with decoupled weight decay) at the same learning rate, see
+# `minidl train --help` for its options.
 
 # %%
 mdl.manual_seed(0)
 model = CNN(C, len(CLASSES), (H, W))
-optimizer = optim.Adam(model.parameters(), lr=2e-3)       # the recipe of `minidl train cnn`
+optimizer = optim.Adam(model.parameters(), lr=2e-3)
 initial_filters = model.conv1.weight.data.copy()          # (32, C, 3, 3), to compare later
 model.train()
 images = prepare_batch(train_set.images[:32], DATASET)     # (32, C, H, W)
@@ -216,7 +226,7 @@ for epoch in range(1, EPOCHS + 1):
     print(f"epoch {epoch}/{EPOCHS}: train loss {progress.loss:.4f} acc {progress.accuracy:.2%} | "
           f"test loss {test['loss']:.4f} acc {test['acc']:.2%} | {seconds:.1f} s "
           f"({progress.samples_per_second:,.0f} images/s)")
-viz.plot_curves(history, out("curves.png"))
+tutorial.show(viz.plot_curves(history, out("curves.png")))
 
 # %% [markdown]
 # ## 4. Inside the network: filters and feature maps
@@ -228,8 +238,8 @@ viz.plot_curves(history, out("curves.png"))
 # change is modest but visible.
 
 # %%
-viz.plot_filters(initial_filters, out("filters_initial.png"))
-viz.plot_filters(model.conv1.weight.data, out("filters_trained.png"))
+tutorial.show(viz.plot_filters(initial_filters, out("filters_initial.png")))
+tutorial.show(viz.plot_filters(model.conv1.weight.data, out("filters_trained.png")))
 moved = np.abs(model.conv1.weight.data - initial_filters).mean() / np.abs(initial_filters).mean()
 print(f"first-layer weights moved by {moved:.0%} of their initial mean size")
 
@@ -246,8 +256,8 @@ with mdl.no_grad():
     block1 = model.relu1(model.conv1(sample))                # (1, 32, H1, W1)
     block2 = model.relu2(model.conv2(model.pool1(block1)))   # (1, 64, H2, W2)
 print("feature maps:", block1.shape, "after block 1,", block2.shape, "after block 2")
-viz.plot_feature_maps(test_set.images[0], block1.data[0], out("feature_maps_conv1.png"))
-viz.plot_feature_maps(test_set.images[0], block2.data[0], out("feature_maps_conv2.png"))
+tutorial.show(viz.plot_feature_maps(test_set.images[0], block1.data[0], out("feature_maps_conv1.png")))
+tutorial.show(viz.plot_feature_maps(test_set.images[0], block2.data[0], out("feature_maps_conv2.png")))
 
 # %% [markdown]
 # ## 5. Its mistakes
@@ -267,9 +277,9 @@ for flat in np.argsort(off_diagonal, axis=None)[::-1][:3]:
     print(f"  {counts[t, p]:4d} x true {CLASSES[t]!r} predicted as {CLASSES[p]!r}")
 per_class = np.diag(counts) / counts.sum(axis=1)
 print("hardest class:", CLASSES[int(np.argmin(per_class))], f"({per_class.min():.0%} right)")
-viz.plot_confusion_matrix(test_set.labels, final["predictions"], CLASSES, out("confusion_matrix.png"))
-viz.plot_misclassified(test_set.images, test_set.labels, final["predictions"], CLASSES,
-                       out("misclassified.png"))
+tutorial.show(viz.plot_confusion_matrix(test_set.labels, final["predictions"], CLASSES, out("confusion_matrix.png")))
+tutorial.show(viz.plot_misclassified(test_set.images, test_set.labels, final["predictions"], CLASSES,
+                                     out("misclassified.png")))
 
 # %% [markdown]
 # Compare the printed list with your own eyes on the misclassified grid. After
@@ -285,11 +295,13 @@ viz.plot_misclassified(test_set.images, test_set.labels, final["predictions"], C
 #
 # - A CNN alternates convolutions (local weighted sums, the same small filter
 #   at every position) with poolings (keep the strongest response in each 2x2
-#   window); the size formula (s + 2p - k) // stride + 1 predicts every shape.
-# - The convolutions hold few parameters but do most of the multiply-adds; the
-#   dense layer holds most parameters. `model.summary(input_shape)` shows both.
-# - Training is the four-line step of tutorial 01 repeated over mini-batches;
-#   seeding the model and each epoch makes a run repeatable bit for bit.
+#   window); the size formula $\lfloor (n + 2p - k) / s \rfloor + 1$ predicts every shape.
+# - The convolutions do nearly all the multiply-adds, because each weight is
+#   used at every pixel; most parameters sit in the last convolution and the
+#   first dense layer. `model.summary(input_shape)` shows both.
+# - Training is the step of tutorial 01b (forward, loss, `zero_grad`,
+#   `backward`, `step`) repeated over mini-batches; seeding the model and each
+#   epoch makes a run repeatable bit for bit.
 # - Filters, feature maps and the confusion matrix show what the network
 #   learned and where it fails. The same pictures appear in every run
 #   directory of `minidl train cnn`.

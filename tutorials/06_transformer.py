@@ -15,7 +15,9 @@
 # 1. **one attention head** in ten lines of NumPy, checked against minidl's
 #    fused `F.scaled_dot_product_attention`; the causal mask;
 # 2. **`nn.MultiheadAttention`**: several heads side by side, rebuilt by hand
-#    from its weights; why attention needs positions;
+#    from its weights; why attention needs positions; then the rest of a
+#    Transformer block (LayerNorm, the MLP, residual connections, pre- and
+#    post-norm), rebuilt by hand and checked against `nn.TransformerEncoderLayer`;
 # 3. **a Vision Transformer** (ViT): an 8x8 digit cut into 16 patches, a class
 #    token, four encoder layers; where the class token looks;
 # 4. **a GPT**: the same blocks with a causal mask predict the next character
@@ -27,53 +29,51 @@
 # pictures show untrained models. Pictures go to `$MINIDL_TUTORIAL_OUT`
 # (default `tutorial_outputs/`). For models trained to their targets, use
 # `minidl train vit`, `minidl train gpt`, `minidl train pixel-gpt`.
+# Prerequisites: tutorial 01b (training loop, cross-entropy) and 04 (attention).
+# The seven pictures (`06_*.png`) also appear below their cells in a notebook.
 
 # %%
-import os
 import time
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import minidl as mdl  # noqa: E402
-import minidl.functional as F  # noqa: E402
-from minidl import nn, optim  # noqa: E402
-from minidl.data import load_dataset  # noqa: E402
-from minidl.models.gpt import GPT, GPTConfig  # noqa: E402
-from minidl.models.vit import VisionTransformer  # noqa: E402
-from minidl.training.classifier import prepare_batch  # noqa: E402
-from minidl.training.gpt import LEVELS, CharacterTask, PixelTask  # noqa: E402
+import minidl as mdl
+import minidl.functional as F
+from minidl import nn, optim
+from minidl.data import load_dataset
+from minidl.models.gpt import GPT, GPTConfig
+from minidl.models.vit import VisionTransformer
+from minidl.training.classifier import prepare_batch
+from minidl.training.gpt import LEVELS, CharacterTask, PixelTask
+from minidl.tutorial_support import Tutorial
 
-QUICK = os.environ.get("MINIDL_QUICK") == "1"
-OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")
-os.makedirs(OUT_DIR, exist_ok=True)
+tutorial = Tutorial("06")      # quick mode, the output folder, figures inline in Jupyter
+QUICK = tutorial.quick
 rng = np.random.default_rng(0)
 mdl.manual_seed(0)
 
 
 def save(fig, name):
     fig.tight_layout()
-    fig.savefig(os.path.join(OUT_DIR, name), dpi=110)
-    plt.close(fig)
+    tutorial.show(fig, name)
 
 
 # %% [markdown]
 # ## 1. One attention head
 #
-# Every token (a row of x, shape (T, E)) asks a question (its query q), offers
-# a label (its key k) and carries a message (its value v), all linear maps of
-# the token. Token i then reads a weighted mix of everyone's messages,
-# weighted by how well its question matches their labels:
+# Every token (a row of $x$, shape (T, E)) asks a question (its query $q$),
+# offers a label (its key $k$) and carries a message (its value $v$), all
+# linear maps of the token: $q = xW_q$, $k = xW_k$, $v = xW_v$. Token $i$ then
+# reads a weighted mix of everyone's messages, weighted by how well its
+# question matches their labels:
 #
-#     scores[i, j] = q_i . k_j / sqrt(d)          (d: size of q and k)
-#     weights[i]   = softmax(scores[i])           (a row sums to 1)
-#     out[i]       = sum_j weights[i, j] v_j
+# $$s_{ij} = \frac{q_i \cdot k_j}{\sqrt{d}}, \qquad a_{ij} = \frac{e^{s_{ij}}}{\sum_{j'} e^{s_{ij'}}}, \qquad \text{out}_i = \sum_j a_{ij}\, v_j,$$
 #
-# Dividing by sqrt(d) keeps the scores of random vectors near unit size, so the
-# softmax does not saturate at initialisation. A **causal** head (GPT) may not
-# read the future: scores[i, j] = -inf for j > i.
+# with $d$ the size of $q$ and $k$; each row of weights $a_{i\cdot}$ sums to 1.
+# Dividing by $\sqrt{d}$ keeps the scores of random vectors near unit size, so
+# the softmax does not saturate at initialisation. A **causal** head (GPT) may
+# not read the future: $s_{ij} = -\infty$ for $j > i$.
 
 # %%
 def attention_head(x, Wq, Wk, Wv, causal=False):
@@ -95,11 +95,12 @@ fused = F.scaled_dot_product_attention(*(mdl.tensor(x @ W) for W in (Wq, Wk, Wv)
 print("largest difference from the fused kernel:", np.abs(fused.data - out).max())
 assert np.allclose(fused.data, out, atol=1e-12)
 
-fig, ax = plt.subplots(figsize=(3.4, 3))
-ax.imshow(weights, cmap="viridis")
+fig, ax = plt.subplots(figsize=(4, 3))
+image = ax.imshow(weights, cmap="viridis", vmin=0, vmax=1)
+fig.colorbar(image, ax=ax, label="attention weight")
 ax.set_xlabel("key j (read from)"), ax.set_ylabel("query i (reader)")
 ax.set_title("one causal head")
-save(fig, "06_one_head.png")
+save(fig, "one_head.png")
 
 # %% [markdown]
 # The causal mask is what lets a GPT train on every position of a sequence at
@@ -153,11 +154,112 @@ shuffled, _ = mha(*(mdl.tensor(x[None, order]),) * 3)
 print("outputs follow the shuffle:", np.allclose(shuffled.data[0], plain.data[0][order]))
 
 table = nn.positional.sinusoidal_table(64, 32)                # (positions, dim)
-fig, ax = plt.subplots(figsize=(5, 3))
-ax.imshow(table.T, cmap="RdBu", aspect="auto")
+fig, ax = plt.subplots(figsize=(5.5, 3))
+image = ax.imshow(table.T, cmap="RdBu", aspect="auto", vmin=-1, vmax=1)
+fig.colorbar(image, ax=ax, label="value")
 ax.set_xlabel("position"), ax.set_ylabel("dimension")
 ax.set_title("sinusoidal positional encoding")
-save(fig, "06_positions.png")
+save(fig, "positions.png")
+
+# %% [markdown]
+# ## 2b. The rest of a block: LayerNorm, the MLP, residual connections
+#
+# Attention lets tokens exchange information; a Transformer **block** adds
+# three more pieces around it.
+#
+# **LayerNorm** rescales each token's vector to mean 0 and variance 1 over its
+# $E$ features, then applies a learned scale $\gamma$ and shift $\beta$:
+#
+# $$\mathrm{LN}(x) = \gamma \odot \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta, \qquad \mu = \frac{1}{E}\sum_e x_e, \quad \sigma^2 = \frac{1}{E}\sum_e (x_e - \mu)^2.$$
+#
+# Unlike BatchNorm it never looks across the batch, so it behaves the same in
+# training and evaluation and for a batch of one.
+#
+# **The MLP** (or feed-forward) part works on each token on its own:
+# $\mathrm{MLP}(x) = W_2\, \mathrm{act}(W_1 x + b_1) + b_2$, widening to
+# `dim_feedforward` features and back. Attention mixes tokens; the MLP
+# transforms each one.
+#
+# **Residual connections** add each part's output to its input,
+# $x \leftarrow x + f(x)$, instead of replacing it. The derivative of
+# $x + f(x)$ is $I + f'(x)$: the identity gives the gradient a path from the
+# loss back to the first layer that no layer can shrink.
+#
+# Where the LayerNorm goes gives two designs. **Post-norm** (the original
+# Transformer, PyTorch's default) normalises after adding,
+# $x \leftarrow \mathrm{LN}(x + f(x))$; **pre-norm** (GPT-2, ViT, minidl's
+# models) normalises only what goes into the branch,
+# $x \leftarrow x + f(\mathrm{LN}(x))$, so the residual path stays untouched.
+# We rebuild both from the pieces and compare with `nn.TransformerEncoderLayer`
+# (dropout 0, so it is deterministic).
+
+# %%
+def layer_norm(x, weight, bias, eps=1e-5):
+    mean = x.mean(axis=-1, keepdims=True)                    # (..., 1)
+    var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)     # (..., 1), the biased variance
+    return weight * (x - mean) / np.sqrt(var + eps) + bias   # (..., E)
+
+
+def block_by_hand(layer, x):
+    """One encoder layer from its own weights, in NumPy: x is (T, E)."""
+    def ln(norm, h):
+        return layer_norm(h, norm.weight.data, norm.bias.data, norm.eps)
+
+    def attention(h):
+        out, _ = layer.self_attn(*(mdl.tensor(h[None]),) * 3, need_weights=False)   # (1, T, E)
+        return out.data[0]                                                         # checked in section 2
+
+    def mlp(h):
+        hidden = np.maximum(h @ layer.linear1.weight.data.T + layer.linear1.bias.data, 0)   # (T, F)
+        return hidden @ layer.linear2.weight.data.T + layer.linear2.bias.data               # (T, E)
+
+    if layer.norm_first:                                     # pre-norm
+        x = x + attention(ln(layer.norm1, x))
+        return x + mlp(ln(layer.norm2, x))
+    x = ln(layer.norm1, x + attention(x))                    # post-norm
+    return ln(layer.norm2, x + mlp(x))
+
+
+normed = nn.LayerNorm(E).double()
+normed.weight.data[...] = rng.uniform(0.5, 1.5, E)
+normed.bias.data[...] = rng.uniform(-0.5, 0.5, E)
+print("LayerNorm by hand vs nn.LayerNorm:",
+      np.abs(layer_norm(x, normed.weight.data, normed.bias.data) - normed(mdl.tensor(x)).data).max())
+plain_ln = layer_norm(x, np.ones(E), np.zeros(E))
+print("each token after LayerNorm (gamma 1, beta 0): mean", np.abs(plain_ln.mean(axis=1)).max().round(12),
+      " variance", plain_ln.var(axis=1).round(4)[:3], "...")
+for norm_first in (False, True):
+    layer = nn.TransformerEncoderLayer(E, heads, dim_feedforward=32, dropout=0.0, norm_first=norm_first).double()
+    layer.eval()
+    module_out = layer(mdl.tensor(x[None])).data[0]                    # (T, E)
+    difference = np.abs(module_out - block_by_hand(layer, x)).max()
+    print(f"{'pre' if norm_first else 'post'}-norm block by hand vs nn.TransformerEncoderLayer: {difference:.1e}")
+    assert difference < 1e-10
+
+# %% [markdown]
+# **Why the residual path matters.** Stack 24 small MLP blocks and send a
+# gradient back from the output. With $x \leftarrow f(x)$ the gradient is
+# multiplied by every layer's Jacobian on the way and, for random layers at
+# initialisation, shrinks (or grows) geometrically with depth. With
+# $x \leftarrow x + f(\mathrm{LN}(x))$ it stays of the same order, because
+# every Jacobian is the identity plus a correction.
+
+# %%
+def input_gradient_norm(depth, residual, seed=0):
+    mdl.manual_seed(seed)
+    blocks = [(nn.LayerNorm(E), nn.Linear(E, 4 * E), nn.Linear(4 * E, E)) for _ in range(depth)]
+    h = mdl.tensor(x.astype(np.float32), requires_grad=True)           # (T, E)
+    out = h
+    for norm, up, down in blocks:
+        branch = down(F.gelu(up(norm(out) if residual else out)))      # (T, E)
+        out = out + branch if residual else branch
+    (out * mdl.tensor(np.ones_like(x, dtype=np.float32))).sum().backward()
+    return float(np.linalg.norm(h.grad))
+
+
+for depth in (1, 6, 24):
+    print(f"depth {depth:2d}: |dL/dx| without residuals {input_gradient_norm(depth, False):.2e}, "
+          f"with pre-norm residuals {input_gradient_norm(depth, True):.2e}")
 
 # %% [markdown]
 # ## 3. A Vision Transformer on digits
@@ -165,14 +267,14 @@ save(fig, "06_positions.png")
 # `VisionTransformer` cuts an 8x8 digit into 2x2 patches with a strided
 # convolution (kernel 2, stride 2: each patch becomes one vector of width
 # `dim`), prepends a learned **class token**, adds learned positions, runs
-# pre-norm encoder layers (LayerNorm, attention, residual; LayerNorm, MLP,
-# residual) and reads the class from the class token's final vector. The class
-# token has no pixels of its own: it can only answer by attending to patches.
+# pre-norm encoder layers (the block of the previous section) and reads the
+# class from the class token's final vector. The class token has no pixels of
+# its own: it can only answer by attending to patches.
 #
 # Here: 15 epochs, for the pictures. `minidl train vit` trains 30 epochs of a
 # variant whose 2x2 patches are read through overlapping 4x4 windows
-# (`patch_kernel=4`); that bit of locality is worth about two points on 1347
-# training images (measured: 94.2% without, 96.4% with, on the 450 test digits).
+# (`patch_kernel=4`), a little locality that helps on only 1,347 training
+# images; exercise 4 compares patch sizes.
 
 # %%
 train = load_dataset("digits", "train")
@@ -215,11 +317,14 @@ for row, index in enumerate(examples):
     for layer, weights in enumerate(maps):
         patches = weights[row, 0, 1:].reshape(4, 4)                         # class token -> patches
         axes[row, layer + 1].imshow(test.images[index, 0], cmap="gray")
-        axes[row, layer + 1].imshow(np.kron(patches, np.ones((2, 2))), cmap="inferno", alpha=0.6)
+        overlay = axes[row, layer + 1].imshow(np.kron(patches, np.ones((2, 2))), cmap="inferno", alpha=0.6,
+                                              vmin=0, vmax=max(float(m[:, 0, 1:].max()) for m in maps))
         axes[row, layer + 1].set_title(f"layer {layer + 1}", fontsize=8)
 for ax in axes.flat:
     ax.axis("off")
-save(fig, "06_vit_attention.png")
+fig.tight_layout()
+fig.colorbar(overlay, ax=axes, fraction=0.03, label="class token's attention to the patch")
+tutorial.show(fig, "vit_attention.png")
 
 # %% [markdown]
 # ## 4. A GPT writes Shakespeare
@@ -260,13 +365,16 @@ ax.plot(losses, label="training batches")
 ax.axhline(text_task.bigram_loss(), color="gray", ls="--", label="bigram baseline")
 ax.set_xlabel("step"), ax.set_ylabel("cross-entropy (nats/char)")
 ax.legend()
-save(fig, "06_gpt_loss.png")
+save(fig, "gpt_loss.png")
 
 # %% [markdown]
 # **Generating** is the model's own prediction fed back in: take the logits at
-# the last position, divide by a *temperature* (below 1: bolder choices of the
-# likely characters; above 1: more surprises), keep the `top_k` best, sample
-# one, append it, repeat.
+# the last position, divide by a *temperature* $\tau$ (below 1 sharpens the
+# distribution towards the likely characters: safer, more repetitive text;
+# above 1 flattens it: more surprises, more mistakes), keep the `top_k` best,
+# sample one, append it, repeat:
+#
+# $$p(c) = \frac{e^{z_c / \tau}}{\sum_{c'} e^{z_{c'} / \tau}}.$$
 
 # %%
 prompt = np.array([[text_task.index[c] for c in "HAMLET.\n"]])
@@ -297,11 +405,13 @@ gpt.train()
 labels = list(sentence)
 fig, axes = plt.subplots(1, config.n_head, figsize=(4 * config.n_head, 4.2))
 for head, ax in enumerate(axes):
-    ax.imshow(per_head.data[0, head], cmap="viridis")
+    image = ax.imshow(per_head.data[0, head], cmap="viridis", vmin=0, vmax=1)
     ax.set_xticks(range(len(labels)), labels, fontsize=6)
     ax.set_yticks(range(len(labels)), labels, fontsize=6)
     ax.set_title(f"last block, head {head + 1}")
-save(fig, "06_gpt_heads.png")
+fig.tight_layout()
+fig.colorbar(image, ax=axes, fraction=0.02, label="attention weight")
+tutorial.show(fig, "gpt_heads.png")
 
 # %% [markdown]
 # ## 5. The same GPT draws digits
@@ -333,13 +443,16 @@ for i, ax in enumerate(axes.T.flat):
     ax.axis("off")
 for digit in range(10):
     axes[0, digit].set_title(str(digit))
-save(fig, "06_pixel_digits.png")
+save(fig, "pixel_digits.png")
 
 # %% [markdown]
 # ## Summary
 #
-# - Attention: softmax(q k^T / sqrt d) v. Each position reads a weighted mix of
-#   the others; the weights come from the data itself.
+# - Attention: $\mathrm{softmax}(qk^\top / \sqrt{d})\,v$. Each position reads a
+#   weighted mix of the others; the weights come from the data itself.
+# - A block wraps attention and an MLP each in a residual connection and a
+#   LayerNorm; pre-norm keeps an untouched path from input to output, which is
+#   what lets deep stacks train.
 # - Multi-head attention runs several small heads side by side and mixes their
 #   outputs; without positions it cannot tell order (it is permutation
 #   equivariant), so positions are added to the tokens.

@@ -28,34 +28,34 @@
 #
 # Run it as a script (`python tutorials/07_gan.py`) or as a notebook
 # (jupytext). `MINIDL_QUICK=1` trains tiny models for a few dozen steps, so the
-# file runs in well under a minute (the pictures are then rough); pictures go to
-# `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`).
+# file runs in well under a minute (the pictures are then rough). Prerequisites:
+# tutorial 05 (a CNN classifier) and 01b (optimisers). The five pictures
+# (`07_*.png`) go to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`) and,
+# in a notebook, also appear below their cells; nothing else is written.
 
 # %%
-import os
+import tempfile
 import time
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import minidl as mdl  # noqa: E402
-import minidl.functional as F  # noqa: E402
-from minidl.autograd.tensor import Tensor  # noqa: E402
-from minidl.data import load_dataset  # noqa: E402
-from minidl.metrics import classifier_outputs, classifier_report, frechet_distance  # noqa: E402
-from minidl.models.gan import GAN, GANConfig  # noqa: E402
-from minidl.training.classifier import fit, prepare_batch  # noqa: E402
-from minidl.training.config import make_config  # noqa: E402
-from minidl.training.gan import OptimizerPair, to_pixels, train_step  # noqa: E402
+import minidl as mdl
+import minidl.functional as F
+from minidl.autograd.tensor import Tensor
+from minidl.data import load_dataset
+from minidl.metrics import classifier_outputs, classifier_report, frechet_distance
+from minidl.models.gan import GAN, GANConfig
+from minidl.training.classifier import fit, prepare_batch
+from minidl.training.config import make_config
+from minidl.training.gan import OptimizerPair, to_pixels, train_step
+from minidl.tutorial_support import Tutorial
 
-QUICK = os.environ.get("MINIDL_QUICK") == "1"
-OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")
-os.makedirs(OUT_DIR, exist_ok=True)
+tutorial = Tutorial("07")      # quick mode, the output folder, figures inline in Jupyter
+QUICK = tutorial.quick
 
 
-def show_rows(rows, labels, path, title):
+def show_rows(rows, labels, name, title):
     """Rows of images in [0, 1], one row per label, drawn on one fixed 0..1 scale."""
     fig, axes = plt.subplots(len(rows), len(rows[0]), squeeze=False,
                              figsize=(0.8 * len(rows[0]) + 1.2, 0.85 * len(rows) + 0.4))
@@ -66,9 +66,7 @@ def show_rows(rows, labels, path, title):
         axes[r, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return tutorial.show(fig, name, dpi=100)
 
 
 # %% [markdown]
@@ -101,21 +99,21 @@ print("z", z.shape, "-> G(z)", gan.generator(Tensor(z)).shape, "-> D(G(z))",
 # %% [markdown]
 # ## The losses
 #
-# With s(t) = 1 / (1 + exp(-t)) and D's logits, D is an ordinary binary
-# classifier: real images have label 1, generated ones label 0,
+# With the sigmoid $s(t) = 1 / (1 + e^{-t})$ and D's logits, D is an ordinary
+# binary classifier: real images have label 1, generated ones label 0,
 #
-#     loss_D = bce(D(x), 1) + bce(D(G(z)), 0) = -log s(D(x)) - log(1 - s(D(G(z))))
+# $$L_D = \mathrm{bce}(D(x), 1) + \mathrm{bce}(D(G(z)), 0) = -\log s(D(x)) - \log\big(1 - s(D(G(z)))\big).$$
 #
 # The game as first written gives G the opposite of D's second term,
-# "minimise log(1 - s(D(G(z))))" (the *saturating* loss). Early in training D
-# easily rejects G's images, s(D(G(z))) is near 0, and there this loss is flat:
-# G gets almost no gradient. The fix used in practice is to let G *maximise*
-# log s(D(G(z))), i.e. `loss_G = bce(D(G(z)), 1)`: the same fixed point, but
-# a strong gradient exactly when G is losing. Both derivatives with respect to
-# the logit t = D(G(z)):
+# "minimise $\log(1 - s(D(G(z))))$" (the *saturating* loss). Early in training
+# D easily rejects G's images, $s(D(G(z)))$ is near 0, and there this loss is
+# flat: G gets almost no gradient. The fix used in practice is to let G
+# *maximise* $\log s(D(G(z)))$, i.e. `loss_G = bce(D(G(z)), 1)`: the same fixed
+# point, but a strong gradient exactly when G is losing. Both derivatives with
+# respect to the logit $t = D(G(z))$:
 #
-#     saturating:      d/dt log(1 - s(t))  = -s(t)         -> 0 as s(t) -> 0
-#     non-saturating:  d/dt [-log s(t)]     = -(1 - s(t))   -> -1 as s(t) -> 0
+# $$\text{saturating: } \frac{d}{dt}\log(1 - s(t)) = -s(t) \xrightarrow{s \to 0} 0, \qquad
+# \text{non-saturating: } \frac{d}{dt}\big[-\log s(t)\big] = -(1 - s(t)) \xrightarrow{s \to 0} -1.$$
 #
 # We check both with minidl's autograd rather than trusting the algebra.
 
@@ -139,8 +137,7 @@ ax.axvspan(0, 0.1, color="0.9")
 ax.text(0.01, 0.5, "early training:\nD wins", fontsize=8)
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "07_generator_losses.png"), dpi=110)
-plt.close(fig)
+tutorial.show(fig, "generator_losses.png")
 
 # %% [markdown]
 # ## One training step
@@ -187,26 +184,29 @@ for step in range(steps + 1):
     for key in curves:
         curves[key].append(figures[key])
 print(f"{steps} steps of batch {batch} in {time.perf_counter() - start:.1f} s")
-show_rows(snapshots, [f"step {s}" for s in snapshot_steps], os.path.join(OUT_DIR, "07_grid_progress.png"),
+show_rows(snapshots, [f"step {s}" for s in snapshot_steps], "grid_progress.png",
           "the same 10 noise vectors through G as training goes on")
 
 
 def smooth(values, width):
+    """Moving average over `width` steps, and the step each average ends at (1-based)."""
     width = max(1, min(width, len(values)))
-    return np.convolve(values, np.ones(width) / width, mode="valid")
+    averaged = np.convolve(values, np.ones(width) / width, mode="valid")
+    return np.arange(width, len(values) + 1), averaged
 
 
+WINDOW = 25
 fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4))
-left.plot(smooth(curves["d_loss"], 25), label="D loss")
-left.plot(smooth(curves["g_loss"], 25), label="G loss")
-left.set_xlabel("step"), left.legend()
-right.plot(smooth(curves["d_real"], 25), label="s(D(x)), real")
-right.plot(smooth(curves["d_fake"], 25), label="s(D(G(z))), generated")
+left.plot(*smooth(curves["d_loss"], WINDOW), label="D loss")
+left.plot(*smooth(curves["g_loss"], WINDOW), label="G loss")
+right.plot(*smooth(curves["d_real"], WINDOW), label="s(D(x)), real")
+right.plot(*smooth(curves["d_fake"], WINDOW), label="s(D(G(z))), generated")
 right.axhline(0.5, color="gray", ls="--", lw=0.8)
-right.set_xlabel("step"), right.legend()
+for ax in (left, right):
+    ax.set_xlabel(f"training step (each point: mean of the {WINDOW} steps up to it)")
+    ax.legend()
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "07_curves.png"), dpi=110)
-plt.close(fig)
+tutorial.show(fig, "curves.png")
 
 # %% [markdown]
 # The losses do **not** go down and stay down as in classification: each
@@ -221,8 +221,8 @@ plt.close(fig)
 #
 # - **Frechet distance.** Take the CNN's 64 penultimate features of held-out
 #   real images and of generated ones, fit a Gaussian to each cloud, and
-#   measure the distance between the Gaussians:
-#   d^2 = |mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
+#   measure the distance between the Gaussians $(\mu_a, \Sigma_a)$ and $(\mu_b, \Sigma_b)$:
+#   $$d^2 = \lVert \mu_a - \mu_b \rVert^2 + \mathrm{tr}\big(\Sigma_a + \Sigma_b - 2 (\Sigma_a \Sigma_b)^{1/2}\big).$$
 #   (This is the idea of the FID score, with our CNN in place of Inception, so the
 #   numbers only compare minidl runs.) Two anchors make it readable: other real
 #   images give the **floor** (the distance from sampling alone), uniform noise
@@ -230,11 +230,14 @@ plt.close(fig)
 # - **Confidence and coverage.** What share of samples the CNN classifies with
 #   probability >= 0.9 (does it look like *some* digit?) and how the predicted
 #   classes are spread (does G draw *every* digit?).
+#
+# `fit` writes a run directory (checkpoint, metrics); we give it a temporary
+# one, deleted as soon as the CNN is trained.
 
 # %%
 cnn_config = make_config("cnn", dataset="digits", epochs=1 if QUICK else None)
-cnn = fit(cnn_config, os.path.join(OUT_DIR, "07_reference_cnn"), progress=False, plots=False,
-          log=lambda *a: None)["model"]
+with tempfile.TemporaryDirectory() as run_dir:
+    cnn = fit(cnn_config, run_dir, progress=False, plots=False, log=lambda *a: None)["model"]
 test_images = load_dataset("digits", "test").images                    # (450, 1, 8, 8)
 
 
@@ -260,8 +263,20 @@ print(f"Frechet distance: generated {report['frechet']:.1f}, real-vs-real floor 
       f"noise ceiling {ceiling:.1f}")
 print(f"{report['confident_fraction']:.1%} of 1000 samples classified with confidence >= 0.9; "
       f"class shares {np.round(report['class_shares'], 3)}")
+if report["frechet"] > ceiling:
+    print("The generated samples are farther from real digits than uniform noise is: "
+          "G has not learned to draw digits yet.")
 
 # %% [markdown]
+# Read the generated distance between the two anchors: near the floor, the
+# samples' features are as close to the test digits as other real digits are;
+# near or above the ceiling, no closer than noise. After the full run it sits
+# far below the ceiling. In quick mode G has trained for only 60 steps and its
+# blobs usually land *above* the noise ceiling (the CNN's features of a grey
+# smudge can be farther from digits than those of random pixels), and hardly
+# any sample is classified confidently: the measurement says plainly that G
+# cannot draw yet.
+#
 # ## Failure mode: mode collapse
 #
 # Nothing in G's loss asks for *variety*. G is paid for each image D finds
@@ -298,7 +313,7 @@ print(f"diversity: balanced {diversity(generated):.3f}, after {collapse_steps} g
 print(f"class shares after collapse: {np.round(collapsed_report['class_shares'], 3)}; "
       f"Frechet {report['frechet']:.1f} -> {collapsed_report['frechet']:.1f}")
 
-show_rows([generated[:12], collapsed[:12]], ["balanced", "D frozen"], os.path.join(OUT_DIR, "07_mode_collapse.png"),
+show_rows([generated[:12], collapsed[:12]], ["balanced", "D frozen"], "mode_collapse.png",
           "12 samples each: the game vs. G alone against a frozen D")
 fig, ax = plt.subplots(figsize=(6, 3))
 positions = np.arange(10)
@@ -308,8 +323,7 @@ ax.axhline(0.1, color="gray", ls="--", lw=0.8)
 ax.set_xticks(positions), ax.set_xlabel("class predicted by the CNN"), ax.set_ylabel("share of 1000 samples")
 ax.legend(fontsize=8)
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "07_class_shares.png"), dpi=110)
-plt.close(fig)
+tutorial.show(fig, "class_shares.png")
 
 # %% [markdown]
 # Mode collapse also happens partially in ordinary runs (some digits drawn far

@@ -1,0 +1,67 @@
+"""Every tutorial also works as a notebook: jupytext converts it, nbclient runs
+it on an IPython kernel in quick mode, and its figures appear inline (as
+image/png outputs) as well as in MINIDL_TUTORIAL_OUT.
+
+Needs the `tutorials` extra (`pip install ".[tutorials]"`: jupytext, nbclient,
+nbformat, ipykernel); without it these tests skip and say so. The kernel is
+this test's own Python, declared in a temporary kernelspec, so the notebook
+imports the same minidl as the test.
+"""
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+import minidl
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9]*.py"))
+CELL_TIMEOUT_SECONDS = 600
+
+
+def _kernel(tmp_path, out_dir):
+    """A kernelspec named minidl-test that runs this Python in quick mode."""
+    package_parent = str(Path(minidl.__file__).resolve().parents[1])
+    spec_dir = tmp_path / "jupyter" / "kernels" / "minidl-test"
+    spec_dir.mkdir(parents=True)
+    env = dict(MINIDL_QUICK="1", MINIDL_TUTORIAL_OUT=str(out_dir),
+               PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    (spec_dir / "kernel.json").write_text(json.dumps(dict(
+        argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        display_name="minidl test", language="python", env=env)))
+    return tmp_path / "jupyter"
+
+
+def test_the_tutorials_extra_lists_the_notebook_tools():
+    text = (ROOT / "setup.cfg").read_text()
+    extra = text.split("tutorials =", 1)[1].split("\n\n", 1)[0]
+    for tool in ("jupytext", "nbclient", "nbformat", "ipykernel"):
+        assert tool in extra, f"setup.cfg's tutorials extra does not list {tool}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_runs_as_a_notebook_and_shows_its_figures_inline(path, tmp_path, monkeypatch):
+    jupytext = pytest.importorskip("jupytext", reason="the tutorials extra is not installed: pip install '.[tutorials]'")
+    nbclient = pytest.importorskip("nbclient", reason="the tutorials extra is not installed: pip install '.[tutorials]'")
+    pytest.importorskip("ipykernel", reason="the tutorials extra is not installed: pip install '.[tutorials]'")
+    out_dir = tmp_path / "out"
+    monkeypatch.setenv("JUPYTER_PATH", str(_kernel(tmp_path, out_dir)))
+    monkeypatch.delenv("MPLBACKEND", raising=False)      # let the kernel use its inline backend
+
+    notebook = jupytext.read(path)
+    kinds = [cell.cell_type for cell in notebook.cells]
+    assert kinds.count("markdown") >= 2 and kinds.count("code") >= 2
+    client = nbclient.NotebookClient(notebook, kernel_name="minidl-test", timeout=CELL_TIMEOUT_SECONDS,
+                                     resources={"metadata": {"path": str(tmp_path)}})
+    client.execute()          # raises CellExecutionError, with the cell and traceback, on any error
+
+    inline = [output for cell in notebook.cells if cell.cell_type == "code"
+              for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
+    saved = list(out_dir.glob("**/*.png"))
+    assert inline, f"{path.name}: no figure was displayed inline in the notebook"
+    assert saved, f"{path.name}: the notebook saved no PNG into MINIDL_TUTORIAL_OUT"
+    assert len(inline) >= len(saved), (f"{path.name}: {len(saved)} pictures saved but only {len(inline)} "
+                                       "shown inline")
