@@ -6,12 +6,14 @@
     minidl eval runs/first                   # same test accuracy, from the checkpoint
     minidl bench conv --quick                # side-by-side timings
     minidl gradcheck                         # every functional op against finite differences
+    minidl check 01b --init                  # a tutorial's exercises to fill in; then `minidl check 01b`
     minidl data info                         # which datasets are where
 
 `main(argv)` returns the exit code, so tests call it in-process.
 """
 import argparse
 import sys
+from pathlib import Path
 
 from . import models
 
@@ -76,6 +78,26 @@ def _sample(args):
               f"{', '.join(models.available_models('generator')) or 'none registered yet'}")
         return 2
     return entry.resolve("sampler")(args.run_dir, args) or 0
+
+
+def _check(args):
+    from .exercises import runner
+
+    if args.init:
+        try:
+            copied = runner.copy_skeleton(args.tutorial, args.file)
+        except FileExistsError as error:
+            print(f"minidl check --init: {error}", file=sys.stderr)
+            return 1
+        print(f"copied the exercises of tutorial {args.tutorial} to {copied}; fill them in, then run "
+              f"`minidl check {args.tutorial}" + (f" --file {args.file}`" if args.file else "`"))
+        return 0
+    path = Path(args.file) if args.file else runner.default_student_path(args.tutorial)
+    if not path.exists():
+        print(f"minidl check: {path} does not exist; `minidl check {args.tutorial} --init` copies the "
+              f"skeleton there (or give your file with --file)", file=sys.stderr)
+        return 2
+    return runner.report(args.tutorial, path, runner.check_file(args.tutorial, path))
 
 
 def _bench(args):
@@ -266,6 +288,16 @@ def build_parser():
     bench.add_argument("--quick", action="store_true", help="small shapes, for a smoke test")
     bench.add_argument("--out", default="benchmarks/results", metavar="DIR")
     bench.set_defaults(handler=_bench)
+
+    check = commands.add_parser(
+        "check", help="check your answers to a tutorial's exercises: passed / failed with a hint",
+        description="Run the checks of tutorial TUTORIAL's exercises on your file (default "
+        "exercises/NN_name.py in the current directory) and print, per exercise, passed or failed "
+        "with what went wrong and a hint (exit code 1 if any fails). --init copies the skeleton there first.")
+    check.add_argument("tutorial", metavar="TUTORIAL", help="the tutorial's number, e.g. 01 or 01b")
+    check.add_argument("--file", metavar="PATH", help="your exercises file (default exercises/NN_name.py)")
+    check.add_argument("--init", action="store_true", help="copy the skeleton to start from (never overwrites)")
+    check.set_defaults(handler=_check)
 
     gradcheck = commands.add_parser(
         "gradcheck", help="check every functional op's backward against finite differences",

@@ -353,6 +353,11 @@ for name, dtype in (("float32", np.float32), ("float64", np.float64)):
 #
 # ## Exercises
 #
+# Exercises 1 and 6 have checks: `minidl check 01 --init` copies a skeleton
+# (the `Value` class above, with the methods to write left empty) to
+# `exercises/01_autograd.py`; fill it in, then `minidl check 01` says, per
+# exercise, whether it is right, with a hint when it is not.
+#
 # 1. Add `tanh` and `__pow__` (number exponent) to `Value`, and check them
 #    against minidl on f(x) = tanh(x)**3.
 # 2. Draw the graph of `(x * x).sum()` with `viz.plot_computation_graph`.
@@ -366,3 +371,6 @@ for name, dtype in (("float32", np.float32), ("float64", np.float64)):
 #    gradcheck notice? Which of its tolerances (`atol`, `rtol`) decides?
 # 5. Time `backward()` on the chain of 100,000 multiplications. How many
 #    microseconds per op? Where do you think they go?
+# 6. Write `numerical_gradient(f, x, eps=1e-6)`: the central-difference
+#    gradient of a scalar function f at an array x, one element at a time,
+#    leaving x unchanged. It is the heart of `gradcheck`.

@@ -308,15 +308,24 @@ tutorial.show(viz.plot_misclassified(test_set.images, test_set.labels, final["pr
 #
 # ## Exercises
 #
-# 1. Add a fourth 3x3 convolution (64 -> 64, padding 1) after `conv3`. Work out
-#    the new shapes and parameter count by hand, then check with `summary()`.
+# Exercises 1 and 4 have checks: `minidl check 05 --init` copies a skeleton to
+# `exercises/05_cnn.py`; fill it in, then `minidl check 05` says, per
+# exercise, whether it is right, with a hint when it is not.
+#
+# 1. Write `output_side(side, kernel, padding, stride, dilation)` (the size
+#    formula, with dilation) and `conv2d_parameters(in_channels, out_channels,
+#    kernel_size, bias)`. Then add a fourth 3x3 convolution (64 -> 64, padding 1)
+#    after `conv3`: work out the new shapes and parameter count with your
+#    functions, and check them with `summary()`.
 # 2. Train with `nn.AvgPool2d(2)` in place of the max-poolings. Does the test
 #    accuracy change? How do the feature maps after block 2 differ?
 # 3. Turn on augmentation (`train_one_epoch(..., augment=True)`, or
 #    `minidl train cnn --augment`) and compare train and test accuracy with and
 #    without it after the same number of epochs.
-# 4. Find the misclassified test images the model was most confident about
-#    (largest softmax probability for the wrong class). Are their labels right?
+# 4. Write `most_confident_mistakes(probabilities, labels, k)`: the
+#    misclassified test images the model was most confident about (largest
+#    softmax probability for the wrong class), most confident first. Look at
+#    them: are their labels right?
 # 5. Replace the first convolution's filters by fixed edge detectors (tutorial
 #    02's Sobel filters, frozen with `requires_grad = False`) and train the rest.
 #    How much accuracy does learning the first layer buy?

@@ -464,13 +464,18 @@ save(fig, "pixel_digits.png")
 #
 # ## Exercises
 #
+# Exercises 3, 7 and 8 have checks: `minidl check 06 --init` copies a skeleton
+# to `exercises/06_transformer.py`; fill it in, then `minidl check 06` says,
+# per exercise, whether it is right, with a hint when it is not.
+#
 # 1. Drop the 1/sqrt(d) in `attention_head` and make d large (256). Look at the
 #    weights of random inputs: what happens to the softmax, and to its gradient?
 # 2. Train the character GPT without position embeddings (replace
 #    `gpt.position_embedding` by a function returning its input). How much worse
 #    is the validation loss? Which kind of mistakes appear in the samples?
-# 3. Generate text with temperature 0.2, 1.0 and 2.0 and top_k None. Explain
-#    the three kinds of text you get.
+# 3. Write `sample_next_token(logits, temperature, top_k, rng)`, the sampling
+#    step of `GPT.generate`. Then generate text with temperature 0.2, 1.0 and
+#    2.0 and top_k None, and explain the three kinds of text you get.
 # 4. Give the ViT patches of 1x1 (64 tokens) instead of 2x2. Is it more
 #    accurate? How much slower is a step, and why (count the attention work)?
 # 5. Train the pixel GPT with 2 and with 8 grey levels. Which digits look
@@ -478,3 +483,7 @@ save(fig, "pixel_digits.png")
 # 6. Use `minidl.training.gpt.class_recognition` with a trained CNN
 #    (`minidl train cnn`) to measure how often your drawn digits are read as
 #    the class you asked for.
+# 7. Write `causal_attention(q, k, v)` for one head in NumPy, with the mask
+#    built from `np.triu`, and make it safe for huge scores.
+# 8. Write `layer_norm(x, weight, bias, eps)` in NumPy, without looking at
+#    section 2b.

@@ -358,15 +358,23 @@ tutorial.show(fig, "class_shares.png")
 #
 # ## Exercises
 #
-# 1. Train G with the saturating loss `-bce(D(G(z)), 0)` instead. Does it learn
-#    from the same start? Plot s(D(G(z))) for both.
-# 2. Interpolate between two latent vectors (`GAN.interpolate`) and between the
-#    two *images* pixel by pixel. Why does the latent path look like digits the
-#    whole way, and the pixel path does not?
+# Exercises 1, 2 and 5 have checks: `minidl check 07 --init` copies a skeleton
+# to `exercises/07_gan.py`; fill it in, then `minidl check 07` says, per
+# exercise, whether it is right, with a hint when it is not.
+#
+# 1. Write `saturating_generator_loss(fake_logits)`, the mean of
+#    $\log(1 - s(t))$, from minidl ops and finite for any logit. Train G with
+#    it instead (G *minimises* it). Does it learn from the same start? Plot
+#    s(D(G(z))) for both.
+# 2. Write `interpolate(a, b, steps)` and use it between two latent vectors
+#    (then push them through G) and between the two *images* pixel by pixel.
+#    Why does the latent path look like digits the whole way, and the pixel
+#    path does not?
 # 3. Remove `BatchNorm2d` from the generator. What happens to training speed
 #    and to the class shares?
 # 4. Make D twice as wide as G, then half as wide. Which failure mode do you
 #    see in each case, and in the s(D(x)), s(D(G(z))) curves?
-# 5. The Frechet distance depends on the number of samples: compute it for
-#    real-vs-real with 50, 100, 200 and 450 images. Why does it shrink, and why
-#    must the generated and the floor numbers use the same count?
+# 5. Write `frechet_distance(features_a, features_b)` yourself (with
+#    `scipy.linalg.sqrtm`). The distance depends on the number of samples:
+#    compute it for real-vs-real with 50, 100, 200 and 450 images. Why does it
+#    shrink, and why must the generated and the floor numbers use the same count?
