@@ -286,3 +286,100 @@ def plot_computation_graph(tensor, path, names=None, title=None):
     ax.axis("off")
     ax.set_title(title or "computation graph (data flows right; gradients flow left)")
     return _save(fig, path)
+
+
+# ---- diagrams ----------------------------------------------------------------
+def im2col_layout(height, width, kernel=3, stride=1, padding=0, dilation=1):
+    """For one channel of a height x width image, the im2col matrix of pixel
+    numbers: entry [i*kernel + j, oy*wo + ox] is the number (1, 2, ... in
+    row-major order) of the input pixel that tap (i, j) of the window of output
+    pixel (oy, ox) reads, and 0 where it reads padding. Shape (kernel**2, ho*wo),
+    the layout of minidl's conv kernels."""
+    ho = (height + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    wo = (width + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"im2col_layout: a {kernel}x{kernel} window (dilation {dilation}) does not fit "
+                         f"a {height}x{width} image with padding {padding}")
+    numbers = np.arange(1, height * width + 1).reshape(height, width)
+    layout = np.zeros((kernel * kernel, ho * wo), dtype=np.int64)
+    for i in range(kernel):
+        for j in range(kernel):
+            for oy in range(ho):
+                for ox in range(wo):
+                    iy = oy * stride - padding + i * dilation      # input row read by output row oy
+                    ix = ox * stride - padding + j * dilation      # input column read by output column ox
+                    if 0 <= iy < height and 0 <= ix < width:
+                        layout[i * kernel + j, oy * wo + ox] = numbers[iy, ix]
+    return layout
+
+
+def plot_im2col(path, height=4, width=4, kernel=3, stride=1, padding=1, dilation=1, highlight=0):
+    """Diagram: the input pixels (numbered) with one window marked, and the
+    im2col matrix, one column per output pixel, with that window's column marked.
+    The convolution is then weight (Cout, kernel**2) @ this matrix."""
+    from matplotlib.patches import Rectangle
+
+    layout = im2col_layout(height, width, kernel, stride, padding, dilation)
+    rows, columns = layout.shape
+    marked = set(layout[:, highlight][layout[:, highlight] > 0].tolist())
+    fig = Figure(figsize=(2.2 + 0.45 * (width + 2 * padding) + 0.42 * columns, 1.6 + 0.42 * max(rows, height)))
+    image_ax, matrix_ax = fig.subplots(1, 2, gridspec_kw=dict(width_ratios=[width + 2 * padding + 1, columns + 1]))
+    for y in range(-padding, height + padding):
+        for x in range(-padding, width + padding):
+            inside = 0 <= y < height and 0 <= x < width
+            number = y * width + x + 1 if inside else 0
+            colour = "#ffd8a8" if number in marked else ("white" if inside else "0.88")
+            image_ax.add_patch(Rectangle((x, -y), 1, 1, facecolor=colour, edgecolor="0.4"))
+            image_ax.text(x + 0.5, -y + 0.5, str(number) if inside else "0", ha="center", va="center",
+                          fontsize=8, color="black" if inside else "0.5")
+    image_ax.set(xlim=(-padding - 0.2, width + padding + 0.2), ylim=(-height - padding + 0.8, padding + 1.2),
+                 title=f"input {height}x{width}, padding {padding} (grey)\nwindow of output pixel {highlight}",
+                 aspect="equal")
+    image_ax.axis("off")
+    for r in range(rows):
+        for c in range(columns):
+            colour = "#ffd8a8" if c == highlight else ("0.88" if layout[r, c] == 0 else "white")
+            matrix_ax.add_patch(Rectangle((c, -r), 1, 1, facecolor=colour, edgecolor="0.6", lw=0.5))
+            matrix_ax.text(c + 0.5, -r + 0.5, str(layout[r, c]), ha="center", va="center", fontsize=7,
+                           color="black" if layout[r, c] else "0.5")
+    matrix_ax.set(xlim=(-0.2, columns + 0.2), ylim=(-rows + 0.8, 1.2), aspect="equal",
+                  title=f"im2col: ({kernel}x{kernel} taps, {columns} output pixels) = {layout.shape}, "
+                        f"stride {stride}, dilation {dilation}")
+    matrix_ax.axis("off")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_attention_shapes(path, L=4, S=6, E=3, Ev=2):
+    """Diagram of scaled dot-product attention's shapes for one head:
+    Q (L, E) @ K^T (E, S) -> scores (L, S) -> softmax over each row ->
+    weights (L, S) @ V (S, Ev) -> out (L, Ev). Boxes are drawn to scale."""
+    from matplotlib.patches import Rectangle
+
+    pieces = [("Q", L, E, "#c5e3f6"), ("@", None, None, None), ("K^T", E, S, "#c5e3f6"),
+              ("=", None, None, None), ("scores\nQ K^T / sqrt(E)", L, S, "#ffd8a8"),
+              ("softmax\nper row", None, None, None), ("weights", L, S, "#ffd8a8"),
+              ("@", None, None, None), ("V", S, Ev, "#c8f0c0"), ("=", None, None, None),
+              ("out", L, Ev, "#c8f0c0")]
+    fig = Figure(figsize=(1.0 + 0.42 * sum(c or 1.6 for _, _, c, _ in pieces), 1.4 + 0.42 * max(L, S, E)))
+    ax = fig.subplots()
+    x = 0.0
+    for name, rows, cols, colour in pieces:
+        if rows is None:
+            ax.text(x + 0.8, 0, name, ha="center", va="center", fontsize=9)
+            x += 1.6
+            continue
+        ax.add_patch(Rectangle((x, -rows / 2), cols, rows, facecolor=colour, edgecolor="0.3"))
+        for r in range(1, rows):
+            ax.plot([x, x + cols], [-rows / 2 + r] * 2, color="0.6", lw=0.4)
+        for c in range(1, cols):
+            ax.plot([x + c] * 2, [-rows / 2, rows / 2], color="0.6", lw=0.4)
+        ax.text(x + cols / 2, rows / 2 + 0.35, f"{name}\n({rows}, {cols})", ha="center", va="bottom", fontsize=8)
+        x += cols + 0.3
+    height = max(L, S, E)
+    ax.set(xlim=(-0.3, x + 0.3), ylim=(-height / 2 - 0.5, height / 2 + 2.2), aspect="equal")
+    ax.axis("off")
+    ax.set_title(f"attention for one head: L = {L} queries, S = {S} keys/values, E = {E}, Ev = {Ev}; "
+                 "batch and head axes come first: (..., L, E)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

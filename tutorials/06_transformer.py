@@ -30,7 +30,7 @@
 # (default `tutorial_outputs/`). For models trained to their targets, use
 # `minidl train vit`, `minidl train gpt`, `minidl train pixel-gpt`.
 # Prerequisites: tutorial 01b (training loop, cross-entropy) and 04 (attention).
-# The seven pictures (`06_*.png`) also appear below their cells in a notebook.
+# The eight pictures (`06_*.png`) also appear below their cells in a notebook.
 
 # %%
 import time
@@ -40,7 +40,7 @@ import numpy as np
 
 import minidl as mdl
 import minidl.functional as F
-from minidl import nn, optim
+from minidl import nn, optim, viz
 from minidl.data import load_dataset
 from minidl.models.gpt import GPT, GPTConfig
 from minidl.models.vit import VisionTransformer
@@ -74,6 +74,12 @@ def save(fig, name):
 # Dividing by $\sqrt{d}$ keeps the scores of random vectors near unit size, so
 # the softmax does not saturate at initialisation. A **causal** head (GPT) may
 # not read the future: $s_{ij} = -\infty$ for $j > i$.
+#
+# The shapes, for a head with L queries and S keys (here L = S = T, because
+# every token of one sequence attends to the same sequence):
+
+# %%
+tutorial.show(viz.plot_attention_shapes(tutorial.path("attention_shapes.png"), L=4, S=6, E=3, Ev=2))
 
 # %%
 def attention_head(x, Wq, Wk, Wv, causal=False):
