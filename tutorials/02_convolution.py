@@ -16,31 +16,34 @@
 # 1. seven nested Python loops, straight from the definition;
 # 2. **im2col** with NumPy: copy every patch into a column, then one matrix product;
 # 3. the same im2col as a **Numba** loop kernel (minidl's own), compiled;
-# 4. minidl's differentiable `F.conv2d`, which also gives gradients.
+# 4. minidl's differentiable `F.conv2d`, which also gives gradients;
 #
-# Then we apply hand-made edge filters to a handwritten digit and look at them.
+# then we derive the **backward pass** (the gradients with respect to the
+# weights and the input) from the same column matrix and check it, and apply
+# hand-made edge filters to a handwritten digit.
 #
 # Run it as a script (`python tutorials/02_convolution.py`) or as a notebook
 # (jupytext). `MINIDL_QUICK=1` shrinks the shapes so the whole file runs in a
-# few seconds; pictures go to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`).
+# few seconds. Prerequisite: tutorial 01 (autograd, gradcheck). The three
+# pictures (`02_im2col.png`, `02_conv_timings.png`, `02_conv_filters.png`) go
+# to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`) and, in a notebook,
+# also appear below their cells.
 
 # %%
-import os
 import time
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-import minidl as mdl  # noqa: E402
-import minidl.functional as F  # noqa: E402
-from minidl.kernels.conv import im2col  # noqa: E402
+import minidl as mdl
+import minidl.functional as F
+from minidl import viz
+from minidl.kernels.conv import col2im, im2col
+from minidl.tutorial_support import Tutorial
 
-QUICK = os.environ.get("MINIDL_QUICK") == "1"
-OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")
-os.makedirs(OUT_DIR, exist_ok=True)
+tutorial = Tutorial("02")      # quick mode, the output folder, figures inline in Jupyter
+QUICK = tutorial.quick
 rng = np.random.default_rng(0)
 
 
@@ -59,9 +62,9 @@ def best_time(fn, repeats=3):
 # ## The definition, as seven loops
 #
 # For an input `x` of shape (N, C, H, W) and a weight of shape (O, C, kH, kW),
-# with stride `s` and zero padding `p`:
+# with stride $s$ and zero padding $p$ (`x_pad` is `x` with $p$ zeros on every side):
 #
-#     out[n, o, oy, ox] = sum over c, i, j of  w[o, c, i, j] * x_pad[n, c, oy*s + i, ox*s + j]
+# $$\text{out}[n, o, o_y, o_x] = \sum_{c}\sum_{i}\sum_{j} w[o, c, i, j]\; x_\text{pad}[n, c, o_y s + i, o_x s + j].$$
 #
 # Four loops pick the output element (n, o, oy, ox); three more sum over the
 # input channel c and the kernel position (i, j). Like PyTorch, we do not flip
@@ -103,6 +106,13 @@ print("output shape:", out_loops.shape)
 # matrix `W` (one row per filter), and the convolution is `cols @ W.T`.
 # NumPy's `sliding_window_view` gives all patches as a view without copying;
 # the `reshape` then copies them into the matrix.
+#
+# minidl's kernels use the transposed layout, one *column* per output pixel.
+# The diagram numbers the pixels of a 4x4 image (padding 1 adds the grey
+# zeros) and shows the column matrix of a 3x3 convolution: one row per tap
+# (i, j), one column per output pixel, the marked column being the window of
+# output pixel 5. Each input pixel appears up to nine times: im2col trades
+# memory for one large matrix product.
 
 # %%
 def conv2d_im2col_numpy(x, w, stride=1, padding=0):
@@ -119,6 +129,7 @@ def conv2d_im2col_numpy(x, w, stride=1, padding=0):
 out_numpy = conv2d_im2col_numpy(x, w, padding=1)
 np.testing.assert_allclose(out_numpy, out_loops, rtol=1e-4, atol=1e-4)
 print("im2col + matmul agrees with the seven loops")
+tutorial.show(viz.plot_im2col(tutorial.path("im2col.png"), height=4, width=4, kernel=3, padding=1, highlight=5))
 
 # %% [markdown]
 # ## The Numba kernel
@@ -172,6 +183,63 @@ assert mdl.gradcheck(lambda a, b: F.conv2d(a, b, padding=1), [tiny_x, tiny_w])
 print("F.conv2d agrees, and its gradients pass gradcheck")
 
 # %% [markdown]
+# ## The backward pass, from the same columns
+#
+# Write the forward for one sample as a matrix product, with
+# $X_\text{col}$ = `cols` of shape (C kH kW, Ho Wo) and $W$ the filters
+# flattened to (O, C kH kW):
+#
+# $$Y = W X_\text{col}, \qquad Y: (O, H_o W_o).$$
+#
+# Given the gradient $G = \partial L / \partial Y$ (same shape as $Y$), the
+# matrix-product rule of tutorial 01b gives
+#
+# $$\frac{\partial L}{\partial W} = G\, X_\text{col}^\top \;\;(\text{summed over samples}), \qquad \frac{\partial L}{\partial X_\text{col}} = W^\top G.$$
+#
+# $\partial L/\partial X_\text{col}$ is a gradient for the *columns*, not for
+# the image. Each column entry was copied from one input pixel (or from
+# padding), so each pixel's gradient is the sum of the gradients of all its
+# copies: that sum is **col2im**, which adds every column entry back onto the
+# pixel it came from. col2im is the adjoint (transpose) of im2col, and
+# $\partial L / \partial x = \mathrm{col2im}(W^\top G)$ is itself a
+# convolution, with the filters transposed and flipped: the *transposed
+# convolution* (`F.conv_transpose2d`). We build both gradients from minidl's
+# `im2col` and `col2im` kernels and compare them with what autograd gives for
+# `F.conv2d`, in float64; `gradcheck` already tied `F.conv2d` to finite
+# differences above.
+
+# %%
+def conv2d_backward_by_columns(x, w, grad_out, padding):
+    n_batch, c_in, h, wd = x.shape
+    c_out, _, kh, kw = w.shape
+    ho, wo = grad_out.shape[2:]
+    w_mat = w.reshape(c_out, -1)                                    # (O, C*kH*kW)
+    cols = np.empty((c_in * kh * kw, ho * wo), x.dtype)             # (C*kH*kW, Ho*Wo)
+    grad_w = np.zeros_like(w_mat)                                   # (O, C*kH*kW)
+    grad_x = np.zeros_like(x)                                       # (N, C, H, W), col2im adds into it
+    for n in range(n_batch):
+        g = grad_out[n].reshape(c_out, ho * wo)                     # (O, Ho*Wo)
+        im2col(x, 0, kh, kw, 1, 1, padding, padding, 1, 1, ho, wo, n, cols)
+        grad_w += g @ cols.T                                        # dL/dW = G cols^T
+        grad_cols = np.ascontiguousarray(w_mat.T @ g)               # (C*kH*kW, Ho*Wo), dL/dcols = W^T G
+        col2im(grad_cols, 0, kh, kw, 1, 1, padding, padding, 1, 1, ho, wo, n, grad_x)
+    return grad_w.reshape(w.shape), grad_x
+
+
+x64, w64 = x.astype(np.float64), w.astype(np.float64)
+grad_out = rng.standard_normal(out_loops.shape)                     # any upstream gradient G
+xt, wt = mdl.tensor(x64, requires_grad=True), mdl.tensor(w64, requires_grad=True)
+(F.conv2d(xt, wt, padding=1) * mdl.tensor(grad_out)).sum().backward()   # a loss whose dL/dY is G
+grad_w, grad_x = conv2d_backward_by_columns(x64, w64, grad_out, padding=1)
+print("dL/dW: largest difference from autograd", np.abs(grad_w - wt.grad).max())
+print("dL/dx: largest difference from autograd", np.abs(grad_x - xt.grad).max())
+np.testing.assert_allclose(grad_w, wt.grad, rtol=1e-10, atol=1e-10)
+np.testing.assert_allclose(grad_x, xt.grad, rtol=1e-10, atol=1e-10)
+transposed = F.conv_transpose2d(mdl.tensor(grad_out), mdl.tensor(w64), padding=1).data
+print("col2im(W^T G) vs F.conv_transpose2d(G, W): largest difference", np.abs(grad_x - transposed).max())
+np.testing.assert_allclose(grad_x, transposed, rtol=1e-10, atol=1e-10)
+
+# %% [markdown]
 # ## Timings
 #
 # The loops are timed on the small batch above; the other three also on a
@@ -205,8 +273,27 @@ for ax in axes:
     ax.set_xlabel("milliseconds (log scale, best of 3)")
     ax.invert_yaxis()
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "02_conv_timings.png"), dpi=110)
-plt.close(fig)
+tutorial.show(fig, "conv_timings.png")
+ratio = big["im2col Numba"] / big["im2col NumPy"]
+print(f"big batch: this tutorial's Numba im2col takes {ratio:.2f}x the time of the NumPy im2col; "
+      f"F.conv2d takes {big['F.conv2d'] / big['im2col NumPy']:.2f}x")
+
+# %% [markdown]
+# **Reading the table.** The seven Python loops are hundreds to thousands of
+# times slower than everything else: each multiply-add pays for the
+# interpreter. The three im2col versions do the same matrix products, so their
+# times are close, and which of the two hand-written ones wins depends on the
+# shapes and the machine: our `conv2d_im2col_numba` copies the columns one sample at a time
+# and runs one matrix product per sample, while the NumPy version copies with
+# one big `reshape` and runs a single large product, which a multi-threaded
+# BLAS spreads over all cores. `F.conv2d` runs minidl's optimised kernel
+# (`conv_fast.py`: samples in parallel, no padding tests in the copy) plus the
+# cost of an op (argument checks, a Tensor around the result). Times are the
+# best of three runs; on a busy machine (other programs, or a load average
+# near the number of cores) every number grows and the ratios can move by a
+# factor of two, so compare versions within one run, and run the file twice
+# before trusting a difference of less than about 30%. `minidl bench conv`
+# measures them more carefully, in several processes.
 
 # %% [markdown]
 # ## What filters see
@@ -238,22 +325,24 @@ bank = np.array(list(filters.values()), np.float32)[:, None]            # (5, 1,
 bank[-1] /= bank[-1].sum()
 responses = F.conv2d(mdl.tensor(image[None, None]), mdl.tensor(bank), padding=1).data[0]  # (5, 32, 32)
 
-fig, axes = plt.subplots(2, len(filters) + 1, figsize=(2.2 * (len(filters) + 1), 4.6))
+fig, axes = plt.subplots(2, len(filters) + 1, figsize=(2.6 * (len(filters) + 1), 5.0))
 axes[0, 0].imshow(image, cmap="gray")
 axes[0, 0].set_title("input")
 axes[1, 0].axis("off")
 for k, name in enumerate(filters):
-    axes[0, k + 1].imshow(bank[k, 0], cmap="RdBu_r", vmin=-np.abs(bank[k]).max(), vmax=np.abs(bank[k]).max())
+    weights = axes[0, k + 1].imshow(bank[k, 0], cmap="RdBu_r", vmin=-np.abs(bank[k]).max(),
+                                    vmax=np.abs(bank[k]).max())
+    fig.colorbar(weights, ax=axes[0, k + 1], fraction=0.046, pad=0.04)
     axes[0, k + 1].set_title(name, fontsize=8)
     scale = np.abs(responses[k]).max()
-    axes[1, k + 1].imshow(responses[k], cmap="RdBu_r", vmin=-scale, vmax=scale)
+    response = axes[1, k + 1].imshow(responses[k], cmap="RdBu_r", vmin=-scale, vmax=scale)
+    fig.colorbar(response, ax=axes[1, k + 1], fraction=0.046, pad=0.04)
 for ax in axes.ravel():
     ax.set_xticks([])
     ax.set_yticks([])
+axes[1, 1].set_ylabel("response", fontsize=8)
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "02_conv_filters.png"), dpi=110)
-plt.close(fig)
-print("saved", os.path.join(OUT_DIR, "02_conv_timings.png"), "and 02_conv_filters.png")
+tutorial.show(fig, "conv_filters.png")
 
 # %% [markdown]
 # ## Summary
@@ -263,19 +352,26 @@ print("saved", os.path.join(OUT_DIR, "02_conv_timings.png"), "and 02_conv_filter
 # - im2col copies the patches into a matrix so that one matrix product (BLAS)
 #   does all the multiply-adds; the copy costs memory (kH*kW times the input)
 #   but the product runs near the machine's peak.
-# - The same im2col written as a Numba loop avoids NumPy's six-dimensional
-#   gather; minidl runs it per sample, in parallel, with a single-threaded GEMM
-#   per thread, so that only one thread pool is busy.
-# - The gradient reuses the same pieces: dW is a product with the columns, dX
-#   is `col2im` (im2col's adjoint) of W^T times the output gradient. And
+# - The same im2col written as a Numba loop is a plain loop you can read and
+#   step through; by itself it is not faster than NumPy's gather. minidl's
+#   fast path (`conv_fast.py`) runs the samples in parallel, each with a
+#   single-threaded matrix product, so that only one thread pool is busy.
+# - The gradient reuses the same pieces: $\partial L/\partial W = G X_\text{col}^\top$,
+#   and $\partial L/\partial x$ is `col2im` (im2col's adjoint) of $W^\top G$.
 #   `conv_transpose2d` is exactly that input-gradient computation, used forwards.
 #
 # ## Exercises
 #
+# Exercises 1 and 2 have checks: `minidl check 02 --init` copies a skeleton to
+# `exercises/02_convolution.py`; fill it in, then `minidl check 02` says, per
+# exercise, whether it is right, with a hint when it is not.
+#
 # 1. Add `dilation` to `conv2d_loops` (the tap (i, j) reads `x_pad[..., oy*s + i*d, ox*s + j*d]`)
 #    and check it against `F.conv2d(..., dilation=2)`.
-# 2. Write `col2im` with NumPy (loop over the kH*kW taps and add strided
-#    slices) and check `<im2col(x), y> == <x, col2im(y)>` for random x, y.
+# 2. Write `col2im(cols, input_shape, kernel_size, stride, padding)` with NumPy
+#    (loop over the kH*kW taps and add strided slices), in minidl's layout
+#    (one row per tap (c, i, j), one column per output pixel), and check
+#    `<im2col(x), y> == <x, col2im(y)>` for random x, y.
 # 3. Time `F.conv2d` under `mdl.kernels.use("numpy")` and `use("numba")` as the
 #    number of input channels grows: where does the matrix product start to dominate?
 # 4. Make the blur filter 5x5 (a binomial kernel) and compare the Sobel response

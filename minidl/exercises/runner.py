@@ -26,6 +26,7 @@ class Exercise:
 TUTORIALS = {
     "01": ("01_autograd", "autograd"),
     "01b": ("01b_mlp_and_training", "mlp_and_training"),
+    "02": ("02_convolution", "convolution"),
     "05": ("05_cnn", "cnn"),
     "06": ("06_transformer", "transformer"),
     "07": ("07_gan", "gan"),
