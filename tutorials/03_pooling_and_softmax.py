@@ -22,27 +22,25 @@
 #
 # Run it as a script (`python tutorials/03_pooling_and_softmax.py`) or as a
 # notebook (jupytext). `MINIDL_QUICK=1` shrinks the shapes so the whole file
-# runs in a few seconds; pictures go to `$MINIDL_TUTORIAL_OUT` (default
-# `tutorial_outputs/`).
+# runs in a few seconds. Prerequisites: tutorials 01 and 02. The five pictures
+# (`03_*.png`) go to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`) and,
+# in a notebook, also appear below their cells.
 
 # %%
-import os
 import time
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-import minidl as mdl  # noqa: E402
-import minidl.functional as F  # noqa: E402
-from minidl.kernels.fast_exp import fast_exp_array  # noqa: E402
-from minidl.kernels.pooling import max_pool2d_forward  # noqa: E402
+import minidl as mdl
+import minidl.functional as F
+from minidl.kernels.fast_exp import fast_exp_array
+from minidl.kernels.pooling import max_pool2d_forward
+from minidl.tutorial_support import Tutorial
 
-QUICK = os.environ.get("MINIDL_QUICK") == "1"
-OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")
-os.makedirs(OUT_DIR, exist_ok=True)
+tutorial = Tutorial("03")      # quick mode, the output folder, figures inline in Jupyter
+QUICK = tutorial.quick
 rng = np.random.default_rng(0)
 
 
@@ -62,10 +60,10 @@ def best_time(fn, repeats=3):
 #
 # A (kH, kW) window slides over each (H, W) plane with stride s; each output is
 # the largest value in its window. With padding p the window may hang over the
-# edge; the padding counts as -inf, so it never wins:
+# edge; the padding counts as $-\infty$, so it never wins:
 #
-#     out[n, c, i, j] = max over (di, dj) of x[n, c, i*s - p + di, j*s - p + dj]
-#     OH = (H + 2p - kH) // s + 1
+# $$\text{out}[n, c, i, j] = \max_{d_i, d_j}\; x[n, c,\, i s - p + d_i,\, j s - p + d_j], \qquad
+# O_H = \left\lfloor \frac{H + 2p - k_H}{s} \right\rfloor + 1.$$
 #
 # For the backward pass we also remember *where* each max came from (argmax).
 
@@ -140,8 +138,17 @@ ax.set_xscale("log")
 ax.set_xlabel("milliseconds (log scale)")
 ax.set_title(f"max_pool2d 2x2 forward on {shape}")
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "03_pool_timings.png"), dpi=110)
-plt.close(fig)
+tutorial.show(fig, "pool_timings.png")
+
+# %% [markdown]
+# **Reading the timings.** The interpreted loops pay the Python interpreter for
+# every comparison, so they are slower by orders of magnitude. NumPy's windowed
+# `max` and the compiled kernel do the same comparisons in machine code; the
+# kernel also records the argmax for the backward pass, which the NumPy line
+# above does not, and on a large batch splits the planes over threads. They
+# are the best of three runs: on a busy machine every number grows, and the
+# NumPy/Numba ratio can move by a factor of two between runs, so compare
+# within one run (`minidl bench pool` repeats them in several processes).
 
 # %% [markdown]
 # ## Where the gradient goes
@@ -169,29 +176,32 @@ pooled_max = F.max_pool2d(img, 3, stride=2, padding=1)
 pooled_max.sum().backward()
 pooled_avg = F.avg_pool2d(mdl.tensor(picture[None, None]), 3, stride=2, padding=1)
 
-fig, axes = plt.subplots(1, 4, figsize=(12, 3.2))
+fig, axes = plt.subplots(1, 4, figsize=(13, 3.2))
 for ax, (title, image) in zip(axes, [("input 32x32", picture),
                                      ("max_pool2d k3 s2 p1", pooled_max.data[0, 0]),
                                      ("avg_pool2d k3 s2 p1", pooled_avg.data[0, 0]),
                                      ("max-pool gradient (count)", img.grad[0, 0])]):
-    ax.imshow(image, cmap="viridis")
+    shown = ax.imshow(image, cmap="viridis")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     ax.set_title(title, fontsize=9)
     ax.axis("off")
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "03_pooling_pictures.png"), dpi=110)
-plt.close(fig)
+tutorial.show(fig, "pooling_pictures.png")
 print("the gradient map is zero except at window winners; its sum is",
       img.grad.sum(), "= number of windows", pooled_max.data.size)
 
 # %% [markdown]
 # ## Softmax, and why the textbook formula breaks
 #
-#     softmax(x)_j = exp(x_j) / sum_k exp(x_k)
+# $$\mathrm{softmax}(x)_j = \frac{e^{x_j}}{\sum_k e^{x_k}} = \frac{e^{x_j - m}}{\sum_k e^{x_k - m}}, \qquad m = \max_k x_k.$$
 #
-# In float32, `exp(89)` is already inf, so logits of a few hundred give
+# In float32, `exp(89)` is already inf, so a row with a logit above 88.7 gives
 # inf / inf = NaN. Subtracting the row max first changes nothing mathematically
-# (the factor exp(-m) cancels) but keeps every exponent <= 0: the largest term
-# is exactly 1, the sum is between 1 and n, nothing overflows.
+# (the factor $e^{-m}$ cancels) but keeps every exponent $\le 0$: the largest
+# term is exactly 1, the sum is between 1 and n, nothing overflows. Below, 200
+# rows of 10 standard-normal logits, all float32, are multiplied by a growing
+# scale (as a float32 number: NumPy 2 would turn `float32_array * float64_scalar`
+# into float64, whose exp overflows only above 709).
 
 # %%
 def softmax_naive(x):
@@ -214,23 +224,28 @@ scales = np.geomspace(1, 1e4, 40)
 nan_rows = []
 base = rng.standard_normal((200, 10)).astype(np.float32)
 for scale in scales:
+    scaled = base * np.float32(scale)                                   # stays float32
+    assert scaled.dtype == np.float32
     with np.errstate(over="ignore", invalid="ignore"):
-        nan_rows.append(np.isnan(softmax_naive(base * scale)).any(axis=1).mean())
+        nan_rows.append(np.isnan(softmax_naive(scaled)).any(axis=1).mean())
+first = scales[np.argmax(np.array(nan_rows) > 0)]
+print(f"first NaN rows at scale {first:.0f}: the largest logit times the scale passes 88.7 "
+      f"(largest logit here {base.max():.2f}, and 88.7 / {base.max():.2f} = {88.7 / base.max():.0f})")
 fig, ax = plt.subplots(figsize=(6, 3))
 ax.semilogx(scales, nan_rows, label="naive exp(x) / sum exp(x)")
-ax.semilogx(scales, [np.isnan(F.softmax(mdl.tensor(base * s)).data).any(axis=1).mean()
+ax.semilogx(scales, [np.isnan(F.softmax(mdl.tensor(base * np.float32(s))).data).any(axis=1).mean()
                      for s in scales], "--", label="minidl F.softmax (max subtracted)")
 ax.set_xlabel("logit scale")
 ax.set_ylabel("fraction of rows with NaN")
+ax.set_title("float32 softmax of 200 rows of 10 logits")
 ax.legend()
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "03_softmax_overflow.png"), dpi=110)
-plt.close(fig)
+tutorial.show(fig, "softmax_overflow.png")
 
 # %% [markdown]
 # `log(softmax(x))` has the opposite problem: tiny probabilities underflow to 0
-# and their log is -inf. `log_softmax` computes `(x - m) - log(sum exp(x - m))`
-# directly and stays finite. Special values follow PyTorch: a -inf logit gets
+# and their log is $-\infty$. `log_softmax` computes
+# $(x - m) - \log \sum_k e^{x_k - m}$ directly and stays finite. Special values follow PyTorch: a -inf logit gets
 # probability 0; a row that is entirely -inf has nothing to normalise and
 # comes out NaN.
 
@@ -245,10 +260,13 @@ print("with -inf entries:\n", F.softmax(mdl.tensor(special)).data)
 # %% [markdown]
 # ## The backward pass never builds the Jacobian
 #
-# d softmax_i / d x_j = y_i (delta_ij - y_j), an n x n matrix per row. But the
-# backward only needs the gradient times that matrix, which simplifies to
-# `y * (g - sum(g * y))`: O(n) per row instead of O(n^2). We check it against
-# the explicit Jacobian.
+# With $y = \mathrm{softmax}(x)$, $\partial y_i / \partial x_j = y_i(\delta_{ij} - y_j)$,
+# an n x n matrix per row. But the backward only needs the upstream gradient
+# $g$ times that matrix, which simplifies to
+#
+# $$\frac{\partial L}{\partial x} = y \odot \Big(g - \sum_i g_i y_i\Big):$$
+#
+# O(n) per row instead of O(n²). We check it against the explicit Jacobian.
 
 # %%
 row = rng.standard_normal(6)
@@ -264,9 +282,11 @@ print("fused backward == g @ Jacobian:", np.allclose(t.grad[0], g @ jacobian))
 #
 # Inside a Numba loop `np.exp` is a scalar library call per element, which
 # dominates a row softmax. minidl's `fast_exp` writes exp as plain arithmetic
-# the compiler can vectorise: exp(x) = 2^k * exp(r) with k = round(x / ln 2)
-# and |r| <= ln(2)/2, a degree-13 polynomial for exp(r), and 2^k built from its
-# exponent bits. Its relative error is about one float64 ulp:
+# the compiler can vectorise: $e^x = 2^k e^r$ with $k = \mathrm{round}(x / \ln 2)$
+# and $|r| \le \ln(2)/2$, a degree-13 polynomial for $e^r$, and $2^k$ built
+# from its exponent bits. Its relative error is about one float64 ulp. In the
+# plot, points where `fast_exp` equals `np.exp` exactly (error 0) are drawn on
+# the bottom line at 1e-18, because a log axis cannot show 0:
 
 # %%
 xs = np.linspace(-700, 700, 20_001 if QUICK else 200_001)
@@ -277,17 +297,26 @@ ax.semilogy(xs, np.maximum(rel, 1e-18), ",")
 ax.axhline(np.finfo(np.float64).eps, color="tab:red", label="float64 epsilon")
 ax.set_xlabel("x")
 ax.set_ylabel("relative error vs np.exp")
+ax.set_title(f"fast_exp vs np.exp ({np.mean(rel == 0):.0%} exact, drawn at 1e-18)")
 ax.legend()
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "03_fast_exp_error.png"), dpi=110)
-plt.close(fig)
+tutorial.show(fig, "fast_exp_error.png")
 
 rows = np.asarray(rng.standard_normal((256, 100) if QUICK else (4096, 1000)) * 4, np.float32)
 with mdl.kernels.use("numpy"):
     numpy_ms = best_time(lambda: F.softmax(mdl.tensor(rows)))
 numba_ms = best_time(lambda: F.softmax(mdl.tensor(rows)))
 assert np.allclose(F.softmax(mdl.tensor(rows)).data, softmax_stable(rows), atol=1e-6)
-print(f"softmax {rows.shape}: NumPy twin {numpy_ms:.2f} ms, Numba kernel {numba_ms:.2f} ms")
+print(f"softmax {rows.shape}: NumPy twin {numpy_ms:.2f} ms, Numba kernel {numba_ms:.2f} ms "
+      f"(ratio {numpy_ms / numba_ms:.1f})")
+
+# %% [markdown]
+# The two lines time the same `F.softmax` call, once with the NumPy twin and
+# once with the Numba kernel: the kernel reads each row once for its max and
+# once for the polynomial exp and the sum, where NumPy makes several passes
+# with temporary arrays. Best of three runs; a loaded machine slows both and
+# can shift their ratio between runs, so compare them within one run, and see
+# `minidl bench softmax` for a measurement repeated in several processes.
 
 # %% [markdown]
 # ## Summary
@@ -302,12 +331,20 @@ print(f"softmax {rows.shape}: NumPy twin {numpy_ms:.2f} ms, Numba kernel {numba_
 #
 # ## Exercises
 #
-# 1. Write the backward of `max_pool2d_loops` by hand (keep the argmax), and
-#    check it against `F.max_pool2d` on an input with ties.
+# Exercises 1 and 3 have checks: `minidl check 03 --init` copies a skeleton to
+# `exercises/03_pooling_and_softmax.py`; fill it in, then `minidl check 03`
+# says, per exercise, whether it is right, with a hint when it is not.
+#
+# 1. Write the backward of `max_pool2d_loops` by hand,
+#    `max_pool2d_backward(x, grad_out, k, s)` (find each window's first
+#    maximum again, or keep the argmax), and check it against `F.max_pool2d`
+#    on an input with ties.
 # 2. Change the tie rule so the gradient is split equally among tied elements.
 #    Is the result still a valid (sub)gradient? Why does PyTorch not do this?
-# 3. Implement `avg_pool2d` with `count_include_pad=False` and compare both at
-#    the image border.
-# 4. Derive `g - exp(y) * sum(g)` for the backward of log_softmax.
+# 3. Implement `avg_pool2d_exclude_pad(x, k, s, p)`, average pooling with
+#    `count_include_pad=False` (divide by the number of real pixels in each
+#    window), and compare it with `F.avg_pool2d` at the image border.
+# 4. With $z = \mathrm{log\_softmax}(x)$ (so $e^z$ is the softmax), derive the
+#    backward of log_softmax: $\partial L/\partial x = g - e^{z} \sum_i g_i$.
 # 5. Drop the polynomial in `fast_exp` to degree 6. How large does the
 #    relative error get, and would it matter for float32 softmax?
