@@ -3,7 +3,9 @@
     minidl train mlp                         # bundled digits, progress bar, run directory
     minidl train mlp --epochs 5 --out runs/first
     minidl train mlp --resume runs/first --epochs 10
+    minidl train cnn --max-minutes 20        # stops cleanly at the budget; --resume continues
     minidl eval runs/first                   # same test accuracy, from the checkpoint
+    minidl eval runs/first --best            # the best epoch's checkpoint (best.npz)
     minidl bench conv --quick                # side-by-side timings
     minidl gradcheck                         # every functional op against finite differences
     minidl check 01b --init                  # a tutorial's exercises to fill in; then `minidl check 01b`
@@ -24,7 +26,6 @@ def _train(args):
     from .training import TrainConfig, RunDirectory, TrainingInterrupted, default_run_dir, make_config
 
     entry = models.model_entry(args.model)
-    trainer = entry.resolve("trainer")          # classifier.fit, or a generative model's loop
     given = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  optimizer=args.optimizer, seed=args.seed, augment=args.augment or None,
                  weight_decay=args.weight_decay, data_root=args.data_root)
@@ -48,7 +49,8 @@ def _train(args):
     print(f"training {config.model}{on}: {config.epochs} epochs, batch {config.batch_size}, "
           f"{config.optimizer} lr {config.lr}, seed {config.seed}; run directory {run_dir}")
     try:
-        trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress)
+        entry.trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress,
+                      max_minutes=args.max_minutes)
     except TrainingInterrupted:
         return 130
     return 0
@@ -62,7 +64,7 @@ def _eval(args):
         print(f"minidl eval: {args.run_dir} holds a {model!r} run, a generative model; its "
               f"metrics.json has its losses, and `minidl sample {args.run_dir}` draws from it")
         return 2
-    result = evaluate_run(args.run_dir)
+    result = evaluate_run(args.run_dir, best=args.best)
     recorded = result["recorded_acc"]
     return 0 if recorded is None or recorded == result["acc"] else 1
 
@@ -77,7 +79,7 @@ def _sample(args):
               f"not a generative model; models that can sample: "
               f"{', '.join(models.available_models('generator')) or 'none registered yet'}")
         return 2
-    return entry.resolve("sampler")(args.run_dir, args) or 0
+    return entry.sampler(args.run_dir, args) or 0
 
 
 def _check(args):
@@ -256,6 +258,9 @@ def build_parser():
     train.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its checkpoint (--epochs may raise the total)")
+    train.add_argument("--max-minutes", type=float, metavar="M",
+                       help="time budget: stop cleanly after M minutes, keeping the last finished "
+                       "epoch (--resume continues)")
     train.add_argument("--data-root", metavar="DIR", help="look for datasets here first")
     train.add_argument("--no-progress", action="store_true", help="no progress bar (summary lines only)")
     train.set_defaults(handler=_train)
@@ -265,6 +270,8 @@ def build_parser():
         description="Rebuild the model of RUN_DIR from config.json and checkpoint.npz, evaluate it on "
         "the test set and compare with the accuracy metrics.json recorded (exit code 1 if different).")
     evaluate.add_argument("run_dir", metavar="RUN_DIR")
+    evaluate.add_argument("--best", action="store_true",
+                          help="evaluate best.npz (the epoch with the best test accuracy) instead")
     evaluate.set_defaults(handler=_eval)
 
     sample = commands.add_parser(
@@ -321,7 +328,10 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run one command; problems a user can fix (a missing or unwritable path, a
+    bad value, a diverged run) end in one line on stderr and exit code 1."""
     from .threads import training_threads
+    from .training import TrainingDiverged
 
     args = build_parser().parse_args(argv)
     try:
@@ -329,8 +339,12 @@ def main(argv=None):
             with training_threads():       # one thread pool at a time (minidl/threads.py)
                 return args.handler(args)
         return args.handler(args)
-    except (FileNotFoundError, ValueError) as error:
+    except (ValueError, TrainingDiverged) as error:
         print(f"minidl {args.command}: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:               # missing file, permission, a directory where a file was asked
+        where = f" {error.filename}" if error.filename else ""
+        print(f"minidl {args.command}:{where} {error.strerror or error}", file=sys.stderr)
         return 1
 
 

@@ -10,7 +10,8 @@ import pytest
 import minidl as mdl
 from minidl import cli, functional
 from minidl.autograd.function import Function
-from minidl.training import RunDirectory, classifier
+from minidl.training import RunDirectory
+from training_helpers import interrupt_at_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,16 +95,7 @@ def test_resume_refuses_a_changed_hyper_parameter(tmp_path):
 
 
 def test_ctrl_c_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch, capsys):
-    real = classifier.train_one_epoch
-    calls = []
-
-    def interrupt_second_epoch(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(classifier, "train_one_epoch", interrupt_second_epoch)
+    interrupt_at_step(monkeypatch, 43 + 1)               # the first step of epoch 2 (43 batches of 32)
     run = tmp_path / "r"
     assert cli.main(["train", "mlp", "--epochs", "3", "--out", str(run), "--no-progress"]) == 130
     out = capsys.readouterr().out
@@ -180,7 +172,7 @@ def test_generator_models_dispatch_to_their_trainer_and_sampler(monkeypatch, tmp
 
     calls = []
 
-    def trainer(config, run_dir, resume=False, progress=True, log=print):
+    def trainer(config, run_dir, resume=False, progress=True, log=print, max_minutes=None):
         calls.append(("train", config.model, config.epochs, config.lr, str(run_dir), resume))
         RunDirectory(run_dir).create().save_config(config.to_dict())
 
@@ -198,14 +190,17 @@ def test_generator_models_dispatch_to_their_trainer_and_sampler(monkeypatch, tmp
     assert cli.main(["eval", str(run)]) == 2                  # eval is for classifiers
 
 
-def test_every_registered_model_resolves_its_trainer():
+def test_every_registered_model_names_its_builder_trainer_and_sampler():
     from minidl import models
+    from minidl.training import classifier, gan, gpt
 
+    trainers = {"classifier": classifier.fit, "gpt": gpt.fit_gpt, "gan": gan.fit_gan}
     for name in models.available_models():
         entry = models.model_entry(name)
-        assert callable(entry.resolve("trainer")), name
+        assert entry.builder.__module__.startswith("minidl.models."), name      # builders live in models/
+        assert entry.trainer in trainers.values(), name
         if entry.kind == "generator":
-            assert callable(entry.resolve("sampler")), name
+            assert callable(entry.sampler), name
 
 
 def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):

@@ -12,6 +12,7 @@ from minidl.training import (EpochProgress, RunDirectory, TrainingInterrupted, d
                              epoch_seed, evaluate, fit, make_config, make_optimizer, train_one_epoch)
 from minidl.training import classifier
 from minidl.training.run_directory import array_to_text, flatten_state, text_to_array, unflatten_state
+from training_helpers import interrupt_at_step
 
 
 # ---- run directory ----------------------------------------------------------------
@@ -191,22 +192,15 @@ def test_ctrl_c_keeps_the_last_epoch_and_resume_matches_an_uninterrupted_run(tmp
     config = make_config("mlp", epochs=3, seed=2)
     full = fit(config, tmp_path / "full", **quiet)
 
-    real, calls = classifier.train_one_epoch, []
-
-    def interrupted_in_epoch_3(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(classifier, "train_one_epoch", interrupted_in_epoch_3)
+    steps = len(full["history"]) and full["history"][0]["steps"]
+    interrupt_at_step(monkeypatch, 2 * steps + 5)                   # inside epoch 3
     messages = []
     with pytest.raises(TrainingInterrupted) as info:
         fit(config, tmp_path / "cut", progress=False, log=messages.append, plots=False)
     assert info.value.epoch == 2
     assert "--resume" in messages[-1]
     assert RunDirectory(tmp_path / "cut").load_checkpoint()["epoch"] == 2
-    monkeypatch.setattr(classifier, "train_one_epoch", real)
+    monkeypatch.undo()
 
     resumed = fit(config, tmp_path / "cut", resume=True, **quiet)
     assert [r["epoch"] for r in resumed["history"]] == [1, 2, 3]

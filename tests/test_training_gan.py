@@ -10,8 +10,9 @@ import pytest
 import minidl as mdl
 from minidl.cli import main
 from minidl.data import load_dataset
-from minidl.models.gan import GAN, GANConfig
+from minidl.models.gan import GAN, GANConfig, build_dcgan
 from minidl.training import gan as gan_training
+from minidl.training import TrainingDiverged
 from minidl.training.config import make_config
 from minidl.training.gan import OptimizerPair, fit_gan, sample_quality, to_pixels, train_step
 from minidl.training.run_directory import RunDirectory
@@ -110,7 +111,7 @@ def test_checkpoint_round_trip_gives_identical_samples(tmp_path):
     checkpoint = run.load_checkpoint()
     assert checkpoint["epoch"] == 1 and checkpoint["config"]["model"] == "dcgan"
     mdl.manual_seed(123)                                               # a different initialisation
-    fresh = gan_training.build_gan((1, 8, 8), 10)
+    fresh = build_dcgan((1, 8, 8))
     assert not np.array_equal(fresh.sample(z=z), result["model"].sample(z=z))
     fresh.load_state_dict(checkpoint["model"])
     np.testing.assert_array_equal(fresh.sample(z=z), result["model"].sample(z=z))
@@ -133,13 +134,20 @@ def test_resume_continues_exactly(tmp_path):
     assert [r["d_loss"] for r in straight["history"]] == [r["d_loss"] for r in resumed["history"]]
 
 
-def test_time_budget_stops_an_epoch_early_and_says_so(tmp_path):
+def test_a_time_budget_shorter_than_an_epoch_keeps_no_checkpoint(tmp_path):
+    messages = []
     config = make_config("gan", dataset="digits", epochs=3, batch_size=32)
-    result = fit_gan(config, tmp_path / "run", progress=False, log=lambda *a: None, quality=False,
-                     max_seconds=0.0)
-    assert len(result["history"]) == 1
-    assert result["history"][0]["steps"] == 1 and result["history"][0]["stopped_by_budget"]
-    assert RunDirectory(tmp_path / "run").load_checkpoint()["epoch"] == 1
+    result = fit_gan(config, tmp_path / "run", progress=False, log=messages.append, quality=False,
+                     max_minutes=1e-6)
+    assert result["stopped"] == "time budget" and result["history"] == []
+    assert "reached during epoch 1" in messages[-1]
+    assert not RunDirectory(tmp_path / "run").has_checkpoint()
+
+
+def test_a_diverging_discriminator_stops_the_run_and_names_the_loss(tmp_path):
+    config = make_config("gan", dataset="digits", epochs=2, batch_size=32, lr=1e30)
+    with pytest.raises(TrainingDiverged, match=r"the (d_loss|g_loss) is (nan|inf)"):
+        fit_gan(config, tmp_path / "run", progress=False, log=lambda *a: None, quality=False)
 
 
 class _StandIn:
@@ -155,9 +163,21 @@ class _StandIn:
         return self.images[: len(z)] * 2.0 - 1.0                          # back to [-1, 1]
 
 
-def test_sample_quality_orders_real_blurred_and_noise(trained_run, tmp_path):
+def test_the_reference_cnn_is_reused_or_continued_not_retrained(trained_run, tmp_path, monkeypatch):
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained_run, run_dir)
+    before = RunDirectory(run_dir / "classifier").load_metrics()
+    monkeypatch.setitem(gan_training.REFERENCE_EPOCHS, "digits", 3)      # one epoch more than it has
+    gan_training.reference_classifier(make_config("gan", dataset="digits"), RunDirectory(run_dir),
+                                      log=lambda *a: None)
+    after = RunDirectory(run_dir / "classifier").load_metrics()
+    assert [r["epoch"] for r in after] == [1, 2, 3] and after[:2] == before
+
+
+def test_sample_quality_orders_real_blurred_and_noise(trained_run, tmp_path, monkeypatch):
     """With the run's reference CNN: real training images score near the floor,
     the same images with heavy noise land between floor and ceiling."""
+    monkeypatch.setitem(gan_training.REFERENCE_EPOCHS, "digits", 2)      # the fixture's CNN, reused
     run_dir = tmp_path / "copy"
     shutil.copytree(trained_run, run_dir)
     config = make_config("gan", dataset="digits")

@@ -115,6 +115,26 @@ def test_cli_train_pixel_gpt_then_sample_writes_an_image(tmp_path, small_models)
     assert (tmp_path / "grid.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_sample_into_a_missing_directory_fails_in_one_line(tmp_path, small_models, capsys):
+    run = tmp_path / "gpt"
+    assert cli.main(["train", "gpt", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    target = tmp_path / "no" / "such" / "dir" / "sample.txt"
+    assert cli.main(["sample", str(run), "--length", "5", "--out", str(target)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "No such file or directory" in err and str(target) in err
+
+
+def test_best_npz_keeps_the_epoch_with_the_lowest_validation_loss(tmp_path, small_models):
+    from minidl.training import RunDirectory
+
+    run = tmp_path / "gpt"
+    assert cli.main(["train", "gpt", "--epochs", "3", "--out", str(run), "--no-progress"]) == 0
+    history = RunDirectory(run).load_metrics()
+    lowest = min(history, key=lambda r: r["validation_loss"])["epoch"]
+    assert RunDirectory(run).load_checkpoint("best.npz")["epoch"] == lowest
+
+
 def test_gpt_rejects_another_dataset(tmp_path, small_models):
     assert cli.main(["train", "gpt", "--dataset", "fashion-mnist", "--epochs", "1",
                      "--out", str(tmp_path / "x"), "--no-progress"]) == 1

@@ -149,3 +149,20 @@ class GAN(nn.Module):
         """Images along the straight line from z0 to z1: (steps, C, S, S)."""
         t = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]       # (steps, 1)
         return self.sample(z=(1 - t) * np.asarray(z0)[None] + t * np.asarray(z1)[None])
+
+
+# ---- the registry's two GANs ---------------------------------------------------------
+def gan_config(input_shape, width=64):
+    """A GANConfig for images of shape (C, S, S): latent 32 for 8x8 images, else 64."""
+    channels, size, _ = input_shape
+    return GANConfig(image_size=size, channels=channels, latent_dim=32 if size <= 16 else 64, width=width)
+
+
+def build_dcgan(input_shape, num_classes=None):
+    """"dcgan": convolutional G and D for images of shape (C, S, S)."""
+    return GAN(gan_config(input_shape), kind="dcgan")
+
+
+def build_mlp_gan(input_shape, num_classes=None):
+    """"gan": the classic fully connected G and D for images of shape (C, S, S)."""
+    return GAN(gan_config(input_shape), kind="mlp")

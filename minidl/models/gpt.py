@@ -134,3 +134,35 @@ class GPT(nn.Module):
         self.train(was_training)
         return maps
 
+
+
+# ---- the registry's two GPTs ---------------------------------------------------------
+# (n_layer, n_head, n_embd): sized so that a step of the character GPT is short enough
+# for about ten minutes of training on a CPU to bring its validation loss under 2 nats
+# per character.
+MODEL_SIZES = {
+    "gpt": (4, 4, 64),
+    "pixel-gpt": (4, 4, 64),
+}
+CHARACTER_BLOCK = 64       # characters of context of the character GPT
+PIXEL_LEVELS = 4           # grey levels of pixel-gpt's tokens
+
+
+def build_character_gpt(input_shape=None, num_classes=None):
+    """"gpt": an untrained character GPT over the bundled Shakespeare text's
+    characters, CHARACTER_BLOCK characters of context (the image arguments do not apply)."""
+    from ..data import load_text
+
+    n_layer, n_head, n_embd = MODEL_SIZES["gpt"]
+    vocabulary = set(load_text("shakespeare"))
+    return GPT(GPTConfig(vocab_size=len(vocabulary), block_size=CHARACTER_BLOCK,
+                         n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=0.0))
+
+
+def build_pixel_gpt(input_shape, num_classes):
+    """"pixel-gpt": images (C, H, W) as C*H*W tokens of PIXEL_LEVELS grey levels,
+    after one class token (PIXEL_LEVELS + class)."""
+    channels, height, width = input_shape
+    n_layer, n_head, n_embd = MODEL_SIZES["pixel-gpt"]
+    return GPT(GPTConfig(vocab_size=PIXEL_LEVELS + num_classes, block_size=channels * height * width,
+                         n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=0.0))

@@ -1,6 +1,8 @@
-"""Training and evaluating an image classifier: the loop behind `minidl train` and `minidl eval`.
+"""Training and evaluating an image classifier: `minidl train mlp|cnn|lenet|vit` and `minidl eval`.
 
-One epoch of training, for every mini-batch:
+ClassifierTask plugs into the shared Trainer (minidl.training.loop), which owns
+the run directory, progress, Ctrl-C, time budget, divergence stop and best.npz.
+Its step, for every mini-batch:
 
     logits = model(images)                       # (B, classes), model.train() mode
     loss = F.cross_entropy(logits, labels)       # mean over the batch
@@ -12,29 +14,19 @@ its fixed order and fixed batches, so it gives the same numbers every time.
 
 Images go through `prepare_batch` on their way in: the optional augmentation
 (random shift, flips for clothes) on the raw [0, 1] pixels, then normalisation
-with the dataset's training mean and std.
+with the dataset's training mean and std. best.npz follows the test accuracy.
 """
-import time
-
 import numpy as np
 
 import minidl as mdl
 from .. import functional as F
 from ..autograd.tensor import Tensor
 from ..data import DataLoader, load_dataset, transforms
-from ..models import build_model
-from .config import TrainConfig, epoch_seed, make_optimizer
+from .config import TrainConfig, make_optimizer
+from .loop import Task, Trainer, TrainingInterrupted  # noqa: F401  (TrainingInterrupted re-exported)
 from .plots import save_run_plots
 from .progress import EpochProgress
-from .run_directory import RunDirectory
-
-
-class TrainingInterrupted(Exception):
-    """Ctrl-C during training; the checkpoint of the last finished epoch is kept."""
-
-    def __init__(self, run_dir, epoch):
-        super().__init__(f"training interrupted after epoch {epoch}; run directory {run_dir}")
-        self.run_dir, self.epoch = run_dir, epoch
+from .run_directory import BEST, CHECKPOINT, RunDirectory
 
 
 def prepare_batch(images, dataset_name, augment=False, rng=None):
@@ -48,19 +40,30 @@ def prepare_batch(images, dataset_name, augment=False, rng=None):
     return Tensor(images.astype(np.float32, copy=False))
 
 
+def classifier_step(model, optimizer, images, labels, dataset_name, augment=False, update=None):
+    """One optimisation step on a batch; returns (mean loss, number correct).
+    `update(optimizer)` replaces optimizer.step() (the Trainer clips there)."""
+    inputs = prepare_batch(images, dataset_name, augment)          # (B, C, H, W)
+    logits = model(inputs)                                         # (B, classes)
+    loss = F.cross_entropy(logits, labels)
+    optimizer.zero_grad()
+    loss.backward()
+    if update is None:
+        optimizer.step()
+    else:
+        update(optimizer)
+    correct = int(np.sum(np.argmax(logits.data, axis=1) == np.asarray(getattr(labels, "data", labels))))
+    return loss.item(), correct
+
+
 def train_one_epoch(model, loader, optimizer, dataset_name, augment=False, progress=None):
-    """One pass over `loader`; returns the EpochProgress with loss/accuracy/throughput."""
+    """One pass over `loader` (without the Trainer: no run directory, no
+    checks); returns the EpochProgress with loss/accuracy/throughput."""
     model.train()
     progress = progress or EpochProgress(len(loader), "train", enabled=False)
     for images, labels in loader:
-        inputs = prepare_batch(images, dataset_name, augment)      # (B, C, H, W)
-        logits = model(inputs)                                     # (B, classes)
-        loss = F.cross_entropy(logits, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        correct = int(np.sum(np.argmax(logits.data, axis=1) == labels.data))
-        progress.update(len(labels), loss.item(), correct)
+        loss, correct = classifier_step(model, optimizer, images, labels, dataset_name, augment)
+        progress.update(len(labels), loss, correct)
     return progress
 
 
@@ -88,83 +91,90 @@ def load_data(config):
 
 def new_model(config, train_set):
     """The model of `config`, initialised from `config.seed`."""
+    from ..models import build_model
+
     mdl.manual_seed(config.seed)
     return build_model(config.model, train_set.images.shape[1:], len(train_set.classes))
 
 
-def epoch_line(config, record):
-    return (f"{config.model} | {config.dataset} | epoch {record['epoch']}/{config.epochs} | "
-            f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.2%} | "
-            f"test loss {record['test_loss']:.4f} acc {record['test_acc']:.2%} | "
-            f"{record['seconds']:.1f} s, {record['samples_per_s']:,.0f} samples/s")
+class ClassifierTask(Task):
+    """Image classification for the Trainer: cross-entropy steps, test accuracy as metric."""
+
+    losses = ("loss",)
+    metric, maximize = "test_acc", True
+
+    def __init__(self, config):
+        self.config = config
+        self.train_set, self.test_set = load_data(config)
+        self.model = new_model(config, self.train_set)
+        self.optimizer = make_optimizer(config, self.model.parameters())
+
+    def batches(self, epoch, seed):
+        return DataLoader(self.train_set, batch_size=self.config.batch_size, shuffle=True, seed=seed)
+
+    def train_step(self, batch):
+        images, labels = batch
+        loss, correct = classifier_step(self.model, self.optimizer, images, labels, self.config.dataset,
+                                        self.config.augment, update=self.update)
+        return dict(loss=loss, accuracy=correct / len(labels), size=len(labels))
+
+    def evaluate(self, epoch):
+        test = evaluate(self.model, self.test_set, self.config.dataset, self.config.eval_batch_size)
+        return dict(test_loss=test["loss"], test_acc=test["acc"])
+
+    def epoch_record(self, means, evaluation):
+        return dict(train_loss=means["loss"], train_acc=means["accuracy"], **evaluation)
+
+    def summary(self, record):
+        return (f"{self.config.model} | {self.config.dataset} | epoch {record['epoch']}/{self.config.epochs} | "
+                f"train loss {record['train_loss']:.4f} acc {record['train_acc']:.2%} | "
+                f"test loss {record['test_loss']:.4f} acc {record['test_acc']:.2%} | "
+                f"{record['seconds']:.1f} s, {record['samples_per_s']:,.0f} samples/s")
+
+    def finish(self, run, history):
+        config = self.config
+        final = evaluate(self.model, self.test_set, config.dataset, config.eval_batch_size)
+        if self.plots:
+            save_run_plots(run, self.model, history, self.test_set, final["predictions"], config.dataset)
+        best = max(history, key=lambda r: r["test_acc"]) if history else None
+        self.log(f"{config.model} on {config.dataset}: test accuracy {final['acc']:.2%} "
+                 f"({final['correct']}/{final['total']}) after {history[-1]['epoch'] if history else 0} "
+                 f"epochs; {np.mean([r['seconds'] for r in history]) if history else 0:.2f} s/epoch"
+                 + (f"; best epoch {best['epoch']} ({best['test_acc']:.2%}, best.npz)" if best else "")
+                 + f"; run directory {run.path}")
+        return dict(final=final)
 
 
-def fit(config, run_dir, resume=False, progress=True, log=print, plots=True):
-    """Train `config` in `run_dir` (see minidl.training.run_directory); with
-    `resume`, continue from its checkpoint up to `config.epochs`. `plots=False`
-    skips the final plots (tests that only need the numbers).
+def fit(config, run_dir, resume=False, progress=True, log=print, plots=True, max_minutes=None):
+    """Train `config` in `run_dir` with the shared Trainer (minidl.training.loop);
+    with `resume`, continue from its checkpoint up to `config.epochs`.
+    `plots=False` skips the final plots (tests that only need the numbers).
 
     Returns a dict: history (one record per epoch), final (the last test
-    evaluation), run_dir. Ctrl-C raises TrainingInterrupted after saying how
-    to resume; the checkpoint of the last finished epoch stays valid.
+    evaluation), model, run_dir, best_epoch, stopped. Ctrl-C raises
+    TrainingInterrupted after saying how to resume; a NaN loss raises
+    TrainingDiverged; the checkpoint of the last finished epoch stays valid.
     """
-    run = RunDirectory(run_dir).create()
-    train_set, test_set = load_data(config)
-    model = new_model(config, train_set)
-    optimizer = make_optimizer(config, model.parameters())
-    done, history = 0, []
-    if resume:
-        done, history = run.resume(model, optimizer)
-        log(f"resuming {run.path} from epoch {done} of {config.epochs}")
-    run.save_config(config.to_dict())
-
-    epoch = done
-    try:
-        for epoch in range(done + 1, config.epochs + 1):
-            seed = epoch_seed(config.seed, epoch)
-            mdl.manual_seed(seed)                          # dropout, augmentation
-            loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed)
-            with EpochProgress(len(loader), f"epoch {epoch}/{config.epochs}", progress) as bar:
-                train_one_epoch(model, loader, optimizer, config.dataset, config.augment, bar)
-                seconds = bar.seconds
-            test = evaluate(model, test_set, config.dataset, config.eval_batch_size)
-            record = dict(epoch=epoch, train_loss=bar.loss, train_acc=bar.accuracy,
-                          test_loss=test["loss"], test_acc=test["acc"],
-                          seconds=seconds, samples_per_s=bar.seen / seconds)
-            history.append(record)
-            run.save_checkpoint(model, optimizer, epoch, config.to_dict())
-            run.save_metrics(history)
-            log(epoch_line(config, record))
-    except KeyboardInterrupt:
-        finished = run.load_checkpoint()["epoch"] if run.has_checkpoint() else 0
-        log(f"\ninterrupted during epoch {epoch}: {run.path} keeps the checkpoint of epoch {finished}.")
-        if finished:
-            log(f"continue with:  minidl train {config.model} --resume {run.path}")
-        raise TrainingInterrupted(run.path, finished) from None
-
-    final = evaluate(model, test_set, config.dataset, config.eval_batch_size)
-    if plots:
-        save_run_plots(run, model, history, test_set, final["predictions"], config.dataset)
-    log(f"{config.model} on {config.dataset}: test accuracy {final['acc']:.2%} "
-        f"({final['correct']}/{final['total']}) after {config.epochs} epochs; "
-        f"{np.mean([r['seconds'] for r in history]) if history else 0:.2f} s/epoch; run directory {run.path}")
-    return dict(history=history, final=final, run_dir=run.path, model=model)
+    task = ClassifierTask(config)
+    task.plots, task.log = plots, log
+    return Trainer(task, config, run_dir, resume=resume, progress=progress, log=log,
+                   max_minutes=max_minutes).run()
 
 
-def evaluate_run(run_dir, log=print):
-    """Rebuild the model of `run_dir` from config.json + checkpoint.npz and
-    evaluate it on the test set. Returns the evaluation dict plus
-    `recorded_acc`, the test accuracy metrics.json holds for that epoch."""
+def evaluate_run(run_dir, log=print, best=False):
+    """Rebuild the model of `run_dir` from config.json + checkpoint.npz (best.npz
+    with `best`) and evaluate it on the test set. Returns the evaluation dict
+    plus `recorded_acc`, the test accuracy metrics.json holds for that epoch."""
     run = RunDirectory(run_dir)
     config = TrainConfig.from_dict(run.load_config())
-    checkpoint = run.load_checkpoint()
+    checkpoint = run.load_checkpoint(BEST if best else CHECKPOINT)
     train_set, test_set = load_data(config)
     model = new_model(config, train_set)
     model.load_state_dict(checkpoint["model"])
     result = evaluate(model, test_set, config.dataset, config.eval_batch_size)
     recorded = [r["test_acc"] for r in run.load_metrics() if r["epoch"] == checkpoint["epoch"]]
     result.update(epoch=checkpoint["epoch"], config=config, recorded_acc=recorded[0] if recorded else None)
-    log(f"{config.model} on {config.dataset}, epoch {checkpoint['epoch']}: test loss {result['loss']:.4f}, "
+    log(f"{config.model} on {config.dataset}, epoch {checkpoint['epoch']}{' (best.npz)' if best else ''}: test loss {result['loss']:.4f}, "
         f"accuracy {result['acc']:.2%} ({result['correct']}/{result['total']})")
     if result["recorded_acc"] is not None:
         same = result["recorded_acc"] == result["acc"]

@@ -1,4 +1,5 @@
-"""Training a GAN: the loop behind `minidl train dcgan|gan` and `minidl sample`.
+"""Training a GAN: `minidl train dcgan|gan` (GANTask, run by the shared Trainer
+of minidl.training.loop) and `minidl sample`.
 
 For every mini-batch of real images x (scaled to [-1, 1]) and noise z:
 
@@ -17,10 +18,8 @@ interpolation strip and the sample-quality report of `minidl.metrics`,
 measured with a CNN trained on the same dataset (classifier/ in the run dir).
 """
 import json
-import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import minidl as mdl
 from .. import functional as F
@@ -28,25 +27,16 @@ from .. import optim, viz
 from ..autograd.tensor import Tensor
 from ..data import DataLoader, load_dataset
 from ..metrics import classifier_outputs, classifier_report, frechet_distance
-from ..models.gan import GAN, GANConfig
-from .classifier import TrainingInterrupted
-from .config import TrainConfig, epoch_seed, make_config
+from .config import TrainConfig, make_config
+from .loop import Task, Trainer
 from .run_directory import RunDirectory
 
-KINDS = {"dcgan": "dcgan", "gan": "mlp"}
 
+def build_gan(config, input_shape):
+    """The untrained GAN of a run: the registry's builder for config.model."""
+    from ..models import build_model
 
-def build_gan(input_shape, num_classes, kind="dcgan"):
-    """The registry's builder: a GAN for images of shape (C, S, S)."""
-    channels, size, _ = input_shape
-    width = 64
-    latent = 32 if size <= 16 else 64
-    return GAN(GANConfig(image_size=size, channels=channels, latent_dim=latent, width=width),
-               kind=kind)
-
-
-def build_mlp_gan(input_shape, num_classes):
-    return build_gan(input_shape, num_classes, kind="mlp")
+    return build_model(config.model, input_shape, 10)
 
 
 class OptimizerPair:
@@ -73,20 +63,22 @@ def _probability(logits):
     return float(np.mean(1.0 / (1.0 + np.exp(-np.clip(logits.data, -60, 60)))))
 
 
-def train_step(model, optimizers, real, z):
-    """One discriminator step and one generator step; returns the batch's figures."""
+def train_step(model, optimizers, real, z, update=None):
+    """One discriminator step and one generator step; returns the batch's figures.
+    `update(optimizer)` replaces optimizer.step() (the Trainer clips there)."""
+    update = update or (lambda optimizer: optimizer.step())
     fake = model.generator(Tensor(z))                                  # (B, C, S, S)
     d_real = model.discriminator(Tensor(real))                         # (B, 1)
     d_fake = model.discriminator(fake.detach())                        # (B, 1)
     loss_d = _bce(d_real, 1.0) + _bce(d_fake, 0.0)
     optimizers.discriminator.zero_grad()
     loss_d.backward()
-    optimizers.discriminator.step()
+    update(optimizers.discriminator)
 
     loss_g = _bce(model.discriminator(fake), 1.0)                      # non-saturating
     optimizers.generator.zero_grad()
     loss_g.backward()
-    optimizers.generator.step()
+    update(optimizers.generator)
     return dict(d_loss=loss_d.item(), g_loss=loss_g.item(),
                 d_real=_probability(d_real), d_fake=_probability(d_fake))
 
@@ -100,82 +92,59 @@ def to_pixels(images):
     return np.clip((np.asarray(images) + 1.0) / 2.0, 0.0, 1.0)
 
 
-def fit_gan(config, run_dir, resume=False, progress=True, log=print, quality=True, max_seconds=None):
-    """Train the GAN of `config` (model "dcgan" or "gan") in `run_dir`.
+class GANTask(Task):
+    """The adversarial game for the Trainer. There is no held-out metric per
+    epoch (so no best.npz): the sample-quality report is measured once, at the end."""
 
-    max_seconds: a training-time budget; when it runs out the current epoch
-    stops after its batch (its record says how many steps it ran and
-    "stopped_by_budget": true), is checkpointed, and training ends."""
-    run = RunDirectory(run_dir).create()
-    train_set = load_dataset(config.dataset, "train", root=config.data_root)
-    mdl.manual_seed(config.seed)
-    model = build_gan(train_set.images.shape[1:], len(train_set.classes), KINDS[config.model])
-    optimizers = OptimizerPair(model, config.lr)
-    done, history = 0, []
-    if resume:
-        done, history = run.resume(model, optimizers)
-    run.save_config(config.to_dict())
-    noise = fixed_noise(model, config.seed)
+    losses = ("d_loss", "g_loss")
 
-    budget_start = time.perf_counter()
-    epoch = done
-    try:
-        for epoch in range(done + 1, config.epochs + 1):
-            seed = epoch_seed(config.seed, epoch)
-            mdl.manual_seed(seed)
-            loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, drop_last=True,
-                                seed=seed)
-            model.train()
-            sums, start = dict(d_loss=0.0, g_loss=0.0, d_real=0.0, d_fake=0.0), time.perf_counter()
-            steps, out_of_time = 0, False
-            with tqdm(total=len(loader), desc=f"epoch {epoch}/{config.epochs}", unit="batch",
-                      disable=not progress, dynamic_ncols=True) as bar:
-                for images, _ in loader:
-                    real = images.data * 2.0 - 1.0                           # (B, C, S, S) in [-1, 1]
-                    step = train_step(model, optimizers, real, model.noise(len(real)))
-                    steps += 1
-                    for key in sums:
-                        sums[key] += step[key]
-                    rate = steps * config.batch_size / (time.perf_counter() - start + 1e-9)
-                    bar.set_postfix(D=f"{step['d_loss']:.3f}", G=f"{step['g_loss']:.3f}",
-                                    Dx=f"{step['d_real']:.2f}", DGz=f"{step['d_fake']:.2f}",
-                                    samples_per_s=f"{rate:,.0f}", refresh=False)
-                    bar.update(1)
-                    if max_seconds is not None and time.perf_counter() - budget_start > max_seconds:
-                        out_of_time = True
-                        break
-            seconds = time.perf_counter() - start
-            record = {k: v / steps for k, v in sums.items()}
-            record.update(epoch=epoch, steps=steps, seconds=seconds,
-                          samples_per_s=steps * config.batch_size / seconds)
-            if out_of_time:
-                record["stopped_by_budget"] = True
-            history.append(record)
-            viz.plot_samples(to_pixels(model.sample(z=noise)), run.file(f"samples_epoch_{epoch:03d}.png"),
-                                title=f"{config.model} on {config.dataset}, epoch {epoch}")
-            run.save_checkpoint(model, optimizers, epoch, config.to_dict())
-            run.save_metrics(history)
-            log(f"{config.model} | {config.dataset} | epoch {epoch}/{config.epochs} | "
+    def __init__(self, config, quality=True, log=print):
+        self.config, self.quality, self.log = config, quality, log
+        self.train_set = load_dataset(config.dataset, "train", root=config.data_root)
+        mdl.manual_seed(config.seed)
+        self.model = build_gan(config, self.train_set.images.shape[1:])
+        self.optimizer = OptimizerPair(self.model, config.lr)
+        self.noise = fixed_noise(self.model, config.seed)
+
+    @property
+    def optimizers(self):
+        return [self.optimizer.generator, self.optimizer.discriminator]
+
+    def batches(self, epoch, seed):
+        return DataLoader(self.train_set, batch_size=self.config.batch_size, shuffle=True, drop_last=True,
+                          seed=seed)
+
+    def train_step(self, batch):
+        images, _ = batch
+        real = images.data * 2.0 - 1.0                                  # (B, C, S, S) in [-1, 1]
+        figures = train_step(self.model, self.optimizer, real, self.model.noise(len(real)), self.update)
+        return dict(figures, size=len(real))
+
+    def after_epoch(self, run, record, history):
+        viz.plot_samples(to_pixels(self.model.sample(z=self.noise)),
+                         run.file(f"samples_epoch_{record['epoch']:03d}.png"),
+                         title=f"{self.config.model} on {self.config.dataset}, epoch {record['epoch']}")
+
+    def summary(self, record):
+        return (f"{self.config.model} | {self.config.dataset} | epoch {record['epoch']}/{self.config.epochs} | "
                 f"D loss {record['d_loss']:.3f} G loss {record['g_loss']:.3f} | "
-                f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f} | {seconds:.1f} s"
-                + (f" | time budget reached after {steps} of {len(loader)} steps" if out_of_time else ""))
-            if out_of_time:
-                break
-    except KeyboardInterrupt:
-        finished = run.load_checkpoint()["epoch"] if run.has_checkpoint() else 0
-        log(f"\ninterrupted during epoch {epoch}: {run.path} keeps the checkpoint of epoch {finished}.")
-        if finished:
-            log(f"continue with:  minidl train {config.model} --resume {run.path}")
-        raise TrainingInterrupted(run.path, finished) from None
+                f"D(x) {record['d_real']:.2f} D(G(z)) {record['d_fake']:.2f} | {record['seconds']:.1f} s")
 
-    plot_gan_curves(history, run.file("gan_curves.png"))
-    z0, z1 = noise[0], noise[1]
-    viz.plot_samples(to_pixels(model.interpolate(z0, z1, steps=10)), run.file("interpolation.png"),
-                        ncols=10, title="from one latent point to another")
-    report = None
-    if quality:
-        report = sample_quality(model, config, run, log=log)
-    return dict(history=history, model=model, run_dir=run.path, quality=report)
+    def finish(self, run, history):
+        plot_gan_curves(history, run.file("gan_curves.png"))
+        z0, z1 = self.noise[0], self.noise[1]
+        viz.plot_samples(to_pixels(self.model.interpolate(z0, z1, steps=10)), run.file("interpolation.png"),
+                         ncols=10, title="from one latent point to another")
+        report = sample_quality(self.model, self.config, run, log=self.log) if self.quality else None
+        return dict(quality=report)
+
+
+def fit_gan(config, run_dir, resume=False, progress=True, log=print, quality=True, max_minutes=None):
+    """Train the GAN of `config` (model "dcgan" or "gan") in `run_dir` with the
+    shared Trainer; `quality=False` skips the final sample-quality report."""
+    task = GANTask(config, quality, log)
+    return Trainer(task, config, run_dir, resume=resume, progress=progress, log=log,
+                   max_minutes=max_minutes).run()
 
 
 def plot_gan_curves(history, path):
@@ -217,8 +186,9 @@ def reference_classifier(config, run, log=print):
         model = new_model(cnn_config, train_set)
         model.load_state_dict(sub.load_checkpoint()["model"])
         return model, cnn_config
-    log("training the reference CNN for the sample-quality metrics ...")
-    return fit_classifier(cnn_config, folder, progress=False, log=log)["model"], cnn_config
+    resume = sub.has_checkpoint()              # trained for fewer epochs: continue it
+    log(f"{'continuing' if resume else 'training'} the reference CNN for the sample-quality metrics ...")
+    return fit_classifier(cnn_config, folder, resume=resume, progress=False, log=log)["model"], cnn_config
 
 
 def classifier_accuracy(run):
@@ -279,7 +249,7 @@ def sample_from_run(run_dir, args):
     config = TrainConfig.from_dict(run.load_config())
     checkpoint = run.load_checkpoint()
     shape = load_dataset(config.dataset, "test", root=config.data_root).images.shape[1:]
-    model = build_gan(shape, 10, KINDS[config.model])
+    model = build_gan(config, shape)
     model.load_state_dict(checkpoint["model"])
     images = to_pixels(model.sample(args.num, rng=np.random.default_rng(args.seed)))
     path = args.out or run.file("sample.png")

@@ -1,41 +1,33 @@
-"""Training a GPT: the loop behind `minidl train gpt|pixel-gpt` and their `minidl sample`.
+"""Training a GPT: `minidl train gpt|pixel-gpt` and their `minidl sample`.
 
 Two tasks (minidl.training.gpt_tasks), one model class (minidl.models.gpt.GPT),
-one loop: "gpt" predicts the next character of the bundled Shakespeare slice,
-against a bigram baseline on the same validation windows; "pixel-gpt" the
-next grey level of an 8x8 digit after a class token, so that generating from
-a class token draws that digit (a trained CNN then says how often it is
-recognised: `recognition_report`).
+one GPTTask for the shared Trainer (minidl.training.loop): "gpt" predicts the
+next character of the bundled Shakespeare slice, against a bigram baseline on
+the same validation windows; "pixel-gpt" the next grey level of an 8x8 digit
+after a class token, so that generating from a class token draws that digit
+(a trained CNN then says how often it is recognised: `recognition_report`).
 
-An "epoch" is `steps_per_epoch` optimisation steps (AdamW); after each, the
-validation loss is measured on fixed windows, a sample is written and the
-checkpoint saved. The environment variable MINIDL_GPT_STEPS overrides the
-steps per epoch (e.g. MINIDL_GPT_STEPS=3 for a smoke test of the CLI).
-
-The model sizes (`MODEL_SIZES`) were chosen by measurement: on a shared
-2-core machine, a step of the character GPT must be short enough that about
-ten minutes of training brings the validation loss under 2 nats per character.
+An "epoch" is `steps_per_epoch` optimisation steps (AdamW) on random windows;
+after each, the validation loss is measured on fixed windows (best.npz keeps
+the epoch with the lowest), a sample is written and the checkpoint saved. The
+environment variable MINIDL_GPT_STEPS overrides the steps per epoch (e.g.
+MINIDL_GPT_STEPS=3 for a smoke test of the CLI). The model sizes are
+minidl.models.gpt.MODEL_SIZES.
 """
 import os
-import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 import minidl as mdl
-from .. import optim, viz
-from ..models.gpt import GPT, GPTConfig
+from .. import viz
+from ..models.gpt import CHARACTER_BLOCK, GPT, GPTConfig, MODEL_SIZES
 from .gpt_tasks import EVAL_WINDOWS, LEVELS, CharacterTask, PixelTask  # noqa: F401  (re-exported)
-from .config import TrainConfig, epoch_seed
+from .config import TrainConfig, make_optimizer
+from .loop import StepBatches, Task, Trainer
 from .run_directory import RunDirectory
 
 STEPS_PER_EPOCH = 100
 PIXEL_TEMPERATURE = 0.7    # sampling temperature of the digit grids (1.0 gives speckled digits)
-CHARACTER_BLOCK = 64       # characters of context of the character GPT
-MODEL_SIZES = {            # task -> (n_layer, n_head, n_embd)
-    "gpt": (4, 4, 64),
-    "pixel-gpt": (4, 4, 64),
-}
 
 
 def default_steps_per_epoch():
@@ -61,7 +53,6 @@ def gpt_config(task):
                      n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=0.0)
 
 
-# ---- loop ----------------------------------------------------------------------
 def validation_loss(model, task, batch_size=64):
     model.eval()
     total = 0.0
@@ -89,65 +80,81 @@ def write_sample(model, task, path, rng, temperature=None):
     return None
 
 
-def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_epoch=None):
-    steps_per_epoch = steps_per_epoch or default_steps_per_epoch()
-    expected = "digits" if config.model == "pixel-gpt" else "shakespeare"
-    if config.dataset != expected:
-        raise ValueError(f"{config.model}: trains on the bundled {expected!r} data only, "
-                         f"got dataset {config.dataset!r}")
-    run = RunDirectory(run_dir).create()
-    task = make_task(config)
-    mdl.manual_seed(config.seed)
-    model = GPT(gpt_config(task))
-    optimizer = optim.AdamW(model.parameters(), lr=config.lr,
-                            weight_decay=0.01 if config.weight_decay is None else config.weight_decay)
-    done, history = 0, []
-    if resume:
-        done, history = run.resume(model, optimizer)
-    run.save_config(dict(config.to_dict(), gpt=model.config.to_dict()))
-    baseline = task.bigram_loss() if isinstance(task, CharacterTask) else None
+class GPTTask(Task):
+    """Next-token prediction for the Trainer; best.npz follows the validation loss."""
 
-    for epoch in range(done + 1, config.epochs + 1):
-        rng = np.random.default_rng(epoch_seed(config.seed, epoch))
-        mdl.manual_seed(epoch_seed(config.seed, epoch))
-        start, cpu_start, total = time.perf_counter(), time.process_time(), 0.0
-        with tqdm(total=steps_per_epoch, desc=f"epoch {epoch}/{config.epochs}", unit="step",
-                  disable=not progress, dynamic_ncols=True) as bar:
-            for step in range(steps_per_epoch):
-                inputs, targets = task.batch(config.batch_size, rng)          # (B, T) each
-                loss = model.loss(inputs, targets)
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += loss.item()
-                elapsed = time.perf_counter() - start
-                bar.set_postfix(loss=f"{loss.item():.3f}",
-                                tokens_per_s=f"{(step + 1) * inputs.size / elapsed:,.0f}", refresh=False)
-                bar.update(1)
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-        record = dict(epoch=epoch, train_loss=total / steps_per_epoch,
-                      validation_loss=validation_loss(model, task), seconds=seconds,
-                      seconds_per_step=seconds / steps_per_epoch)
+    losses = ("loss",)
+    metric, maximize = "validation_loss", False
+    unit = "tokens"
+
+    def __init__(self, config, steps_per_epoch=None, log=print):
+        expected = "digits" if config.model == "pixel-gpt" else "shakespeare"
+        if config.dataset != expected:
+            raise ValueError(f"{config.model}: trains on the bundled {expected!r} data only, "
+                             f"got dataset {config.dataset!r}")
+        self.config, self.log = config, log
+        self.steps_per_epoch = steps_per_epoch or default_steps_per_epoch()
+        self.data = make_task(config)
+        mdl.manual_seed(config.seed)
+        self.model = GPT(gpt_config(self.data))
+        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.baseline = self.data.bigram_loss() if isinstance(self.data, CharacterTask) else None
+
+    def config_record(self):
+        return dict(self.config.to_dict(), gpt=self.model.config.to_dict())
+
+    def batches(self, epoch, seed):
+        rng = np.random.default_rng(seed)
+        return StepBatches(self.steps_per_epoch, lambda: self.data.batch(self.config.batch_size, rng))
+
+    def train_step(self, batch):
+        inputs, targets = batch                                            # (B, T) each
+        loss = self.model.loss(inputs, targets)
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.update(self.optimizer)
+        return dict(loss=loss.item(), size=inputs.size)
+
+    def evaluate(self, epoch):
+        return dict(validation_loss=validation_loss(self.model, self.data))
+
+    def epoch_record(self, means, evaluation):
+        record = dict(train_loss=means["loss"], **evaluation)
+        if self.baseline is not None:
+            record["bigram_validation_loss"] = self.baseline
+        return record
+
+    def after_epoch(self, run, record, history):
+        record["seconds_per_step"] = record["seconds"] / record["steps"]
         # wall-clock and CPU minutes of training so far (on a shared machine the
         # CPU time of this process is what an idle machine would take, with one thread)
-        for key, value in (("training_minutes", seconds), ("training_cpu_minutes", cpu_seconds)):
+        for key, value in (("training_minutes", record["seconds"]),
+                           ("training_cpu_minutes", record["cpu_seconds"])):
             record[key] = (history[-1].get(key, 0.0) if history else 0.0) + value / 60
-        if baseline is not None:
-            record["bigram_validation_loss"] = baseline
-        history.append(record)
-        suffix = "png" if isinstance(task, PixelTask) else "txt"
-        write_sample(model, task, run.file(f"samples_epoch_{epoch:03d}.{suffix}"), rng)
-        run.save_checkpoint(model, optimizer, epoch, config.to_dict())
-        run.save_metrics(history)
-        plot_gpt_curves(history, run.file("curves.png"), baseline, steps_per_epoch)
-        log(f"{config.model} | epoch {epoch}/{config.epochs} | train loss {record['train_loss']:.3f} | "
-            f"validation loss {record['validation_loss']:.3f}"
-            + (f" (bigram {baseline:.3f})" if baseline is not None else "")
-            + f" | {record['seconds_per_step'] * 1000:.0f} ms/step, {record['training_minutes']:.1f} min "
-            f"({record['training_cpu_minutes']:.1f} CPU min)")
+        suffix = "png" if isinstance(self.data, PixelTask) else "txt"
+        rng = np.random.default_rng([int(self.config.seed), int(record["epoch"]), 1])
+        write_sample(self.model, self.data, run.file(f"samples_epoch_{record['epoch']:03d}.{suffix}"), rng)
+        plot_gpt_curves(history + [record], run.file("curves.png"), self.baseline, self.steps_per_epoch)
 
-    plot_attention_example(model, task, run.file("attention.png"))
-    return dict(history=history, model=model, task=task, run_dir=run.path)
+    def summary(self, record):
+        baseline = self.baseline
+        return (f"{self.config.model} | epoch {record['epoch']}/{self.config.epochs} | "
+                f"train loss {record['train_loss']:.3f} | validation loss {record['validation_loss']:.3f}"
+                + (f" (bigram {baseline:.3f})" if baseline is not None else "")
+                + f" | {record['seconds_per_step'] * 1000:.0f} ms/step, {record['training_minutes']:.1f} min "
+                f"({record['training_cpu_minutes']:.1f} CPU min)")
+
+    def finish(self, run, history):
+        plot_attention_example(self.model, self.data, run.file("attention.png"))
+        return dict(task=self.data)
+
+
+def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_epoch=None, max_minutes=None):
+    """Train the GPT of `config` ("gpt" or "pixel-gpt") in `run_dir` with the
+    shared Trainer; returns its result dict (history, model, task, run_dir, ...)."""
+    task = GPTTask(config, steps_per_epoch, log)
+    return Trainer(task, config, run_dir, resume=resume, progress=progress, log=log,
+                   max_minutes=max_minutes).run()
 
 
 def plot_gpt_curves(history, path, baseline=None, steps_per_epoch=STEPS_PER_EPOCH):
@@ -226,22 +233,7 @@ def recognition_report(pixel_run, classifier_run, per_class=50, seed=0, temperat
     return dict(real_accuracy=real, rates=rates, mean=float(np.mean(rates)))
 
 
-# ---- CLI hooks ---------------------------------------------------------------------
-def build_character_gpt(input_shape=None, num_classes=None):
-    """The registry's builder for "gpt": an untrained character GPT over the
-    Shakespeare vocabulary (the image arguments do not apply)."""
-    return GPT(gpt_config(CharacterTask(block_size=CHARACTER_BLOCK)))
-
-
-def build_pixel_gpt(input_shape, num_classes):
-    """The registry's builder for "pixel-gpt": images (C, H, W) as C*H*W pixel
-    tokens after one class token."""
-    channels, height, width = input_shape
-    n_layer, n_head, n_embd = MODEL_SIZES["pixel-gpt"]
-    return GPT(GPTConfig(vocab_size=LEVELS + num_classes, block_size=channels * height * width,
-                         n_layer=n_layer, n_head=n_head, n_embd=n_embd))
-
-
+# ---- `minidl sample` ------------------------------------------------------------------
 def load_run(run_dir):
     run = RunDirectory(run_dir)
     saved = run.load_config()

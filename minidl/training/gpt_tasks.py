@@ -11,8 +11,8 @@
 import numpy as np
 
 from ..data import load_dataset, load_text
+from ..models.gpt import PIXEL_LEVELS as LEVELS  # grey levels of pixel-gpt
 
-LEVELS = 4                 # grey levels of pixel-gpt
 EVAL_WINDOWS = 256         # validation windows of the character task
 
 

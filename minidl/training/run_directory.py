@@ -4,6 +4,7 @@
         config.json         what was asked for (model, dataset, epochs, lr, seed, ...)
         metrics.json        one record per finished epoch: losses, accuracies, timings
         checkpoint.npz      weights + optimizer state + epoch + config (written each epoch)
+        best.npz            the same, for the epoch with the best test metric so far
         curves.png, confusion_matrix.png, misclassified.png, [filters.png, feature_maps.png]
 
 The checkpoint is a `.npz` written with `minidl.save` and read with
@@ -13,6 +14,7 @@ The checkpoint is a `.npz` written with `minidl.save` and read with
     optimizer.<n>       each array inside optimizer.state_dict()
     optimizer_layout    the rest of optimizer.state_dict() as JSON text, with
                         {"__array__": "optimizer.<n>"} where the arrays were
+    schedulers_layout   the learning-rate schedulers' state_dicts (a list), the same way
     epoch               the number of epochs finished (int64 scalar)
     config              config.json's text
 
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-CHECKPOINT, METRICS, CONFIG = "checkpoint.npz", "metrics.json", "config.json"
+CHECKPOINT, BEST, METRICS, CONFIG = "checkpoint.npz", "best.npz", "metrics.json", "config.json"
 
 
 def default_run_dir(model, dataset, root="runs"):
@@ -101,7 +103,19 @@ class RunDirectory:
         return self.path / name
 
     def create(self):
-        self.path.mkdir(parents=True, exist_ok=True)
+        """Make the directory (and its parents) and check it can be written;
+        raise ValueError in one sentence when it cannot."""
+        path = self.path
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{path} is an existing file, not a directory; choose another run directory")
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            probe = path / ".minidl-write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise ValueError(f"cannot write the run directory {path}: "
+                             f"{error.strerror or error}") from None
         return self
 
     def has_checkpoint(self):
@@ -117,13 +131,19 @@ class RunDirectory:
         path = self.file(name)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: is {self.path} a minidl run directory?")
-        return json.loads(path.read_text())
+        try:
+            return json.loads(path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(f"{path} is not valid JSON ({error}); is {self.path} a minidl run directory?") from None
 
     def save_config(self, config):
         self._write_json(CONFIG, config)
 
     def load_config(self):
-        return self._read_json(CONFIG)
+        config = self._read_json(CONFIG)
+        if not isinstance(config, dict) or "model" not in config:
+            raise ValueError(f"{self.file(CONFIG)} does not describe a minidl run (no \"model\" entry)")
+        return config
 
     def save_metrics(self, epochs):
         """`epochs`: a list with one dict per finished epoch."""
@@ -135,25 +155,34 @@ class RunDirectory:
         return self._read_json(METRICS)["epochs"]
 
     # ---- checkpoint --------------------------------------------------------
-    def save_checkpoint(self, model, optimizer, epoch, config):
-        """Write weights, optimizer state, `epoch` and `config` to checkpoint.npz."""
+    def save_checkpoint(self, model, optimizer, epoch, config, schedulers=(), name=CHECKPOINT):
+        """Write weights, optimizer state, `epoch`, `config` and the schedulers'
+        states to checkpoint.npz (or `name`)."""
         import minidl
 
         entries = {f"model.{k}": np.asarray(v) for k, v in model.state_dict().items()}
         layout, arrays = flatten_state(optimizer.state_dict() if optimizer is not None else None, "optimizer")
         entries.update(arrays)
         entries["optimizer_layout"] = text_to_array(json.dumps(layout))
+        if schedulers:
+            layout, arrays = flatten_state([s.state_dict() for s in schedulers], "schedulers")
+            entries.update(arrays)
+            entries["schedulers_layout"] = text_to_array(json.dumps(layout))
         entries["epoch"] = np.array(epoch, dtype=np.int64)
         entries["config"] = text_to_array(json.dumps(config))
-        minidl.save(entries, self.file(CHECKPOINT))       # writes a temporary file, then renames
+        minidl.save(entries, self.file(name))       # writes a temporary file, then renames
 
-    def load_checkpoint(self):
+    def load_checkpoint(self, name=CHECKPOINT):
         """Return a dict with `model` (a state dict), `optimizer` (a state dict or
-        None), `epoch` (int) and `config` (dict)."""
+        None), `schedulers` (a list of state dicts, maybe empty), `epoch` (int)
+        and `config` (dict), read from checkpoint.npz (or `name`, e.g. best.npz)."""
         import minidl
 
-        path = self.file(CHECKPOINT)
+        path = self.file(name)
         if not path.is_file():
+            if name == BEST:
+                raise FileNotFoundError(f"{path} not found: the run in {self.path} has no best "
+                                        "checkpoint (written for tasks with a test metric)")
             raise FileNotFoundError(
                 f"{path} not found: the run in {self.path} has not finished an epoch yet "
                 "(a checkpoint is written at the end of every epoch)")
@@ -164,14 +193,22 @@ class RunDirectory:
                 raise ValueError(f"{path}: not a minidl training checkpoint (no {key!r} entry)")
         model_state = {k[len("model."):]: v for k, v in entries.items() if k.startswith("model.")}
         layout = json.loads(array_to_text(entries["optimizer_layout"]))
-        return dict(model=model_state, optimizer=unflatten_state(layout, entries),
+        schedulers = []
+        if "schedulers_layout" in entries:
+            schedulers = unflatten_state(json.loads(array_to_text(entries["schedulers_layout"])), entries)
+        return dict(model=model_state, optimizer=unflatten_state(layout, entries), schedulers=schedulers,
                     epoch=int(entries["epoch"]), config=json.loads(array_to_text(entries["config"])))
 
-    def resume(self, model, optimizer):
-        """Load the checkpoint into `model` and `optimizer` (in place); return
-        (epochs finished, the metrics records of those epochs)."""
+    def resume(self, model, optimizer, schedulers=()):
+        """Load the checkpoint into `model`, `optimizer` and `schedulers` (in
+        place); return (epochs finished, the metrics records of those epochs)."""
         checkpoint = self.load_checkpoint()
+        if len(checkpoint["schedulers"]) != len(schedulers):
+            raise ValueError(f"{self.file(CHECKPOINT)} holds {len(checkpoint['schedulers'])} learning-rate "
+                             f"schedulers, this run has {len(schedulers)}")
         model.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
+        for scheduler, state in zip(schedulers, checkpoint["schedulers"]):
+            scheduler.load_state_dict(state)
         done = checkpoint["epoch"]
         return done, [r for r in self.load_metrics() if r["epoch"] <= done]

@@ -1,0 +1,348 @@
+"""The shared Trainer (minidl.training.loop): a diverging run stops at the step
+with a clear message and keeps the last good checkpoint; a time budget stops
+like Ctrl-C and resumes exactly; best.npz holds the best epoch; the progress
+bar shows the run's ETA; bad run directories give one-line errors."""
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minidl import cli
+from minidl.training import (RunDirectory, Task, Trainer, TrainingDiverged, evaluate_run, fit,
+                             make_config)
+from minidl.training import classifier, loop
+from minidl.training.loop import RunClock, StepBatches, format_duration, non_finite_weights
+from training_helpers import seconds_per_step
+
+ROOT = Path(__file__).resolve().parents[1]
+QUIET = dict(progress=False, log=lambda *a: None, plots=False)
+STEPS = 43                       # batches of 32 in an epoch of the 1347 bundled training digits
+
+
+def all_finite(checkpoint):
+    return all(np.all(np.isfinite(v)) for v in checkpoint["model"].values())
+
+
+# ---- divergence ----------------------------------------------------------------------
+def test_cli_stops_a_diverging_run_at_the_step_with_epoch_step_and_learning_rate(tmp_path, capsys):
+    run = tmp_path / "r"
+    code = cli.main(["train", "mlp", "--lr", "1e6", "--optimizer", "sgd", "--epochs", "3",
+                     "--out", str(run), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    match = re.search(r"diverged at epoch (\d+), step (\d+) of 43: the (loss|evaluation's test_loss) "
+                      r"is (nan|inf)", err)
+    assert match, err
+    assert "learning rate 1e+06" in err and "smaller learning rate" in err and "--lr 1e+05" in err
+    epoch = int(match.group(1))
+    assert epoch < 3                                                   # stopped, did not finish
+    run_dir = RunDirectory(run)
+    if epoch == 1:
+        assert not run_dir.has_checkpoint() and "no checkpoint was written" in err
+    else:                                                              # the last good epoch's, finite
+        assert f"keeps the checkpoint of epoch {epoch - 1}" in err
+        assert run_dir.load_checkpoint()["epoch"] == epoch - 1 and all_finite(run_dir.load_checkpoint())
+
+
+def test_cli_divergence_prints_no_runtime_warnings_in_a_real_process(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "minidl.cli", "train", "mlp", "--lr", "1e6",
+                             "--optimizer", "sgd", "--out", str(tmp_path / "r"), "--no-progress"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
+    assert "diverged at epoch" in result.stderr
+
+
+def test_a_run_that_diverges_in_epoch_2_keeps_the_finite_checkpoint_of_epoch_1(tmp_path, monkeypatch):
+    """Raise the learning rate to 1e6 after epoch 1's evaluation (fault injection):
+    epoch 2 blows up, and checkpoint.npz and best.npz still hold epoch 1's weights."""
+    real = classifier.ClassifierTask.evaluate
+
+    def evaluate_then_raise_lr(self, epoch):
+        figures = real(self, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = 1e6
+        return figures
+
+    monkeypatch.setattr(classifier.ClassifierTask, "evaluate", evaluate_then_raise_lr)
+    config = make_config("mlp", epochs=3, optimizer="sgd", lr=0.05)
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step \d+ of 43: the loss is (nan|inf)") as info:
+        fit(config, tmp_path / "r", **QUIET)
+    assert "keeps the checkpoint of epoch 1" in str(info.value)
+    run = RunDirectory(tmp_path / "r")
+    for name in ("checkpoint.npz", "best.npz"):
+        checkpoint = run.load_checkpoint(name)
+        assert checkpoint["epoch"] == 1 and all_finite(checkpoint), name
+    assert [r["epoch"] for r in run.load_metrics()] == [1]
+
+
+def test_weights_that_are_not_finite_are_never_checkpointed(tmp_path, monkeypatch):
+    """A finite loss but a NaN weight at the end of epoch 2: the run stops naming
+    the weight; the checkpoint of epoch 1 stays."""
+    real = classifier.ClassifierTask.evaluate
+
+    def poison_in_epoch_2(self, epoch):
+        if epoch == 2:
+            next(iter(self.model.parameters())).data.flat[0] = np.nan
+        return real(self, epoch)
+
+    monkeypatch.setattr(classifier.ClassifierTask, "evaluate", poison_in_epoch_2)
+    config = make_config("mlp", epochs=3)
+    with pytest.raises(TrainingDiverged, match="weight") as info:
+        fit(config, tmp_path / "r", **QUIET)
+    assert "epoch 2" in str(info.value)
+    checkpoint = RunDirectory(tmp_path / "r").load_checkpoint()
+    assert checkpoint["epoch"] == 1 and all_finite(checkpoint)
+
+
+def test_non_finite_weights_names_parameters_and_buffers():
+    from minidl import nn
+
+    model = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    assert non_finite_weights(model) == []
+    model[0].bias.data[1] = np.inf
+    model[1].running_var.data[0] = np.nan
+    assert non_finite_weights(model) == ["0.bias", "1.running_var"]
+
+
+# ---- time budget -----------------------------------------------------------------------
+def test_time_budget_inside_the_first_epoch_keeps_nothing_and_says_so(tmp_path, monkeypatch):
+    seconds_per_step(monkeypatch, 1.0)                         # 43 s per epoch
+    messages = []
+    result = fit(make_config("mlp", epochs=3), tmp_path / "r", progress=False, log=messages.append,
+                 plots=False, max_minutes=0.5)                 # 30 s: runs out in epoch 1
+    assert result["stopped"] == "time budget" and result["history"] == []
+    assert "time budget of 0.5 minutes reached during epoch 1" in messages[-1]
+    assert not RunDirectory(tmp_path / "r").has_checkpoint()
+
+
+def test_time_budget_stops_like_ctrl_c_and_resume_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    config = make_config("mlp", epochs=3, seed=4)
+    full = fit(config, tmp_path / "full", **QUIET)
+
+    seconds_per_step(monkeypatch, 1.0)
+    messages = []
+    # 100 s: epochs 1 and 2 take 86 s; epoch 3 would take 43 s more, so it is not started
+    stopped = fit(config, tmp_path / "cut", progress=False, log=messages.append, plots=False,
+                  max_minutes=100 / 60)
+    assert stopped["stopped"] == "time budget"
+    assert [r["epoch"] for r in stopped["history"]] == [1, 2]
+    stop = next(m for m in messages if "time budget" in m)
+    assert "epoch 3 was not started" in stop and f"minidl train mlp --resume {tmp_path / 'cut'}" in stop
+    assert RunDirectory(tmp_path / "cut").load_checkpoint()["epoch"] == 2
+
+    monkeypatch.undo()
+    resumed = fit(config, tmp_path / "cut", resume=True, **QUIET)
+    assert [r["test_loss"] for r in resumed["history"]] == [r["test_loss"] for r in full["history"]]
+    for (name, a), (_, b) in zip(full["model"].state_dict().items(), resumed["model"].state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+
+
+def test_time_budget_inside_a_later_epoch_drops_it_and_restores_the_kept_weights(tmp_path, monkeypatch):
+    """1 s per step in epoch 1, then 2 s: epoch 2 starts (43 s < 57 s left) but the
+    100 s run out inside it; the result's model is the checkpoint's (epoch 1)."""
+    now = seconds_per_step(monkeypatch, lambda step: 1.0 if step <= STEPS else 2.0)
+    messages = []
+    result = fit(make_config("mlp", epochs=3, seed=4), tmp_path / "mid", progress=False,
+                 log=messages.append, plots=False, max_minutes=100 / 60)
+    assert result["stopped"] == "time budget" and 100 < now[0] < STEPS + 2 * STEPS
+    assert any("reached during epoch 2" in m for m in messages)
+    checkpoint = RunDirectory(tmp_path / "mid").load_checkpoint()
+    assert checkpoint["epoch"] == 1
+    for name, value in result["model"].state_dict().items():
+        np.testing.assert_array_equal(value, checkpoint["model"][name], err_msg=name)
+    assert result["final"]["acc"] == result["history"][0]["test_acc"]
+
+
+def test_cli_max_minutes_exits_0_with_the_resume_command(tmp_path, monkeypatch, capsys):
+    seconds_per_step(monkeypatch, 1.0)
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--epochs", "4", "--max-minutes", "1.5", "--out", str(run),
+                     "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "time budget of 1.5 minutes" in out and "epoch 3 was not started" in out
+    assert f"minidl train mlp --resume {run}" in out
+    assert RunDirectory(run).load_checkpoint()["epoch"] == 2
+    assert (run / "curves.png").is_file()                      # the plots of the kept epochs
+
+
+def test_max_minutes_must_be_positive(tmp_path, capsys):
+    assert cli.main(["train", "mlp", "--max-minutes", "0", "--out", str(tmp_path / "r")]) == 1
+    assert "max_minutes must be positive" in capsys.readouterr().err
+
+
+# ---- best checkpoint ---------------------------------------------------------------------
+def test_best_npz_holds_the_epoch_with_the_best_test_accuracy(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--epochs", "4", "--lr", "0.03", "--out", str(run), "--no-progress"]) == 0
+    history = RunDirectory(run).load_metrics()
+    accuracies = [r["test_acc"] for r in history]
+    best_epoch = history[int(np.argmax(accuracies))]["epoch"]
+    best = RunDirectory(run).load_checkpoint("best.npz")
+    last = RunDirectory(run).load_checkpoint()
+    assert best["epoch"] == best_epoch and last["epoch"] == 4
+    capsys.readouterr()
+    assert cli.main(["eval", str(run), "--best"]) == 0               # reproduces that epoch's figure
+    out = capsys.readouterr().out
+    assert f"epoch {best_epoch} (best.npz)" in out and "reproduced exactly" in out
+    assert evaluate_run(run, log=lambda *a: None, best=True)["acc"] == max(accuracies)
+
+
+def test_best_npz_is_only_replaced_by_a_better_epoch(tmp_path, monkeypatch):
+    """Test accuracies 0.5, 0.9, 0.7 (injected): best.npz keeps epoch 2."""
+    figures = iter([0.5, 0.9, 0.7])
+    real = classifier.ClassifierTask.evaluate
+
+    def scripted(self, epoch):
+        return dict(real(self, epoch), test_acc=next(figures))
+
+    monkeypatch.setattr(classifier.ClassifierTask, "evaluate", scripted)
+    result = fit(make_config("mlp", epochs=3), tmp_path / "r", **QUIET)
+    assert result["best_epoch"] == 2
+    assert RunDirectory(tmp_path / "r").load_checkpoint("best.npz")["epoch"] == 2
+
+
+def test_eval_best_of_a_run_without_best_npz_fails_in_one_line(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    (run / "best.npz").unlink()
+    capsys.readouterr()
+    assert cli.main(["eval", str(run), "--best"]) == 1
+    assert "no best checkpoint" in capsys.readouterr().err
+
+
+# ---- progress and ETA --------------------------------------------------------------------
+def test_format_duration():
+    assert format_duration(12) == "0:12"
+    assert format_duration(754) == "12:34"
+    assert format_duration(4000) == "1:06:40"
+
+
+def test_run_clock_extrapolates_the_measured_step_rate_over_all_remaining_steps(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr(loop, "clock", lambda: now[0])
+    eta = RunClock(steps_per_epoch=10, epochs_left=3)          # 30 steps to do
+    assert eta.eta_seconds() is None
+    for _ in range(5):
+        now[0] += 2.0
+        eta.step()
+    assert eta.eta_seconds() == pytest.approx(25 * 2.0)
+
+
+def test_the_progress_bar_shows_the_run_eta(tmp_path, capsys):
+    fit(make_config("mlp", epochs=1), tmp_path / "r", progress=True, log=lambda *a: None, plots=False)
+    err = capsys.readouterr().err
+    assert "ETA=" in err and "samples_per_s=" in err and "loss=" in err
+
+
+# ---- run directories and paths -----------------------------------------------------------
+def one_line_error(capsys):
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+def test_out_that_is_an_existing_file_is_one_line(tmp_path, capsys):
+    existing = tmp_path / "notes.txt"
+    existing.write_text("mine")
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(existing), "--no-progress"]) == 1
+    assert "is an existing file" in one_line_error(capsys)
+    assert existing.read_text() == "mine"
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(existing / "run"), "--no-progress"]) == 1
+    assert "cannot write the run directory" in one_line_error(capsys)
+
+
+def test_out_that_cannot_be_written_is_one_line(tmp_path, capsys):
+    if os.geteuid() == 0:
+        target = Path("/sys/kernel")                             # read-only even for root
+    else:
+        target = tmp_path / "locked"
+        target.mkdir()
+        target.chmod(0o500)
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(target), "--no-progress"]) == 1
+    assert "cannot write the run directory" in one_line_error(capsys)
+
+
+def test_out_that_holds_another_run_is_refused_without_resume(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    before = (run / "checkpoint.npz").read_bytes()
+    capsys.readouterr()
+    assert cli.main(["train", "mlp", "--epochs", "1", "--seed", "9", "--out", str(run), "--no-progress"]) == 1
+    assert "already holds a run" in one_line_error(capsys)
+    assert (run / "checkpoint.npz").read_bytes() == before
+
+
+@pytest.mark.parametrize("problem", ["missing", "file", "bad-json", "no-model", "truncated-checkpoint"])
+def test_eval_sample_and_resume_with_bad_paths_fail_in_one_line(tmp_path, capsys, problem):
+    run = tmp_path / "run"
+    if problem == "file":
+        run.write_text("x")
+    elif problem in ("bad-json", "no-model"):
+        run.mkdir()
+        (run / "config.json").write_text("{not json" if problem == "bad-json" else json.dumps({"epochs": 2}))
+    elif problem == "truncated-checkpoint":
+        assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+        data = (run / "checkpoint.npz").read_bytes()
+        (run / "checkpoint.npz").write_bytes(data[: len(data) // 2])
+        capsys.readouterr()
+    for command in (["eval", str(run)], ["sample", str(run)],
+                    ["train", "mlp", "--resume", str(run), "--no-progress"]):
+        if problem == "truncated-checkpoint" and command[0] == "sample":
+            continue                                               # a classifier: sample says so (exit 2)
+        assert cli.main(command) == 1, (problem, command)
+        one_line_error(capsys)
+
+
+# ---- the skeleton works for any task --------------------------------------------------------
+class Quadratic(Task):
+    """Minimise (w - 3)^2 with SGD: a task written only with the plug-in points.
+    Each step multiplies the distance |w - 3| by (1 - 2 lr)."""
+
+    metric, maximize = "distance", False
+
+    def __init__(self, config):
+        from minidl import nn, optim
+        import minidl as mdl
+
+        self.config = config
+        mdl.manual_seed(config.seed)
+        self.model = nn.Linear(1, 1, bias=False)
+        self.optimizer = optim.SGD(self.model.parameters(), lr=config.lr)
+
+    def batches(self, epoch, seed):
+        return StepBatches(5, lambda: None)
+
+    def train_step(self, batch):
+        w = self.model.weight
+        loss = ((w - 3.0) * (w - 3.0)).sum()
+        self.optimizer.zero_grad()
+        loss.backward()
+        self.update(self.optimizer)
+        return dict(loss=loss.item())
+
+    def evaluate(self, epoch):
+        return dict(distance=float(abs(self.model.weight.data[0, 0] - 3.0)))
+
+
+def test_a_new_task_gets_checkpoints_best_npz_and_resume_from_the_trainer(tmp_path):
+    config = make_config("mlp", epochs=3, lr=0.05)
+    result = Trainer(Quadratic(config), config, tmp_path / "q", progress=False, log=lambda *a: None).run()
+    distances = [r["distance"] for r in result["history"]]
+    assert distances == sorted(distances, reverse=True) and distances[-1] < 0.5 * distances[0]
+    assert [r["steps"] for r in result["history"]] == [5, 5, 5]
+    assert RunDirectory(tmp_path / "q").load_checkpoint("best.npz")["epoch"] == 3
+    more = make_config("mlp", epochs=4, lr=0.05)
+    resumed = Trainer(Quadratic(more), more, tmp_path / "q", resume=True, progress=False,
+                      log=lambda *a: None).run()
+    assert [r["epoch"] for r in resumed["history"]] == [1, 2, 3, 4]
+    assert math.isclose(resumed["history"][-1]["distance"], distances[-1] * 0.9 ** 5, rel_tol=1e-3)
