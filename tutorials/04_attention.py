@@ -161,15 +161,17 @@ print("online softmax vs NumPy, max difference:", np.abs(out_online - out_numpy)
 assert np.allclose(out_online, out_numpy, atol=1e-12)
 
 # %% [markdown]
-# minidl's kernel (`minidl/kernels/attention_forward.py`) does exactly this with
-# Numba, for a block of 32 queries against blocks of 64 keys at a time, in
+# minidl's fast kernel (`minidl/kernels/attention_fast.py`) does exactly this
+# with Numba, for a block of 32 queries against blocks of 64 keys at a time, in
 # parallel over (batch x heads x query blocks). It saves only the output and
 # each row's log-sum-exp, lse_i = m_i + log(l_i); the backward pass rebuilds
 # every weight as p_ij = exp(s_ij - lse_i), tile by tile, instead of storing them.
 #
-# The same kernel source runs three ways: compiled ("numba"), interpreted
-# ("python", the readable reference) and the NumPy twin ("numpy"), selected
-# with `minidl.kernels.use`.
+# Three implementations, selected with `minidl.kernels.use`: "numba" runs those
+# tiled loops compiled; "python" runs the readable loops of
+# `minidl/kernels/attention.py` interpreted (one query row at a time, the
+# whole softmax then the weighted sum, like `attention_loops` above); "numpy"
+# runs the NumPy twin. The tests hold the tiled loops equal to the readable ones.
 
 # %%
 B, H = (2, 2) if QUICK else (4, 8)

@@ -32,7 +32,7 @@ from .broadcast import sum_to
 class ScaledDotProductAttention(Function):
     """out_i = sum_j p_ij v_j, p_ij = softmax_j(scale q_i.k_j + bias_ij);
     dV = P^T dO, dS = P * (dO V^T - rowsum(dO * out)), dQ = scale dS K,
-    dK = scale dS^T Q, d(bias) = dS (see kernels/attention_backward.py)."""
+    dK = scale dS^T Q, d(bias) = dS (see kernels/attention.py)."""
 
     def forward(self, q, k, v, mask=None, *, is_causal, scale, dropout_p):
         batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])

@@ -1,0 +1,344 @@
+"""The optimised attention loops: what the "numba" backend runs. The readable
+loops they are held equal to (tests/test_attention_fast.py: float32 and
+float64, several threads, non-contiguous inputs, masks, causal, dropout) are
+`attention_forward_loops` and `attention_backward_loops` in `attention.py`.
+
+Both compute out_i = sum_j softmax_j(s_ij) v_j with s_ij = scale q_i . k_j + bias_ij,
+and the same gradients. What differs:
+
+1. Tiles instead of rows (forward). The readable loop handles one query row
+   at a time and walks all S keys twice (scores and their maximum, then the
+   weighted sum). Here a task takes a block of BLOCK_Q query rows and walks
+   the keys in blocks of BLOCK_K, holding only a BLOCK_Q x BLOCK_K tile of
+   scores (8 KiB in float32: it stays in L1). It uses the "online softmax"
+   (as in FlashAttention): per row it keeps
+       m_i   the largest score seen so far,
+       l_i   sum_j exp(s_ij - m_i) over the keys seen so far,
+       acc_i sum_j exp(s_ij - m_i) v_j over the keys seen so far,
+   and when a new block raises the maximum from m to m', the old sums are
+   rescaled by alpha = exp(m - m') before the block is added. At the end
+   out_i = acc_i / l_i, and logsumexp_i = m_i + log(l_i) is saved, as in the
+   readable loop. Many small tasks (batch-head x query block) balance the
+   threads.
+2. Key blocks outside, query blocks inside (backward). The readable loop
+   runs over query rows and adds into dK and dV row by row; here each task
+   (one batch-head) finishes dK and dV of a key block in one sweep over the
+   query blocks, recomputing the weights of each tile from the saved
+   logsumexp: never an L x S matrix in memory.
+3. Blocked products written for SIMD. A tile's products are hand-written so
+   that the innermost loop runs along contiguous memory and LLVM vectorises
+   it: A B^T (`scores_block`) as 2 x 2 blocks of dot products, P B and P^T B
+   (`accumulate_rows`, `accumulate_cols`) as "axpy" updates of four output
+   rows by two terms per pass, so each loaded element serves several
+   multiply-adds. (Calling BLAS per tile would put a second thread pool on
+   the cores Numba's pool already uses; see minidl/threads.py.)
+4. A vectorisable exp (`fast_exp.fast_exp`, float64 inside, ~2 ulp) instead
+   of the C library's scalar exp, and products accumulated in the inputs'
+   dtype (float32 for float32 inputs: relative error ~1e-6 at these sizes)
+   where the readable loops accumulate in float64.
+5. Causal masks skip work: the forward stops at the last key a block of
+   queries may see; the backward starts at the first query row that sees a
+   key block.
+"""
+import numpy as np
+from numba import njit, prange
+
+from .dropout_hash import dropout_keep
+from .fast_exp import fast_exp
+
+# fastmath flags for loops: allow reassociation (vectorised sums) and fused
+# multiply-add, but NOT "no infs / no NaNs": masks are -inf.
+FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+BLOCK_Q = 32     # query rows per work item (and per prange task)
+BLOCK_K = 64     # keys per tile: a 32 x 64 float32 tile is 8 KiB, well inside L1
+
+
+# ---- tile helpers --------------------------------------------------------------------
+@njit(cache=True, fastmath={"contract"})
+def exp_shifted(x, n, offset):
+    """In place: x[c] <- exp(x[c] - offset) for c < n, computed in float64
+    (`fast_exp`; -inf gives 0). x: 1-D float32/float64 array; offset: float64."""
+    for c in range(n):
+        x[c] = fast_exp(np.float64(x[c]) - offset)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def scores_block(a, b, i0, j0, nr, nc, s):
+    """s[r, c] = sum_e a[i0 + r, e] * b[j0 + c, e]   for r < nr, c < nc  (A B^T).
+
+    a: (rows, E), b: (cols, E), both C-contiguous so that each dot product runs
+    along contiguous memory (vectorised over e, the sum reassociated); s: an
+    output block (>= nr, >= nc). Two rows times two columns per pass: each
+    loaded element serves two multiply-adds.
+    """
+    E = a.shape[1]
+    zero = s.dtype.type(0)
+    r_pairs, c_pairs = nr - nr % 2, nc - nc % 2
+    for r in range(0, r_pairs, 2):
+        for c in range(0, c_pairs, 2):
+            t00, t01, t10, t11 = zero, zero, zero, zero
+            for e in range(E):
+                x0, x1 = a[i0 + r, e], a[i0 + r + 1, e]
+                y0, y1 = b[j0 + c, e], b[j0 + c + 1, e]
+                t00 += x0 * y0
+                t01 += x0 * y1
+                t10 += x1 * y0
+                t11 += x1 * y1
+            s[r, c], s[r, c + 1], s[r + 1, c], s[r + 1, c + 1] = t00, t01, t10, t11
+        for c in range(c_pairs, nc):                     # odd last column
+            t0, t1 = zero, zero
+            for e in range(E):
+                t0 += a[i0 + r, e] * b[j0 + c, e]
+                t1 += a[i0 + r + 1, e] * b[j0 + c, e]
+            s[r, c], s[r + 1, c] = t0, t1
+    for r in range(r_pairs, nr):                         # odd last row
+        for c in range(nc):
+            t0 = zero
+            for e in range(E):
+                t0 += a[i0 + r, e] * b[j0 + c, e]
+            s[r, c] = t0
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def accumulate_rows(p, rows, j0, nr, nc, acc, i0):
+    """acc[i0 + r, :] += sum_c p[r, c] * rows[j0 + c, :]   (acc += P @ rows block).
+
+    Used for O += P V (forward) and dQ += dS K (backward). Four output rows
+    times two terms per pass: each loaded `rows` element serves four
+    multiply-adds, each output load/store two.
+    """
+    r_quads, c_pairs = nr - nr % 4, nc - nc % 2
+    for r in range(0, r_quads, 4):
+        o0, o1, o2, o3 = acc[i0 + r], acc[i0 + r + 1], acc[i0 + r + 2], acc[i0 + r + 3]
+        for c in range(0, c_pairs, 2):
+            v0, v1 = rows[j0 + c], rows[j0 + c + 1]
+            p00, p01, p10, p11 = p[r, c], p[r, c + 1], p[r + 1, c], p[r + 1, c + 1]
+            p20, p21, p30, p31 = p[r + 2, c], p[r + 2, c + 1], p[r + 3, c], p[r + 3, c + 1]
+            for d in range(v0.shape[0]):
+                o0[d] += p00 * v0[d] + p01 * v1[d]
+                o1[d] += p10 * v0[d] + p11 * v1[d]
+                o2[d] += p20 * v0[d] + p21 * v1[d]
+                o3[d] += p30 * v0[d] + p31 * v1[d]
+        for c in range(c_pairs, nc):                     # odd last term
+            v0 = rows[j0 + c]
+            p00, p10, p20, p30 = p[r, c], p[r + 1, c], p[r + 2, c], p[r + 3, c]
+            for d in range(v0.shape[0]):
+                o0[d] += p00 * v0[d]
+                o1[d] += p10 * v0[d]
+                o2[d] += p20 * v0[d]
+                o3[d] += p30 * v0[d]
+    for r in range(r_quads, nr):                         # the nr % 4 last rows
+        out = acc[i0 + r]
+        for c in range(nc):
+            v0 = rows[j0 + c]
+            p0 = p[r, c]
+            for d in range(v0.shape[0]):
+                out[d] += p0 * v0[d]
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def accumulate_cols(p, rows, i0, nr, nc, acc, j0):
+    """acc[j0 + c, :] += sum_r p[r, c] * rows[i0 + r, :]   (acc += P^T @ rows block).
+
+    Used for dV += P^T dO and dK += dS^T Q (backward). Blocked like
+    accumulate_rows: four output rows times two terms per pass.
+    """
+    c_quads, r_pairs = nc - nc % 4, nr - nr % 2
+    for c in range(0, c_quads, 4):
+        o0, o1, o2, o3 = acc[j0 + c], acc[j0 + c + 1], acc[j0 + c + 2], acc[j0 + c + 3]
+        for r in range(0, r_pairs, 2):
+            x0, x1 = rows[i0 + r], rows[i0 + r + 1]
+            p00, p01, p10, p11 = p[r, c], p[r + 1, c], p[r, c + 1], p[r + 1, c + 1]
+            p20, p21, p30, p31 = p[r, c + 2], p[r + 1, c + 2], p[r, c + 3], p[r + 1, c + 3]
+            for d in range(x0.shape[0]):
+                o0[d] += p00 * x0[d] + p01 * x1[d]
+                o1[d] += p10 * x0[d] + p11 * x1[d]
+                o2[d] += p20 * x0[d] + p21 * x1[d]
+                o3[d] += p30 * x0[d] + p31 * x1[d]
+        for r in range(r_pairs, nr):                     # odd last term
+            x0 = rows[i0 + r]
+            p00, p10, p20, p30 = p[r, c], p[r, c + 1], p[r, c + 2], p[r, c + 3]
+            for d in range(x0.shape[0]):
+                o0[d] += p00 * x0[d]
+                o1[d] += p10 * x0[d]
+                o2[d] += p20 * x0[d]
+                o3[d] += p30 * x0[d]
+    for c in range(c_quads, nc):                         # the nc % 4 last rows of acc
+        out = acc[j0 + c]
+        for r in range(nr):
+            x0 = rows[i0 + r]
+            p0 = p[r, c]
+            for d in range(x0.shape[0]):
+                out[d] += p0 * x0[d]
+
+
+# ---- the parallel kernels -------------------------------------------------------------
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def attention_forward_blocked(q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                            keep_scale, out, lse):
+    """Same contract as `attention.attention_forward_loops`.
+
+    q (BH, L, E), k (BH, S, E), v (BH, S, Ev): C-contiguous, one float dtype.
+    bias (MB, Lb, S) same dtype, Lb in {1, L}: added to the scaled scores of
+        batch-head b as bias[bias_index[b], i or 0, :] (-inf = may not attend);
+        MB == 0 means no mask. bias_index (BH,) int64.
+    causal: key j is masked for query i when j > i (top-left aligned).
+    scale: the scores' factor, a scalar of the inputs' dtype.
+    seed, threshold (uint64), keep_scale (dtype scalar): dropout on the
+        weights; threshold == 0 means no dropout (see attention_math).
+    Writes out (BH, L, Ev) and lse (BH, L) float64: logsumexp of each row's
+    masked scores, -inf for a row whose every key is masked (its output row
+    is 0). A NaN score makes its row's output and lse NaN. Writes nothing
+    else; the only other memory is a few KiB of tiles per task.
+    """
+    n_bh, L = q.shape[:2]
+    S = k.shape[1]
+    Ev = v.shape[2]
+    has_bias = bias.shape[0] > 0
+    bias_rows = bias.shape[1]
+    dropout = threshold > 0
+    n_qblocks = (L + BLOCK_Q - 1) // BLOCK_Q
+    # one task per (batch-head, query block): many small tasks balance two cores
+    for task in prange(n_bh * n_qblocks):
+        b = task // n_qblocks                      # batch-head
+        i0 = (task - b * n_qblocks) * BLOCK_Q      # first query row of the block
+        nr = min(BLOCK_Q, L - i0)
+        mb = bias_index[b]
+        s = np.empty((BLOCK_Q, BLOCK_K), q.dtype)  # scores, then weights, of one tile
+        acc = np.zeros((BLOCK_Q, Ev), q.dtype)     # running sum of weights * values
+        m = np.full(BLOCK_Q, -np.inf)              # running row maxima
+        l = np.zeros(BLOCK_Q)                      # running sums of exp(s - m)
+        nan_row = np.zeros(BLOCK_Q, np.bool_)      # rows that met a NaN score
+        key_end = min(S, i0 + nr) if causal else S  # causal: row i0+nr-1 sees keys < i0+nr
+        for j0 in range(0, key_end, BLOCK_K):
+            nc = min(BLOCK_K, key_end - j0)
+            scores_block(q[b], k[b], i0, j0, nr, nc, s)       # s[r, c] = q_(i0+r) . k_(j0+c)
+            for r in range(nr):
+                i = i0 + r
+                for c in range(nc):
+                    s[r, c] *= scale
+                if has_bias:
+                    row = i if bias_rows > 1 else 0
+                    for c in range(nc):
+                        s[r, c] += bias[mb, row, j0 + c]
+                if causal:
+                    for c in range(max(0, i + 1 - j0), nc):  # keys j0 + c > i
+                        s[r, c] = -np.inf
+                block_max = -np.inf
+                for c in range(nc):
+                    block_max = max(block_max, s[r, c])
+                    if s[r, c] != s[r, c]:         # NaN score: the row's output is NaN
+                        nan_row[r] = True
+                m_new = max(m[r], block_max)
+                if m_new == -np.inf or nan_row[r]:  # every key so far masked (or NaN)
+                    for c in range(nc):
+                        s[r, c] = 0
+                    continue
+                alpha = np.exp(m[r] - m_new)       # 0 when m[r] is -inf
+                exp_shifted(s[r], nc, m_new)  # s[r, c] <- exp(s[r, c] - m_new)
+                total = 0.0
+                for c in range(nc):
+                    total += s[r, c]
+                l[r] = l[r] * alpha + total
+                m[r] = m_new
+                if alpha != 1.0:
+                    for d in range(Ev):
+                        acc[r, d] *= alpha
+                if dropout:                        # weights of dropped keys -> 0
+                    base = np.uint64((b * L + i) * S + j0)  # flat index of (b, i, j0)
+                    for c in range(nc):
+                        if dropout_keep(seed, base + np.uint64(c), threshold):
+                            s[r, c] *= keep_scale
+                        else:
+                            s[r, c] = 0
+            accumulate_rows(s, v[b], j0, nr, nc, acc, 0)  # acc[r] += sum_c s[r, c] v_(j0+c)
+        for r in range(nr):
+            i = i0 + r
+            if nan_row[r]:                         # NaN in, NaN out (as the twin)
+                for d in range(Ev):
+                    out[b, i, d] = np.nan
+                lse[b, i] = np.nan
+            elif l[r] == 0.0:                      # fully masked row: output 0
+                for d in range(Ev):
+                    out[b, i, d] = 0
+                lse[b, i] = -np.inf
+            else:
+                inv = 1.0 / l[r]
+                for d in range(Ev):
+                    out[b, i, d] = acc[r, d] * inv
+                lse[b, i] = m[r] + np.log(l[r])
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def attention_backward_blocked(q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                             keep_scale, out, lse, dout, dq, dk, dv):
+    """Same contract as `attention.attention_backward_loops`.
+
+    q, k, v, bias, bias_index, causal, scale, seed, threshold, keep_scale: as
+    given to `attention_forward_loops`; out (BH, L, Ev) and lse (BH, L) are
+    what it returned; dout (BH, L, Ev) the gradient of out (C-contiguous, same
+    dtype). Writes dq (BH, L, E), dk (BH, S, E), dv (BH, S, Ev), which must be
+    zero on entry. A row with
+    lse = -inf (fully masked) contributes nothing.
+    """
+    n_bh, L = q.shape[:2]
+    S = k.shape[1]
+    Ev = v.shape[2]
+    has_bias = bias.shape[0] > 0
+    bias_rows = bias.shape[1]
+    dropout = threshold > 0
+    for b in prange(n_bh):
+        delta = np.empty(L)                        # D_i = dO_i . out_i
+        for i in range(L):
+            total = 0.0
+            for d in range(Ev):
+                total += dout[b, i, d] * out[b, i, d]
+            delta[i] = total
+        mb = bias_index[b]
+        p = np.empty((BLOCK_Q, BLOCK_K), q.dtype)   # weights p_ij z_ij of one tile
+        ds = np.empty((BLOCK_Q, BLOCK_K), q.dtype)  # dP, then scale * dS, of one tile
+        for j0 in range(0, S, BLOCK_K):
+            nc = min(BLOCK_K, S - j0)
+            first_row = j0 if causal else 0        # causal: rows i < j0 see none of these keys
+            for i0 in range(first_row, L, BLOCK_Q):
+                nr = min(BLOCK_Q, L - i0)
+                scores_block(q[b], k[b], i0, j0, nr, nc, p)      # p[r, c] = q_i . k_j
+                scores_block(dout[b], v[b], i0, j0, nr, nc, ds)   # ds[r, c] = dO_i . v_j
+                for r in range(nr):
+                    i = i0 + r
+                    if lse[b, i] == -np.inf:       # fully masked row: no gradient
+                        for c in range(nc):
+                            p[r, c] = 0
+                            ds[r, c] = 0
+                        continue
+                    if lse[b, i] != lse[b, i]:     # NaN row (NaN input): NaN gradients
+                        for c in range(nc):
+                            p[r, c] = np.nan
+                            ds[r, c] = np.nan
+                        continue
+                    for c in range(nc):
+                        p[r, c] *= scale
+                    if has_bias:
+                        row = i if bias_rows > 1 else 0
+                        for c in range(nc):
+                            p[r, c] += bias[mb, row, j0 + c]
+                    if causal:
+                        for c in range(max(0, i + 1 - j0), nc):
+                            p[r, c] = -np.inf
+                    exp_shifted(p[r], nc, lse[b, i])  # p_ij = exp(s_ij - lse_i)
+                    d_i = delta[i]
+                    if dropout:
+                        base = np.uint64((b * L + i) * S + j0)  # flat index of (b, i, j0)
+                        for c in range(nc):
+                            if dropout_keep(seed, base + np.uint64(c), threshold):
+                                ds[r, c] = scale * p[r, c] * (ds[r, c] * keep_scale - d_i)
+                                p[r, c] *= keep_scale
+                            else:
+                                ds[r, c] = scale * p[r, c] * (0 - d_i)
+                                p[r, c] = 0
+                    else:
+                        for c in range(nc):
+                            ds[r, c] = scale * p[r, c] * (ds[r, c] - d_i)
+                accumulate_cols(p, dout[b], i0, nr, nc, dv[b], j0)  # dV_j += sum_i p z dO_i
+                accumulate_rows(ds, k[b], j0, nr, nc, dq[b], i0)    # dQ_i += sum_j dS k_j
+                accumulate_cols(ds, q[b], i0, nr, nc, dk[b], j0)    # dK_j += sum_i dS q_i
