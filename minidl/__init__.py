@@ -35,6 +35,6 @@ def manual_seed(seed):
     random.manual_seed(seed)
 
 
-# checkpoints, layers and optimizers (H2)
+# checkpoints, layers and optimizers
 from .serialization import save, load  # noqa: E402,F401
 from . import nn, optim  # noqa: E402,F401

@@ -198,7 +198,7 @@ def attention_forward_blocked(q, k, v, bias, bias_index, causal, scale, seed, th
     bias_rows = bias.shape[1]
     dropout = threshold > 0
     n_qblocks = (L + BLOCK_Q - 1) // BLOCK_Q
-    # one task per (batch-head, query block): many small tasks balance two cores
+    # one task per (batch-head, query block): many small tasks balance the threads
     for task in prange(n_bh * n_qblocks):
         b = task // n_qblocks                      # batch-head
         i0 = (task - b * n_qblocks) * BLOCK_Q      # first query row of the block

@@ -1,6 +1,7 @@
 """The error function erf(x) = 2/sqrt(pi) * integral_0^x exp(-t**2) dt, for GELU.
 
-NumPy has no erf and SciPy is not a runtime dependency, so:
+NumPy has no erf, and the kernels stay within NumPy and Numba, so minidl
+carries its own:
 
 - loop kernel (`erf_loop`, @njit): `math.erf` per element (the C library's erf,
   correctly rounded to within an ulp or so). Interpreted, it is the reference.

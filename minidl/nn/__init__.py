@@ -11,7 +11,7 @@ from .linear import Linear  # noqa: F401
 from .activation import ReLU, LeakyReLU, GELU, Tanh, Sigmoid  # noqa: F401
 from .dropout import Dropout  # noqa: F401
 from .flatten import Flatten  # noqa: F401
-# convolution, pooling, normalisation, embedding (H8)
+# convolution, pooling, normalisation, embedding
 from .conv import Conv2d, ConvTranspose2d  # noqa: F401
 from .pooling import MaxPool2d, AvgPool2d  # noqa: F401
 from .batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
