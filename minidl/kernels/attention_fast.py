@@ -185,7 +185,7 @@ def attention_forward_blocked(q, k, v, bias, bias_index, causal, scale, seed, th
     causal: key j is masked for query i when j > i (top-left aligned).
     scale: the scores' factor, a scalar of the inputs' dtype.
     seed, threshold (uint64), keep_scale (dtype scalar): dropout on the
-        weights; threshold == 0 means no dropout (see attention_math).
+        weights; threshold == 0 means no dropout (see dropout_hash.py).
     Writes out (BH, L, Ev) and lse (BH, L) float64: logsumexp of each row's
     masked scores, -inf for a row whose every key is masked (its output row
     is 0). A NaN score makes its row's output and lse NaN. Writes nothing
