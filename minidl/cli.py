@@ -102,6 +102,14 @@ def _check(args):
     return runner.report(args.tutorial, path, runner.check_file(args.tutorial, path))
 
 
+def _compile(args):
+    from .kernels.warmup import compile_all
+
+    seconds = compile_all(progress=not args.no_progress)
+    print("compiled (or loaded from the cache): " + ", ".join(f"{name} {t:.1f} s" for name, t in seconds.items()))
+    return 0
+
+
 def _bench(args):
     from .bench import runner
 
@@ -290,11 +298,19 @@ def build_parser():
         "bench", help="time implementations side by side (Markdown table + bar chart per suite)",
         description="Run benchmark suites, each in several fresh processes (median taken).")
     bench.add_argument("suites", nargs="*", metavar="SUITE",
-                       help="overhead, conv, pool, softmax, attention, gpt_step, gan_step (default: all)")
+                       help="overhead, conv, pool, softmax, attention, gpt_step, gan_step (default: all); "
+                       "jit: first-use compile times (only when named)")
     bench.add_argument("--processes", type=int, default=3, help="processes per suite (default 3)")
     bench.add_argument("--quick", action="store_true", help="small shapes, for a smoke test")
     bench.add_argument("--out", default="benchmarks/results", metavar="DIR")
     bench.set_defaults(handler=_bench)
+
+    compile_ = commands.add_parser(
+        "compile", help="compile every kernel now (with a progress bar), so no later run waits for it",
+        description="Compile every Numba kernel of minidl, forward and backward, float32 and float64. "
+        "The machine code is cached on disk, so this is needed once per install.")
+    compile_.add_argument("--no-progress", action="store_true", help="no progress bar")
+    compile_.set_defaults(handler=_compile)
 
     check = commands.add_parser(
         "check", help="check your answers to a tutorial's exercises: passed / failed with a hint",

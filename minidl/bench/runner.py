@@ -37,6 +37,10 @@ def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
     names = list(names or available_suites())
     os.makedirs(out_dir, exist_ok=True)
     for name in names:
+        if name == "jit":                    # first-use compile times: its own fresh processes
+            from . import jit
+            jit.run(out_dir, train=not quick)
+            continue
         if name not in SUITES:
             raise SystemExit(f"minidl bench: unknown suite {name!r}; choose from {', '.join(SUITES)}")
         row_lists = []

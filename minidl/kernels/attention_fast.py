@@ -173,9 +173,14 @@ def accumulate_cols(p, rows, i0, nr, nc, acc, j0):
 
 
 # ---- the parallel kernels -------------------------------------------------------------
+# Each is a bare `prange` calling a serial function for one task: Numba's
+# parallel compiler then analyses one call instead of the whole body, which
+# keeps the first-use compile short. The task index is cast to int64 so the
+# task function compiles once (the parallel loop's own index is unsigned).
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def attention_forward_blocked(q, k, v, bias, bias_index, causal, scale, seed, threshold,
-                            keep_scale, out, lse):
+                              keep_scale, out, lse):
     """Same contract as `attention.attention_forward_loops`.
 
     q (BH, L, E), k (BH, S, E), v (BH, S, Ev): C-contiguous, one float dtype.
@@ -191,6 +196,16 @@ def attention_forward_blocked(q, k, v, bias, bias_index, causal, scale, seed, th
     is 0). A NaN score makes its row's output and lse NaN. Writes nothing
     else; the only other memory is a few KiB of tiles per task.
     """
+    # one task per (batch-head, query block): many small tasks balance the threads
+    for task in prange(q.shape[0] * ((q.shape[1] + BLOCK_Q - 1) // BLOCK_Q)):
+        forward_task(np.int64(task), q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                     keep_scale, out, lse)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def forward_task(task, q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                 keep_scale, out, lse):
+    """attention_forward_blocked's work for one (batch-head, query block)."""
     n_bh, L = q.shape[:2]
     S = k.shape[1]
     Ev = v.shape[2]
@@ -198,80 +213,78 @@ def attention_forward_blocked(q, k, v, bias, bias_index, causal, scale, seed, th
     bias_rows = bias.shape[1]
     dropout = threshold > 0
     n_qblocks = (L + BLOCK_Q - 1) // BLOCK_Q
-    # one task per (batch-head, query block): many small tasks balance the threads
-    for task in prange(n_bh * n_qblocks):
-        b = task // n_qblocks                      # batch-head
-        i0 = (task - b * n_qblocks) * BLOCK_Q      # first query row of the block
-        nr = min(BLOCK_Q, L - i0)
-        mb = bias_index[b]
-        s = np.empty((BLOCK_Q, BLOCK_K), q.dtype)  # scores, then weights, of one tile
-        acc = np.zeros((BLOCK_Q, Ev), q.dtype)     # running sum of weights * values
-        m = np.full(BLOCK_Q, -np.inf)              # running row maxima
-        l = np.zeros(BLOCK_Q)                      # running sums of exp(s - m)
-        nan_row = np.zeros(BLOCK_Q, np.bool_)      # rows that met a NaN score
-        key_end = min(S, i0 + nr) if causal else S  # causal: row i0+nr-1 sees keys < i0+nr
-        for j0 in range(0, key_end, BLOCK_K):
-            nc = min(BLOCK_K, key_end - j0)
-            scores_block(q[b], k[b], i0, j0, nr, nc, s)       # s[r, c] = q_(i0+r) . k_(j0+c)
-            for r in range(nr):
-                i = i0 + r
-                for c in range(nc):
-                    s[r, c] *= scale
-                if has_bias:
-                    row = i if bias_rows > 1 else 0
-                    for c in range(nc):
-                        s[r, c] += bias[mb, row, j0 + c]
-                if causal:
-                    for c in range(max(0, i + 1 - j0), nc):  # keys j0 + c > i
-                        s[r, c] = -np.inf
-                block_max = -np.inf
-                for c in range(nc):
-                    block_max = max(block_max, s[r, c])
-                    if s[r, c] != s[r, c]:         # NaN score: the row's output is NaN
-                        nan_row[r] = True
-                m_new = max(m[r], block_max)
-                if m_new == -np.inf or nan_row[r]:  # every key so far masked (or NaN)
-                    for c in range(nc):
-                        s[r, c] = 0
-                    continue
-                alpha = np.exp(m[r] - m_new)       # 0 when m[r] is -inf
-                exp_shifted(s[r], nc, m_new)  # s[r, c] <- exp(s[r, c] - m_new)
-                total = 0.0
-                for c in range(nc):
-                    total += s[r, c]
-                l[r] = l[r] * alpha + total
-                m[r] = m_new
-                if alpha != 1.0:
-                    for d in range(Ev):
-                        acc[r, d] *= alpha
-                if dropout:                        # weights of dropped keys -> 0
-                    base = np.uint64((b * L + i) * S + j0)  # flat index of (b, i, j0)
-                    for c in range(nc):
-                        if dropout_keep(seed, base + np.uint64(c), threshold):
-                            s[r, c] *= keep_scale
-                        else:
-                            s[r, c] = 0
-            accumulate_rows(s, v[b], j0, nr, nc, acc, 0)  # acc[r] += sum_c s[r, c] v_(j0+c)
+    b = task // n_qblocks                      # batch-head
+    i0 = (task - b * n_qblocks) * BLOCK_Q      # first query row of the block
+    nr = min(BLOCK_Q, L - i0)
+    mb = bias_index[b]
+    s = np.empty((BLOCK_Q, BLOCK_K), q.dtype)  # scores, then weights, of one tile
+    acc = np.zeros((BLOCK_Q, Ev), q.dtype)     # running sum of weights * values
+    m = np.full(BLOCK_Q, -np.inf)              # running row maxima
+    l = np.zeros(BLOCK_Q)                      # running sums of exp(s - m)
+    nan_row = np.zeros(BLOCK_Q, np.bool_)      # rows that met a NaN score
+    key_end = min(S, i0 + nr) if causal else S  # causal: row i0+nr-1 sees keys < i0+nr
+    for j0 in range(0, key_end, BLOCK_K):
+        nc = min(BLOCK_K, key_end - j0)
+        scores_block(q[b], k[b], i0, j0, nr, nc, s)       # s[r, c] = q_(i0+r) . k_(j0+c)
         for r in range(nr):
             i = i0 + r
-            if nan_row[r]:                         # NaN in, NaN out (as the twin)
+            for c in range(nc):
+                s[r, c] *= scale
+            if has_bias:
+                row = i if bias_rows > 1 else 0
+                for c in range(nc):
+                    s[r, c] += bias[mb, row, j0 + c]
+            if causal:
+                for c in range(max(0, i + 1 - j0), nc):  # keys j0 + c > i
+                    s[r, c] = -np.inf
+            block_max = -np.inf
+            for c in range(nc):
+                block_max = max(block_max, s[r, c])
+                if s[r, c] != s[r, c]:         # NaN score: the row's output is NaN
+                    nan_row[r] = True
+            m_new = max(m[r], block_max)
+            if m_new == -np.inf or nan_row[r]:  # every key so far masked (or NaN)
+                for c in range(nc):
+                    s[r, c] = 0
+                continue
+            alpha = np.exp(m[r] - m_new)       # 0 when m[r] is -inf
+            exp_shifted(s[r], nc, m_new)  # s[r, c] <- exp(s[r, c] - m_new)
+            total = 0.0
+            for c in range(nc):
+                total += s[r, c]
+            l[r] = l[r] * alpha + total
+            m[r] = m_new
+            if alpha != 1.0:
                 for d in range(Ev):
-                    out[b, i, d] = np.nan
-                lse[b, i] = np.nan
-            elif l[r] == 0.0:                      # fully masked row: output 0
-                for d in range(Ev):
-                    out[b, i, d] = 0
-                lse[b, i] = -np.inf
-            else:
-                inv = 1.0 / l[r]
-                for d in range(Ev):
-                    out[b, i, d] = acc[r, d] * inv
-                lse[b, i] = m[r] + np.log(l[r])
+                    acc[r, d] *= alpha
+            if dropout:                        # weights of dropped keys -> 0
+                base = np.uint64((b * L + i) * S + j0)  # flat index of (b, i, j0)
+                for c in range(nc):
+                    if dropout_keep(seed, base + np.uint64(c), threshold):
+                        s[r, c] *= keep_scale
+                    else:
+                        s[r, c] = 0
+        accumulate_rows(s, v[b], j0, nr, nc, acc, 0)  # acc[r] += sum_c s[r, c] v_(j0+c)
+    for r in range(nr):
+        i = i0 + r
+        if nan_row[r]:                         # NaN in, NaN out (as the twin)
+            for d in range(Ev):
+                out[b, i, d] = np.nan
+            lse[b, i] = np.nan
+        elif l[r] == 0.0:                      # fully masked row: output 0
+            for d in range(Ev):
+                out[b, i, d] = 0
+            lse[b, i] = -np.inf
+        else:
+            inv = 1.0 / l[r]
+            for d in range(Ev):
+                out[b, i, d] = acc[r, d] * inv
+            lse[b, i] = m[r] + np.log(l[r])
 
 
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def attention_backward_blocked(q, k, v, bias, bias_index, causal, scale, seed, threshold,
-                             keep_scale, out, lse, dout, dq, dk, dv):
+                               keep_scale, out, lse, dout, dq, dk, dv):
     """Same contract as `attention.attention_backward_loops`.
 
     q, k, v, bias, bias_index, causal, scale, seed, threshold, keep_scale: as
@@ -281,64 +294,72 @@ def attention_backward_blocked(q, k, v, bias, bias_index, causal, scale, seed, t
     zero on entry. A row with
     lse = -inf (fully masked) contributes nothing.
     """
+    for b in prange(q.shape[0]):
+        backward_task(np.int64(b), q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                      keep_scale, out, lse, dout, dq, dk, dv)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def backward_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                  keep_scale, out, lse, dout, dq, dk, dv):
+    """attention_backward_blocked's work for one batch-head."""
     n_bh, L = q.shape[:2]
     S = k.shape[1]
     Ev = v.shape[2]
     has_bias = bias.shape[0] > 0
     bias_rows = bias.shape[1]
     dropout = threshold > 0
-    for b in prange(n_bh):
-        delta = np.empty(L)                        # D_i = dO_i . out_i
-        for i in range(L):
-            total = 0.0
-            for d in range(Ev):
-                total += dout[b, i, d] * out[b, i, d]
-            delta[i] = total
-        mb = bias_index[b]
-        p = np.empty((BLOCK_Q, BLOCK_K), q.dtype)   # weights p_ij z_ij of one tile
-        ds = np.empty((BLOCK_Q, BLOCK_K), q.dtype)  # dP, then scale * dS, of one tile
-        for j0 in range(0, S, BLOCK_K):
-            nc = min(BLOCK_K, S - j0)
-            first_row = j0 if causal else 0        # causal: rows i < j0 see none of these keys
-            for i0 in range(first_row, L, BLOCK_Q):
-                nr = min(BLOCK_Q, L - i0)
-                scores_block(q[b], k[b], i0, j0, nr, nc, p)      # p[r, c] = q_i . k_j
-                scores_block(dout[b], v[b], i0, j0, nr, nc, ds)   # ds[r, c] = dO_i . v_j
-                for r in range(nr):
-                    i = i0 + r
-                    if lse[b, i] == -np.inf:       # fully masked row: no gradient
-                        for c in range(nc):
-                            p[r, c] = 0
-                            ds[r, c] = 0
-                        continue
-                    if lse[b, i] != lse[b, i]:     # NaN row (NaN input): NaN gradients
-                        for c in range(nc):
-                            p[r, c] = np.nan
-                            ds[r, c] = np.nan
-                        continue
+    delta = np.empty(L)                        # D_i = dO_i . out_i
+    for i in range(L):
+        total = 0.0
+        for d in range(Ev):
+            total += dout[b, i, d] * out[b, i, d]
+        delta[i] = total
+    mb = bias_index[b]
+    p = np.empty((BLOCK_Q, BLOCK_K), q.dtype)   # weights p_ij z_ij of one tile
+    ds = np.empty((BLOCK_Q, BLOCK_K), q.dtype)  # dP, then scale * dS, of one tile
+    for j0 in range(0, S, BLOCK_K):
+        nc = min(BLOCK_K, S - j0)
+        first_row = j0 if causal else 0        # causal: rows i < j0 see none of these keys
+        for i0 in range(first_row, L, BLOCK_Q):
+            nr = min(BLOCK_Q, L - i0)
+            scores_block(q[b], k[b], i0, j0, nr, nc, p)      # p[r, c] = q_i . k_j
+            scores_block(dout[b], v[b], i0, j0, nr, nc, ds)   # ds[r, c] = dO_i . v_j
+            for r in range(nr):
+                i = i0 + r
+                if lse[b, i] == -np.inf:       # fully masked row: no gradient
                     for c in range(nc):
-                        p[r, c] *= scale
-                    if has_bias:
-                        row = i if bias_rows > 1 else 0
-                        for c in range(nc):
-                            p[r, c] += bias[mb, row, j0 + c]
-                    if causal:
-                        for c in range(max(0, i + 1 - j0), nc):
-                            p[r, c] = -np.inf
-                    exp_shifted(p[r], nc, lse[b, i])  # p_ij = exp(s_ij - lse_i)
-                    d_i = delta[i]
-                    if dropout:
-                        base = np.uint64((b * L + i) * S + j0)  # flat index of (b, i, j0)
-                        for c in range(nc):
-                            if dropout_keep(seed, base + np.uint64(c), threshold):
-                                ds[r, c] = scale * p[r, c] * (ds[r, c] * keep_scale - d_i)
-                                p[r, c] *= keep_scale
-                            else:
-                                ds[r, c] = scale * p[r, c] * (0 - d_i)
-                                p[r, c] = 0
-                    else:
-                        for c in range(nc):
-                            ds[r, c] = scale * p[r, c] * (ds[r, c] - d_i)
-                accumulate_cols(p, dout[b], i0, nr, nc, dv[b], j0)  # dV_j += sum_i p z dO_i
-                accumulate_rows(ds, k[b], j0, nr, nc, dq[b], i0)    # dQ_i += sum_j dS k_j
-                accumulate_cols(ds, q[b], i0, nr, nc, dk[b], j0)    # dK_j += sum_i dS q_i
+                        p[r, c] = 0
+                        ds[r, c] = 0
+                    continue
+                if lse[b, i] != lse[b, i]:     # NaN row (NaN input): NaN gradients
+                    for c in range(nc):
+                        p[r, c] = np.nan
+                        ds[r, c] = np.nan
+                    continue
+                for c in range(nc):
+                    p[r, c] *= scale
+                if has_bias:
+                    row = i if bias_rows > 1 else 0
+                    for c in range(nc):
+                        p[r, c] += bias[mb, row, j0 + c]
+                if causal:
+                    for c in range(max(0, i + 1 - j0), nc):
+                        p[r, c] = -np.inf
+                exp_shifted(p[r], nc, lse[b, i])  # p_ij = exp(s_ij - lse_i)
+                d_i = delta[i]
+                if dropout:
+                    base = np.uint64((b * L + i) * S + j0)  # flat index of (b, i, j0)
+                    for c in range(nc):
+                        if dropout_keep(seed, base + np.uint64(c), threshold):
+                            ds[r, c] = scale * p[r, c] * (ds[r, c] * keep_scale - d_i)
+                            p[r, c] *= keep_scale
+                        else:
+                            ds[r, c] = scale * p[r, c] * (0 - d_i)
+                            p[r, c] = 0
+                else:
+                    for c in range(nc):
+                        ds[r, c] = scale * p[r, c] * (ds[r, c] - d_i)
+            accumulate_cols(p, dout[b], i0, nr, nc, dv[b], j0)  # dV_j += sum_i p z dO_i
+            accumulate_rows(ds, k[b], j0, nr, nc, dq[b], i0)    # dQ_i += sum_j dS k_j
+            accumulate_cols(ds, q[b], i0, nr, nc, dk[b], j0)    # dK_j += sum_i dS q_i

@@ -189,7 +189,23 @@ def widen(narrow_, wo, wide):
                 wide[o, oy * wp + ox] = narrow_[o, oy * wo + ox]
 
 
+@njit(cache=True)
+def add_into(total, part):
+    """total += part for two (M, K) arrays, as a loop: Numba compiles a slice
+    assignment from an array with a formatted shape-mismatch error, which
+    alone costs seconds of first-use compile time."""
+    for i in range(total.shape[0]):
+        for j in range(total.shape[1]):
+            total[i, j] += part[i, j]
+
+
 # ---- the parallel kernels ----------------------------------------------------------
+# Each parallel kernel is a bare `prange` over blocks of samples calling a serial
+# function for one block: Numba's parallel compiler then analyses one call
+# instead of the whole body, which keeps the first-use compile short. The block
+# index is cast to int64 so the block function compiles once (the parallel
+# loop's own index is unsigned).
+
 @njit(parallel=True, cache=True)
 def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                    gy, need_weight, out, dw_parts):
@@ -208,6 +224,15 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     gradient for dx, and the weight gradient from the same columns.)
     With stride 1 the columns are "wide" (optimisation 3 above): ho*Wp per sample.
     """
+    for b in prange(dw_parts.shape[0]):
+        forward_block(np.int64(b), x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                      gy, need_weight, out, dw_parts)
+
+
+@njit(cache=True)
+def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                  gy, need_weight, out, dw_parts):
+    """forward_kernel's work for block b: samples b*N//B .. (b+1)*N//B - 1."""
     n, height, width = x.shape[0], x.shape[2], x.shape[3]
     groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
     n_blocks = dw_parts.shape[0]
@@ -215,34 +240,34 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
     wp = width + 2 * pw                                   # padded width
     n_cols = ho * wp if wide else ho * wo                 # columns per sample
-    for b in prange(n_blocks):
-        cols = np.empty((k, n_cols), x.dtype)             # this thread's column matrix
-        result = np.empty((cog, n_cols if wide else 0), x.dtype)          # wide GEMM result
-        gyw = np.zeros((cog, n_cols if wide and need_weight else 0), x.dtype)  # junk columns stay 0
-        product = np.empty((cog, k), x.dtype)             # one sample's weight gradient
-        xp = np.zeros((cg, height + 2 * ph + 1, wp), x.dtype)   # padded sample (+1 spare row); border stays 0
-        if need_weight:
-            dw_parts[b] = 0.0
-        for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
-            for g in range(groups):
-                pad_sample(x, s, g * cg, ph, pw, xp)
+    cols = np.empty((k, n_cols), x.dtype)                 # this thread's column matrix
+    result = np.empty((cog, n_cols if wide else 0), x.dtype)          # wide GEMM result
+    gyw = np.zeros((cog, n_cols if wide and need_weight else 0), x.dtype)  # junk columns stay 0
+    product = np.empty((cog, k), x.dtype)                 # one sample's weight gradient
+    xp = np.zeros((cg, height + 2 * ph + 1, wp), x.dtype)   # padded sample (+1 spare row); border stays 0
+    if need_weight:
+        dw_parts[b] = 0.0
+    for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
+        for g in range(groups):
+            pad_sample(x, s, g * cg, ph, pw, xp)
+            if wide:
+                im2col_wide(xp, kh, kw, dh, dw, ho, cols)
+                np.dot(w_mat[g], cols, result)            # (cog, K) @ (K, ho*Wp)
+                narrow(result, wo, out[s, g])             # -> (cog, P)
+            else:
+                im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
+                np.dot(w_mat[g], cols, out[s, g])         # (cog, K) @ (K, P) -> (cog, P)
+            if bias.shape[0] > 0:                         # while out[s, g] is still in cache
+                for o in range(cog):
+                    for q in range(out.shape[3]):
+                        out[s, g, o, q] += bias[g * cog + o]
+            if need_weight:
                 if wide:
-                    im2col_wide(xp, kh, kw, dh, dw, ho, cols)
-                    np.dot(w_mat[g], cols, result)        # (cog, K) @ (K, ho*Wp)
-                    narrow(result, wo, out[s, g])         # -> (cog, P)
+                    widen(gy[s, g], wo, gyw)
+                    np.dot(gyw, cols.T, product)          # (cog, ho*Wp) @ (ho*Wp, K)
                 else:
-                    im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
-                    np.dot(w_mat[g], cols, out[s, g])     # (cog, K) @ (K, P) -> (cog, P)
-                if bias.shape[0] > 0:                     # while out[s, g] is still in cache
-                    for o in range(cog):
-                        out[s, g, o] += bias[g * cog + o]
-                if need_weight:
-                    if wide:
-                        widen(gy[s, g], wo, gyw)
-                        np.dot(gyw, cols.T, product)      # (cog, ho*Wp) @ (ho*Wp, K)
-                    else:
-                        np.dot(gy[s, g], cols.T, product)  # (cog, P) @ (P, K) -> (cog, K)
-                    dw_parts[b, g] += product
+                    np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
+                add_into(dw_parts[b, g], product)
 
 
 @njit(parallel=True, cache=True)
@@ -258,6 +283,15 @@ def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
               writes dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
               The caller adds the blocks up (one partial sum per thread: no races).
     """
+    for b in prange(dw_parts.shape[0]):
+        backward_block(np.int64(b), x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                       need_input, need_weight, dx, dw_parts)
+
+
+@njit(cache=True)
+def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
+                   need_input, need_weight, dx, dw_parts):
+    """backward_kernel's work for block b: samples b*N//B .. (b+1)*N//B - 1."""
     n = gy.shape[0]
     groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
     n_blocks = dw_parts.shape[0]
@@ -267,36 +301,35 @@ def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
     wp = width + 2 * pw
     n_cols = ho * wp if wide else ho * wo
-    for b in prange(n_blocks):
-        cols = np.empty((k, n_cols), gy.dtype)            # columns, then column gradient
-        gyw = np.zeros((cog, n_cols if wide else 0), gy.dtype)   # widened gy; junk columns stay 0
-        product = np.empty((cog, k), gy.dtype)            # one sample's weight gradient
-        xp = np.zeros((cg, height + 2 * ph + 1, wp), gy.dtype)   # padded sample; border stays 0
-        dxp = np.empty((cg, height + 2 * ph + 1, wp), gy.dtype)  # its gradient
-        if need_weight:
-            dw_parts[b] = 0.0
-        for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
-            for g in range(groups):
+    cols = np.empty((k, n_cols), gy.dtype)                # columns, then column gradient
+    gyw = np.zeros((cog, n_cols if wide else 0), gy.dtype)   # widened gy; junk columns stay 0
+    product = np.empty((cog, k), gy.dtype)                # one sample's weight gradient
+    xp = np.zeros((cg, height + 2 * ph + 1, wp), gy.dtype)   # padded sample; border stays 0
+    dxp = np.empty((cg, height + 2 * ph + 1, wp), gy.dtype)  # its gradient
+    if need_weight:
+        dw_parts[b] = 0.0
+    for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
+        for g in range(groups):
+            if wide:
+                widen(gy[s, g], wo, gyw)                  # (cog, P) -> (cog, ho*Wp)
+            if need_weight:
+                pad_sample(x, s, g * cg, ph, pw, xp)
                 if wide:
-                    widen(gy[s, g], wo, gyw)              # (cog, P) -> (cog, ho*Wp)
-                if need_weight:
-                    pad_sample(x, s, g * cg, ph, pw, xp)
-                    if wide:
-                        im2col_wide(xp, kh, kw, dh, dw, ho, cols)
-                        np.dot(gyw, cols.T, product)      # (cog, ho*Wp) @ (ho*Wp, K)
-                    else:
-                        im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
-                        np.dot(gy[s, g], cols.T, product)  # (cog, P) @ (P, K) -> (cog, K)
-                    dw_parts[b, g] += product
-                if need_input:
-                    dxp[:] = 0.0                          # col2im adds into it
-                    if wide:
-                        np.dot(w_mat[g].T, gyw, cols)     # (K, cog) @ (cog, ho*Wp); junk columns 0
-                        col2im_wide(cols, kh, kw, dh, dw, ho, dxp)
-                    else:
-                        np.dot(w_mat[g].T, gy[s, g], cols)    # (K, cog) @ (cog, P) -> (K, P)
-                        col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
-                    unpad_sample(dxp, ph, pw, s, g * cg, dx)
+                    im2col_wide(xp, kh, kw, dh, dw, ho, cols)
+                    np.dot(gyw, cols.T, product)          # (cog, ho*Wp) @ (ho*Wp, K)
+                else:
+                    im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
+                    np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
+                add_into(dw_parts[b, g], product)
+            if need_input:
+                dxp[:] = 0.0                              # col2im adds into it
+                if wide:
+                    np.dot(w_mat[g].T, gyw, cols)         # (K, cog) @ (cog, ho*Wp); junk columns 0
+                    col2im_wide(cols, kh, kw, dh, dw, ho, dxp)
+                else:
+                    np.dot(w_mat[g].T, gy[s, g], cols)    # (K, cog) @ (cog, P) -> (K, P)
+                    col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
+                unpad_sample(dxp, ph, pw, s, g * cg, dx)
 
 
 # ---- entry points (called by conv.py on the "numba" backend) -----------------------

@@ -1,0 +1,133 @@
+"""Compiling the kernels ahead of use, and saying so when it happens.
+
+Numba compiles an `@njit` kernel the first time it is called with a new
+combination of argument types, and with `cache=True` it writes the machine
+code to disk (next to the source, in `__pycache__`, or in NUMBA_CACHE_DIR),
+so later processes load it in milliseconds. The first run on a new install
+therefore pauses while the kernels it uses compile. Two things make that
+pause visible and optional:
+
+- `announce_compilation()` (installed when minidl is imported) prints one
+  line to stderr the first time a minidl kernel is actually compiled in a
+  process: never when every kernel comes from the cache.
+- `compile_all()` (the `minidl compile` command) runs forward and backward of
+  every kernel family on tiny inputs, in float32 and float64, with a progress
+  bar, so that nothing compiles later.
+
+The families below call the kernel entry points directly, with the argument
+types the ops pass, so they compile exactly the versions training uses.
+"""
+import sys
+import time
+
+import numpy as np
+
+NOTICE = "compiling minidl kernels for first use (cached afterwards) ..."
+DTYPES = (np.float32, np.float64)
+_announced = False
+_listener = None
+
+
+def _on_compile_start(event):
+    """Print NOTICE the first time a kernel of minidl.kernels compiles."""
+    global _announced
+    dispatcher = event.data.get("dispatcher") if isinstance(event.data, dict) else None
+    module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+    if not _announced and module.startswith(__package__):
+        _announced = True
+        print(NOTICE, file=sys.stderr, flush=True)
+
+
+def announce_compilation():
+    """Install the notice (once per process). Numba emits "numba:compile"
+    only for a real compilation, not for a load from the cache."""
+    global _listener
+    if _listener is None:
+        from numba.core import event
+
+        class _Notice(event.Listener):
+            def on_start(self, event):
+                _on_compile_start(event)
+
+            def on_end(self, event):
+                pass
+
+        _listener = _Notice()
+        event.register("numba:compile", _listener)
+
+
+# ---- one small forward + backward per family --------------------------------------------
+def _conv(dtype):
+    from . import conv
+    rng = np.random.default_rng(0)
+    pairs = lambda a, b: (a, b)                                          # noqa: E731
+    x = rng.standard_normal((2, 3, 6, 6)).astype(dtype)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(dtype)
+    bias = rng.standard_normal(4).astype(dtype)
+    for stride in (1, 2):                                                # wide and strided columns
+        args = (pairs(stride, stride), pairs(1, 1), pairs(1, 1), 1)
+        out = conv.conv2d_forward(x, w, *args, bias=bias)
+        conv.conv2d_backward(out, x, w, *args)
+        conv.conv2d_backward(out, x, w, *args, need_input=False)
+    t_args = ((2, 2), (1, 1), (1, 1), (1, 1), 1)
+    wt = rng.standard_normal((3, 4, 3, 3)).astype(dtype)
+    out = conv.conv_transpose2d_forward(x, wt, *t_args)
+    conv.conv_transpose2d_backward(out, x, wt, (2, 2), (1, 1), (1, 1), 1)
+
+
+def _pooling(dtype):
+    from . import pooling
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6)).astype(dtype)
+    out, argmax = pooling.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
+    pooling.max_pool2d_backward(out, argmax, x.shape)
+    out = pooling.avg_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
+    pooling.avg_pool2d_backward(out, x.shape, (2, 2), (2, 2), (0, 0))
+
+
+def _softmax(dtype):
+    from . import softmax
+    x = np.random.default_rng(0).standard_normal((4, 7)).astype(dtype)
+    for log in (False, True):
+        y = softmax.softmax_forward(x, log)
+        softmax.softmax_backward(x, y, log)
+
+
+def _attention(dtype):
+    from . import attention
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 5, 4)).astype(dtype) for _ in range(3))
+    no_mask, index = np.zeros((0, 1, 5), dtype), np.zeros(2, np.int64)
+    out, lse = attention.forward(q, k, v, no_mask, index, True, 0.5)
+    attention.backward(q, k, v, no_mask, index, True, 0.5, 0.0, 0, out, lse, out)
+
+
+def _gelu(dtype):
+    from . import erf
+    erf.erf(np.linspace(-3, 3, 7).astype(dtype))
+
+
+FAMILIES = {"conv": _conv, "pooling": _pooling, "softmax": _softmax, "attention": _attention,
+            "gelu": _gelu}
+
+
+def compile_family(name, dtypes=DTYPES):
+    """Run family `name` forward and backward once per dtype (compiling, or
+    loading from the cache, what it needs) on the "numba" backend."""
+    from .backend import use
+    with use("numba"):
+        for dtype in dtypes:
+            FAMILIES[name](dtype)
+
+
+def compile_all(dtypes=DTYPES, progress=True):
+    """Compile (or load) every kernel family; returns {family: seconds}."""
+    from tqdm import tqdm
+    seconds = {}
+    bar = tqdm(list(FAMILIES), desc="compiling minidl kernels", unit="family", disable=not progress)
+    for name in bar:
+        bar.set_postfix_str(name)
+        start = time.perf_counter()
+        compile_family(name, dtypes)
+        seconds[name] = time.perf_counter() - start
+    bar.close()
+    return seconds

@@ -1,0 +1,48 @@
+"""First use of the kernels: a one-line notice whenever (and only when) a
+kernel compiles, and `minidl compile`, which compiles every family with a
+progress bar. Each runs in a fresh process; the notice test uses an empty
+NUMBA_CACHE_DIR, so its first process must compile and its second must not.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import minidl
+from minidl.kernels import warmup
+
+PACKAGE_PARENT = str(Path(minidl.__file__).resolve().parents[1])
+GELU = "import numpy as np, minidl.functional as F; F.gelu(np.linspace(-2, 2, 5)); print('ok')"
+
+
+def _python(code_or_args, **env):
+    args = ["-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
+    environment = dict(os.environ, **env,
+                       PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")])))
+    environment.pop("NUMBA_DISABLE_JIT", None)
+    return subprocess.run([sys.executable] + args, env=environment, capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_notice_is_printed_once_when_kernels_compile_and_never_from_the_cache(tmp_path):
+    cache = str(tmp_path / "numba-cache")
+    first = _python(GELU, NUMBA_CACHE_DIR=cache)
+    assert first.returncode == 0 and first.stdout.strip() == "ok", first.stderr
+    assert first.stderr.count(warmup.NOTICE) == 1, first.stderr
+    second = _python(GELU, NUMBA_CACHE_DIR=cache)
+    assert second.returncode == 0, second.stderr
+    assert warmup.NOTICE not in second.stderr, second.stderr
+    assert os.listdir(cache), "nothing was cached"
+
+
+def test_minidl_compile_compiles_every_family_with_a_progress_bar():
+    result = _python(["-m", "minidl.cli", "compile"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "compiling minidl kernels" in result.stderr          # tqdm's bar, on stderr
+    for family in warmup.FAMILIES:
+        assert f"{family} " in result.stdout, result.stdout
+
+
+def test_every_family_has_a_warmup_and_it_covers_both_dtypes():
+    assert set(warmup.FAMILIES) == {"conv", "pooling", "softmax", "attention", "gelu"}
+    assert warmup.DTYPES == (__import__("numpy").float32, __import__("numpy").float64)
