@@ -12,7 +12,12 @@ import minidl
 from minidl.kernels import warmup
 
 PACKAGE_PARENT = str(Path(minidl.__file__).resolve().parents[1])
-GELU = "import numpy as np, minidl.functional as F; F.gelu(np.linspace(-2, 2, 5)); print('ok')"
+FIRST = ("import numpy as np, minidl.functional as F; F.gelu(np.linspace(-2, 2, 5)); "
+         "F.softmax(np.ones((3, 4), np.float32)); print('ok')")
+# the same kernels, now on a read-only, non-contiguous view: must not compile again
+AGAIN = ("import numpy as np, minidl.functional as F; F.gelu(np.linspace(-2, 2, 5)); "
+         "x = np.broadcast_to(np.ones((4, 1), np.float32), (4, 3)).T; assert not x.flags.writeable; "
+         "F.softmax(x); print('ok')")
 
 
 def _python(code_or_args, **env):
@@ -26,11 +31,11 @@ def _python(code_or_args, **env):
 
 def test_notice_is_printed_once_when_kernels_compile_and_never_from_the_cache(tmp_path):
     cache = str(tmp_path / "numba-cache")
-    first = _python(GELU, NUMBA_CACHE_DIR=cache)
+    first = _python(FIRST, NUMBA_CACHE_DIR=cache)
     assert first.returncode == 0 and first.stdout.strip() == "ok", first.stderr
     assert first.stderr.count(warmup.NOTICE) == 1, first.stderr
-    second = _python(GELU, NUMBA_CACHE_DIR=cache)
-    assert second.returncode == 0, second.stderr
+    second = _python(AGAIN, NUMBA_CACHE_DIR=cache)
+    assert second.returncode == 0 and second.stdout.strip() == "ok", second.stderr
     assert warmup.NOTICE not in second.stderr, second.stderr
     assert os.listdir(cache), "nothing was cached"
 

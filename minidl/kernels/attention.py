@@ -50,7 +50,7 @@ import numpy as np
 from numba import njit, prange
 
 from . import attention_fast
-from .backend import current, interpreted
+from .backend import current, interpreted, kernel_array
 from .dropout_hash import dropout_keep, dropout_keep_numpy, dropout_threshold
 
 
@@ -210,10 +210,8 @@ def attention_backward_numpy(q, k, v, bias, bias_index, causal, scale, seed, thr
 
 # ---- entry points: pick the backend ---------------------------------------------------
 def _writeable(*arrays):
-    """C-contiguous arrays, copying any read-only one (a broadcast view, say):
-    Numba compiles a separate version for each layout and for read-only arrays,
-    and one signature per dtype is enough. The kernels never write into their inputs."""
-    return tuple(np.ascontiguousarray(a) if a.flags.writeable else a.copy() for a in arrays)
+    """The arrays as `backend.kernel_array` (C-contiguous, writeable)."""
+    return tuple(kernel_array(a) for a in arrays)
 
 
 def _dropout_args(dropout_p, seed, dtype):

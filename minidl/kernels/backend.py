@@ -10,6 +10,7 @@ and runs its loops interpreted through `interpreted(kernel)`.
 """
 import types
 
+import numpy as np
 from numba.core.dispatcher import Dispatcher
 
 BACKENDS = ("numba", "numpy", "python")
@@ -80,3 +81,13 @@ def interpreted(kernel):
                                              and value.__module__.startswith(__package__)):
             namespace[name] = interpreted(value)
     return twin
+
+
+def kernel_array(array):
+    """`array` as the kernels take it: C-contiguous and writeable (a copy only
+    when needed). Numba compiles a separate version of a kernel for every
+    layout and for read-only arrays; handing it one layout means each kernel
+    compiles once per dtype. The kernels never write into their inputs."""
+    if array.flags.c_contiguous and array.flags.writeable:
+        return array
+    return np.array(array, order="C", copy=True)

@@ -38,7 +38,7 @@ from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
 from . import conv_fast
-from .backend import current, interpreted
+from .backend import current, interpreted, kernel_array
 from .geometry import conv_output_size, conv_transpose_output_size
 
 
@@ -263,7 +263,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None,
     """out[n, o, oy, ox] = sum_{c,i,j} W[o, c, i, j] * x_pad[n, g*Cg + c, oy*sh + i*dh, ox*sw + j*dw] (+ bias[o]),
     g = o // (Cout/groups). Returns a new (N, Cout, Ho, Wo) array; `output_hw`
     overrides (Ho, Wo) (used by conv_transpose2d when output_padding >= stride)."""
-    x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    x, weight = kernel_array(x), kernel_array(weight)
     if current() == "numba":
         ho, wo = output_hw or _output_hw(*x.shape[2:], *weight.shape[2:], stride, padding, dilation)
         return conv_fast.conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, bias=bias)
@@ -280,8 +280,8 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     is None when not needed. `x` may be None if need_weight is False, then
     `input_shape` gives dx's shape."""
     input_shape = tuple(input_shape if input_shape is not None else x.shape)
-    grad_out, weight = np.ascontiguousarray(grad_out), np.ascontiguousarray(weight)
-    x = np.ascontiguousarray(x) if need_weight else None
+    grad_out, weight = kernel_array(grad_out), kernel_array(weight)
+    x = kernel_array(x) if need_weight else None
     fn = {"numba": conv_fast.conv2d_backward, "numpy": conv2d_backward_numpy,
           "python": _backward_loops}[current()]
     return fn(grad_out, x, weight, stride, padding, dilation, groups,
@@ -321,9 +321,9 @@ def conv_transpose2d_backward(grad_out, x, weight, stride, padding, dilation, gr
     gradient with conv input grad_out and conv output gradient x."""
     d_input = d_weight = None
     if need_input and need_weight and current() == "numba":    # one im2col of grad_out for both
-        return conv_fast.conv2d_forward(np.ascontiguousarray(grad_out), np.ascontiguousarray(weight),
+        return conv_fast.conv2d_forward(kernel_array(grad_out), kernel_array(weight),
                                         stride, padding, dilation, groups, *x.shape[2:],
-                                        grad_for_weight=np.ascontiguousarray(x))
+                                        grad_for_weight=kernel_array(x))
     if need_input:
         d_input = conv2d_forward(grad_out, weight, stride, padding, dilation, groups,
                                  output_hw=x.shape[2:])

@@ -47,6 +47,7 @@ import numpy as np
 from numba import njit, prange
 
 from ..threads import numba_threads, single_threaded_blas
+from .backend import kernel_array
 
 # Below this many multiply-adds a call runs on one thread: waking the pool
 # costs more than it saves (and much more on a busy machine).
@@ -354,7 +355,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
         dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), x.dtype)
-        bias = np.zeros(0, x.dtype) if bias is None else np.ascontiguousarray(bias)
+        bias = np.zeros(0, x.dtype) if bias is None else kernel_array(bias)
         forward_kernel(x, w_mat, bias, kh, kw, *stride, *padding, *dilation, ho, wo,
                        gy, need_weight, out, dw_parts)
     out = out.reshape(n, c_out, ho, wo)

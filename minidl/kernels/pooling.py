@@ -61,7 +61,7 @@ from numba import njit, prange
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..threads import single_thread_if_small
-from .backend import dispatch
+from .backend import dispatch, kernel_array
 from .geometry import conv_output_size
 
 
@@ -237,26 +237,26 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     """(out, argmax) of 2-D max pooling; see the module docstring."""
     fn = dispatch(max_pool2d_forward_loops, max_pool2d_forward_numpy)
     with single_thread_if_small(x.size):
-        return fn(x, kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
+        return fn(kernel_array(x), kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
 
 
 def max_pool2d_backward(grad_out, argmax, input_shape):
     """Gradient w.r.t. the (N, C, H, W) input; see the module docstring."""
     fn = dispatch(max_pool2d_backward_loops, max_pool2d_backward_numpy)
     with single_thread_if_small(grad_out.size * 4):
-        return fn(grad_out, argmax, input_shape[2], input_shape[3])
+        return fn(kernel_array(grad_out), kernel_array(argmax), input_shape[2], input_shape[3])
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding):
     """Average of each window (padding counted); see the module docstring."""
     fn = dispatch(avg_pool2d_forward_loops, avg_pool2d_forward_numpy)
     with single_thread_if_small(x.size):
-        return fn(x, kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
+        return fn(kernel_array(x), kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
 
 
 def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride, padding):
     """Gradient w.r.t. the (N, C, H, W) input; see the module docstring."""
     fn = dispatch(avg_pool2d_backward_loops, avg_pool2d_backward_numpy)
     with single_thread_if_small(int(input_shape[0]) * input_shape[1] * input_shape[2] * input_shape[3]):
-        return fn(grad_out, input_shape[2], input_shape[3], kernel_size[0], kernel_size[1],
+        return fn(kernel_array(grad_out), input_shape[2], input_shape[3], kernel_size[0], kernel_size[1],
                   stride[0], stride[1], padding[0], padding[1])

@@ -30,7 +30,7 @@ Rows are independent: the parallel loop runs over rows.
 import numpy as np
 from numba import njit, prange
 
-from .backend import dispatch
+from .backend import dispatch, kernel_array
 from .fast_exp import cast_like, exp_like
 from ..threads import single_thread_if_small
 
@@ -117,11 +117,11 @@ def softmax_forward(x, log=False):
     """softmax (log=False) or log_softmax (log=True) of each row; see the module docstring."""
     fn = dispatch(softmax_forward_loops, softmax_forward_numpy)
     with np.errstate(invalid="ignore"), single_thread_if_small(x.size):  # errstate: interpreted -inf - -inf
-        return fn(x, log)
+        return fn(kernel_array(x), bool(log))
 
 
 def softmax_backward(grad, y, log=False):
     """Gradient w.r.t. the rows' inputs, given the forward output y; see above."""
     fn = dispatch(softmax_backward_loops, softmax_backward_numpy)
     with np.errstate(invalid="ignore"), single_thread_if_small(grad.size):
-        return fn(grad, y, log)
+        return fn(kernel_array(grad), kernel_array(y), bool(log))
