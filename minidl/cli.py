@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from . import models
+from .optim.lr_scheduler import SCHEDULES
 
 EPILOG = "Run `minidl COMMAND --help` for the options of one command."
 
@@ -28,7 +29,8 @@ def _train(args):
     entry = models.model_entry(args.model)
     given = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  optimizer=args.optimizer, seed=args.seed, augment=args.augment or None,
-                 weight_decay=args.weight_decay, data_root=args.data_root)
+                 weight_decay=args.weight_decay, data_root=args.data_root, scheduler=args.scheduler,
+                 clip_grad_norm=args.clip_grad_norm)
     if args.resume:
         run = RunDirectory(args.resume)
         saved = run.load_config()
@@ -46,8 +48,10 @@ def _train(args):
         config = make_config(args.model, **given)
         run_dir = args.out or default_run_dir(config.model, config.dataset)
     on = f" on {config.dataset}" if entry.kind == "classifier" else ""
+    extras = "".join([f", {config.scheduler} schedule" if config.scheduler else "",
+                      f", gradient norm clipped to {config.clip_grad_norm:g}" if config.clip_grad_norm else ""])
     print(f"training {config.model}{on}: {config.epochs} epochs, batch {config.batch_size}, "
-          f"{config.optimizer} lr {config.lr}, seed {config.seed}; run directory {run_dir}")
+          f"{config.optimizer} lr {config.lr}{extras}, seed {config.seed}; run directory {run_dir}")
     try:
         entry.trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress,
                       max_minutes=args.max_minutes)
@@ -260,6 +264,11 @@ def build_parser():
     train.add_argument("--lr", type=float, help="learning rate (default: per model)")
     train.add_argument("--optimizer", choices=("sgd", "adam", "adamw"), help="default: per model")
     train.add_argument("--weight-decay", type=float, help="default: 0 (0.01 for adamw)")
+    train.add_argument("--scheduler", choices=tuple(SCHEDULES),
+                       help="learning-rate schedule, stepped every batch: "
+                       + "; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()).replace("%", "%%"))
+    train.add_argument("--clip-grad-norm", type=float, metavar="X",
+                       help="scale the gradients down when their total norm exceeds X")
     train.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
     train.add_argument("--augment", action="store_true",
                        help="random shifts (and flips for Fashion-MNIST) of the training images")

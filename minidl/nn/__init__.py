@@ -6,7 +6,7 @@
 from . import init  # noqa: F401
 from .parameter import Parameter  # noqa: F401
 from .module import Module  # noqa: F401
-from .container import Sequential, ModuleList  # noqa: F401
+from .container import Sequential, ModuleList, ModuleDict  # noqa: F401
 from .linear import Linear  # noqa: F401
 from .activation import ReLU, LeakyReLU, GELU, Tanh, Sigmoid  # noqa: F401
 from .dropout import Dropout  # noqa: F401
@@ -23,3 +23,4 @@ from .upsample import Upsample  # noqa: F401
 from .multihead_attention import MultiheadAttention  # noqa: F401
 from .transformer import TransformerEncoderLayer, TransformerEncoder  # noqa: F401
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding  # noqa: F401
+from . import utils  # noqa: F401,E402  (nn.utils.clip_grad_norm_, clip_grad_value_)

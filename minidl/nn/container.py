@@ -85,3 +85,78 @@ class ModuleList(Module):
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError("ModuleList has no forward(); iterate over it in your own forward")
+
+
+class ModuleDict(Module):
+    """Modules by name, like a dict whose modules are registered (so their
+    parameters are found); keeps insertion order. No forward(): pick the
+    module you need in your own forward, e.g. self.heads[task](x)."""
+
+    def __init__(self, modules=None):
+        super().__init__()
+        if modules is not None:
+            self.update(modules)
+
+    @staticmethod
+    def _checked_key(key):
+        if not isinstance(key, str):
+            raise TypeError(f"ModuleDict: keys must be strings, got {type(key).__name__}")
+        if "." in key or not key:
+            raise KeyError(f"ModuleDict: invalid key {key!r} (non-empty, without '.')")
+        return key
+
+    def __getitem__(self, key):
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict: no module named {key!r}; keys: {list(self._modules)}")
+        return self._modules[key]
+
+    def __setitem__(self, key, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict: {key!r} must be a Module, got {type(module).__name__}")
+        if key in self._modules:
+            self._modules[key] = module                          # replaced in place, like a dict
+        else:
+            self.add_module(self._checked_key(key), module)
+
+    def __delitem__(self, key):
+        if key not in self._modules:
+            raise KeyError(f"ModuleDict: no module named {key!r}")
+        del self._modules[key]
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules)
+
+    def __contains__(self, key):
+        return key in self._modules
+
+    def keys(self):
+        return self._modules.keys()
+
+    def values(self):
+        return self._modules.values()
+
+    def items(self):
+        return self._modules.items()
+
+    def clear(self):
+        self._modules.clear()
+
+    def pop(self, key):
+        module = self[key]
+        del self[key]
+        return module
+
+    def update(self, modules):
+        """Add (name, module) pairs from a mapping or an iterable of pairs."""
+        pairs = modules.items() if hasattr(modules, "items") else modules
+        for entry in pairs:
+            if len(entry) != 2:
+                raise ValueError(f"ModuleDict.update: expected (name, module) pairs, got {entry!r}")
+            self[entry[0]] = entry[1]
+        return self
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError("ModuleDict has no forward(); call the module you need: self.blocks[name](x)")

@@ -34,6 +34,8 @@ class TrainConfig:
     data_root: str = None          # where to look for datasets first (see minidl.data)
     eval_batch_size: int = 500     # fixed, so that `minidl eval` repeats the same sums
     kind: str = "classifier"
+    scheduler: str = None          # None, or a name of minidl.optim.lr_scheduler.SCHEDULES
+    clip_grad_norm: float = None   # clip the gradients' total norm to this before each step
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -43,6 +45,12 @@ class TrainConfig:
                 raise ValueError(f"train: {name} must be a positive integer, got {getattr(self, name)!r}")
         if not self.lr > 0:
             raise ValueError(f"train: lr must be positive, got {self.lr!r}")
+        from ..optim.lr_scheduler import SCHEDULES
+
+        if self.scheduler is not None and self.scheduler not in SCHEDULES:
+            raise ValueError(f"train: unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULES)}")
+        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
+            raise ValueError(f"train: clip_grad_norm must be positive, got {self.clip_grad_norm!r}")
 
     def to_dict(self):
         return dataclasses.asdict(self)

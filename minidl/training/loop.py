@@ -214,6 +214,13 @@ class Trainer:
                              f"{run.path}, or choose another directory")
         run.create()
         done, history = 0, []
+        if self.resume and self.schedulers:
+            from ..optim.lr_scheduler import SPANS_THE_RUN
+
+            planned = run.load_checkpoint()["config"].get("epochs")
+            if planned != self.config.epochs and self.config.scheduler in SPANS_THE_RUN:
+                raise ValueError(f"the {self.config.scheduler!r} schedule of {run.path} was planned for "
+                                 f"{planned} epochs; resume it with --epochs {planned}")
         if self.resume:
             done, history = run.resume(self.task.model, self.task.optimizer, self.schedulers)
         return done, history
@@ -322,6 +329,7 @@ class Trainer:
                 record = dict(epoch=epoch, **task.epoch_record(means, evaluation))
                 record.update(steps=steps, seconds=seconds, cpu_seconds=time.process_time() - cpu_start)
                 record[f"{task.unit}_per_s"] = samples / max(seconds, 1e-9)
+                record["lr"] = self.learning_rate()                # after the epoch's last step
                 bad = non_finite_weights(task.model)
                 if bad:
                     raise self.diverged(epoch, steps, steps, f"the weights {', '.join(bad[:3])} are not finite")
