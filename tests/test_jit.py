@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import minidl
 from minidl.kernels import warmup
 
@@ -51,3 +53,18 @@ def test_minidl_compile_compiles_every_family_with_a_progress_bar():
 def test_every_family_has_a_warmup_and_it_covers_both_dtypes():
     assert set(warmup.FAMILIES) == {"conv", "pooling", "softmax", "attention", "gelu"}
     assert warmup.DTYPES == (__import__("numpy").float32, __import__("numpy").float64)
+
+
+@pytest.mark.slow
+def test_bench_jit_measures_cold_and_warm_in_fresh_processes(tmp_path):
+    result = _python(["-m", "minidl.bench.jit", "--no-train", "--families", "gelu,softmax",
+                      "--out", str(tmp_path)])
+    assert result.returncode == 0, result.stderr[-3000:]
+    text = (tmp_path / "jit.md").read_text()
+    assert "| gelu |" in text and "| softmax |" in text and "Load average" in text
+    assert "warm run printed the compile notice | no" in text        # the cache was used
+    import json
+    figures = json.loads((tmp_path / "jit.json").read_text())
+    cold = figures["families"]["softmax"]
+    assert cold["notice"] and cold["float32"] > 0 and cold["cpu_float32"] > 0
+    assert figures["warm"]["imported"] + figures["warm"]["first_calls"] < cold["float32"] + cold["float64"]

@@ -1,4 +1,4 @@
-"""Benchmark suite for scaled_dot_product_attention (standard shapes of PERF.md),
+"""Benchmark suite for scaled_dot_product_attention,
 plus a memory measurement of the fused forward against the NumPy twin.
 
 Timing: for each shape, forward only and forward + backward (gradients for q,

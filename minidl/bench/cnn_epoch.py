@@ -28,7 +28,7 @@ closest thing to an unloaded measurement.
 Thread configurations are written THREADS:BLAS. THREADS is Numba's thread
 count for minidl's parallel kernels and `torch.set_num_threads` for torch;
 BLAS is the number of threads minidl's NumPy matrix products may use. `2:1` is
-what `minidl train` does on this machine (minidl/threads.py keeps BLAS to one
+what `minidl train` does (minidl/threads.py keeps BLAS to one
 thread while Numba's pool has the cores); `2:2` lets both pools use both cores.
 torch runs its whole step on its own intra-op pool of THREADS threads.
 

@@ -1,4 +1,4 @@
-"""Benchmark suite for conv2d and conv_transpose2d (standard shapes of PERF.md).
+"""Benchmark suite for conv2d and conv_transpose2d.
 
 For each shape, two cases: forward only, and forward + backward (gradients
 for input, weight and bias). Implementations: minidl with the "numba" and

@@ -1,7 +1,17 @@
-"""Side-by-side timing: the same inputs, several implementations, one process.
+"""Side-by-side timing: the same inputs, several implementations, each timed
+in its own fresh process.
 
-This machine is shared and noisy, so absolute milliseconds drift between runs;
-ratios measured in one run, with the implementations alternating, do not.
+Why not one process: after a library's call returns, its thread pool keeps
+spinning for a while (NumPy's OpenBLAS, Numba's workers, torch's OpenMP
+threads all busy-wait to answer the next call quickly). On a machine with
+few cores, an implementation timed right after another library's call shares
+the cores with those spinning threads and reads several times slower than it
+is. So `measure_isolated` times every (case, implementation) in a fresh
+Python process that runs nothing else: it builds the inputs, makes warm-up
+calls (JIT, caches), pauses, then times. Rounds alternate the order
+(A B, B A, ...) so that a slow patch of a shared machine hits all alike, and
+the table holds the median over rounds. tests/test_bench_harness.py proves
+it with A/A runs (the same code against itself reads ~1.0).
 
 A benchmark suite (one module per op family in `minidl.bench`) defines
 `cases(quick)`, yielding `Case`s. Each case names an op and a shape, holds one
@@ -58,8 +68,109 @@ def measure(implementations, rounds=7, min_seconds=0.05, max_calls=1000):
     return {name: float(np.median(t)) for name, t in times.items()}
 
 
+def time_callable(fn, repeats=5, min_seconds=0.05, warmups=2, pause=0.25):
+    """Median milliseconds per call of `fn`, in this process: `warmups` calls,
+    a pause, then `repeats` samples of at least `min_seconds` each."""
+    for _ in range(warmups):
+        fn()
+    time.sleep(pause)
+    samples = []
+    for _ in range(repeats):
+        calls, start = 0, time.perf_counter()
+        while True:
+            fn()
+            calls += 1
+            elapsed = time.perf_counter() - start
+            if elapsed >= min_seconds:
+                break
+        samples.append(1000.0 * elapsed / calls)
+    return float(np.median(samples))
+
+
+def thread_counts():
+    """Threads each loaded library would use now: Numba, BLAS, torch (if imported)."""
+    import sys
+    counts = {}
+    if "numba" in sys.modules:
+        counts["numba"] = sys.modules["numba"].get_num_threads()
+    try:
+        from threadpoolctl import threadpool_info
+        blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+        if blas:
+            counts["blas"] = max(blas)
+    except ImportError:
+        pass
+    if "torch" in sys.modules:
+        counts["torch"] = sys.modules["torch"].get_num_threads()
+    return counts
+
+
+def find_case(module, quick, index):
+    """The index-th Case of a suite module's `cases(quick)`."""
+    for i, case in enumerate(module.cases(quick)):
+        if i == index:
+            return case
+    raise IndexError(f"{module.__name__} has no case {index}")
+
+
+def suite_module_name(suite):
+    """"conv" -> "minidl.bench.conv"; any other importable module name as given."""
+    import importlib.util
+    if "." not in suite and importlib.util.find_spec(f"minidl.bench.{suite}") is not None:
+        return f"minidl.bench.{suite}"
+    return suite
+
+
+def time_in_fresh_process(suite, quick, index, implementation, repeats=5, min_seconds=0.05):
+    """(milliseconds, thread counts) of one implementation of one case, timed in
+    a new Python process (see the module docstring)."""
+    import os
+    import subprocess
+    import sys
+    command = [sys.executable, "-m", "minidl.bench.runner", "--time", suite, str(index),
+               implementation, str(repeats), str(min_seconds)] + (["--quick"] if quick else [])
+    result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True, env=dict(os.environ))
+    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer["ms"], answer["threads"]
+
+
+def measure_isolated(suite, quick=False, rounds=3, repeats=5, min_seconds=0.05, log=None):
+    """Rows for every case of `suite` (a module name under minidl.bench, or a full
+    module name), each implementation timed in fresh processes, `rounds` rounds
+    alternating the order; the median over rounds."""
+    import importlib
+    name = suite_module_name(suite)
+    module = importlib.import_module(name)
+    listing = [(c.op, c.shape, list(c.implementations), c.work, c.unit, c.baseline)
+               for c in module.cases(quick)]
+    rows = []
+    for index, (op, shape, implementations, work, unit, baseline) in enumerate(listing):
+        times = {impl: [] for impl in implementations}
+        threads = {}
+        for r in range(rounds):
+            order = implementations if r % 2 == 0 else implementations[::-1]
+            for impl in order:
+                ms, threads[impl] = time_in_fresh_process(name, quick, index, impl, repeats, min_seconds)
+                times[impl].append(ms)
+        medians = {impl: float(np.median(t)) for impl, t in times.items()}
+        case_rows = []
+        for impl, ms in medians.items():
+            row = dict(op=op, shape=shape, implementation=impl, ms=ms, unit=unit,
+                       rate=(work / (ms * 1e-3) / 1e9) if work else None, processes=rounds,
+                       threads=" ".join(f"{k}={v}" for k, v in sorted(threads[impl].items())))
+            if baseline and baseline in medians:
+                row["vs_" + baseline] = ms / medians[baseline]
+            case_rows.append(row)
+        rows += case_rows
+        if log:
+            log(format_rows(case_rows))
+    return rows
+
+
 def run_suite(cases, rounds=7, min_seconds=0.05, log=print):
-    """Measure every case; return a list of result rows (dicts)."""
+    """Measure every case in THIS process (implementations alternating); return
+    a list of result rows (dicts). A quick look only: one library's spinning
+    threads slow the next one down here; the tables use `measure_isolated`."""
     rows = []
     for case in cases:
         medians = measure(case.implementations, rounds, min_seconds)
@@ -106,11 +217,14 @@ def to_markdown(rows, title):
     """A Markdown table of result rows."""
     ratio_keys = sorted({k for r in rows for k in r if k.startswith("vs_")})
     header = ["op", "shape", "implementation", "ms", "rate"] + [f"ratio {k[3:]}" for k in ratio_keys]
+    with_threads = any(r.get("threads") for r in rows)
+    header += ["threads"] if with_threads else []
     lines = [f"## {title}", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         rate = f"{r['rate']:.2f} {r['unit']}" if r.get("rate") else ""
         cells = [r["op"], r["shape"], r["implementation"], f"{r['ms']:.3f}", rate]
         cells += [f"{r[k]:.2f}x" if k in r else "" for k in ratio_keys]
+        cells += [r.get("threads", "")] if with_threads else []
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

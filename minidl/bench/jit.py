@@ -67,12 +67,14 @@ def _train_cnn(cache_dir, out_dir):
     return time.perf_counter() - start, result.stderr
 
 
-def measure(train=True):
-    """All figures as a dict (see the module docstring)."""
+def measure(train=True, families=None):
+    """All figures as a dict (see the module docstring); `families` limits the
+    families measured (default: all)."""
     dtypes = ("float32", "float64")
+    families = list(families or FAMILIES)
     figures = dict(load_before=os.getloadavg(), families={})
     with tempfile.TemporaryDirectory() as root:
-        for name in FAMILIES:
+        for name in families:
             cache = os.path.join(root, f"cache-{name}")
             cold = _child([name], dtypes, cache)
             figures["families"][name] = {key.split("/")[1]: value for key, value in cold["seconds"].items()}
@@ -80,8 +82,8 @@ def measure(train=True):
                                               for key, value in cold["cpu"].items()})
             figures["families"][name]["notice"] = "compiling minidl kernels" in cold["stderr"]
         cache = os.path.join(root, "cache-all")
-        cold_all = _child(list(FAMILIES), dtypes, cache)
-        warm = _child(list(FAMILIES), dtypes, cache)
+        cold_all = _child(families, dtypes, cache)
+        warm = _child(families, dtypes, cache)
         figures["cold_all"] = dict(process=cold_all["process"], kernels=sum(cold_all["seconds"].values()),
                                    cpu=sum(cold_all["cpu"].values()), imported=cold_all["imported"],
                                    float32=sum(v for k, v in cold_all["seconds"].items() if k.endswith("32")),
@@ -144,8 +146,8 @@ def to_markdown(f):
     return "\n".join(lines) + "\n"
 
 
-def run(out_dir="benchmarks/results", train=True):
-    figures = measure(train=train)
+def run(out_dir="benchmarks/results", train=True, families=None):
+    figures = measure(train=train, families=families)
     text = to_markdown(figures)
     print(text)
     os.makedirs(out_dir, exist_ok=True)
@@ -157,5 +159,8 @@ def run(out_dir="benchmarks/results", train=True):
     return figures
 
 
-if __name__ == "__main__":
-    run(train="--no-train" not in sys.argv)
+if __name__ == "__main__":      # python -m minidl.bench.jit [--no-train] [--families a,b] [--out DIR]
+    args = sys.argv[1:]
+    option = lambda name, default: args[args.index(name) + 1] if name in args else default  # noqa: E731
+    run(out_dir=option("--out", "benchmarks/results"), train="--no-train" not in args,
+        families=option("--families", "").split(",") if "--families" in args else None)

@@ -1,4 +1,4 @@
-"""Benchmark suite for max_pool2d and avg_pool2d (standard shapes of PERF.md).
+"""Benchmark suite for max_pool2d and avg_pool2d.
 
 For each shape, two cases: forward only, and forward + backward (gradient for
 the input). Implementations: minidl's op (through autograd) with the "numba"

@@ -1,14 +1,19 @@
-"""`minidl bench [suite ...]`: run benchmark suites, each in several fresh
-processes, and write a Markdown table and a bar chart per suite.
+"""`minidl bench [suite ...]`: run benchmark suites and write a Markdown table
+and a bar chart per suite.
 
 Each suite is a module `minidl.bench.<name>` with a `cases(quick)` generator.
-A process runs one suite and prints its rows as JSON; the parent takes the
-median over processes, since between processes timings vary by 10-100% here.
+Every (case, implementation) is timed in its own fresh process, `processes`
+rounds with the order alternating, and the table holds the median over rounds
+(`harness.measure_isolated`; the README's "Benchmarks" section says why).
+The table also says how many threads each library had in its process.
+
+    python -m minidl.bench.runner --time SUITE CASE IMPLEMENTATION REPEATS MIN_SECONDS [--quick]
+
+is the child: it times one implementation of one case and prints JSON.
 """
 import importlib
 import json
 import os
-import subprocess
 import sys
 
 from . import harness
@@ -17,7 +22,7 @@ SUITES = ("overhead", "conv", "pool", "softmax", "attention", "gpt_step", "gan_s
 
 
 def available_suites():
-    """Suites whose module exists (families land one by one)."""
+    """Suites whose module exists."""
     found = []
     for name in SUITES:
         try:
@@ -26,11 +31,6 @@ def available_suites():
         except ModuleNotFoundError:
             pass
     return found
-
-
-def run_in_this_process(name, quick=False):
-    module = importlib.import_module(f"minidl.bench.{name}")
-    return harness.run_suite(module.cases(quick), log=lambda text: print(text, file=sys.stderr))
 
 
 def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
@@ -42,15 +42,12 @@ def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
             jit.run(out_dir, train=not quick)
             continue
         if name not in SUITES:
-            raise SystemExit(f"minidl bench: unknown suite {name!r}; choose from {', '.join(SUITES)}")
-        row_lists = []
-        for process in range(processes):
-            print(f"[{name}] process {process + 1}/{processes}", file=sys.stderr)
-            command = [sys.executable, "-m", "minidl.bench.runner", name] + (["--quick"] if quick else [])
-            result = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
-            row_lists.append(json.loads(result.stdout))
-        rows = harness.combine_processes(row_lists)
-        title = f"{name}: median of {processes} processes"
+            raise SystemExit(f"minidl bench: unknown suite {name!r}; choose from {', '.join(SUITES)}, jit")
+        load = os.getloadavg()
+        rows = harness.measure_isolated(name, quick=quick, rounds=processes,
+                                        log=lambda text: print(text, file=sys.stderr))
+        title = (f"{name}: each implementation in its own fresh process, median of {processes} "
+                 f"alternating rounds (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start)")
         print(harness.format_rows(rows))
         with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
             f.write(harness.to_markdown(rows, title))
@@ -58,6 +55,19 @@ def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
         print(f"wrote {out_dir}/{name}.md and {name}.png")
 
 
-if __name__ == "__main__":      # one process, one suite, JSON on stdout
-    suite = sys.argv[1]
-    print(json.dumps(run_in_this_process(suite, quick="--quick" in sys.argv)))
+def _time_one(argv):
+    """Child process: time one implementation of one case; print JSON."""
+    suite, index, implementation, repeats, min_seconds = argv[:5]
+    module = importlib.import_module(harness.suite_module_name(suite))
+    case = harness.find_case(module, "--quick" in argv, int(index))
+    fn = case.implementations[implementation]
+    ms = harness.time_callable(fn, repeats=int(repeats), min_seconds=float(min_seconds))
+    print(json.dumps(dict(ms=ms, threads=harness.thread_counts())))
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "--time":
+        _time_one(sys.argv[2:])
+    else:
+        raise SystemExit("usage: python -m minidl.bench.runner --time SUITE CASE IMPLEMENTATION "
+                         "REPEATS MIN_SECONDS [--quick]")

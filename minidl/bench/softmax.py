@@ -1,5 +1,5 @@
-"""Benchmark suite for softmax and log_softmax along the last dim (standard
-shapes of PERF.md).
+"""Benchmark suite for softmax and log_softmax along the last dim (the standard
+shapes of the benchmark tables).
 
 For each shape, two cases: forward only, and forward + backward. Implementations:
 minidl's op (through autograd) with the "numba" and "numpy" backends, PyTorch's

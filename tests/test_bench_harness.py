@@ -1,0 +1,38 @@
+"""The benchmark harness proves itself: each implementation is timed in its
+own fresh process, so the same code against itself reads ~1.0 (A/A), and an
+implementation timed inside a suite (after another library's kernel ran in
+the same suite) reads what it reads alone, within 20%."""
+import os
+from pathlib import Path
+
+import numpy as np
+
+import minidl
+from minidl.bench import harness
+
+HERE = Path(__file__).resolve().parent
+PACKAGE_PARENT = str(Path(minidl.__file__).resolve().parents[1])
+
+
+def _rows(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(HERE), PACKAGE_PARENT,
+                                                                   os.environ.get("PYTHONPATH")])))
+    return harness.measure_isolated("bench_aa_suite", rounds=6, repeats=5, min_seconds=0.03)
+
+
+def test_a_against_a_reads_one_and_in_suite_agrees_with_alone(monkeypatch):
+    rows = _rows(monkeypatch)
+    by_case = {(r["shape"], r["implementation"]): r for r in rows}
+    aa = by_case[("A/A", "A again")]["vs_A"]
+    assert 0.8 <= aa <= 1.25, f"A/A ratio {aa:.2f}"
+    inside, alone = by_case[("in a suite", "numpy matmul")]["ms"], by_case[("alone", "numpy matmul")]["ms"]
+    assert 0.8 <= inside / alone <= 1.2, f"in a suite {inside:.3f} ms, alone {alone:.3f} ms"
+    assert all(r["ms"] > 0 and r["processes"] == 6 for r in rows)
+    assert "numba=" in by_case[("in a suite", "numba softmax")]["threads"]
+
+
+def test_time_callable_measures_what_it_runs():
+    import time
+    ms = harness.time_callable(lambda: time.sleep(0.004), repeats=3, min_seconds=0.02, pause=0.0)
+    assert 3.9 <= ms <= 12, ms
+    assert np.isfinite(ms)
