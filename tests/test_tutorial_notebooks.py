@@ -11,6 +11,7 @@ imports the same minidl as the test.
 """
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -68,3 +69,36 @@ def test_tutorial_runs_as_a_notebook_and_shows_its_figures_inline(path, tmp_path
         assert inline, f"{path.name}: no figure was displayed inline in the notebook"
         assert len(inline) >= len(saved), (f"{path.name}: {len(saved)} pictures saved but only {len(inline)} "
                                            "shown inline")
+
+
+def test_the_readme_conversion_command_writes_a_valid_notebook(tmp_path):
+    pytest.importorskip("jupytext", reason="the tutorials extra is not installed: pip install '.[tutorials]'")
+    nbformat = pytest.importorskip("nbformat", reason="the tutorials extra is not installed: pip install '.[tutorials]'")
+    target = tmp_path / "01_autograd.ipynb"
+    result = subprocess.run([sys.executable, "-m", "jupytext", "--to", "ipynb", "--output", str(target),
+                             str(ROOT / "tutorials" / "01_autograd.py")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    notebook = nbformat.read(target, as_version=4)
+    nbformat.validate(notebook)
+    assert any("$$" in cell.source for cell in notebook.cells if cell.cell_type == "markdown"), \
+        "formulas should reach the notebook as LaTeX in markdown cells"
+
+
+def test_the_readme_debugging_command_stops_inside_minidl(tmp_path):
+    """The README's `MINIDL_QUICK=1 python -m pdb tutorials/01_autograd.py`, then
+    `break minidl/gradcheck.py:LINE` and `continue`, stops inside gradcheck."""
+    import ast
+    import importlib
+
+    module = importlib.import_module("minidl.gradcheck")          # (mdl.gradcheck is the function)
+    function = next(node for node in ast.parse(Path(module.__file__).read_text()).body
+                    if isinstance(node, ast.FunctionDef) and node.name == "gradcheck")
+    line = function.body[1].lineno                                 # the first statement after the docstring
+    package_parent = str(Path(minidl.__file__).resolve().parents[1])
+    env = dict(os.environ, MINIDL_QUICK="1", MINIDL_TUTORIAL_OUT=str(tmp_path / "out"), MPLBACKEND="Agg",
+               PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    commands = f"break minidl/gradcheck.py:{line}\ncontinue\np len(inputs)\nquit\n"   # found on sys.path
+    result = subprocess.run([sys.executable, "-m", "pdb", str(ROOT / "tutorials" / "01_autograd.py")],
+                            input=commands, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    assert "gradcheck.py" in result.stdout and f"({line})gradcheck()" in result.stdout, result.stdout[-2000:]
+    assert "\n(Pdb) 2\n" in result.stdout, "the first gradcheck call of tutorial 01 has two inputs"
