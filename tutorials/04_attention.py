@@ -15,11 +15,12 @@
 # scores into weights with a softmax, and returns the weighted average of the
 # values v_j:
 #
-#     s_ij = (q_i · k_j) / sqrt(E)          p_ij = exp(s_ij) / sum_j' exp(s_ij')
-#     out_i = sum_j p_ij v_j
+# $$s_{ij} = \frac{q_i \cdot k_j}{\sqrt{E}}, \qquad p_{ij} = \frac{e^{s_{ij}}}{\sum_{j'} e^{s_{ij'}}}, \qquad \text{out}_i = \sum_j p_{ij}\, v_j.$$
 #
-# With a mask, some scores are set to -inf before the softmax ("query i may not
-# look at key j"): a *causal* mask hides the future (j > i) in a language model.
+# With a mask, some scores are set to $-\infty$ before the softmax ("query i
+# may not look at key j"): a *causal* mask hides the future (j > i) in a
+# language model. The shapes, for one head with L queries and S keys (a batch
+# and heads add leading axes):
 #
 # We write it three ways, each checked against the last and timed:
 #
@@ -28,29 +29,30 @@
 # 3. the **fused kernel** behind `minidl.functional.scaled_dot_product_attention`,
 #    which never stores that matrix, thanks to the *online softmax*.
 #
-# Then we look at attention weights as a heat map and measure memory against
-# sequence length. Run as a script or a notebook; `MINIDL_QUICK=1` makes it
-# run in seconds; pictures go to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`).
+# Then we derive the backward pass and check it against the fused kernel,
+# look at attention weights as a heat map and measure memory against sequence
+# length. Run as a script or a notebook; `MINIDL_QUICK=1` makes it run in
+# seconds. Prerequisites: tutorials 01 and 03 (softmax and its backward). The
+# four pictures (`04_*.png`) go to `$MINIDL_TUTORIAL_OUT` (default
+# `tutorial_outputs/`) and, in a notebook, also appear below their cells.
 
 # %%
 import math
-import os
 import time
 import tracemalloc
 
-import matplotlib
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import minidl as mdl  # noqa: E402
-import minidl.functional as F  # noqa: E402
-from minidl import kernels  # noqa: E402
+import minidl as mdl
+import minidl.functional as F
+from minidl import kernels, viz
+from minidl.tutorial_support import Tutorial
 
-QUICK = os.environ.get("MINIDL_QUICK") == "1"
-OUT_DIR = os.environ.get("MINIDL_TUTORIAL_OUT", "tutorial_outputs")
-os.makedirs(OUT_DIR, exist_ok=True)
+tutorial = Tutorial("04")      # quick mode, the output folder, figures inline in Jupyter
+QUICK = tutorial.quick
 rng = np.random.default_rng(0)
+tutorial.show(viz.plot_attention_shapes(tutorial.path("attention_shapes.png"), L=4, S=6, E=3, Ev=2))
 
 
 def best_time(fn, repeat=3):
@@ -128,14 +130,12 @@ assert np.allclose(attention_numpy(q, k, v, causal=True), attention_loops(q, k, 
 # few numbers per query? The softmax seems to need the maximum and the sum of
 # *all* scores first. The trick is to keep running values and repair them:
 #
-#     m   = largest score so far
-#     l   = sum of exp(s_j - m) so far
-#     acc = sum of exp(s_j - m) v_j so far
+# $$m = \max_{j \text{ so far}} s_j, \qquad \ell = \sum_{j \text{ so far}} e^{s_j - m}, \qquad \text{acc} = \sum_{j \text{ so far}} e^{s_j - m}\, v_j.$$
 #
-# When a new block brings a larger maximum m', everything accumulated so far
-# was computed relative to the old m, and exp(s - m) = exp(s - m') · exp(m' - m),
-# so we multiply l and acc by alpha = exp(m - m') and carry on. At the end,
-# out = acc / l. This is the "online softmax" of FlashAttention; the memory
+# When a new block brings a larger maximum $m'$, everything accumulated so far
+# was computed relative to the old $m$, and $e^{s - m} = e^{s - m'} e^{m' - m}$,
+# so we multiply $\ell$ and acc by $\alpha = e^{m - m'}$ and carry on. At the
+# end, $\text{out} = \text{acc} / \ell$. This is the "online softmax" of FlashAttention; the memory
 # per query is one row of Ev numbers plus two scalars, whatever S is.
 
 # %%
@@ -201,8 +201,68 @@ for name, ms in timings.items():
     print(f"  {name:<24} {ms:8.2f} ms")
 
 # %% [markdown]
-# The gradient comes from the fused backward and is checked against finite
-# differences in float64, the same way every minidl op is tested:
+# **Reading the timings.** "numba" and "numpy" are the same `F.scaled_dot_product_attention`
+# call on two backends; "student NumPy" is `attention_numpy` above, without an
+# op's argument checks or the log-sum-exp the backward needs; the interpreted
+# "python" loops get only a tiny input, because every multiply-add goes
+# through the Python interpreter.
+# The NumPy versions spend their time in large matrix products and in passes
+# over the T x T score matrix; the fused kernel does the same arithmetic in
+# tiles that stay in the cache and runs tiles in parallel, so which is faster
+# depends on T, D and the number of cores: at small T the NumPy products can
+# win. Each number is the best of three runs. A loaded machine (other programs
+# busy, load average near the number of cores) slows the parallel kernel most,
+# and ratios can move by a factor of two between runs: compare within one run,
+# and use `minidl bench attention`, which repeats in several processes.
+
+# %% [markdown]
+# ## The backward pass
+#
+# Write one head as three steps with saved intermediates,
+# $S = QK^\top/\sqrt{E}$, $P = \mathrm{softmax}(S)$ row by row, $O = PV$.
+# Given $dO = \partial L / \partial O$, the matrix-product rule gives
+#
+# $$dV = P^\top dO, \qquad dP = dO\, V^\top.$$
+#
+# Each row of $P$ is a softmax, whose backward (tutorial 03) is
+# $dS_{i} = P_{i} \odot (dP_{i} - \sum_j dP_{ij} P_{ij})$. The sum simplifies:
+# $\sum_j dP_{ij} P_{ij} = \sum_j P_{ij} (dO_i \cdot v_j) = dO_i \cdot O_i$, so
+#
+# $$dS = P \odot \big(dP - \mathrm{rowsum}(dO \odot O)\big), \qquad dQ = \frac{dS\, K}{\sqrt{E}}, \qquad dK = \frac{dS^\top Q}{\sqrt{E}}.$$
+#
+# Masked entries have $P_{ij} = 0$, so they get no gradient. The fused kernel
+# does not store $P$: it rebuilds each tile as $P_{ij} = e^{S_{ij} - \mathrm{lse}_i}$
+# from the saved log-sum-exp. Here is the whole backward in NumPy, checked
+# against what autograd gets from the fused kernel:
+
+# %%
+def attention_backward_numpy(q, k, v, grad_out, causal=False):
+    E = q.shape[-1]
+    scores = q @ k.T / math.sqrt(E)                                   # (L, S)
+    if causal:
+        scores = np.where(np.tril(np.ones(scores.shape, dtype=bool)), scores, -np.inf)
+    p = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    p /= p.sum(axis=-1, keepdims=True)                                # (L, S) weights P
+    out = p @ v                                                       # (L, Ev)
+    grad_v = p.T @ grad_out                                           # (S, Ev)   dV = P^T dO
+    grad_p = grad_out @ v.T                                           # (L, S)    dP = dO V^T
+    grad_s = p * (grad_p - (grad_out * out).sum(axis=-1, keepdims=True))   # (L, S)
+    return grad_s @ k / math.sqrt(E), grad_s.T @ q / math.sqrt(E), grad_v  # dQ (L, E), dK (S, E), dV
+
+
+grad_out = rng.standard_normal((L, E))                                # dO for the (L, Ev = E) output
+for causal in (False, True):
+    qt, kt, vt = (mdl.tensor(a.copy(), requires_grad=True) for a in (q, k[:L], v[:L]))
+    (F.scaled_dot_product_attention(qt, kt, vt, is_causal=causal) * mdl.tensor(grad_out)).sum().backward()
+    by_hand = attention_backward_numpy(q, k[:L], v[:L], grad_out, causal=causal)
+    worst = max(np.abs(mine - t.grad).max() for mine, t in zip(by_hand, (qt, kt, vt)))
+    print(f"{'causal' if causal else 'full'} attention: dQ, dK, dV by hand vs the fused kernel's "
+          f"backward, largest difference {worst:.1e}")
+    assert worst < 1e-10
+
+# %% [markdown]
+# And the fused backward is checked against finite differences in float64,
+# the same way every minidl op is tested:
 
 # %%
 small = [rng.standard_normal((2, 4, 3)) for _ in range(3)]
@@ -232,9 +292,7 @@ for ax, weights, title in ((axes[0], causal_w, "causal mask"), (axes[1], padded_
     ax.set_title(title)
     fig.colorbar(image, ax=ax, fraction=0.046)
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "04_attention_weights.png"), dpi=110)
-plt.close(fig)
-print("saved", os.path.join(OUT_DIR, "04_attention_weights.png"))
+tutorial.show(fig, "attention_weights.png")
 
 # %% [markdown]
 # ## 5. Memory against sequence length
@@ -269,9 +327,7 @@ ax.set_ylabel("peak memory of one forward (MiB)")
 ax.set_title("attention memory: linear vs quadratic in T")
 ax.legend()
 fig.tight_layout()
-fig.savefig(os.path.join(OUT_DIR, "04_attention_memory.png"), dpi=110)
-plt.close(fig)
-print("saved", os.path.join(OUT_DIR, "04_attention_memory.png"))
+tutorial.show(fig, "attention_memory.png")
 # doubling T doubles the fused peak, and quadruples the NumPy one
 assert peaks["numba"][-1] / peaks["numba"][-2] < 2.6
 assert peaks["numpy"][-1] / peaks["numpy"][-2] > 3.0
@@ -285,17 +341,28 @@ assert peaks["numpy"][-1] / peaks["numpy"][-2] > 3.0
 # - The online softmax keeps a running maximum and sum per query and rescales
 #   them when the maximum grows, so keys can be read block by block and memory
 #   grows as T. Backward recomputes the weights from the saved log-sum-exp.
+# - The backward is two products for dV and dP, the softmax backward
+#   $dS = P \odot (dP - \mathrm{rowsum}(dO \odot O))$, and two products for
+#   dQ and dK.
 # - Masks are just -inf added to scores; a row with nothing to attend to gets
 #   zeros in minidl (PyTorch's math backend gives NaN).
 #
 # ## Exercises
+#
+# Exercises 4 and 5 have checks: `minidl check 04 --init` copies a skeleton to
+# `exercises/04_attention.py`; fill it in, then `minidl check 04` says, per
+# exercise, whether it is right, with a hint when it is not.
 #
 # 1. In `attention_online`, print alpha for each block. When is it 1? When is
 #    it tiny? What happens if you forget to rescale `acc`?
 # 2. Change `attention_loops` to skip the max subtraction and try scores of
 #    size 1000 (multiply q by 100). What breaks, and why does the online
 #    version not need a separate max pass?
-# 3. Derive dS = P ∘ (dP − rowsum(dO ∘ O)) from the softmax Jacobian, and
-#    check it against `mdl.gradcheck`.
-# 4. Add a float mask with a per-key bias that favours recent tokens (ALiBi:
-#    bias_ij = −slope·(i − j)) and plot the weights.
+# 3. Derive $\sum_j dP_{ij} P_{ij} = dO_i \cdot O_i$ yourself, and check
+#    `attention_backward_numpy` with `mdl.gradcheck` on a function that calls
+#    it through a custom `Function` (tutorial 01's `WrongSquare` shows how).
+# 4. Write `alibi_bias(L, S, slope)`, a float mask that favours recent tokens
+#    (ALiBi: bias_ij = −slope·(i − j) for j <= i, and −inf for j > i), pass it
+#    as `attn_mask` and plot the weights.
+# 5. Write `attention_online_causal(q, k, v, block)`: `attention_online` with a
+#    causal mask. Which key blocks can a query skip entirely?

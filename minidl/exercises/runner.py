@@ -28,6 +28,7 @@ TUTORIALS = {
     "01b": ("01b_mlp_and_training", "mlp_and_training"),
     "02": ("02_convolution", "convolution"),
     "03": ("03_pooling_and_softmax", "pooling_and_softmax"),
+    "04": ("04_attention", "attention"),
     "05": ("05_cnn", "cnn"),
     "06": ("06_transformer", "transformer"),
     "07": ("07_gan", "gan"),
