@@ -1,5 +1,5 @@
 """Time every tutorial as a script, in quick mode (MINIDL_QUICK=1) and in full mode:
-`python benchmarks/time_tutorials.py [--quick-only] [NAME ...]`.
+`python benchmarks/time_tutorials.py [--quick-only] [--out FILE] [NAME ...]`.
 
 Each tutorial runs in a fresh Python process from the repository root, with its
 pictures written to a temporary folder (deleted afterwards). Wall-clock seconds
@@ -42,6 +42,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("names", nargs="*", help="tutorial file names or stems (default: all)")
     parser.add_argument("--quick-only", action="store_true", help="skip the full runs")
+    parser.add_argument("--out", default=str(OUT), help=f"the Markdown table to write (default {OUT})")
     args = parser.parse_args()
     tutorials = sorted((ROOT / "tutorials").glob("[0-9]*.py"))
     if args.names:
@@ -59,15 +60,15 @@ def main():
              f"`python benchmarks/time_tutorials.py` on {platform.machine()} with {os.cpu_count()} CPU cores, "
              f"Python {platform.python_version()}, one run each after a warm-up run (Numba cache warm). The "
              "machine was shared with other jobs: the load average (1 minute) before and after each "
-             "run is given; with load L on N cores, expect roughly up to (1 + L / N) times the time of an idle "
-             "machine.", "",
+             "run is given. A load above the number of cores means other processes shared the CPU, so the "
+             "same run on an idle machine of this kind would be faster.", "",
              "| tutorial | quick (s) | load before / after | full (s) | load before / after |",
              "|---|---|---|---|---|"]
     for name, quick, full in rows:
         full_cells = "not run | " if full is None else f"{full[0]:.0f} | {full[1]:.1f} / {full[2]:.1f}"
         lines.append(f"| `{name}` | {quick[0]:.0f} | {quick[1]:.1f} / {quick[2]:.1f} | {full_cells} |")
-    OUT.write_text("\n".join(lines) + "\n")
-    print("wrote", OUT)
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("wrote", args.out)
 
 
 if __name__ == "__main__":

@@ -43,3 +43,17 @@ def test_tutorial_runs_in_quick_mode_and_writes_a_png(path, tmp_path):
     pictures = list((tmp_path / "out").glob("**/*.png"))
     assert pictures, f"{path.name} wrote no PNG into MINIDL_TUTORIAL_OUT"
     assert all(p.stat().st_size > 1000 for p in pictures)
+
+
+def test_the_timing_script_times_a_tutorial(tmp_path):
+    """benchmarks/time_tutorials.py, which measured the README's learning-path times."""
+    package_parent = str(Path(minidl.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    table = tmp_path / "times.md"
+    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "time_tutorials.py"), "--quick-only",
+                             "--out", str(table), "01_autograd"], env=env, capture_output=True, text=True,
+                            timeout=TIMEOUT_SECONDS)
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = [line for line in table.read_text().splitlines() if line.startswith("| `")]
+    assert len(rows) == 1 and rows[0].startswith("| `01_autograd.py` |") and "not run" in rows[0]
+
