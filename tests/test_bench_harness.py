@@ -36,3 +36,20 @@ def test_time_callable_measures_what_it_runs():
     ms = harness.time_callable(lambda: time.sleep(0.004), repeats=3, min_seconds=0.02, pause=0.0)
     assert 3.9 <= ms <= 12, ms
     assert np.isfinite(ms)
+
+
+def test_summary_reads_isolated_tables_and_judges_the_target(tmp_path):
+    from minidl.bench import summary
+    rows = [dict(op="softmax", shape="4x5", implementation=name, ms=ms, unit="GB/s", rate=None)
+            for name, ms in (("numba fwd+bwd", 2.0), ("torch fwd+bwd", 4.0), ("numpy fwd+bwd", 9.0))]
+    rows += [dict(op="conv2d", shape="N1", implementation=name, ms=ms, unit="GFLOP/s", rate=None)
+             for name, ms in (("numba fwd+bwd", 3.0), ("torch fwd+bwd", 2.0))]
+    (tmp_path / "softmax.md").write_text(harness.to_markdown(rows[:3], "softmax: each implementation in its own fresh process"))
+    (tmp_path / "conv.md").write_text(harness.to_markdown(rows[3:], "conv: each implementation in its own fresh process"))
+    (tmp_path / "pool.md").write_text(harness.to_markdown(rows[:3], "pool: median of 2 processes"))  # old harness: ignored
+    found = summary.summarise(str(tmp_path))
+    assert sorted((op, round(ratio, 3)) for _, _, op, _, _, _, ratio in found) == [("conv2d", 1.5), ("softmax", 0.5)]
+    text = summary.to_markdown(found)
+    assert "| softmax | 4x5 | 2.000 | 4.000 | 0.50 | <= 1.0 | yes |" in text
+    assert "| conv2d | N1 | 3.000 | 2.000 | 1.50 | <= 1.0 | no |" in text
+    assert "pool" in text.split("No rows")[1]

@@ -1,0 +1,81 @@
+"""`python -m minidl.bench.summary`: one row per kernel workload, minidl
+against PyTorch, forward + backward, read from the suite tables in
+benchmarks/results/ (written by `minidl bench SUITE`).
+
+Target per row: minidl's time / torch's time <= 1.0. A suite whose table is
+missing, or has no torch column (PyTorch not installed when it ran), gives no
+rows; the summary says which suites it read and the header line of each
+(where the load average at the start is stated).
+"""
+import os
+import sys
+
+KERNEL_SUITES = ("conv", "pool", "softmax", "attention")
+TARGET = 1.0
+
+
+def read_table(path):
+    """(title line, rows as dicts) of a table written by harness.to_markdown."""
+    with open(path) as f:
+        lines = [line.rstrip("\n") for line in f]
+    title = next((line[3:] for line in lines if line.startswith("## ")), "")
+    header, rows = None, []
+    for line in lines:
+        if not line.startswith("|") or line.startswith("|---"):
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if header is None:
+            header = cells
+        else:
+            rows.append(dict(zip(header, cells)))
+    return title, rows
+
+
+def summarise(results_dir="benchmarks/results"):
+    """[(suite, title, op, shape, minidl ms, torch ms, ratio)] for fwd+bwd rows."""
+    found = []
+    for suite in KERNEL_SUITES:
+        path = os.path.join(results_dir, f"{suite}.md")
+        if not os.path.exists(path):
+            continue
+        title, rows = read_table(path)
+        if "fresh process" not in title:               # only tables of the isolated harness
+            continue
+        times = {(r["op"], r["shape"], r["implementation"]): float(r["ms"]) for r in rows}
+        for (op, shape, impl), ms in times.items():
+            if impl == "numba fwd+bwd" and (op, shape, "torch fwd+bwd") in times:
+                torch_ms = times[(op, shape, "torch fwd+bwd")]
+                found.append((suite, title, op, shape, ms, torch_ms, ms / torch_ms))
+    return found
+
+
+def to_markdown(found):
+    lines = ["# Summary: minidl / PyTorch, forward + backward, float32", "",
+             "Read from the suite tables by `python -m minidl.bench.summary`; each row is",
+             "the median over alternating rounds, every implementation in its own fresh",
+             f"process. Target: ratio <= {TARGET:.1f}.", ""]
+    for title in dict.fromkeys(t for _, t, *_ in found):
+        lines.append(f"- {title}")
+    lines += ["", "| workload | shape | minidl ms | torch ms | ratio | target | met |",
+              "|---|---|---|---|---|---|---|"]
+    for suite, _, op, shape, ms, torch_ms, ratio in found:
+        lines.append(f"| {op} | {shape} | {ms:.3f} | {torch_ms:.3f} | {ratio:.2f} | <= {TARGET:.1f} | "
+                     f"{'yes' if ratio <= TARGET else 'no'} |")
+    missing = [s for s in KERNEL_SUITES if s not in {f[0] for f in found}]
+    if missing:
+        lines += ["", "No rows (not regenerated with the isolated harness, or no torch column): "
+                  + ", ".join(missing) + "."]
+    lines += ["", "End-to-end training steps (CNN, GPT, GAN; target <= 1.2) are not in this summary:",
+              "they have not been re-measured with the isolated harness."]
+    return "\n".join(lines) + "\n"
+
+
+def main(results_dir="benchmarks/results"):
+    text = to_markdown(summarise(results_dir))
+    with open(os.path.join(results_dir, "summary.md"), "w") as f:
+        f.write(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
