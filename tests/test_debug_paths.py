@@ -65,3 +65,56 @@ def test_numba_disable_jit_runs_every_kernel_and_agrees(compiled, tmp_path):
     for backend in ("numba", "python"):
         results = {key.split("/", 1)[1]: saved[key] for key in saved.files if key.startswith(backend + "/")}
         _assert_agree(results, compiled, f'NUMBA_DISABLE_JIT=1, kernels.use("{backend}")')
+
+
+def _line_of(path, text):
+    return next(n for n, line in enumerate(path.read_text().splitlines(), 1) if text in line)
+
+
+@pytest.mark.parametrize("mode", ["NUMBA_DISABLE_JIT=1", 'kernels.use("python")'])
+def test_pdb_stops_on_a_line_inside_a_kernel_loop(mode, tmp_path):
+    """What the README shows: a debugger breakpoint on a line of a kernel's loop
+    is reached, and the loop's variables can be printed there."""
+    kernel_file = Path(minidl.__file__).resolve().parent / "kernels" / "pooling.py"
+    line = _line_of(kernel_file, "out[p, i, j] = best")
+    script = tmp_path / "my_script.py"
+    use = 'kernels.use("python")' if mode.startswith("kernels") else 'kernels.use("numba")'
+    script.write_text("import numpy as np\nimport minidl.functional as F\nfrom minidl import kernels\n"
+                      f"with {use}:\n"
+                      "    y = F.max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2)\n"
+                      "print('result', y.data.ravel().tolist())\n")
+    package_parent = str(Path(minidl.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    env.pop("NUMBA_DISABLE_JIT", None)
+    if mode.startswith("NUMBA"):
+        env["NUMBA_DISABLE_JIT"] = "1"
+    commands = f"break {kernel_file}:{line}\ncontinue\np ('at', i, j, float(best))\nclear 1\ncontinue\nquit\n"
+    result = subprocess.run([sys.executable, "-m", "pdb", str(script)], input=commands, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert f"pooling.py({line})" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "('at', 0, 0, 5.0)" in result.stdout, result.stdout[-2000:]       # first window's max
+    assert "result [5.0, 7.0, 13.0, 15.0]" in result.stdout
+
+
+def test_breakpoint_in_an_edited_kernel_stops_there_with_the_jit_disabled(tmp_path):
+    """The README's recipe on a copy of the package: add breakpoint() inside a
+    kernel loop, run with NUMBA_DISABLE_JIT=1, and the debugger stops there."""
+    import shutil
+    source = Path(minidl.__file__).resolve().parent
+    copy = tmp_path / "checkout" / "minidl"
+    shutil.copytree(source, copy, ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    kernel_file = copy / "kernels" / "pooling.py"
+    text = kernel_file.read_text()
+    anchor = "                out[p, i, j] = best\n"
+    assert text.count(anchor) == 1
+    kernel_file.write_text(text.replace(anchor, "                breakpoint()\n" + anchor))
+    script = tmp_path / "my_script.py"
+    script.write_text("import numpy as np\nimport minidl.functional as F\n"
+                      "y = F.max_pool2d(np.arange(16.0).reshape(1, 1, 4, 4), 2)\n"
+                      "print('result', y.data.ravel().tolist())\n")
+    env = dict(os.environ, NUMBA_DISABLE_JIT="1", PYTHONPATH=str(copy.parent))
+    env.pop("PYTHONBREAKPOINT", None)
+    result = subprocess.run([sys.executable, str(script)], input="p ('at', i, j, float(best))\ncontinue\n" * 4,
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert "(Pdb)" in result.stdout and "('at', 0, 0, 5.0)" in result.stdout, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "result [5.0, 7.0, 13.0, 15.0]" in result.stdout
