@@ -9,6 +9,7 @@ implementation is slower than ours.
 """
 import numpy as np
 
+from ..kernels.geometry import conv_output_size
 from .harness import Case, has_torch
 from .. import kernels
 from ..autograd.tensor import Tensor
@@ -88,8 +89,7 @@ def _torch(op, x, weight, bias, options, backward):
 def _flops(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
     """Multiply-adds x 2 of the forward pass (the backward does twice as many)."""
     if op == "conv2d":
-        ho = (h + 2 * padding - k) // stride + 1
-        wo = (w + 2 * padding - k) // stride + 1
+        ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
         return 2.0 * n * c_out * ho * wo * c_in * k * k
     return 2.0 * n * c_in * h * w * c_out * k * k        # every input pixel meets every tap
 

@@ -12,6 +12,7 @@ the forward; plus output gradient and input gradient for forward + backward
 """
 import numpy as np
 
+from ..kernels.geometry import conv_output_size
 from .harness import Case, has_torch
 from .. import kernels
 from ..autograd.tensor import Tensor
@@ -74,7 +75,7 @@ def _torch(op, x, options, backward):
 
 def _setup(n, c, h, w, k, s, p):
     x = np.random.default_rng(0).standard_normal((n, c, h, w)).astype(np.float32)  # (N, C, H, W)
-    oh, ow = (h + 2 * p - k) // s + 1, (w + 2 * p - k) // s + 1
+    oh, ow = conv_output_size(h, k, s, p), conv_output_size(w, k, s, p)
     out_bytes = n * c * oh * ow * 4
     return x, dict(kernel_size=k, stride=s, padding=p), x.nbytes + out_bytes
 

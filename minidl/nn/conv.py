@@ -16,19 +16,10 @@ import math
 import numpy as np
 
 from .. import functional as F
+from ..kernels.geometry import as_pair
 from . import init
 from .module import Module
 from .parameter import Parameter
-
-
-def _pair(name, value):
-    """An int or a pair of ints -> a pair of ints."""
-    if isinstance(value, (int, np.integer)):
-        return (int(value), int(value))
-    pair = tuple(int(v) for v in value)
-    if len(pair) != 2:
-        raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
-    return pair
 
 
 class _ConvNd(Module):
@@ -48,14 +39,14 @@ class _ConvNd(Module):
             raise ValueError(f"{layer}: in_channels ({in_channels}) and out_channels "
                              f"({out_channels}) must both be divisible by groups ({groups})")
         self.in_channels, self.out_channels = int(in_channels), int(out_channels)
-        self.kernel_size = _pair(f"{layer}: kernel_size", kernel_size)
-        self.stride = _pair(f"{layer}: stride", stride)
-        self.dilation = _pair(f"{layer}: dilation", dilation)
-        self.output_padding = _pair(f"{layer}: output_padding", output_padding)
+        self.kernel_size = as_pair(layer, "kernel_size", kernel_size)
+        self.stride = as_pair(layer, "stride", stride)
+        self.dilation = as_pair(layer, "dilation", dilation)
+        self.output_padding = as_pair(layer, "output_padding", output_padding)
         self.groups = int(groups)
         if isinstance(padding, str):
             padding = self._padding_from_string(padding)
-        self.padding = _pair(f"{layer}: padding", padding)
+        self.padding = as_pair(layer, "padding", padding)
         if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.dilation) < 1 \
                 or min(self.padding) < 0:
             raise ValueError(f"{layer}: kernel_size, stride and dilation must be >= 1 and padding "
