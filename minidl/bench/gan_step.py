@@ -7,21 +7,23 @@ PyTorch, same shapes, same weights, same process.
 
 The PyTorch twin mirrors minidl.models.gan layer for layer and starts from
 minidl's initial weights (copied), so the first step's losses agree: that is
-checked before timing, so the two sides are known to do the same work. Its
-thread count is set to the number of BLAS threads minidl uses
-(OPENBLAS_NUM_THREADS, default 1 here), so the ratio compares like with like.
-Ratios are against torch (above 1: minidl is slower).
+checked before timing, so the two sides are known to do the same work.
+Each library runs at its defaults: PyTorch with its own thread count (one
+per core), minidl as `minidl train` runs it (Numba's pool on every core, BLAS
+held to MINIDL_BLAS_THREADS, default 1; minidl/threads.py). The harness
+prints the thread counts of each process in the table. Ratios are against
+torch (above 1: minidl is slower).
 
 The "work" is the nominal multiply-add flops of the step: per player pass
 2 * (MACs of the convolutions and linear layers), forward once per use and
 backward twice (input and weight gradients).
 """
-import os
 import sys
 
 import numpy as np
 
 from .harness import Case
+from ..threads import training_threads
 from .. import random as minidl_random
 from ..models.gan import GAN, GANConfig
 from ..training.gan import OptimizerPair, train_step
@@ -102,7 +104,6 @@ def torch_setup(model, real, z):
     import torch
     import torch.nn.functional as TF
 
-    torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", "1")))
     generator, discriminator = torch_twin(model)
     adam_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     adam_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
@@ -125,10 +126,16 @@ def torch_setup(model, real, z):
     return step
 
 
+def _as_trained(model, optimizers, real, z):
+    """One minidl step with the threads `minidl train` uses (about 1 ms to set)."""
+    with training_threads():
+        return train_step(model, optimizers, real, z)
+
+
 def cases(quick=False):
     for label, batch, size, latent, width in (QUICK if quick else STANDARD):
         model, optimizers, real, z = minidl_setup(batch, size, latent, width)
-        implementations = {"minidl": lambda m=model, o=optimizers, r=real, z=z: train_step(m, o, r, z)}
+        implementations = {"minidl": lambda m=model, o=optimizers, r=real, z=z: _as_trained(m, o, r, z)}
         try:
             torch_step = torch_setup(model, real, z)
         except ImportError:

@@ -9,19 +9,22 @@ The PyTorch twin mirrors minidl.models.gpt block for block: token and learned
 position embeddings, pre-norm blocks (LayerNorm, causal multi-head attention
 with one packed in-projection, LayerNorm, Linear(E, 4E), exact GELU,
 Linear(4E, E)), a final LayerNorm and a bias-free head, cross-entropy over
-every position, AdamW. Its thread count is set to the number of BLAS threads
-minidl uses (OPENBLAS_NUM_THREADS, default 1 here), so the ratio compares like
-with like. Ratios are against torch (above 1: minidl is slower).
+every position, AdamW.
+Each library runs at its defaults: PyTorch with its own thread count (one
+per core), minidl as `minidl train` runs it (Numba's pool on every core, BLAS
+held to MINIDL_BLAS_THREADS, default 1; minidl/threads.py). The harness
+prints the thread counts of each process in the table. Ratios are against
+torch (above 1: minidl is slower).
 
 The "work" is the nominal matrix-product flops of forward + backward:
 6 * (parameters in the blocks and head) * tokens plus the attention products.
 """
-import os
 import sys
 
 import numpy as np
 
 from .harness import Case
+from ..threads import training_threads
 from .. import optim
 from ..models.gpt import GPT, GPTConfig
 from .. import random as minidl_random
@@ -47,11 +50,12 @@ def minidl_step(B, T, L, H, E, V, seed=0):
     inputs, targets = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))   # (B, T) each
 
     def step():
-        loss = model.loss(inputs, targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        return loss.item()
+        with training_threads():                       # as `minidl train` runs (about 1 ms to set)
+            loss = model.loss(inputs, targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            return loss.item()
     return step
 
 
@@ -60,7 +64,6 @@ def torch_step(B, T, L, H, E, V, seed=0):
     from torch import nn
     import torch.nn.functional as TF
 
-    torch.set_num_threads(int(os.environ.get("OPENBLAS_NUM_THREADS", "1")))
     torch.manual_seed(seed)
 
     class Block(nn.Module):
