@@ -22,8 +22,18 @@ import math
 import numpy as np
 from numba import njit
 
-from .backend import current, dispatch, interpreted
+from .backend import current, interpreted
 
+
+# ---- loop kernel (compiled by Numba; interpreted by the "python" backend) -------------
+@njit(cache=True)
+def _erf_loop_flat(x, out):
+    """out[i] = erf(x[i]) for 1-D float64 arrays of equal length."""
+    for i in range(x.shape[0]):
+        out[i] = math.erf(x[i])
+
+
+# ---- NumPy twin (vectorised: Cody's rational approximations) -------------------------
 # erf(x) = x * P1(x^2) / Q1(x^2) on |x| <= 0.5 (coefficients highest degree last)
 _P1 = (3.209377589138469472562e03, 3.774852376853020208137e02, 1.138641541510501556495e02,
        3.161123743870565596947e00, 1.857777061846031526730e-01)
@@ -79,13 +89,7 @@ def erf_numpy(x):
     return out.astype(out_dtype, copy=False)
 
 
-@njit(cache=True)
-def _erf_loop_flat(x, out):
-    """out[i] = erf(x[i]) for 1-D float64 arrays of equal length."""
-    for i in range(x.shape[0]):
-        out[i] = math.erf(x[i])
-
-
+# ---- entry points --------------------------------------------------------------------
 def erf_loop(x):
     """erf elementwise with the loop kernel (compiled or, on the "python"
     backend, interpreted)."""
