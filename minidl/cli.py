@@ -317,7 +317,8 @@ def build_parser():
     compile_ = commands.add_parser(
         "compile", help="compile every kernel now (with a progress bar), so no later run waits for it",
         description="Compile every Numba kernel of minidl, forward and backward, float32 and float64. "
-        "The machine code is cached on disk, so this is needed once per install.")
+        "Two worker processes compile at once; the machine code is cached on disk, so this is "
+        "needed once per install.")
     compile_.add_argument("--no-progress", action="store_true", help="no progress bar")
     compile_.set_defaults(handler=_compile)
 

@@ -119,15 +119,53 @@ def compile_family(name, dtypes=DTYPES):
             FAMILIES[name](dtype)
 
 
-def compile_all(dtypes=DTYPES, progress=True):
-    """Compile (or load) every kernel family; returns {family: seconds}."""
-    from tqdm import tqdm
-    seconds = {}
-    bar = tqdm(list(FAMILIES), desc="compiling minidl kernels", unit="family", disable=not progress)
-    for name in bar:
-        bar.set_postfix_str(name)
+# Families that share no compiled helper (softmax and attention share the fast
+# exp), so two processes can compile them at once without both writing the
+# same cache entries; the two groups take about as long as each other.
+GROUPS = (("attention", "softmax", "gelu"), ("conv", "pooling"))
+
+
+def _compile_group(names, dtypes, done):
+    """Worker process: compile `names` in order, reporting (name, seconds) on `done`."""
+    for name in names:
         start = time.perf_counter()
         compile_family(name, dtypes)
-        seconds[name] = time.perf_counter() - start
+        done.put((name, time.perf_counter() - start))
+
+
+def compile_all(dtypes=DTYPES, progress=True, processes=2):
+    """Compile (or load) every kernel family; returns {family: seconds}.
+
+    Numba compiles one function at a time per process, so with `processes` > 1
+    the families are compiled in that many fresh processes at once (GROUPS),
+    into the same on-disk cache; this process then loads them from it."""
+    import multiprocessing
+
+    from tqdm import tqdm
+    seconds = {}
+    bar = tqdm(total=len(FAMILIES), desc="compiling minidl kernels", unit="family", disable=not progress)
+    if processes > 1:
+        context = multiprocessing.get_context("spawn")      # a clean process: no inherited threads
+        done = context.Queue()
+        workers = [context.Process(target=_compile_group, args=(group, dtypes, done))
+                   for group in GROUPS[:processes]]
+        for worker in workers:
+            worker.start()
+        for _ in range(sum(len(group) for group in GROUPS[:processes])):
+            name, elapsed = done.get()
+            seconds[name] = elapsed
+            bar.set_postfix_str(name)
+            bar.update()
+        for worker in workers:
+            worker.join()
+            if worker.exitcode != 0:
+                raise RuntimeError(f"compiling minidl kernels failed in a worker (exit code {worker.exitcode})")
+    for name in FAMILIES:                                   # load what the workers cached (or compile)
+        if name not in seconds:
+            start = time.perf_counter()
+            compile_family(name, dtypes)
+            seconds[name] = time.perf_counter() - start
+            bar.set_postfix_str(name)
+            bar.update()
     bar.close()
     return seconds
