@@ -10,6 +10,9 @@
     minidl gradcheck                         # every functional op against finite differences
     minidl check 01b --init                  # a tutorial's exercises to fill in; then `minidl check 01b`
     minidl data info                         # which datasets are where
+    minidl train unet                        # segmentation of digit-scenes
+    minidl explain runs/first                # saliency / Grad-CAM maps of a classifier run
+    minidl complete runs/pixel               # pixel-gpt completes the bottom half of digits
 
 `main(argv)` returns the exit code, so tests call it in-process.
 """
@@ -64,6 +67,12 @@ def _eval(args):
     from .training import RunDirectory, evaluate_run
 
     model = RunDirectory(args.run_dir).load_config()["model"]
+    if models.model_entry(model).kind == "segmenter":
+        from .training import segmentation
+
+        result = segmentation.evaluate_run(args.run_dir)
+        recorded = result["recorded_miou"]
+        return 0 if recorded is None or recorded == result["miou"] else 1
     if models.model_entry(model).kind != "classifier":
         print(f"minidl eval: {args.run_dir} holds a {model!r} run, a generative model; its "
               f"metrics.json has its losses, and `minidl sample {args.run_dir}` draws from it")
@@ -111,6 +120,21 @@ def _compile(args):
 
     seconds = compile_all(progress=not args.no_progress)
     print("compiled (or loaded from the cache): " + ", ".join(f"{name} {t:.1f} s" for name, t in seconds.items()))
+    return 0
+
+
+def _explain(args):
+    from .explain import explain_run
+
+    explain_run(args.run_dir, num=args.num, layer=args.layer, fraction=args.fraction, out=args.out)
+    return 0
+
+
+def _complete(args):
+    from .completion import complete_run
+
+    complete_run(args.run_dir, num=args.num, samples=args.samples, classifier_run=args.classifier,
+                 temperature=args.temperature, seed=args.seed, out=args.out)
     return 0
 
 
@@ -303,6 +327,36 @@ def build_parser():
     sample.add_argument("--out", metavar="PATH", help="where to write the samples")
     sample.set_defaults(handler=_sample)
 
+    explain = commands.add_parser(
+        "explain", help="saliency, Grad-CAM and attention-rollout maps of a classifier run",
+        description="Draw, for test images of a classifier run, which pixels its decision used "
+        "(saliency; Grad-CAM of a Conv2d layer; attention rollout for a ViT) into RUN_DIR/explain.png, "
+        "and measure each map's faithfulness on the whole test set (accuracy with the most important "
+        "pixels hidden vs as many random pixels hidden) into RUN_DIR/explain.json.")
+    explain.add_argument("run_dir", metavar="RUN_DIR")
+    explain.add_argument("--num", type=int, default=8, help="test images in the grid (default 8)")
+    explain.add_argument("--layer", help="the Conv2d layer for Grad-CAM, by name (default: the last one)")
+    explain.add_argument("--fraction", type=float, default=0.1,
+                         help="share of pixels hidden in the faithfulness check (default 0.1)")
+    explain.add_argument("--out", metavar="PATH", help="where to write the grid (default RUN_DIR/explain.png)")
+    explain.set_defaults(handler=_explain)
+
+    complete = commands.add_parser(
+        "complete", help="pixel-gpt: keep the top half of test digits and let the model draw the rest",
+        description="Load a pixel-gpt run, keep the top half of test digits and sample the bottom half, "
+        "without telling the model the class and with it; save a grid (original / masked / "
+        "completions). With --classifier, a trained digits classifier says how often a completion "
+        "is read as the original digit's class.")
+    complete.add_argument("run_dir", metavar="RUN_DIR")
+    complete.add_argument("--num", type=int, default=10, help="test digits to complete (default 10)")
+    complete.add_argument("--samples", type=int, default=4, help="completions per digit (default 4)")
+    complete.add_argument("--classifier", metavar="RUN_DIR",
+                          help="a classifier run on digits (minidl train cnn) to measure the completions")
+    complete.add_argument("--temperature", type=float, default=1.0)
+    complete.add_argument("--seed", type=int, default=0)
+    complete.add_argument("--out", metavar="PATH", help="where to write the grid (default RUN_DIR/completions.png)")
+    complete.set_defaults(handler=_complete)
+
     bench = commands.add_parser(
         "bench", help="time implementations side by side (Markdown table + bar chart per suite)",
         description="Run benchmark suites, each in several fresh processes (median taken).")
@@ -361,7 +415,7 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     try:
-        if args.command in ("train", "eval", "sample"):
+        if args.command in ("train", "eval", "sample", "explain", "complete"):
             with training_threads():       # one thread pool at a time (minidl/threads.py)
                 return args.handler(args)
         return args.handler(args)

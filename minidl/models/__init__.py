@@ -12,7 +12,9 @@ Trainer of minidl.training.loop), and the kind of model:
 
     kind "classifier": `minidl eval` re-evaluates its checkpoint;
     kind "generator":  a generative model (GPT, GAN); `minidl sample` calls its
-                       sampler(run_dir, args) (args: the parsed command line).
+                       sampler(run_dir, args) (args: the parsed command line);
+    kind "segmenter":  labels every pixel of a scene (U-Net, seg-ViT); `minidl
+                       eval` re-scores its checkpoint (minidl.training.segmentation).
 
 Adding a model is one `register` line below (or a `register` call in its own
 file). Extra keyword arguments are the model's training defaults.
@@ -24,6 +26,8 @@ from .gan import build_dcgan, build_mlp_gan
 from .gpt import build_character_gpt, build_pixel_gpt
 from .lenet import build as build_lenet
 from .mlp import build as build_mlp
+from .seg_vit import build as build_seg_vit
+from .unet import build as build_unet
 from .vit import build as build_vit
 
 
@@ -31,7 +35,7 @@ from .vit import build as build_vit
 class ModelEntry:
     name: str
     builder: object           # builder(input_shape, num_classes) -> nn.Module
-    kind: str = "classifier"  # "classifier" or "generator"
+    kind: str = "classifier"  # "classifier", "generator" or "segmenter"
     description: str = ""
     defaults: tuple = ()      # training defaults: (("epochs", 20), ("lr", 1e-3), ...)
     trainer: object = None    # trainer(config, run_dir, resume=, progress=, log=, max_minutes=)
@@ -45,8 +49,8 @@ def register(name, builder, trainer, kind="classifier", description="", sampler=
     """Make `name` buildable by `build_model` and trainable by `minidl train name`.
     Keyword arguments are its training defaults (epochs, lr, batch_size,
     optimizer, ...), used where the command line does not say otherwise."""
-    if kind not in ("classifier", "generator"):
-        raise ValueError(f"models.register: kind must be 'classifier' or 'generator', got {kind!r}")
+    if kind not in ("classifier", "generator", "segmenter"):
+        raise ValueError(f"models.register: kind must be 'classifier', 'generator' or 'segmenter', got {kind!r}")
     if not callable(builder) or not callable(trainer) or (sampler is not None and not callable(sampler)):
         raise TypeError(f"models.register({name!r}): builder, trainer and sampler must be functions")
     REGISTRY[name] = ModelEntry(name, builder, kind, description, tuple(sorted(defaults.items())),
@@ -76,6 +80,7 @@ def build_model(name, input_shape, num_classes):
 # The trainers import minidl.models themselves, so they are imported here, after
 # everything they use from this module is defined.
 from ..training import classifier, gan as gan_training, gpt as gpt_training  # noqa: E402
+from ..training import segmentation  # noqa: E402
 
 register("mlp", build_mlp, classifier.fit, description="Flatten, Linear(in, 128), ReLU, Linear(128, classes)",
          epochs=20, batch_size=32, optimizer="adam", lr=3e-3)
@@ -97,3 +102,9 @@ register("dcgan", build_dcgan, gan_training.fit_gan, kind="generator", sampler=g
 register("gan", build_mlp_gan, gan_training.fit_gan, kind="generator", sampler=gan_training.sample_from_run,
          description="the classic fully connected GAN (both players trained properly)",
          epochs=30, batch_size=64, optimizer="adam", lr=2e-4)
+register("unet", build_unet, segmentation.fit, kind="segmenter",
+         description="U-Net: conv blocks 16-32-64, max-pool down, bilinear upsample + skip connections up",
+         dataset="digit-scenes", epochs=20, batch_size=32, optimizer="adamw", lr=3e-3)
+register("seg-vit", build_seg_vit, segmentation.fit, kind="segmenter",
+         description="Transformer segmenter: ViT encoder over 4x4 patches, bilinear upsample, light conv decoder",
+         dataset="digit-scenes", epochs=20, batch_size=32, optimizer="adamw", lr=2e-3)

@@ -161,8 +161,9 @@ def build_character_gpt(input_shape=None, num_classes=None):
 
 def build_pixel_gpt(input_shape, num_classes):
     """"pixel-gpt": images (C, H, W) as C*H*W tokens of PIXEL_LEVELS grey levels,
-    after one class token (PIXEL_LEVELS + class)."""
+    after one class token (PIXEL_LEVELS + class) or the "unknown class" token
+    (PIXEL_LEVELS + num_classes), so it can also draw without being told the class."""
     channels, height, width = input_shape
     n_layer, n_head, n_embd = MODEL_SIZES["pixel-gpt"]
-    return GPT(GPTConfig(vocab_size=PIXEL_LEVELS + num_classes, block_size=channels * height * width,
+    return GPT(GPTConfig(vocab_size=PIXEL_LEVELS + num_classes + 1, block_size=channels * height * width,
                          n_layer=n_layer, n_head=n_head, n_embd=n_embd, dropout=0.0))

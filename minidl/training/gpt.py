@@ -4,7 +4,8 @@ Two tasks (minidl.training.gpt_tasks), one model class (minidl.models.gpt.GPT),
 one GPTTask for the shared Trainer (minidl.training.loop): "gpt" predicts the
 next character of the bundled Shakespeare slice, against a bigram baseline on
 the same validation windows; "pixel-gpt" the next grey level of an 8x8 digit
-after a class token, so that generating from a class token draws that digit
+after a class token (or, for a quarter of the training sequences, an
+"unknown class" token), so that generating from a class token draws that digit
 (a trained CNN then says how often it is recognised: `recognition_report`).
 
 An "epoch" is `steps_per_epoch` optimisation steps (AdamW) on random windows;

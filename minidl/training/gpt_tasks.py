@@ -7,12 +7,17 @@
   training text) measured on those same windows.
 - PixelTask: 8x8 digits quantised to LEVELS grey levels (tokens 0..LEVELS-1),
   each sequence a class token (LEVELS + digit) then the 64 pixels row by row.
+  In a training batch, a random UNKNOWN_CLASS_RATE of the sequences start with
+  the "unknown class" token UNKNOWN instead, so the model also learns to draw
+  (and to complete, minidl.completion) a digit without being told which.
 """
 import numpy as np
 
 from ..data import load_dataset, load_text
 from ..models.gpt import PIXEL_LEVELS as LEVELS  # grey levels of pixel-gpt
 
+UNKNOWN = LEVELS + 10      # pixel-gpt's "class not given" start token
+UNKNOWN_CLASS_RATE = 0.25  # share of training sequences started by UNKNOWN
 EVAL_WINDOWS = 256         # validation windows of the character task
 
 
@@ -65,7 +70,7 @@ class PixelTask:
         self.eval_windows = self.sequences(self.test_images)
         self.block_size = self.train.shape[1] - 1                 # 64
 
-    vocab_size = LEVELS + 10
+    vocab_size = LEVELS + 11                 # grey levels, 10 class tokens, UNKNOWN
 
     @staticmethod
     def quantise(images):
@@ -78,7 +83,8 @@ class PixelTask:
         return np.concatenate([classes, pixels], axis=1)                      # (N, 65)
 
     def batch(self, batch_size, rng):
-        rows = self.train[rng.integers(0, len(self.train), batch_size)]       # (B, 65)
+        rows = self.train[rng.integers(0, len(self.train), batch_size)]       # (B, 65), a copy
+        rows[rng.random(batch_size) < UNKNOWN_CLASS_RATE, 0] = UNKNOWN        # class not given
         return rows[:, :-1], rows[:, 1:]
 
     def images_from(self, sequences):

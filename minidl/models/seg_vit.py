@@ -1,0 +1,94 @@
+"""A Transformer segmenter: a ViT encoder over patches, a light convolutional decoder.
+
+    image (N, C, H, W)                       H, W divisible by the patch size p
+      -> patches: Conv2d(C, dim, kernel k, stride p)       (N, dim, H/p, W/p)
+         (k = p: side-by-side patches; k = 2p, padding p/2: each token sees
+         its patch and half of its neighbours', a whole digit for p = 4)
+      -> tokens + learned positions                        (N, P, dim), P = HW / p^2
+      -> `depth` pre-norm TransformerEncoderLayers         every patch attends to every patch
+      -> LayerNorm, back to a map                          (N, dim, H/p, W/p)
+      -> F.interpolate to (H, W), bilinear                 (N, dim, H, W)
+      -> join a 3x3 conv of the image (the fine detail     (N, dim + w, H, W)
+         the coarse tokens cannot hold), then
+         Conv2d 3x3 (dim + w -> w), ReLU, Conv2d 1x1 (w -> classes)   (N, classes, H, W)
+
+The Transformer decides WHAT each region is (a digit is spread over several
+patches, so the class needs attention across them); the decoder decides
+WHERE its borders are, at pixel resolution. There is no class token: every
+patch token is an output.
+"""
+import numpy as np
+
+from .. import functional as F
+from .. import nn
+from ..autograd.grad_mode import no_grad
+
+
+class SegmentationTransformer(nn.Module):
+    def __init__(self, image_size=32, patch_size=4, in_channels=1, num_classes=11, dim=64,
+                 depth=4, heads=4, mlp_dim=128, decoder_width=16, patch_kernel=None):
+        super().__init__()
+        if image_size % patch_size:
+            raise ValueError(f"SegmentationTransformer: image_size {image_size} is not a multiple "
+                             f"of patch_size {patch_size}")
+        patch_kernel = patch_size if patch_kernel is None else patch_kernel
+        if patch_kernel < patch_size or (patch_kernel - patch_size) % 2:
+            raise ValueError(f"SegmentationTransformer: patch_kernel {patch_kernel} must be patch_size "
+                             f"{patch_size} plus an even number")
+        self.image_size, self.patch_size, self.dim = image_size, patch_size, dim
+        self.grid = image_size // patch_size
+        self.patch_embedding = nn.Conv2d(in_channels, dim, patch_kernel, stride=patch_size,
+                                         padding=(patch_kernel - patch_size) // 2)
+        self.position_embedding = nn.LearnedPositionalEmbedding(self.grid * self.grid, dim)
+        self.layers = nn.ModuleList([
+            nn.TransformerEncoderLayer(dim, heads, dim_feedforward=mlp_dim, dropout=0.0,
+                                       activation="gelu", norm_first=True)
+            for _ in range(depth)])
+        self.norm = nn.LayerNorm(dim)
+        self.detail = nn.Sequential(nn.Conv2d(in_channels, decoder_width, 3, padding=1), nn.ReLU())
+        self.decoder = nn.Sequential(
+            nn.Conv2d(dim + decoder_width, decoder_width, 3, padding=1), nn.ReLU(),
+            nn.Conv2d(decoder_width, num_classes, 1))
+
+    def tokens(self, images):
+        """images (N, C, H, W) -> patch tokens with positions (N, P, dim)."""
+        if images.ndim != 4 or images.shape[2:] != (self.image_size, self.image_size):
+            raise ValueError(f"SegmentationTransformer: expected images (N, C, {self.image_size}, "
+                             f"{self.image_size}), got {tuple(images.shape)}")
+        patches = self.patch_embedding(images)                             # (N, dim, g, g)
+        return self.position_embedding(patches.flatten(2).transpose(1, 2))  # (N, P, dim)
+
+    def forward(self, images):                                              # (N, C, H, W)
+        x = self.tokens(images)                                             # (N, P, dim)
+        for layer in self.layers:
+            x = layer(x)
+        x = self.norm(x)                                                    # (N, P, dim)
+        N = x.shape[0]
+        coarse = x.transpose(1, 2).reshape(N, self.dim, self.grid, self.grid)   # (N, dim, g, g)
+        fine = F.interpolate(coarse, size=(self.image_size, self.image_size), mode="bilinear")
+        joined = F.cat([fine, self.detail(images)], dim=1)                  # (N, dim + w, H, W)
+        return self.decoder(joined)                                         # (N, classes, H, W)
+
+    def attention_maps(self, images):
+        """Head-averaged attention of every layer: a list of (N, P, P) arrays."""
+        maps, was_training = [], self.training
+        self.eval()
+        with no_grad():
+            x = self.tokens(images)
+            for layer in self.layers:
+                h = layer.norm1(x)
+                _, weights = layer.self_attn(h, h, h, need_weights=True)    # (N, P, P)
+                maps.append(np.asarray(weights.data))
+                x = layer(x)
+        self.train(was_training)
+        return maps
+
+
+def build(input_shape, num_classes):
+    """The registry's builder: 4x4 patches (64 tokens on a 32x32 scene), width 64, 4 layers."""
+    channels, height, width = input_shape
+    if height != width:
+        raise ValueError(f"SegmentationTransformer: square images only, got {height}x{width}")
+    patch = 4 if height <= 32 else 8
+    return SegmentationTransformer(image_size=height, patch_size=patch, in_channels=channels,
+                                   num_classes=num_classes, patch_kernel=2 * patch)

@@ -1,0 +1,259 @@
+"""Training a segmenter (U-Net, seg-ViT): the loop behind `minidl train unet|seg-vit`.
+
+The model gives every pixel a score per class, logits (B, classes, H, W);
+the loss is the per-pixel cross-entropy, averaged over all B * H * W pixels:
+
+    logits = model(images)                       # (B, 11, H, W)
+    loss = F.cross_entropy(logits, masks)        # masks (B, H, W) of class indices
+    optimizer.zero_grad(); loss.backward(); optimizer.step()
+
+The learning rate follows a cosine from `lr` down to 0 over the whole run
+(per step), so the last epochs take small steps and the test scores settle
+instead of jumping from epoch to epoch.
+
+After each epoch the test scenes are labelled (argmax over classes) and
+scored by pixel accuracy, IoU per class and their mean, mIoU
+(minidl.segmentation_metrics). The run directory is the classifiers' one
+(config.json, metrics.json, checkpoint.npz, see run_directory.py) with these
+plots: curves.png (loss, pixel accuracy, mIoU per epoch), predictions.png
+(test scenes, true and predicted label maps), iou_per_class.png.
+
+`intensity_baseline` is the yardstick: the best any rule can do that looks at
+one pixel's grey level alone (it finds the strokes, but not which digit they
+belong to).
+"""
+import math
+import time
+
+import numpy as np
+
+import minidl as mdl
+from .. import functional as F
+from ..autograd.tensor import Tensor
+from ..data import DataLoader, load_scenes
+from ..data.digit_scenes import SCENE_CLASSES, plot_scenes
+from ..models import build_model
+from ..segmentation_metrics import confusion_counts, iou_per_class, mean_iou, pixel_accuracy
+from .classifier import TrainingInterrupted
+from .config import TrainConfig, epoch_seed, make_optimizer
+from .progress import EpochProgress
+from .run_directory import RunDirectory
+
+
+def load_data(config):
+    """(train, test) SceneDatasets of config.dataset."""
+    return (load_scenes(config.dataset, "train", root=config.data_root),
+            load_scenes(config.dataset, "test", root=config.data_root))
+
+
+def new_model(config, train_set):
+    mdl.manual_seed(config.seed)
+    return build_model(config.model, train_set.images.shape[1:], len(train_set.classes))
+
+
+def cosine_lr(base_lr, step, total_steps):
+    """The learning rate at `step` of `total_steps`: base_lr * (1 + cos(pi * step / total)) / 2,
+    from base_lr down to 0 (late, small steps let BatchNorm's running statistics settle)."""
+    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+def train_one_epoch(model, loader, optimizer, progress, schedule=None):
+    """One pass over `loader`; progress counts pixels (its accuracy is pixel accuracy).
+    `schedule`: (base_lr, first step, total steps) of a cosine decay, or None."""
+    model.train()
+    for batch, (images, masks) in enumerate(loader):               # (B, C, H, W), (B, H, W)
+        if schedule is not None:
+            base_lr, first, total = schedule
+            for group in optimizer.param_groups:
+                group["lr"] = cosine_lr(base_lr, first + batch, total)
+        logits = model(images)                                     # (B, classes, H, W)
+        loss = F.cross_entropy(logits, masks)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        correct = int(np.sum(np.argmax(logits.data, axis=1) == masks.data))
+        progress.update(masks.data.size, loss.item(), correct)
+    return progress
+
+
+def predict(model, images, batch_size=100):
+    """Label maps (N, H, W) for images (N, C, H, W), in eval mode under no_grad."""
+    model.eval()
+    out = []
+    with mdl.no_grad():
+        for start in range(0, len(images), batch_size):
+            logits = model(Tensor(np.asarray(images[start:start + batch_size])))   # (B, classes, H, W)
+            out.append(np.argmax(logits.data, axis=1))
+    return np.concatenate(out)
+
+
+def evaluate(model, dataset, batch_size=100):
+    """Mean per-pixel loss, pixel accuracy, IoU per class, mIoU and the predictions."""
+    model.eval()
+    total_loss, predictions = 0.0, []
+    with mdl.no_grad():
+        for images, masks in DataLoader(dataset, batch_size=batch_size, shuffle=False):
+            logits = model(images)                                 # (B, classes, H, W)
+            total_loss += float(F.cross_entropy(logits, masks).item()) * len(masks.data)
+            predictions.append(np.argmax(logits.data, axis=1))
+    predictions = np.concatenate(predictions)                      # (N, H, W)
+    return scores(dataset.masks, predictions, len(dataset.classes), loss=total_loss / len(dataset))
+
+
+def scores(true, predicted, num_classes, **extra):
+    counts = confusion_counts(true, predicted, num_classes)
+    iou = iou_per_class(counts)
+    return dict(extra, pixel_accuracy=pixel_accuracy(counts), iou=[float(v) for v in iou],
+                miou=mean_iou(counts), predictions=predicted)
+
+
+def intensity_baseline(train_set, test_set, levels=17):
+    """The trivial baseline: each pixel's label from its grey level alone. The
+    levels are binned (digits have 17 grey levels); each bin predicts the label
+    most frequent among training pixels of that bin. Returns `scores` on test."""
+    def bins(images):
+        return np.clip(np.round(images[:, 0] * (levels - 1)), 0, levels - 1).astype(np.int64)
+    table = confusion_counts(bins(train_set.images), train_set.masks, max(levels, len(train_set.classes)))
+    rule = np.argmax(table[:levels, :len(train_set.classes)], axis=1)          # bin -> label
+    return scores(test_set.masks, rule[bins(test_set.images)], len(test_set.classes))
+
+
+def epoch_line(config, record):
+    return (f"{config.model} | {config.dataset} | epoch {record['epoch']}/{config.epochs} | "
+            f"train loss {record['train_loss']:.4f} | test loss {record['test_loss']:.4f} "
+            f"pixel acc {record['test_pixel_accuracy']:.2%} mIoU {record['test_miou']:.3f} | "
+            f"{record['seconds']:.1f} s, {record['training_cpu_minutes']:.1f} CPU min")
+
+
+def fit(config, run_dir, resume=False, progress=True, log=print, plots=True):
+    """Train the segmenter of `config` in `run_dir`; returns dict(history,
+    final, baseline, run_dir, model). Ctrl-C raises TrainingInterrupted, keeping
+    the checkpoint of the last finished epoch."""
+    run = RunDirectory(run_dir).create()
+    train_set, test_set = load_data(config)
+    model = new_model(config, train_set)
+    optimizer = make_optimizer(config, model.parameters())
+    done, history = 0, []
+    if resume:
+        done, history = run.resume(model, optimizer)
+        log(f"resuming {run.path} from epoch {done} of {config.epochs}")
+    run.save_config(config.to_dict())
+    baseline = intensity_baseline(train_set, test_set)
+
+    epoch = done
+    try:
+        for epoch in range(done + 1, config.epochs + 1):
+            seed = epoch_seed(config.seed, epoch)
+            mdl.manual_seed(seed)
+            loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed)
+            cpu_start = time.process_time()
+            schedule = (config.lr, (epoch - 1) * len(loader), config.epochs * len(loader))
+            with EpochProgress(len(loader), f"epoch {epoch}/{config.epochs}", progress) as bar:
+                train_one_epoch(model, loader, optimizer, bar, schedule)
+                seconds = bar.seconds
+            cpu_seconds = time.process_time() - cpu_start
+            test = evaluate(model, test_set, config.eval_batch_size)
+            previous = history[-1]["training_cpu_minutes"] if history else 0.0
+            record = dict(epoch=epoch, train_loss=bar.loss, train_pixel_accuracy=bar.accuracy,
+                          test_loss=test["loss"], test_pixel_accuracy=test["pixel_accuracy"],
+                          test_iou=test["iou"], test_miou=test["miou"], seconds=seconds,
+                          scenes_per_s=len(train_set) / seconds,
+                          training_cpu_minutes=previous + cpu_seconds / 60,
+                          baseline_test_miou=baseline["miou"])
+            history.append(record)
+            run.save_checkpoint(model, optimizer, epoch, config.to_dict())
+            run.save_metrics(history)
+            log(epoch_line(config, record))
+    except KeyboardInterrupt:
+        finished = run.load_checkpoint()["epoch"] if run.has_checkpoint() else 0
+        log(f"\ninterrupted during epoch {epoch}: {run.path} keeps the checkpoint of epoch {finished}.")
+        if finished:
+            log(f"continue with:  minidl train {config.model} --resume {run.path}")
+        raise TrainingInterrupted(run.path, finished) from None
+
+    final = evaluate(model, test_set, config.eval_batch_size)
+    if plots:
+        save_plots(run, history, test_set, final, baseline)
+    log(f"{config.model} on {config.dataset}: test mIoU {final['miou']:.3f}, pixel accuracy "
+        f"{final['pixel_accuracy']:.2%} (per-pixel intensity baseline: mIoU {baseline['miou']:.3f}, "
+        f"pixel accuracy {baseline['pixel_accuracy']:.2%}); run directory {run.path}")
+    return dict(history=history, final=final, baseline=baseline, run_dir=run.path, model=model)
+
+
+def load_run(run_dir):
+    """(config, model with the checkpoint's weights, test set, checkpoint epoch)."""
+    run = RunDirectory(run_dir)
+    config = TrainConfig.from_dict(run.load_config())
+    checkpoint = run.load_checkpoint()
+    train_set, test_set = load_data(config)
+    model = new_model(config, train_set)
+    model.load_state_dict(checkpoint["model"])
+    return config, model, test_set, checkpoint["epoch"]
+
+
+def evaluate_run(run_dir, log=print):
+    """Rebuild the model of `run_dir` and score it on the test scenes; `recorded_miou`
+    is what metrics.json holds for the checkpoint's epoch."""
+    config, model, test_set, epoch = load_run(run_dir)
+    result = evaluate(model, test_set, config.eval_batch_size)
+    recorded = [r["test_miou"] for r in RunDirectory(run_dir).load_metrics() if r["epoch"] == epoch]
+    result.update(epoch=epoch, config=config, recorded_miou=recorded[0] if recorded else None)
+    log(f"{config.model} on {config.dataset}, epoch {epoch}: test loss {result['loss']:.4f}, pixel "
+        f"accuracy {result['pixel_accuracy']:.2%}, mIoU {result['miou']:.4f}")
+    log("IoU per class: " + ", ".join(f"{name} {value:.2f}" for name, value in zip(SCENE_CLASSES, result["iou"])))
+    if result["recorded_miou"] is not None:
+        same = result["recorded_miou"] == result["miou"]
+        log(f"metrics.json recorded mIoU {result['recorded_miou']:.4f} for this epoch: "
+            + ("reproduced exactly" if same else "DIFFERENT"))
+    return result
+
+
+# ---- plots ------------------------------------------------------------------------------
+def save_plots(run, history, test_set, final, baseline):
+    paths = [plot_scenes(test_set, run.file("predictions.png"), count=8, predictions=final["predictions"],
+                         title=f"test scenes: mIoU {final['miou']:.3f}")]
+    paths.append(plot_iou_per_class(final["iou"], run.file("iou_per_class.png"), baseline["iou"]))
+    if history:
+        paths.append(plot_segmentation_curves(history, run.file("curves.png")))
+    return paths
+
+
+def plot_iou_per_class(iou, path, baseline_iou=None):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    positions = np.arange(len(iou))
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.bar(positions - 0.2, iou, width=0.4, label=f"model (mIoU {np.nanmean(iou):.3f})")
+    if baseline_iou is not None:
+        ax.bar(positions + 0.2, baseline_iou, width=0.4, color="gray",
+               label=f"per-pixel intensity baseline (mIoU {np.nanmean(baseline_iou):.3f})")
+    ax.set_xticks(positions, SCENE_CLASSES[:len(iou)], fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("IoU on the test scenes")
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_segmentation_curves(history, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in history]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.5))
+    left.plot(epochs, [r["train_loss"] for r in history], "o-", label="train")
+    left.plot(epochs, [r["test_loss"] for r in history], "o-", label="test")
+    left.set_xlabel("epoch"); left.set_ylabel("per-pixel cross-entropy"); left.legend()
+    right.plot(epochs, [r["test_miou"] for r in history], "o-", label="test mIoU")
+    right.plot(epochs, [r["test_pixel_accuracy"] for r in history], "o-", label="test pixel accuracy")
+    right.axhline(history[-1]["baseline_test_miou"], color="gray", ls="--", label="intensity baseline mIoU")
+    right.set_xlabel("epoch"); right.set_ylim(0, 1); right.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

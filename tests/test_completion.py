@@ -1,0 +1,100 @@
+"""Image completion with pixel-gpt: prompts keep the top half, the unknown-class token is
+trained, the report counts what the classifier reads, and `minidl complete` writes its grid."""
+import json
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import cli, completion
+from minidl.models.gpt import GPT, GPTConfig
+from minidl.training import gpt as gpt_training
+from minidl.training.gpt_tasks import LEVELS, UNKNOWN, UNKNOWN_CLASS_RATE, PixelTask
+
+
+@pytest.fixture(scope="module")
+def task():
+    return PixelTask()
+
+
+def tiny_gpt(task):
+    mdl.manual_seed(0)
+    return GPT(GPTConfig(vocab_size=task.vocab_size, block_size=64, n_layer=1, n_head=1, n_embd=8))
+
+
+def test_training_batches_start_with_the_unknown_token_about_a_quarter_of_the_time(task):
+    inputs, targets = task.batch(4000, np.random.default_rng(0))
+    unknown = inputs[:, 0] == UNKNOWN
+    assert task.vocab_size == UNKNOWN + 1 == LEVELS + 11
+    assert abs(unknown.mean() - UNKNOWN_CLASS_RATE) < 0.03
+    assert np.all((inputs[~unknown, 0] >= LEVELS) & (inputs[~unknown, 0] < UNKNOWN))
+    assert np.all(targets < LEVELS), "the model is never asked to predict a start token"
+    assert np.all(task.train[:, 0] < UNKNOWN), "the stored training sequences keep their classes"
+
+
+def test_prompts_keep_the_top_half_and_choose_the_start_token(task):
+    sequences = task.eval_windows[:5]
+    with_class = completion.prompts(task, sequences, True)
+    without = completion.prompts(task, sequences, False)
+    np.testing.assert_array_equal(with_class, sequences[:, :33])
+    np.testing.assert_array_equal(without[:, 1:], sequences[:, 1:33])
+    assert np.all(without[:, 0] == UNKNOWN)
+
+
+def test_completions_keep_the_prompt_and_add_32_pixels(task):
+    model = tiny_gpt(task)
+    sequences = task.eval_windows[:3]
+    out = completion.complete(model, task, sequences, with_class=False, samples=2,
+                              rng=np.random.default_rng(0))
+    assert out.shape == (6, 65)
+    np.testing.assert_array_equal(out[::2, 1:33], sequences[:, 1:33])
+    np.testing.assert_array_equal(out[1::2, 1:33], sequences[:, 1:33])
+    masked = completion.masked_images(task, sequences)
+    assert masked.shape == (3, 1, 8, 8) and np.all(masked[:, 0, 4:] == 0)
+    np.testing.assert_array_equal(masked[:, 0, :4], task.images_from(sequences)[:, 0, :4])
+
+
+class ReadsBottomRow:
+    """A stand-in 'classifier' that answers class 7 when the bottom row has any ink, else 1."""
+
+    def eval(self):
+        return self
+
+    def __call__(self, images):
+        ink = images.data[:, 0, 7].max(axis=1) > images.data.min()          # normalised input
+        return mdl.tensor(np.where(ink[:, None], np.eye(10)[7], np.eye(10)[1]).astype(np.float32))
+
+
+def test_report_counts_completions_read_as_the_original_class(task):
+    model = tiny_gpt(task)
+    report = completion.completion_report(model, task, ReadsBottomRow(), count=20, samples=2)
+    labels = task.test_images.labels[:20]
+    # the masked digits have a blank bottom row: read as 1 exactly where the digit is a 1
+    assert report["top_half_only"] == pytest.approx(np.mean(labels == 1))
+    assert report["digits"] == 20 and report["samples_per_digit"] == 2
+    for key in ("without_class", "with_class", "quantised_originals"):
+        assert 0.0 <= report[key] <= 1.0
+
+
+def test_old_pixel_gpt_without_the_unknown_token_is_refused(task):
+    mdl.manual_seed(0)
+    old = GPT(GPTConfig(vocab_size=LEVELS + 10, block_size=64, n_layer=1, n_head=1, n_embd=8))
+    with pytest.raises(ValueError, match="no 'unknown class' token"):
+        completion.complete(old, task, task.eval_windows[:1], with_class=False)
+
+
+def test_complete_command_writes_the_grid_and_the_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(gpt_training.MODEL_SIZES, "pixel-gpt", (1, 2, 16))
+    monkeypatch.setenv("MINIDL_GPT_STEPS", "2")
+    pixel_run, cnn_run = tmp_path / "pixel", tmp_path / "cnn"
+    assert cli.main(["train", "pixel-gpt", "--epochs", "1", "--out", str(pixel_run), "--no-progress"]) == 0
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(cnn_run), "--no-progress"]) == 0
+    assert cli.main(["complete", str(pixel_run), "--num", "3", "--samples", "2"]) == 0
+    assert (pixel_run / "completions.png").stat().st_size > 3000
+    assert cli.main(["complete", str(pixel_run), "--num", "2", "--samples", "1",
+                     "--classifier", str(cnn_run)]) == 0
+    report = json.loads((pixel_run / "completion.json").read_text())
+    assert report["digits"] == 450 and 0 <= report["without_class"] <= 1
+    assert "without the class" in capsys.readouterr().out
+    assert cli.main(["complete", str(cnn_run)]) == 1                     # not a pixel-gpt run
+    assert cli.main(["complete", str(pixel_run), "--classifier", str(pixel_run)]) == 1

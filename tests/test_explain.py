@@ -1,0 +1,154 @@
+"""minidl.explain: saliency, Grad-CAM and attention rollout against cases worked out by hand,
+and a faithfulness check on a trained CNN."""
+import json
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import cli, explain, nn
+from minidl.data import load_dataset
+from minidl.models.vit import VisionTransformer
+from minidl.training import fit, make_config, prepare_batch
+
+
+def test_saliency_of_a_linear_model_is_its_weight_row():
+    """score = W[c] . x + b[c], so d score / d x = W[c] whatever x is."""
+    mdl.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    x = np.random.default_rng(0).standard_normal((2, 1, 3, 4)).astype(np.float32)
+    maps = explain.saliency(model, x, target=[2, 0])
+    for row, c in enumerate([2, 0]):
+        expected = np.abs(model[1].weight.data[c]).reshape(3, 4)
+        np.testing.assert_allclose(maps[row], expected / expected.max(), rtol=1e-6)
+    assert all(p.grad is None for p in model.parameters()), "weights' gradients are not left behind"
+
+
+def test_saliency_targets_the_prediction_by_default():
+    mdl.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    x = np.random.default_rng(1).standard_normal((1, 1, 2, 2)).astype(np.float32)
+    predicted = int(np.argmax(model(mdl.tensor(x)).data))
+    np.testing.assert_array_equal(explain.saliency(model, x), explain.saliency(model, x, target=predicted))
+
+
+class GapNet(nn.Module):
+    """conv -> global average pool -> linear: the network of the original CAM paper."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(1, 5, 3, padding=1)
+        self.fc = nn.Linear(5, 3)
+
+    def forward(self, x):
+        features = self.conv(x)                                        # (N, 5, H, W)
+        return self.fc(features.mean(dim=(2, 3)))                     # (N, 3)
+
+
+def test_grad_cam_equals_the_class_activation_map_for_a_global_average_pool_network():
+    """With GAP then Linear, d score / d A_k = W[c, k] / (h w) at every pixel, so
+    Grad-CAM = relu(sum_k W[c, k] A_k) up to a positive factor: the CAM of Zhou et al."""
+    mdl.manual_seed(2)
+    model = GapNet()
+    x = np.random.default_rng(2).standard_normal((3, 1, 6, 6)).astype(np.float32)
+    maps = explain.grad_cam(model, "conv", x, target=1)
+    with mdl.no_grad():
+        activations = model.conv(mdl.tensor(x)).data                   # (3, 5, 6, 6)
+    cam = np.maximum(np.einsum("k,nkhw->nhw", model.fc.weight.data[1], activations), 0)
+    np.testing.assert_allclose(maps, cam / cam.max(axis=(1, 2), keepdims=True), atol=1e-5)
+    assert "forward" not in model.conv.__dict__, "the layer is left as it was"
+
+
+def test_grad_cam_resizes_a_coarse_layer_to_the_image_and_names_bad_layers():
+    from minidl.models.cnn import CNN
+
+    mdl.manual_seed(3)
+    model = CNN(1, 10, (8, 8))
+    x = np.random.default_rng(3).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    maps = explain.grad_cam(model, model.conv3, x)
+    assert maps.shape == (2, 8, 8) and maps.min() >= 0 and maps.max() <= 1
+    assert explain.last_conv2d(model) == "conv3"
+    with pytest.raises(ValueError, match=r"no layer 'conv9'.*conv1.*conv2.*conv3"):
+        explain.grad_cam(model, "conv9", x)
+    with pytest.raises(ValueError, match="target classes must be in"):
+        explain.saliency(model, x, target=10)
+
+
+def test_attention_rollout_of_one_layer_is_the_class_token_attention():
+    """One layer: R = (A + I) / 2, whose row 0 over the patches is A[0, 1:] / 2."""
+    mdl.manual_seed(4)
+    vit = VisionTransformer(image_size=8, patch_size=2, num_classes=10, dim=16, depth=1, heads=2, mlp_dim=16)
+    x = np.random.default_rng(4).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    attention = vit.attention_maps(mdl.tensor(x))[0]                   # (2, 17, 17)
+    patches = attention[:, 0, 1:].reshape(2, 4, 4)
+    expected = np.kron(patches, np.ones((1, 2, 2)))
+    np.testing.assert_allclose(explain.attention_rollout(vit, x),
+                               expected / expected.max(axis=(1, 2), keepdims=True), rtol=1e-5)
+
+
+def test_attention_rollout_multiplies_the_layers_in_order():
+    mdl.manual_seed(5)
+    vit = VisionTransformer(image_size=8, patch_size=4, num_classes=10, dim=16, depth=3, heads=2, mlp_dim=16)
+    x = np.random.default_rng(5).standard_normal((1, 1, 8, 8)).astype(np.float32)
+    layers = vit.attention_maps(mdl.tensor(x))
+    rollout = np.eye(5)
+    for attention in layers:                     # each later layer on the left
+        mixed = (attention[0] + np.eye(5)) / 2   # rows of A sum to 1, so (A + I) / 2 does too
+        rollout = mixed @ rollout
+    patches = rollout[0, 1:].reshape(2, 2)
+    expected = np.kron(patches, np.ones((4, 4)))
+    np.testing.assert_allclose(explain.attention_rollout(vit, x)[0], expected / expected.max(), rtol=1e-5)
+    with pytest.raises(ValueError, match="VisionTransformer with a class token"):
+        explain.attention_rollout(nn.Sequential(nn.Flatten()), x)
+
+
+def test_top_and_random_pixels_hide_exactly_count_pixels():
+    maps = np.random.default_rng(6).random((3, 4, 5))
+    top = explain.top_pixels(maps, 4)
+    assert top.sum(axis=(1, 2)).tolist() == [4, 4, 4]
+    assert all(maps[i][top[i]].min() >= maps[i][~top[i]].max() for i in range(3))
+    chosen = explain.random_pixels((3, 4, 5), 7, np.random.default_rng(0))
+    assert chosen.sum(axis=(1, 2)).tolist() == [7, 7, 7]
+    images = np.ones((3, 2, 4, 5), dtype=np.float32)
+    hidden = explain.hide(images, top)
+    assert (hidden == 0).sum() == 3 * 2 * 4 and images.min() == 1.0
+
+
+@pytest.fixture(scope="module")
+def trained_cnn(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("cnn")
+    result = fit(make_config("cnn", epochs=4), run_dir, progress=False, log=lambda *a: None, plots=False)
+    return result["model"], run_dir
+
+
+def test_hiding_the_most_salient_pixels_hurts_far_more_than_hiding_random_ones(trained_cnn):
+    model, _ = trained_cnn
+    test = load_dataset("digits", "test")
+    model.eval()
+
+    def classify(raw):
+        with mdl.no_grad():
+            return model(prepare_batch(raw, "digits")).data.argmax(axis=1)
+
+    inputs = prepare_batch(test.images, "digits")
+    for name, maps, margin in (("saliency", explain.saliency(model, inputs), 0.3),
+                               ("Grad-CAM conv1", explain.grad_cam(model, "conv1", inputs), 0.1)):
+        check = explain.deletion_check(classify, test.images, test.labels, maps, fraction=0.1)
+        message = (f"{name}: test accuracy {check['original']:.1%}; with the {check['pixels_hidden']} most "
+                   f"important pixels hidden {check['salient_hidden']:.1%}, with as many random pixels "
+                   f"hidden {check['random_hidden']:.1%}")
+        print(message)
+        assert check["original"] > 0.9, message
+        assert check["salient_hidden"] < check["random_hidden"] - margin, message
+
+
+def test_explain_command_writes_the_grid_and_the_faithfulness_figures(trained_cnn, capsys):
+    _, run_dir = trained_cnn
+    assert cli.main(["explain", str(run_dir), "--num", "3", "--layer", "conv2"]) == 0
+    assert (run_dir / "explain.png").stat().st_size > 5000
+    report = json.loads((run_dir / "explain.json").read_text())
+    assert set(report["methods"]) == {"saliency", "Grad-CAM conv2"}
+    assert report["methods"]["saliency"]["pixels_hidden"] == 6
+    assert "most important pixels hidden" in capsys.readouterr().out
+    assert cli.main(["explain", str(run_dir), "--layer", "fc1"]) == 1      # not a conv map: clear error
+    assert "grad_cam" in capsys.readouterr().err

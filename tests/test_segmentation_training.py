@@ -1,0 +1,83 @@
+"""Segmentation: the U-Net and seg-ViT shapes, `minidl train unet|seg-vit` and `minidl eval`
+end to end, the intensity baseline, and (slow) the U-Net's mIoU target."""
+import json
+
+import numpy as np
+import pytest
+
+import minidl as mdl
+from minidl import cli
+from minidl.data import load_scenes
+from minidl.models import build_model
+from minidl.training import make_config, segmentation
+
+
+@pytest.mark.parametrize("name", ["unet", "seg-vit"])
+def test_segmenters_give_a_score_per_class_per_pixel(name):
+    mdl.manual_seed(0)
+    model = build_model(name, (1, 32, 32), 11)
+    x = mdl.tensor(np.random.default_rng(0).random((2, 1, 32, 32)).astype(np.float32))
+    out = model(x)
+    assert out.shape == (2, 11, 32, 32) and out.dtype == np.float32
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+    with pytest.raises(ValueError, match=r"expected images .*got \(2, 1, 30, 30\)"):
+        model(mdl.tensor(np.zeros((2, 1, 30, 30), dtype=np.float32)))
+
+
+def test_unet_skip_connections_carry_fine_detail():
+    """Changing one input pixel changes the logits at that pixel through the full-resolution
+    skip path, and (with receptive fields of a few pixels) leaves far pixels of the top
+    encoder level alone: the first block only sees 5x5."""
+    mdl.manual_seed(1)
+    model = build_model("unet", (1, 32, 32), 11)
+    model.eval()
+    x = np.zeros((1, 1, 32, 32), dtype=np.float32)
+    y = x.copy()
+    y[0, 0, 16, 16] = 1.0
+    with mdl.no_grad():
+        a = model.encoder1(mdl.tensor(x)).data
+        b = model.encoder1(mdl.tensor(y)).data
+    changed = np.argwhere(np.abs(a - b).max(axis=1)[0] > 0)
+    assert changed.min(axis=0).tolist() == [14, 14] and changed.max(axis=0).tolist() == [18, 18]
+
+
+def test_intensity_baseline_finds_strokes_but_not_digits():
+    train, test = load_scenes("digit-scenes", "train"), load_scenes("digit-scenes", "test")
+    baseline = segmentation.intensity_baseline(train, test)
+    assert baseline["iou"][0] > 0.9, "background is found from intensity alone"
+    assert max(baseline["iou"][1:]) < 0.2, "one grey level cannot tell digits apart"
+    assert baseline["miou"] < 0.2
+
+
+def test_cosine_learning_rate_goes_from_lr_to_zero():
+    assert segmentation.cosine_lr(0.1, 0, 100) == pytest.approx(0.1)
+    assert segmentation.cosine_lr(0.1, 50, 100) == pytest.approx(0.05)
+    assert segmentation.cosine_lr(0.1, 100, 100) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("name", ["unet", "seg-vit"])
+def test_train_and_eval_commands_write_and_reproduce_a_segmentation_run(name, tmp_path, capsys):
+    run_dir = tmp_path / name
+    assert cli.main(["train", name, "--epochs", "1", "--out", str(run_dir), "--no-progress"]) == 0
+    record = json.loads((run_dir / "metrics.json").read_text())["epochs"][0]
+    assert len(record["test_iou"]) == 11 and 0 <= record["test_miou"] <= 1
+    assert record["test_pixel_accuracy"] > 0.5 and record["baseline_test_miou"] < 0.2
+    for picture in ("predictions.png", "iou_per_class.png", "curves.png"):
+        assert (run_dir / picture).stat().st_size > 5000
+    assert json.loads((run_dir / "config.json").read_text())["dataset"] == "digit-scenes"
+    capsys.readouterr()
+    assert cli.main(["eval", str(run_dir)]) == 0
+    assert "reproduced exactly" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_unet_default_training_reaches_the_miou_target_within_five_cpu_minutes(tmp_path):
+    config = make_config("unet")
+    result = segmentation.fit(config, tmp_path / "unet", progress=False, log=lambda *a: None, plots=False)
+    last = result["history"][-1]
+    message = (f"U-Net test mIoU {last['test_miou']:.3f} after {last['training_cpu_minutes']:.2f} CPU "
+               f"minutes (intensity baseline {result['baseline']['miou']:.3f})")
+    print(message)
+    assert last["test_miou"] >= 0.85, message
+    assert last["training_cpu_minutes"] <= 5.0, message
