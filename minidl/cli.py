@@ -70,7 +70,7 @@ def _eval(args):
     if models.model_entry(model).kind == "segmenter":
         from .training import segmentation
 
-        result = segmentation.evaluate_run(args.run_dir)
+        result = segmentation.evaluate_run(args.run_dir, best=args.best)
         recorded = result["recorded_miou"]
         return 0 if recorded is None or recorded == result["miou"] else 1
     if models.model_entry(model).kind != "classifier":

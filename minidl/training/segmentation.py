@@ -13,9 +13,9 @@ instead of jumping from epoch to epoch.
 
 After each epoch the test scenes are labelled (argmax over classes) and
 scored by pixel accuracy, IoU per class and their mean, mIoU
-(minidl.segmentation_metrics). The run directory is the classifiers' one
-(config.json, metrics.json, checkpoint.npz, see run_directory.py) with these
-plots: curves.png (loss, pixel accuracy, mIoU per epoch), predictions.png
+(minidl.segmentation_metrics). SegmentationTask runs in the shared Trainer
+(minidl.training.loop: run directory, progress, Ctrl-C, time budget,
+divergence stop, best.npz following the test mIoU), with these plots: curves.png (loss, pixel accuracy, mIoU per epoch), predictions.png
 (test scenes, true and predicted label maps), iou_per_class.png.
 
 `intensity_baseline` is the yardstick: the best any rule can do that looks at
@@ -23,7 +23,6 @@ one pixel's grey level alone (it finds the strokes, but not which digit they
 belong to).
 """
 import math
-import time
 
 import numpy as np
 
@@ -34,10 +33,9 @@ from ..data import DataLoader, load_scenes
 from ..data.digit_scenes import SCENE_CLASSES, plot_scenes
 from ..models import build_model
 from ..segmentation_metrics import confusion_counts, iou_per_class, mean_iou, pixel_accuracy
-from .classifier import TrainingInterrupted
-from .config import TrainConfig, epoch_seed, make_optimizer
-from .progress import EpochProgress
-from .run_directory import RunDirectory
+from .config import TrainConfig, make_optimizer
+from .loop import Task, Trainer
+from .run_directory import BEST, CHECKPOINT, RunDirectory
 
 
 def load_data(config):
@@ -57,23 +55,78 @@ def cosine_lr(base_lr, step, total_steps):
     return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
 
 
-def train_one_epoch(model, loader, optimizer, progress, schedule=None):
-    """One pass over `loader`; progress counts pixels (its accuracy is pixel accuracy).
-    `schedule`: (base_lr, first step, total steps) of a cosine decay, or None."""
-    model.train()
-    for batch, (images, masks) in enumerate(loader):               # (B, C, H, W), (B, H, W)
-        if schedule is not None:
-            base_lr, first, total = schedule
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(base_lr, first + batch, total)
-        logits = model(images)                                     # (B, classes, H, W)
+class NumberedBatches:
+    """The batches of one epoch, each with its step number in the whole run."""
+
+    def __init__(self, loader, first_step):
+        self.loader, self.first_step = loader, first_step
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for i, batch in enumerate(self.loader):
+            yield self.first_step + i, batch
+
+
+class SegmentationTask(Task):
+    """Per-pixel classification for the shared Trainer (minidl.training.loop):
+    cross-entropy steps under a cosine learning rate, test mIoU as the metric
+    that best.npz follows."""
+
+    losses = ("loss",)
+    metric, maximize = "test_miou", True
+    unit = "scenes"
+
+    def __init__(self, config, plots=True, log=print):
+        self.config, self.plots, self.log = config, plots, log
+        self.train_set, self.test_set = load_data(config)
+        self.model = new_model(config, self.train_set)
+        self.optimizer = make_optimizer(config, self.model.parameters())
+        self.baseline = intensity_baseline(self.train_set, self.test_set)
+
+    def batches(self, epoch, seed):
+        loader = DataLoader(self.train_set, batch_size=self.config.batch_size, shuffle=True, seed=seed)
+        return NumberedBatches(loader, (epoch - 1) * len(loader))
+
+    def train_step(self, batch):
+        step, (images, masks) = batch                              # (B, C, H, W), (B, H, W)
+        total = self.config.epochs * len(self.batches(1, 0))
+        for group in self.optimizer.param_groups:
+            group["lr"] = cosine_lr(self.config.lr, step, total)
+        logits = self.model(images)                                # (B, classes, H, W)
         loss = F.cross_entropy(logits, masks)
-        optimizer.zero_grad()
+        self.optimizer.zero_grad()
         loss.backward()
-        optimizer.step()
-        correct = int(np.sum(np.argmax(logits.data, axis=1) == masks.data))
-        progress.update(masks.data.size, loss.item(), correct)
-    return progress
+        self.update(self.optimizer)
+        correct = np.mean(np.argmax(logits.data, axis=1) == masks.data)
+        return dict(loss=loss.item(), pixel_accuracy=float(correct), size=len(masks.data))
+
+    def evaluate(self, epoch):
+        test = evaluate(self.model, self.test_set, self.config.eval_batch_size)
+        return dict(test_loss=test["loss"], test_pixel_accuracy=test["pixel_accuracy"],
+                    test_iou=test["iou"], test_miou=test["miou"])
+
+    def epoch_record(self, means, evaluation):
+        return dict(train_loss=means["loss"], train_pixel_accuracy=means["pixel_accuracy"], **evaluation,
+                    baseline_test_miou=self.baseline["miou"])
+
+    def after_epoch(self, run, record, history):
+        previous = history[-1]["training_cpu_minutes"] if history else 0.0
+        record["training_cpu_minutes"] = previous + record["cpu_seconds"] / 60
+
+    def summary(self, record):
+        return epoch_line(self.config, record)
+
+    def finish(self, run, history):
+        final = evaluate(self.model, self.test_set, self.config.eval_batch_size)
+        if self.plots:
+            save_plots(run, history, self.test_set, final, self.baseline)
+        self.log(f"{self.config.model} on {self.config.dataset}: test mIoU {final['miou']:.3f}, pixel "
+                 f"accuracy {final['pixel_accuracy']:.2%} (per-pixel intensity baseline: mIoU "
+                 f"{self.baseline['miou']:.3f}, pixel accuracy {self.baseline['pixel_accuracy']:.2%}); "
+                 f"run directory {run.path}")
+        return dict(final=final, baseline=self.baseline)
 
 
 def predict(model, images, batch_size=100):
@@ -125,76 +178,31 @@ def epoch_line(config, record):
             f"{record['seconds']:.1f} s, {record['training_cpu_minutes']:.1f} CPU min")
 
 
-def fit(config, run_dir, resume=False, progress=True, log=print, plots=True):
-    """Train the segmenter of `config` in `run_dir`; returns dict(history,
-    final, baseline, run_dir, model). Ctrl-C raises TrainingInterrupted, keeping
-    the checkpoint of the last finished epoch."""
-    run = RunDirectory(run_dir).create()
-    train_set, test_set = load_data(config)
-    model = new_model(config, train_set)
-    optimizer = make_optimizer(config, model.parameters())
-    done, history = 0, []
-    if resume:
-        done, history = run.resume(model, optimizer)
-        log(f"resuming {run.path} from epoch {done} of {config.epochs}")
-    run.save_config(config.to_dict())
-    baseline = intensity_baseline(train_set, test_set)
-
-    epoch = done
-    try:
-        for epoch in range(done + 1, config.epochs + 1):
-            seed = epoch_seed(config.seed, epoch)
-            mdl.manual_seed(seed)
-            loader = DataLoader(train_set, batch_size=config.batch_size, shuffle=True, seed=seed)
-            cpu_start = time.process_time()
-            schedule = (config.lr, (epoch - 1) * len(loader), config.epochs * len(loader))
-            with EpochProgress(len(loader), f"epoch {epoch}/{config.epochs}", progress) as bar:
-                train_one_epoch(model, loader, optimizer, bar, schedule)
-                seconds = bar.seconds
-            cpu_seconds = time.process_time() - cpu_start
-            test = evaluate(model, test_set, config.eval_batch_size)
-            previous = history[-1]["training_cpu_minutes"] if history else 0.0
-            record = dict(epoch=epoch, train_loss=bar.loss, train_pixel_accuracy=bar.accuracy,
-                          test_loss=test["loss"], test_pixel_accuracy=test["pixel_accuracy"],
-                          test_iou=test["iou"], test_miou=test["miou"], seconds=seconds,
-                          scenes_per_s=len(train_set) / seconds,
-                          training_cpu_minutes=previous + cpu_seconds / 60,
-                          baseline_test_miou=baseline["miou"])
-            history.append(record)
-            run.save_checkpoint(model, optimizer, epoch, config.to_dict())
-            run.save_metrics(history)
-            log(epoch_line(config, record))
-    except KeyboardInterrupt:
-        finished = run.load_checkpoint()["epoch"] if run.has_checkpoint() else 0
-        log(f"\ninterrupted during epoch {epoch}: {run.path} keeps the checkpoint of epoch {finished}.")
-        if finished:
-            log(f"continue with:  minidl train {config.model} --resume {run.path}")
-        raise TrainingInterrupted(run.path, finished) from None
-
-    final = evaluate(model, test_set, config.eval_batch_size)
-    if plots:
-        save_plots(run, history, test_set, final, baseline)
-    log(f"{config.model} on {config.dataset}: test mIoU {final['miou']:.3f}, pixel accuracy "
-        f"{final['pixel_accuracy']:.2%} (per-pixel intensity baseline: mIoU {baseline['miou']:.3f}, "
-        f"pixel accuracy {baseline['pixel_accuracy']:.2%}); run directory {run.path}")
-    return dict(history=history, final=final, baseline=baseline, run_dir=run.path, model=model)
+def fit(config, run_dir, resume=False, progress=True, log=print, plots=True, max_minutes=None):
+    """Train the segmenter of `config` in `run_dir` with the shared Trainer;
+    returns its result dict (history, model, run_dir, best_epoch, stopped)
+    plus `final` (the last test evaluation) and `baseline`."""
+    task = SegmentationTask(config, plots=plots, log=log)
+    return Trainer(task, config, run_dir, resume=resume, progress=progress, log=log,
+                   max_minutes=max_minutes).run()
 
 
-def load_run(run_dir):
+def load_run(run_dir, best=False):
     """(config, model with the checkpoint's weights, test set, checkpoint epoch)."""
     run = RunDirectory(run_dir)
     config = TrainConfig.from_dict(run.load_config())
-    checkpoint = run.load_checkpoint()
+    checkpoint = run.load_checkpoint(BEST if best else CHECKPOINT)
     train_set, test_set = load_data(config)
     model = new_model(config, train_set)
     model.load_state_dict(checkpoint["model"])
     return config, model, test_set, checkpoint["epoch"]
 
 
-def evaluate_run(run_dir, log=print):
-    """Rebuild the model of `run_dir` and score it on the test scenes; `recorded_miou`
-    is what metrics.json holds for the checkpoint's epoch."""
-    config, model, test_set, epoch = load_run(run_dir)
+def evaluate_run(run_dir, log=print, best=False):
+    """Rebuild the model of `run_dir` (checkpoint.npz, or best.npz with `best`) and
+    score it on the test scenes; `recorded_miou` is what metrics.json holds for
+    the checkpoint's epoch."""
+    config, model, test_set, epoch = load_run(run_dir, best)
     result = evaluate(model, test_set, config.eval_batch_size)
     recorded = [r["test_miou"] for r in RunDirectory(run_dir).load_metrics() if r["epoch"] == epoch]
     result.update(epoch=epoch, config=config, recorded_miou=recorded[0] if recorded else None)
