@@ -43,7 +43,8 @@ from minidl.data.digit_scenes import SCENE_CLASSES, STROKE_THRESHOLD, label_colo
 from minidl.models.seg_vit import SegmentationTransformer
 from minidl.models.unet import UNet
 from minidl.segmentation_metrics import confusion_counts, iou_per_class, mean_iou, pixel_accuracy
-from minidl.training.segmentation import cosine_lr, evaluate, intensity_baseline, plot_iou_per_class
+from minidl.optim.lr_scheduler import CosineAnnealingLR
+from minidl.training.segmentation import evaluate, intensity_baseline, plot_iou_per_class
 from minidl.tutorial_support import Tutorial
 
 tutorial = Tutorial("08")
@@ -132,19 +133,17 @@ print("IoU per class:", np.round(baseline["iou"], 2))
 def train(model, epochs, lr, batch_size=32, label=""):
     """A plain training loop: per-pixel cross-entropy, AdamW, cosine learning rate."""
     optimizer = optim.AdamW(model.parameters(), lr=lr)
-    steps = epochs * len(DataLoader(train_set, batch_size=batch_size))
-    step, start = 0, time.process_time()
+    schedule = CosineAnnealingLR(optimizer, T_max=epochs * len(DataLoader(train_set, batch_size=batch_size)))
+    start = time.process_time()
     for epoch in range(epochs):
         model.train()
         for images, masks in DataLoader(train_set, batch_size=batch_size, shuffle=True, seed=epoch):
-            for group in optimizer.param_groups:
-                group["lr"] = cosine_lr(lr, step, steps)
             logits = model(images)                                  # (B, 11, H, W)
             loss = F.cross_entropy(logits, masks)                   # masks (B, H, W)
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            step += 1
+            schedule.step()                                         # lr: cosine from lr to 0
     result = evaluate(model, test_set)
     print(f"{label}: {epochs} epochs, {(time.process_time() - start) / 60:.1f} CPU min, test loss "
           f"{result['loss']:.3f}, pixel accuracy {result['pixel_accuracy']:.1%}, mIoU {result['miou']:.3f}")

@@ -7,9 +7,10 @@ the loss is the per-pixel cross-entropy, averaged over all B * H * W pixels:
     loss = F.cross_entropy(logits, masks)        # masks (B, H, W) of class indices
     optimizer.zero_grad(); loss.backward(); optimizer.step()
 
-The learning rate follows a cosine from `lr` down to 0 over the whole run
-(per step), so the last epochs take small steps and the test scores settle
-instead of jumping from epoch to epoch.
+The registry's defaults use the cosine learning-rate schedule (`--scheduler
+cosine`, stepped by the Trainer after every step): from `lr` down to 0 over
+the run, so the last epochs take small steps, BatchNorm's running statistics
+settle, and the test scores stop jumping from epoch to epoch.
 
 After each epoch the test scenes are labelled (argmax over classes) and
 scored by pixel accuracy, IoU per class and their mean, mIoU
@@ -22,8 +23,6 @@ divergence stop, best.npz following the test mIoU), with these plots: curves.png
 one pixel's grey level alone (it finds the strokes, but not which digit they
 belong to).
 """
-import math
-
 import numpy as np
 
 import minidl as mdl
@@ -49,30 +48,9 @@ def new_model(config, train_set):
     return build_model(config.model, train_set.images.shape[1:], len(train_set.classes))
 
 
-def cosine_lr(base_lr, step, total_steps):
-    """The learning rate at `step` of `total_steps`: base_lr * (1 + cos(pi * step / total)) / 2,
-    from base_lr down to 0 (late, small steps let BatchNorm's running statistics settle)."""
-    return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
-
-
-class NumberedBatches:
-    """The batches of one epoch, each with its step number in the whole run."""
-
-    def __init__(self, loader, first_step):
-        self.loader, self.first_step = loader, first_step
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        for i, batch in enumerate(self.loader):
-            yield self.first_step + i, batch
-
-
 class SegmentationTask(Task):
     """Per-pixel classification for the shared Trainer (minidl.training.loop):
-    cross-entropy steps under a cosine learning rate, test mIoU as the metric
-    that best.npz follows."""
+    cross-entropy steps, test mIoU as the metric that best.npz follows."""
 
     losses = ("loss",)
     metric, maximize = "test_miou", True
@@ -86,14 +64,10 @@ class SegmentationTask(Task):
         self.baseline = intensity_baseline(self.train_set, self.test_set)
 
     def batches(self, epoch, seed):
-        loader = DataLoader(self.train_set, batch_size=self.config.batch_size, shuffle=True, seed=seed)
-        return NumberedBatches(loader, (epoch - 1) * len(loader))
+        return DataLoader(self.train_set, batch_size=self.config.batch_size, shuffle=True, seed=seed)
 
     def train_step(self, batch):
-        step, (images, masks) = batch                              # (B, C, H, W), (B, H, W)
-        total = self.config.epochs * len(self.batches(1, 0))
-        for group in self.optimizer.param_groups:
-            group["lr"] = cosine_lr(self.config.lr, step, total)
+        images, masks = batch                                      # (B, C, H, W), (B, H, W)
         logits = self.model(images)                                # (B, classes, H, W)
         loss = F.cross_entropy(logits, masks)
         self.optimizer.zero_grad()
