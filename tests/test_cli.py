@@ -39,7 +39,9 @@ def test_unknown_model_is_refused_by_the_parser(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_train_mlp_on_digits_reaches_96_percent_and_eval_reproduces_it(tmp_path, capsys):
+def test_train_mlp_on_digits_beats_logistic_regression_and_eval_reproduces_it(tmp_path, capsys):
+    """The MLP's defaults must do at least as well as plain logistic regression,
+    96.9% on the same digits split: below that the hidden layer adds nothing."""
     run = tmp_path / "mlp"
     assert cli.main(["train", "mlp", "--out", str(run), "--no-progress"]) == 0
     out = capsys.readouterr().out
@@ -47,7 +49,7 @@ def test_train_mlp_on_digits_reaches_96_percent_and_eval_reproduces_it(tmp_path,
     history = json.loads((run / "metrics.json").read_text())["epochs"]
     config = json.loads((run / "config.json").read_text())
     assert len(history) == config["epochs"] and config["dataset"] == "digits"
-    assert history[-1]["test_acc"] >= 0.96
+    assert history[-1]["test_acc"] >= 0.969, f"mlp on digits: {history[-1]['test_acc']:.2%} < 96.9%"
     for key in ("train_loss", "train_acc", "test_loss", "test_acc", "seconds", "samples_per_s"):
         assert key in history[-1]
     for name in ("checkpoint.npz", "curves.png", "confusion_matrix.png", "misclassified.png"):

@@ -143,3 +143,33 @@ def test_interpolation_starts_and_ends_at_the_two_points():
     np.testing.assert_allclose(strip[-1], model.sample(z=z1[None])[0], atol=1e-6)
     steps = np.abs(np.diff(strip, axis=0)).mean(axis=(1, 2, 3))
     assert np.all(steps > 0)                                             # it moves along the way
+
+
+# ---- the registry's recipes reach the quality targets (slow: full training runs) ----
+def _trained_quality(name, tmp_path):
+    """quality.json of `minidl train NAME` on digits with the registry's defaults
+    (the same code path as the command line, without progress output)."""
+    from minidl.training.config import make_config
+    from minidl.training.gan import fit_gan
+
+    config = make_config(name, dataset="digits")
+    result = fit_gan(config, tmp_path / name, progress=False, log=lambda *a: None)
+    quality = result["quality"]
+    figure = (f"{name} on digits: {quality['confident_fraction']:.1%} of {quality['samples']} samples "
+              f"confident (>= 0.9), smallest class {quality['min_class_share']:.1%}, Frechet "
+              f"{quality['frechet_generated']:.1f} = "
+              f"{quality['frechet_generated'] / quality['frechet_noise_ceiling']:.1%} of the noise ceiling "
+              f"{quality['frechet_noise_ceiling']:.0f} (real vs real {quality['frechet_real_floor']:.1f})")
+    print(figure)
+    return quality, figure
+
+
+@pytest.mark.slow
+def test_classic_gan_defaults_give_confident_samples_of_every_class(tmp_path):
+    """`minidl train gan` (dense G and D) with its defaults: >= 60% of 1000
+    samples classified with confidence >= 0.9 by the reference CNN, every class
+    >= 4% of the samples, Frechet distance <= 5% of the noise ceiling."""
+    quality, figure = _trained_quality("gan", tmp_path)
+    assert quality["confident_fraction"] >= 0.60, figure
+    assert quality["min_class_share"] >= 0.04, figure
+    assert quality["frechet_generated"] <= 0.05 * quality["frechet_noise_ceiling"], figure

@@ -29,7 +29,7 @@
 # Run it as a script (`python tutorials/07_gan.py`) or as a notebook
 # (jupytext). `MINIDL_QUICK=1` trains tiny models for a few dozen steps, so the
 # file runs in well under a minute (the pictures are then rough). Prerequisites:
-# tutorial 05 (a CNN classifier) and 01b (optimisers). The five pictures
+# tutorial 05 (a CNN classifier) and 01b (optimisers). The six pictures
 # (`07_*.png`) go to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`) and,
 # in a notebook, also appear below their cells; nothing else is written.
 
@@ -276,6 +276,80 @@ if report["frechet"] > ceiling:
 # smudge can be farther from digits than those of random pixels), and hardly
 # any sample is classified confidently: the measurement says plainly that G
 # cannot draw yet.
+#
+# ## The classic dense GAN: what makes it train
+#
+# The first GAN (Goodfellow et al. 2014) used fully connected players, and
+# `minidl train gan` keeps that: G is two hidden `Linear` layers and an output
+# layer with `tanh`, D two hidden `Linear` layers and a logit. Written plainly,
+# with `LeakyReLU` between the layers, it learns slowly and unevenly on our
+# data: after a short run it draws two or three blurred shapes, and even after
+# many epochs some digits stay rare and its Frechet distance stays well above
+# the recipe's. Three changes fix it, and `minidl train gan` uses all three:
+#
+# - **`BatchNorm1d` after each hidden layer of G.** Each hidden unit is
+#   normalised over the batch, so no unit can die or saturate for the whole
+#   batch, and different z keep giving different images.
+# - **`Dropout(0.3)` after each hidden layer of D.** With 1,347 training digits
+#   a dense D soon memorises them, rejects everything else with certainty, and
+#   G's gradient loses its direction. Dropout keeps D an honest, slightly
+#   noisy judge.
+# - **One-sided label smoothing**: D's target for real images is 0.9 instead
+#   of 1 (`GAN.real_label`; generated images keep the target 0). D is never
+#   paid for total certainty, so its logits stay moderate and G's gradient
+#   keeps pointing somewhere useful.
+#
+# Below, the same number of steps (the registry's 150 epochs of batch 64) for
+# the plain version and the recipe, both measured as above.
+
+# %%
+from minidl import nn                                                  # noqa: E402
+from minidl.models.gan import MLPDiscriminator, MLPGenerator, Reshape  # noqa: E402
+
+
+def plain_dense_gan(config):
+    """The dense GAN without batch norm in G, dropout in D or label smoothing."""
+    model = GAN(config, kind="mlp", real_label=1.0)
+    hidden, size = 2 * config.width, config.image_size
+    model.generator.net = nn.Sequential(
+        nn.Linear(config.latent_dim, hidden), nn.LeakyReLU(0.2),
+        nn.Linear(hidden, 2 * hidden), nn.LeakyReLU(0.2),
+        nn.Linear(2 * hidden, size * size), nn.Tanh(), Reshape(1, size, size))
+    model.discriminator = MLPDiscriminator(config, dropout=0.0)
+    return model
+
+
+def train_dense(model, steps, batch=64, lr=2e-4, seed=0):
+    optimizers = OptimizerPair(model, lr)
+    draw = np.random.default_rng(seed)
+    for _ in range(steps):
+        train_step(model, optimizers, real_data[draw.integers(0, len(real_data), batch)], model.noise(batch))
+    return model
+
+
+dense_config = GANConfig(image_size=8, latent_dim=32, width=16 if QUICK else 64)
+dense_steps = 60 if QUICK else 150 * (len(real_data) // 64)            # 150 epochs of batch 64
+rows, labels = [], []
+for label, make in (("plain", plain_dense_gan), ("the recipe", lambda c: GAN(c, kind="mlp"))):
+    mdl.manual_seed(0)
+    dense = train_dense(make(dense_config), dense_steps)
+    dense_report, dense_images = measure(dense)
+    print(f"{label:>10}: {dense_report['confident_fraction']:.1%} confident, smallest class share "
+          f"{dense_report['min_class_share']:.1%}, Frechet {dense_report['frechet']:.1f} "
+          f"({dense_report['frechet'] / ceiling:.1%} of the noise ceiling)")
+    rows.append(dense_images[:12])
+    labels.append(label)
+assert isinstance(GAN(dense_config, kind="mlp").generator, MLPGenerator)
+show_rows(rows, labels, "dense_gan.png", f"dense GAN after {dense_steps} steps: plain vs the recipe")
+
+# %% [markdown]
+# Compare the two lines: the smallest class share says whether every digit is
+# drawn, the Frechet distance how close the whole set of samples is to real
+# digits (in quick mode both models are far too short-trained to draw digits,
+# so only the full run is worth reading). The slow test
+# `tests/test_models_gan.py` checks the registry's defaults reach >= 60%
+# confident samples, every class >= 4% and a Frechet distance <= 5% of the
+# ceiling.
 #
 # ## Failure mode: mode collapse
 #

@@ -4,7 +4,10 @@ discriminator D tells real images from G's; each learns against the other.
 - DCGAN (Radford et al. 2015): G is Linear -> reshape -> [ConvTranspose2d +
   BatchNorm + ReLU] blocks that double the size -> tanh; D is [Conv2d +
   LeakyReLU(0.2)] blocks that halve it -> one logit. Sized for 8x8 and 28x28.
-- MLPGAN: the small fully connected GAN of the classic Keras tutorials.
+- MLPGAN: the classic fully connected GAN (Goodfellow et al. 2014), with the
+  three changes that make it train on digits: batch normalisation between the
+  generator's layers, dropout in the discriminator, and one-sided label
+  smoothing (D's target for real images is 0.9, see `GAN`).
 
 Images are in [-1, 1] (tanh's range): scale data with `images * 2 - 1`.
 D returns logits (no sigmoid), to pair with `F.binary_cross_entropy_with_logits`.
@@ -90,41 +93,60 @@ class DCGANDiscriminator(nn.Module):
 
 
 class MLPGenerator(nn.Module):
+    """z (N, latent_dim) -> images (N, C, S, S) in [-1, 1], through two hidden
+    layers (2 * width and 4 * width units), each Linear -> BatchNorm1d -> LeakyReLU.
+
+    Without the batch norm the plain dense generator collapses onto two or three
+    blurred shapes: normalising each hidden unit over the batch keeps the units
+    spread out and the gradients from D well scaled, as in DCGAN's generator."""
+
     def __init__(self, config):
         super().__init__()
-        size = config.image_size
+        size, hidden = config.image_size, (2 * config.width, 4 * config.width)
         self.net = nn.Sequential(
-            nn.Linear(config.latent_dim, 2 * config.width), nn.LeakyReLU(0.2),
-            nn.Linear(2 * config.width, 4 * config.width), nn.LeakyReLU(0.2),
-            nn.Linear(4 * config.width, config.channels * size * size), nn.Tanh(),
-            Reshape(config.channels, size, size))
+            nn.Linear(config.latent_dim, hidden[0]), nn.BatchNorm1d(hidden[0]), nn.LeakyReLU(0.2),  # (N, 2w)
+            nn.Linear(hidden[0], hidden[1]), nn.BatchNorm1d(hidden[1]), nn.LeakyReLU(0.2),          # (N, 4w)
+            nn.Linear(hidden[1], config.channels * size * size), nn.Tanh(),                         # (N, C*S*S)
+            Reshape(config.channels, size, size))                                                   # (N, C, S, S)
 
     def forward(self, z):
         return self.net(z)
 
 
 class MLPDiscriminator(nn.Module):
-    def __init__(self, config):
+    """images (N, C, S, S) -> logits (N, 1), through two hidden layers (4 * width
+    and 2 * width units), each Linear -> LeakyReLU(0.2) -> Dropout(dropout).
+
+    Dropout keeps D from memorising the 1347 training digits: a D that wins
+    outright gives G no useful gradient (its D(G(z)) goes to 0)."""
+
+    def __init__(self, config, dropout=0.3):
         super().__init__()
-        size = config.image_size
+        size, hidden = config.image_size, (4 * config.width, 2 * config.width)
         self.net = nn.Sequential(
-            nn.Flatten(),
-            nn.Linear(config.channels * size * size, 4 * config.width), nn.LeakyReLU(0.2),
-            nn.Linear(4 * config.width, 2 * config.width), nn.LeakyReLU(0.2),
-            nn.Linear(2 * config.width, 1))
+            nn.Flatten(),                                                                    # (N, C*S*S)
+            nn.Linear(config.channels * size * size, hidden[0]), nn.LeakyReLU(0.2), nn.Dropout(dropout),
+            nn.Linear(hidden[0], hidden[1]), nn.LeakyReLU(0.2), nn.Dropout(dropout),        # (N, 2w)
+            nn.Linear(hidden[1], 1))                                                         # (N, 1)
 
     def forward(self, images):
         return self.net(images)
 
 
 class GAN(nn.Module):
-    """The two players together, so one state_dict holds both."""
+    """The two players together, so one state_dict holds both.
 
-    def __init__(self, config, kind="dcgan"):
+    `real_label` is the target D is trained towards on real images. The dense
+    GAN uses 0.9 ("one-sided label smoothing", Salimans et al. 2016): D is never
+    pushed to total certainty about real images, so its logits stay moderate
+    and G keeps a useful gradient. Generated images keep the target 0."""
+
+    def __init__(self, config, kind="dcgan", real_label=None):
         super().__init__()
         if kind not in ("dcgan", "mlp"):
             raise ValueError(f"GAN: kind must be 'dcgan' or 'mlp', got {kind!r}")
         self.config, self.kind = config, kind
+        self.real_label = (0.9 if kind == "mlp" else 1.0) if real_label is None else float(real_label)
         if kind == "dcgan":
             self.generator, self.discriminator = DCGANGenerator(config), DCGANDiscriminator(config)
         else:

@@ -3,10 +3,11 @@ of minidl.training.loop) and `minidl sample`.
 
 For every mini-batch of real images x (scaled to [-1, 1]) and noise z:
 
-    discriminator step:  loss_D = bce(D(x), 1) + bce(D(G(z)), 0)    G(z) detached
+    discriminator step:  loss_D = bce(D(x), r) + bce(D(G(z)), 0)    G(z) detached
     generator step:      loss_G = bce(D(G(z)), 1)                   non-saturating loss
 
-both with Adam(betas=(0.5, 0.999)), bce = binary_cross_entropy_with_logits. The
+both with Adam(betas=(0.5, 0.999)), bce = binary_cross_entropy_with_logits,
+r = model.real_label (1, or 0.9 for the dense GAN: label smoothing). The
 DCGAN paper's lr is 2e-4; the registry's "dcgan" uses 5e-4, which on the 8x8
 digits reached the quality targets in about half the steps (docs/results/gan/).
 D(x) and D(G(z)) (as probabilities) are tracked: near 0.5 both when the game
@@ -70,7 +71,7 @@ def train_step(model, optimizers, real, z, update=None):
     fake = model.generator(Tensor(z))                                  # (B, C, S, S)
     d_real = model.discriminator(Tensor(real))                         # (B, 1)
     d_fake = model.discriminator(fake.detach())                        # (B, 1)
-    loss_d = _bce(d_real, 1.0) + _bce(d_fake, 0.0)
+    loss_d = _bce(d_real, model.real_label) + _bce(d_fake, 0.0)         # real_label < 1: label smoothing
     optimizers.discriminator.zero_grad()
     loss_d.backward()
     update(optimizers.discriminator)
