@@ -96,9 +96,11 @@ class MLPGenerator(nn.Module):
     """z (N, latent_dim) -> images (N, C, S, S) in [-1, 1], through two hidden
     layers (2 * width and 4 * width units), each Linear -> BatchNorm1d -> LeakyReLU.
 
-    Without the batch norm the plain dense generator collapses onto two or three
-    blurred shapes: normalising each hidden unit over the batch keeps the units
-    spread out and the gradients from D well scaled, as in DCGAN's generator."""
+    Without the batch norm (and without D's dropout and label smoothing) the
+    dense GAN drew a few blurred shapes and left some digits out; tutorial 07
+    trains and measures both versions. Normalising each hidden unit over the
+    batch keeps the units spread out and the gradients from D well scaled, as
+    in DCGAN's generator."""
 
     def __init__(self, config):
         super().__init__()
