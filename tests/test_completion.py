@@ -98,3 +98,25 @@ def test_complete_command_writes_the_grid_and_the_report(tmp_path, monkeypatch, 
     assert "without the class" in capsys.readouterr().out
     assert cli.main(["complete", str(cnn_run)]) == 1                     # not a pixel-gpt run
     assert cli.main(["complete", str(pixel_run), "--classifier", str(pixel_run)]) == 1
+
+
+@pytest.mark.slow
+def test_completion_without_the_class_reaches_its_measured_floor(tmp_path):
+    """The issue's target: >= 70% of completions made WITHOUT the class are read as the
+    original class by the reference CNN. It is NOT met with the default pixel-gpt
+    (about 54% at temperature 1.0, benchmarks/results/completion.md); this asserts the
+    floor reached, and that it is far above the top half alone."""
+    from minidl.models import model_entry
+    from minidl.training import make_config
+    from minidl.training.gpt import load_run
+
+    for name in ("pixel-gpt", "cnn"):
+        model_entry(name).trainer(make_config(name), tmp_path / name, progress=False, log=lambda *a: None)
+    _, model, task = load_run(tmp_path / "pixel-gpt")
+    report = completion.completion_report(model, task, completion.load_classifier(tmp_path / "cnn"))
+    message = (f"completions read as the original class: {report['without_class']:.1%} without the class "
+               f"(target 70% not met), {report['with_class']:.1%} with it; top half alone "
+               f"{report['top_half_only']:.1%}, originals {report['quantised_originals']:.1%}")
+    print(message)
+    assert report["without_class"] >= 0.45 and report["with_class"] >= 0.8, message
+    assert report["without_class"] > report["top_half_only"] + 0.2, message
