@@ -307,7 +307,8 @@ class Trainer:
         stopped, epoch, last_seconds = None, done, 0.0
         try:
             for epoch in range(done + 1, config.epochs + 1):
-                if budget_end is not None and last_seconds > budget_end - clock():
+                # skip an epoch only once the previous one showed how long an epoch takes
+                if budget_end is not None and last_seconds > 0 and last_seconds > budget_end - clock():
                     stopped = (f"time budget of {self.max_minutes:g} minutes: {budget_end - clock():.0f} s "
                                f"left, less than epoch {epoch - 1} took ({last_seconds:.0f} s), so epoch "
                                f"{epoch} was not started")
