@@ -23,16 +23,18 @@ connections between conv1 and conv2 (the original connected only some map
 pairs), and a linear output layer read by cross-entropy instead of RBF units.
 """
 from .. import nn
+from ..kernels.geometry import conv_output_size
 from .summary import SummaryMixin
 
 
 def plan_layout(height, width):
     """(padding of conv2, (h, w) of the last feature map) for an input of (height, width)."""
-    pooled = (height // 2, width // 2)                  # after conv1 (size kept) and pool1
+    pooled = tuple(conv_output_size(side, 2, 2, 0) for side in (height, width))   # conv1 keeps the size; pool1 halves it
     if min(pooled) < 1:
         raise ValueError(f"LeNet: an input of {height}x{width} is too small (needs at least 4x4)")
     padding = 0 if min(pooled) >= 6 else 2
-    last = tuple((side + 2 * padding - 4) // 2 for side in pooled)
+    last = tuple(conv_output_size(conv_output_size(side, 5, 1, padding), 2, 2, 0)   # conv2 (5x5), then pool2
+                 for side in pooled)
     if min(last) < 1:
         raise ValueError(f"LeNet: an input of {height}x{width} is too small (needs at least 4x4)")
     return padding, last
