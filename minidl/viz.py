@@ -105,13 +105,15 @@ def _tile_images(tiles, ncols, caption_lines, symmetric, value_range=None):
 
 
 def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gray", symmetric=False,
-                    value_range=None):
+                    value_range=None, colorbar_labels=None):
     """A grid of images: (N, C, H, W) with C = 1 or 3, or (N, H, W). Each image
     is scaled to its own min..max (with `symmetric`, to -m..m where m = max |x|,
     so that 0 is the middle colour), or, with `value_range=(0, 1)`, all to the
     same fixed range: use that for samples, so a faint or collapsed sample
     looks as faint as it is; `titles` gives one caption per image.
-    Used for misclassified digits, filters, GAN and other samples."""
+    Used for misclassified digits, filters, GAN and other samples.
+    `colorbar_labels` (low, middle, high) adds a colour bar whose three ticks
+    say what the scale means, e.g. ("-max |w|", "0", "+max |w|") per tile."""
     images = _as_array(images)
     if images.ndim == 3:
         images = images[:, None]                           # (N, 1, H, W)
@@ -126,12 +128,19 @@ def plot_image_grid(images, path, titles=None, ncols=None, title=None, cmap="gra
     mosaic, corners = _tile_images(images.transpose(0, 2, 3, 1), ncols, lines, symmetric, value_range)
     inch = 1.2 / max(w, h)                                 # inches per pixel: tiles ~1.2 in wide
     title_height = 0.45 if title else 0.0
-    fig = Figure(figsize=(mosaic.shape[1] * inch + 0.2, mosaic.shape[0] * inch + title_height + 0.2))
+    bar_width = 1.3 if colorbar_labels else 0.0           # inches kept for the colour bar and its labels
+    fig = Figure(figsize=(mosaic.shape[1] * inch + 0.2 + bar_width,
+                          max(mosaic.shape[0] * inch, 1.6 if colorbar_labels else 0) + title_height + 0.2))
     width, height = fig.get_size_inches()
-    ax = fig.add_axes([0.1 / width, 0.1 / height, 1 - 0.2 / width, 1 - (0.2 + title_height) / height])
+    ax = fig.add_axes([0.1 / width, 0.1 / height, 1 - (0.2 + bar_width) / width, 1 - (0.2 + title_height) / height])
     shown = mosaic[..., 0] if mosaic.shape[2] == 1 else mosaic
     colours = matplotlib.colormaps[cmap].with_extremes(bad="white")
-    ax.imshow(shown, cmap=colours, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    drawn = ax.imshow(shown, cmap=colours, vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+    if colorbar_labels:
+        bar_ax = fig.add_axes([1 - (bar_width - 0.1) / width, 0.2 / height, 0.15 / width,
+                               1 - (0.4 + title_height) / height])
+        bar = fig.colorbar(drawn, cax=bar_ax, ticks=[0, 0.5, 1])
+        bar.ax.set_yticklabels(colorbar_labels, fontsize=7)
     ax.axis("off")
     for i, (top, left) in enumerate(corners):
         if titles is not None:
@@ -166,7 +175,8 @@ def plot_filters(weight, path, max_filters=64):
         raise ValueError(f"plot_filters: expected a weight (C_out, C_in, kH, kW), got {weight.shape}")
     tiles = weight[:max_filters] if weight.shape[1] == 3 else weight[:max_filters, :1]
     return plot_image_grid(tiles, path, titles=[str(i) for i in range(len(tiles))], cmap="bwr",
-                           symmetric=True, title=f"first-layer filters {tuple(weight.shape)} (red +, blue -)")
+                           symmetric=True, title=f"first-layer filters {tuple(weight.shape)} (red +, blue -)",
+                           colorbar_labels=("-max |w|\n(each filter)", "0", "+max |w|\n(each filter)"))
 
 
 def plot_feature_maps(image, feature_maps, path, max_maps=32):
@@ -179,11 +189,13 @@ def plot_feature_maps(image, feature_maps, path, max_maps=32):
     ncols = int(np.ceil(np.sqrt(len(shown))))
     mosaic, corners = _tile_images(shown[..., None], ncols, 1, symmetric=False)
     fig = Figure(figsize=(9, 5.2))
-    left, right = fig.add_axes([0.02, 0.1, 0.3, 0.75]), fig.add_axes([0.36, 0.02, 0.62, 0.88])
+    left, right = fig.add_axes([0.02, 0.1, 0.3, 0.75]), fig.add_axes([0.34, 0.02, 0.52, 0.88])
     left.imshow(image.reshape(-1, *image.shape[-2:])[0], cmap="gray", interpolation="nearest")
     left.set_title("input")
-    right.imshow(mosaic[..., 0], cmap=matplotlib.colormaps["viridis"].with_extremes(bad="white"),
-                 vmin=0, vmax=1, interpolation="nearest")
+    drawn = right.imshow(mosaic[..., 0], cmap=matplotlib.colormaps["viridis"].with_extremes(bad="white"),
+                         vmin=0, vmax=1, interpolation="nearest")
+    bar = fig.colorbar(drawn, cax=fig.add_axes([0.87, 0.2, 0.015, 0.6]), ticks=[0, 1])
+    bar.ax.set_yticklabels(["the map's\nminimum", "the map's\nmaximum"], fontsize=7)
     for i, (top, col) in enumerate(corners):
         right.text(col + shown.shape[2] / 2, top - 0.5, str(i), ha="center", va="bottom", fontsize=7)
     for ax in (left, right):

@@ -11,6 +11,7 @@ imports the same minidl as the test.
 """
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,22 @@ def _kernel(tmp_path, out_dir):
         argv=[sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         display_name="minidl test", language="python", env=env)))
     return tmp_path / "jupyter"
+
+
+NUMBERS = {word: n for n, word in enumerate("zero one two three four five six seven eight nine ten eleven "
+                                             "twelve".split())}
+
+
+def stated_picture_count(path):
+    """N where the tutorial's introduction says "The N pictures", else None."""
+    text = re.sub(r"\n#\s?", " ", path.read_text())
+    match = re.search(r"\b[Tt]he (\w+) pictures\b", text)
+    return NUMBERS.get(match.group(1)) if match else None
+
+
+def test_the_stated_picture_counts_are_read():
+    counts = {path.stem: stated_picture_count(path) for path in TUTORIALS}
+    assert counts.get("01_autograd") == 3 and counts.get("05_cnn") == 8
 
 
 def test_the_tutorials_extra_lists_the_notebook_tools():
@@ -65,6 +82,10 @@ def test_tutorial_runs_as_a_notebook_and_shows_its_figures_inline(path, tmp_path
               for output in cell.get("outputs", []) if "image/png" in output.get("data", {})]
     saved = list(out_dir.glob("**/*.png"))
     assert saved, f"{path.name}: the notebook saved no PNG into MINIDL_TUTORIAL_OUT"
+    stated = stated_picture_count(path)
+    if stated is not None:
+        assert len(saved) == stated, (f"{path.name} says it writes {stated} pictures but wrote "
+                                      f"{sorted(p.name for p in saved)}")
     if "minidl.tutorial_support import Tutorial" in path.read_text():
         assert inline, f"{path.name}: no figure was displayed inline in the notebook"
         assert len(inline) >= len(saved), (f"{path.name}: {len(saved)} pictures saved but only {len(inline)} "

@@ -22,7 +22,7 @@
 #
 # Run it as a script (`python tutorials/03_pooling_and_softmax.py`) or as a
 # notebook (jupytext). `MINIDL_QUICK=1` shrinks the shapes so the whole file
-# runs in a few seconds. Prerequisites: tutorials 01 and 02. The five pictures
+# runs in a few seconds. Prerequisites: tutorials 01 and 02. The four pictures
 # (`03_*.png`) go to `$MINIDL_TUTORIAL_OUT` (default `tutorial_outputs/`) and,
 # in a notebook, also appear below their cells.
 

@@ -33,7 +33,7 @@
 # look at attention weights as a heat map and measure memory against sequence
 # length. Run as a script or a notebook; `MINIDL_QUICK=1` makes it run in
 # seconds. Prerequisites: tutorials 01 and 03 (softmax and its backward). The
-# four pictures (`04_*.png`) go to `$MINIDL_TUTORIAL_OUT` (default
+# three pictures (`04_*.png`) go to `$MINIDL_TUTORIAL_OUT` (default
 # `tutorial_outputs/`) and, in a notebook, also appear below their cells.
 
 # %%

@@ -30,7 +30,7 @@
 # (default `tutorial_outputs/`). For models trained to their targets, use
 # `minidl train vit`, `minidl train gpt`, `minidl train pixel-gpt`.
 # Prerequisites: tutorial 01b (training loop, cross-entropy) and 04 (attention).
-# The eight pictures (`06_*.png`) also appear below their cells in a notebook.
+# The seven pictures (`06_*.png`) also appear below their cells in a notebook.
 
 # %%
 import time
