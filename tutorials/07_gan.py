@@ -154,7 +154,8 @@ tutorial.show(fig, "generator_losses.png")
 # Both players use Adam with betas (0.5, 0.999), the DCGAN paper's choice: a
 # short momentum memory, because the target keeps moving. The paper's learning
 # rate is 2e-4; on our 1,347 tiny digits `minidl train dcgan` uses 5e-4, which
-# reached the same sample quality in far fewer steps in our measurements.
+# reached the quality targets in about half the steps (the runs behind this
+# choice are in `docs/results/gan/`).
 # We track s(D(x)) and s(D(G(z))): if both hover near 0.5, neither player
 # dominates.
 #
