@@ -7,9 +7,6 @@ boundaries. The last test reruns this file in a fresh process with
 NUMBA_NUM_THREADS=2, so the parallel loops split work over two threads.
 """
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -18,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from minidl.kernels import attention_fast
 from test_attention import assert_close, attention_case, run
+from threaded_rerun import rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_ATTENTION_THREADS"
 
@@ -64,10 +62,4 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    here = Path(__file__).resolve()
-    env = dict(os.environ, NUMBA_NUM_THREADS="2", **{THREADED_RUN: "1"})
-    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
-                             "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
-                            env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "8 passed" in result.stdout, result.stdout[-2000:]
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=8)

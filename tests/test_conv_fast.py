@@ -11,9 +11,6 @@ that there are at least two threads even on a one-core machine.
 """
 import contextlib
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -22,6 +19,8 @@ from hypothesis import given, settings
 from conv_helpers import (TOLERANCE, conv2d_configs, conv_transpose2d_configs, make_arrays,
                           run)
 from minidl.kernels import conv_fast
+
+from threaded_rerun import rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_CONV_THREADS"        # set in the subprocess below
 
@@ -76,10 +75,4 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    here = Path(__file__).resolve()
-    env = dict(os.environ, NUMBA_NUM_THREADS="2", **{THREADED_RUN: "1"})
-    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
-                             "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
-                            env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert "4 passed" in result.stdout, result.stdout[-2000:]
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=4)
