@@ -33,7 +33,7 @@ def _train(args):
     given = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  optimizer=args.optimizer, seed=args.seed, augment=args.augment or None,
                  weight_decay=args.weight_decay, data_root=args.data_root, scheduler=args.scheduler,
-                 clip_grad_norm=args.clip_grad_norm)
+                 clip_grad_norm=args.clip_grad_norm, label_smoothing=args.label_smoothing)
     if args.resume:
         run = RunDirectory(args.resume)
         saved = run.load_config()
@@ -293,6 +293,8 @@ def build_parser():
                        + "; ".join(f"{k}: {v}" for k, v in SCHEDULES.items()).replace("%", "%%"))
     train.add_argument("--clip-grad-norm", type=float, metavar="X",
                        help="scale the gradients down when their total norm exceeds X")
+    train.add_argument("--label-smoothing", type=float, metavar="E",
+                       help="classifiers: train against (1 - E) x one-hot + E / classes (default: per model)")
     train.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
     train.add_argument("--augment", action="store_true",
                        help="random shifts (and flips for Fashion-MNIST) of the training images")

@@ -209,3 +209,100 @@ def test_resume_without_a_checkpoint_says_so(tmp_path, capsys):
     RunDirectory(tmp_path).create().save_config({"model": "mlp", "dataset": "digits", "epochs": 2})
     assert cli.main(["train", "mlp", "--resume", str(tmp_path), "--no-progress"]) == 1
     assert "has not finished an epoch" in capsys.readouterr().err
+
+
+# ---- fault injection: what a user can get wrong ends in a clear message, never a traceback ----
+def _one_line(err):
+    err = err.strip()
+    assert err and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--epochs", "0"], "epochs must be a positive integer, got 0"),
+    (["--batch-size", "-3"], "batch_size must be a positive integer, got -3"),
+    (["--lr", "-1"], "lr must be positive, got -1.0"),
+    (["--lr", "0"], "lr must be positive, got 0.0"),
+    (["--lr", "nan"], "lr must be positive, got nan"),
+    (["--clip-grad-norm", "-1"], "clip_grad_norm must be positive"),
+    (["--label-smoothing", "1.5"], "label_smoothing must be in [0, 1), got 1.5"),
+    (["--max-minutes", "-2"], "max_minutes must be positive"),
+    (["--dataset", "no-such-data"], "unknown dataset 'no-such-data'"),
+])
+def test_bad_training_values_exit_1_with_one_line_and_no_run_directory(tmp_path, capsys, args, message):
+    run = tmp_path / "run"
+    assert cli.main(["train", "mlp", *args, "--out", str(run), "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1 and err.startswith("minidl train:") and message in err, err
+    assert not (run / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize("args", [["--lr", "abc"], ["--scheduler", "bogus"], ["--optimizer", "rmsprop"],
+                                  ["--epochs", "2.5"]])
+def test_malformed_arguments_are_refused_by_the_parser_with_exit_code_2(tmp_path, capsys, args):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train", "mlp", *args, "--out", str(tmp_path / "run")])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"argument {args[0]}" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, capsys, monkeypatch):
+    from minidl.data import load_dataset
+
+    monkeypatch.setenv("MINIDL_DATA", str(tmp_path / "empty"))
+    try:
+        load_dataset("mnist", "train", root=tmp_path / "empty")
+        pytest.skip("MNIST is installed on this machine, so it cannot be missing")
+    except FileNotFoundError:
+        pass
+    run = tmp_path / "run"
+    assert cli.main(["train", "cnn", "--dataset", "mnist", "--data-root", str(tmp_path / "empty"),
+                     "--out", str(run), "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith("minidl train: dataset 'mnist' not found"), err
+    assert str(tmp_path / "empty") in err and "minidl data download mnist" in err
+    assert not run.exists()
+
+
+def test_a_corrupt_dataset_file_names_the_file_and_the_problem(tmp_path, capsys):
+    import gzip
+
+    root = tmp_path / "data" / "mnist"
+    root.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        with gzip.open(root / name, "wb") as fh:
+            fh.write(b"\x00\x00\x08\x03" + b"\x00\x00\x00\x05")      # an image header cut short
+    assert cli.main(["train", "mlp", "--dataset", "mnist", "--data-root", str(tmp_path / "data"),
+                     "--out", str(tmp_path / "run"), "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1 and "read_idx" in err and "train-images-idx3-ubyte.gz" in err, err
+
+
+def test_an_out_directory_inside_a_read_only_place_is_one_line(tmp_path, capsys):
+    import os
+
+    if os.geteuid() == 0:
+        parent = Path("/proc/self")                 # nothing can be created there, even by root
+    else:
+        parent = tmp_path / "locked"
+        parent.mkdir()
+        parent.chmod(0o500)
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(parent / "deeper" / "run"),
+                     "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1 and "cannot write the run directory" in err, err
+
+
+def test_a_diverging_run_through_the_real_command_exits_1_and_writes_no_checkpoint(tmp_path):
+    run = tmp_path / "r"
+    result = subprocess.run([sys.executable, "-m", "minidl.cli", "train", "cnn", "--lr", "1e6",
+                             "--optimizer", "sgd", "--out", str(run), "--no-progress"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr and "RuntimeWarning" not in result.stderr
+    assert "diverged at epoch 1, step" in result.stderr and "learning rate 1e+06" in result.stderr
+    assert "Try a smaller learning rate, e.g. --lr 1e+05" in result.stderr
+    assert not (run / "checkpoint.npz").exists() and not (run / "best.npz").exists()

@@ -31,26 +31,65 @@ def all_finite(checkpoint):
 
 # ---- divergence ----------------------------------------------------------------------
 def test_cli_stops_a_diverging_run_at_the_step_with_epoch_step_and_learning_rate(tmp_path, capsys):
+    """SGD at lr 1e6: the loss goes 2.37 -> 2.35e11 at step 2 and stays finite for
+    the whole epoch; the blow-up rule stops the run there, before any checkpoint."""
     run = tmp_path / "r"
     code = cli.main(["train", "mlp", "--lr", "1e6", "--optimizer", "sgd", "--epochs", "3",
                      "--out", str(run), "--no-progress"])
     assert code == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1, err
-    match = re.search(r"diverged at epoch (\d+), step (\d+) of 43: the (loss|evaluation's test_loss) "
-                      r"is (nan|inf)", err)
+    match = re.search(r"diverged at epoch 1, step (\d+) of 43: the loss blew up to (\S+), more than "
+                      r"10000 times its first value", err)
     assert match, err
+    assert int(match.group(1)) <= 3 and float(match.group(2).rstrip(",")) > 1e4
     assert "learning rate 1e+06" in err and "smaller learning rate" in err and "--lr 1e+05" in err
-    epoch = int(match.group(1))
-    assert epoch < 3                                                   # stopped, did not finish
-    # (with these seeds the weights overflow in the last step of epoch 1, so the test
-    # evaluation is what first sees it; the loss check of every step is tested below)
-    run_dir = RunDirectory(run)
-    if epoch == 1:
-        assert not run_dir.has_checkpoint() and "no checkpoint was written" in err
-    else:                                                              # the last good epoch's, finite
-        assert f"keeps the checkpoint of epoch {epoch - 1}" in err
-        assert run_dir.load_checkpoint()["epoch"] == epoch - 1 and all_finite(run_dir.load_checkpoint())
+    assert "no checkpoint was written" in err
+    assert not RunDirectory(run).has_checkpoint() and not (run / "best.npz").exists()
+
+
+def test_cli_divergence_after_a_good_epoch_leaves_its_checkpoint_files_untouched(tmp_path, monkeypatch,
+                                                                                 capsys):
+    """Fault injection through the command line: the learning rate jumps to 1e6
+    after epoch 1; exit code 1, and checkpoint.npz / best.npz / metrics.json are
+    byte for byte those of epoch 1."""
+    real = classifier.ClassifierTask.evaluate
+    def evaluate_then_raise_lr(self, epoch):
+        figures = real(self, epoch)
+        for group in self.optimizer.param_groups:
+            group["lr"] = 1e6
+        return figures
+
+    real_batches = classifier.ClassifierTask.batches
+    kept = {}
+
+    def batches_remembering_epoch_1_files(self, epoch, seed):
+        if epoch == 2:                                   # epoch 1 is saved; epoch 2 is about to start
+            kept.update({name: (run / name).read_bytes()
+                         for name in ("checkpoint.npz", "best.npz", "metrics.json")})
+        return real_batches(self, epoch, seed)
+
+    monkeypatch.setattr(classifier.ClassifierTask, "evaluate", evaluate_then_raise_lr)
+    monkeypatch.setattr(classifier.ClassifierTask, "batches", batches_remembering_epoch_1_files)
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--optimizer", "sgd", "--lr", "0.05", "--epochs", "3",
+                     "--out", str(run), "--no-progress"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert re.search(r"diverged at epoch 2, step \d+ of 43: the loss (blew up|is (nan|inf))", err), err
+    assert "keeps the checkpoint of epoch 1" in err and "--lr 1e+05" in err
+    assert sorted(kept) == ["best.npz", "checkpoint.npz", "metrics.json"]
+    for name, before in kept.items():
+        assert (run / name).read_bytes() == before, name
+    directory = RunDirectory(run)
+    for name in ("checkpoint.npz", "best.npz"):
+        checkpoint = directory.load_checkpoint(name)
+        assert checkpoint["epoch"] == 1 and all_finite(checkpoint), name
+    assert [r["epoch"] for r in directory.load_metrics()] == [1]
+    # and `minidl eval` reproduces epoch 1's recorded accuracy from what was kept
+    monkeypatch.undo()
+    assert cli.main(["eval", str(run)]) == 0
+    assert "reproduced exactly" in capsys.readouterr().out
 
 
 def test_cli_divergence_prints_no_runtime_warnings_in_a_real_process(tmp_path):
@@ -76,7 +115,7 @@ def test_a_run_that_diverges_in_epoch_2_keeps_the_finite_checkpoint_of_epoch_1(t
 
     monkeypatch.setattr(classifier.ClassifierTask, "evaluate", evaluate_then_raise_lr)
     config = make_config("mlp", epochs=3, optimizer="sgd", lr=0.05)
-    with pytest.raises(TrainingDiverged, match=r"epoch 2, step \d+ of 43: the loss is (nan|inf)") as info:
+    with pytest.raises(TrainingDiverged, match=r"epoch 2, step \d+ of 43: the loss (blew up|is (nan|inf))") as info:
         fit(config, tmp_path / "r", **QUIET)
     assert "keeps the checkpoint of epoch 1" in str(info.value)
     run = RunDirectory(tmp_path / "r")
@@ -348,3 +387,77 @@ def test_a_new_task_gets_checkpoints_best_npz_and_resume_from_the_trainer(tmp_pa
                       log=lambda *a: None).run()
     assert [r["epoch"] for r in resumed["history"]] == [1, 2, 3, 4]
     assert math.isclose(resumed["history"][-1]["distance"], distances[-1] * 0.9 ** 5, rel_tol=1e-3)
+
+
+class PoisonedQuadratic(Quadratic):
+    """Quadratic with a fault planted at step `at` of epoch 1: a NaN gradient, an
+    infinite weight after the update, or a loss multiplied by `scale`."""
+
+    def __init__(self, config, fault, at=3, scale=1.0):
+        super().__init__(config)
+        self.fault, self.at, self.scale, self.step = fault, at, scale, 0
+
+    def train_step(self, batch):
+        self.step += 1
+        figures = super().train_step(batch)
+        if self.step == self.at:
+            if self.fault == "gradient":
+                self.model.weight.grad[...] = np.nan
+            elif self.fault == "weight":
+                self.model.weight.data[...] = np.inf
+            elif self.fault == "loss":
+                figures["loss"] *= self.scale
+        return figures
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("gradient", r"epoch 1, step 3 of 5: the gradient of weight is not finite"),
+    ("weight", r"epoch 1, step 3 of 5: weight is not finite after the update"),
+])
+def test_non_finite_gradients_and_weights_stop_the_run_at_their_step(tmp_path, fault, message):
+    config = make_config("mlp", epochs=2, lr=0.05)
+    trainer = Trainer(PoisonedQuadratic(config, fault), config, tmp_path / "q", progress=False,
+                      log=lambda *a: None)
+    with pytest.raises(TrainingDiverged, match=message) as info:
+        trainer.run()
+    assert info.value.epoch == 1 and info.value.step == 3
+    assert "learning rate 0.05" in str(info.value) and "--lr 0.005" in str(info.value)
+    assert not RunDirectory(tmp_path / "q").has_checkpoint()
+
+
+def test_a_finite_loss_that_blows_up_stops_the_run_and_a_smaller_jump_does_not(tmp_path):
+    """The first loss of Quadratic is (w0 - 3)^2 ~ 9; x 1e5 at step 3 is past the
+    rule's 10,000 x max(1, first loss); x 1000 is not (and the run finishes)."""
+    config = make_config("mlp", epochs=1, lr=0.05)
+    task = PoisonedQuadratic(config, "loss", scale=1e5)
+    with pytest.raises(TrainingDiverged, match=r"step 3 of 5: the loss blew up to .* more than 10000 "
+                                               r"times its first value"):
+        Trainer(task, config, tmp_path / "a", progress=False, log=lambda *a: None).run()
+    task = PoisonedQuadratic(config, "loss", scale=1e3)
+    result = Trainer(task, config, tmp_path / "b", progress=False, log=lambda *a: None).run()
+    assert [r["epoch"] for r in result["history"]] == [1]
+    task = PoisonedQuadratic(config, "loss", scale=1e5)
+    task.blowup_factor = None                                   # a task may turn the rule off
+    result = Trainer(task, config, tmp_path / "c", progress=False, log=lambda *a: None).run()
+    assert [r["epoch"] for r in result["history"]] == [1]
+
+
+def test_the_blowup_rule_compares_with_at_least_1_so_a_small_first_loss_is_no_trap(tmp_path):
+    """A resumed, nearly converged run starts at a tiny loss: a loss of 100 then is
+    not a blow-up (10,000 x max(1, 1e-6) = 10,000)."""
+    config = make_config("mlp", epochs=1, lr=0.05)
+    task = Quadratic(config)
+    task.model.weight.data[...] = 3.0 - 1e-3                    # first loss 1e-6
+    real_step = task.train_step
+    calls = []
+
+    def step(batch):
+        figures = real_step(batch)
+        calls.append(1)
+        if len(calls) == 2:
+            figures["loss"] = 100.0
+        return figures
+
+    task.train_step = step
+    result = Trainer(task, config, tmp_path / "q", progress=False, log=lambda *a: None).run()
+    assert [r["epoch"] for r in result["history"]] == [1]

@@ -40,12 +40,13 @@ def prepare_batch(images, dataset_name, augment=False, rng=None):
     return Tensor(images.astype(np.float32, copy=False))
 
 
-def classifier_step(model, optimizer, images, labels, dataset_name, augment=False, update=None):
+def classifier_step(model, optimizer, images, labels, dataset_name, augment=False, update=None,
+                    label_smoothing=0.0):
     """One optimisation step on a batch; returns (mean loss, number correct).
     `update(optimizer)` replaces optimizer.step() (the Trainer clips there)."""
     inputs = prepare_batch(images, dataset_name, augment)          # (B, C, H, W)
     logits = model(inputs)                                         # (B, classes)
-    loss = F.cross_entropy(logits, labels)
+    loss = F.cross_entropy(logits, labels, label_smoothing=label_smoothing)
     optimizer.zero_grad()
     loss.backward()
     if update is None:
@@ -115,7 +116,8 @@ class ClassifierTask(Task):
     def train_step(self, batch):
         images, labels = batch
         loss, correct = classifier_step(self.model, self.optimizer, images, labels, self.config.dataset,
-                                        self.config.augment, update=self.update)
+                                        self.config.augment, update=self.update,
+                                        label_smoothing=self.config.label_smoothing)
         return dict(loss=loss, accuracy=correct / len(labels), size=len(labels))
 
     def evaluate(self, epoch):
@@ -152,8 +154,9 @@ def fit(config, run_dir, resume=False, progress=True, log=print, plots=True, max
 
     Returns a dict: history (one record per epoch), final (the last test
     evaluation), model, run_dir, best_epoch, stopped. Ctrl-C raises
-    TrainingInterrupted after saying how to resume; a NaN loss raises
-    TrainingDiverged; the checkpoint of the last finished epoch stays valid.
+    TrainingInterrupted after saying how to resume; a diverging step (see
+    minidl.training.loop) raises TrainingDiverged; the checkpoint of the last
+    finished epoch stays valid.
     """
     task = ClassifierTask(config)
     task.plots, task.log = plots, log

@@ -36,6 +36,7 @@ class TrainConfig:
     kind: str = "classifier"
     scheduler: str = None          # None, or a name of minidl.optim.lr_scheduler.SCHEDULES
     clip_grad_norm: float = None   # clip the gradients' total norm to this before each step
+    label_smoothing: float = 0.0   # classifiers: cross-entropy against (1 - e) one-hot + e / classes
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -51,6 +52,8 @@ class TrainConfig:
             raise ValueError(f"train: unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULES)}")
         if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
             raise ValueError(f"train: clip_grad_norm must be positive, got {self.clip_grad_norm!r}")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"train: label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
 
     def to_dict(self):
         return dataclasses.asdict(self)

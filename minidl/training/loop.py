@@ -41,9 +41,26 @@ The Trainer owns everything else, once for every task:
   epoch is dropped, the last finished one kept, resumable) but returns
   normally, with result["stopped"] == "time budget"; an epoch is not started
   when the previous one took longer than the time left;
-- divergence: a loss that is NaN or infinite stops the run at that step with
-  TrainingDiverged, naming epoch, step and learning rate; weights that are
-  not finite are never written to a checkpoint;
+- divergence, checked after every step: the run stops at that step with
+  TrainingDiverged, naming epoch, step and learning rate and suggesting a
+  smaller one, when
+    1. a loss is NaN or infinite; or
+    2. a gradient, a parameter or a buffer (batch-norm statistics) is NaN or
+       infinite after the update (the next step's loss would be); or
+    3. a loss exceeds `blowup_factor` (10,000) times max(1, its first value
+       in this session): the loss has blown up while still finite.
+  Rule 3 is what catches a too-large learning rate early: with SGD at lr 1e6
+  an MLP's weights grow ~1000x per step, its loss goes 2.3 -> 1.9e11 -> 5e22
+  and stays finite for the whole epoch, while its ReLUs die. The rule is
+  sound for the losses minidl trains with (cross-entropy and binary
+  cross-entropy, mean over the batch): the first loss of a run is about
+  log(classes), a mean cross-entropy of 10,000 needs logits that are wrong
+  by 10,000 on average, and no run that is learning passes through that.
+  Resumed runs compare with their first resumed step, which is smaller,
+  hence the floor of 1. A task whose loss has another scale sets its own
+  `blowup_factor` (None turns rule 3 off).
+  Weights that are not finite are never written to a checkpoint: checkpoints
+  are written only after an epoch whose every step passed these checks;
 - learning-rate schedules (config.scheduler): one scheduler per optimizer,
   stepped after every optimisation step, saved in the checkpoint;
 - gradient clipping (config.clip_grad_norm): applied by `Task.update`.
@@ -102,6 +119,7 @@ class Task:
     metric = None
     maximize = True
     unit = "samples"              # what "size" counts: the progress bar shows <unit>/s
+    blowup_factor = 1e4           # a loss above this x max(1, its first value) has diverged
     clip_grad_norm = None         # set by the Trainer from config.clip_grad_norm
 
     # ---- what a task supplies -------------------------------------------------
@@ -161,6 +179,18 @@ def non_finite_weights(model):
             if np.issubdtype(np.asarray(value).dtype, np.floating) and not np.all(np.isfinite(value))]
 
 
+def first_non_finite(named_arrays):
+    """The name of the first array of (name, ndarray) pairs holding NaN or inf,
+    or None. One sum per array (a NaN or inf anywhere makes the sum non-finite);
+    only a sum that overflowed is rechecked element by element."""
+    for name, array in named_arrays:
+        if array is None or array.dtype.kind != "f":
+            continue
+        if not np.isfinite(array.sum()) and not np.all(np.isfinite(array)):
+            return name
+    return None
+
+
 def format_duration(seconds):
     """12 -> '0:12', 754 -> '12:34', 4000 -> '1:06:40'."""
     seconds = max(0, int(round(seconds)))
@@ -203,6 +233,7 @@ class Trainer:
         self.directory = RunDirectory(run_dir)
         self.resume, self.progress, self.log, self.max_minutes = resume, progress, log, max_minutes
         task.clip_grad_norm = getattr(config, "clip_grad_norm", None)
+        self.first_losses = {}        # each loss's first value in this session (divergence rule 3)
         self.schedulers = make_schedulers(config, task.optimizers, len(task.batches(1, 0)))
 
     # ---- the parts -------------------------------------------------------------
@@ -250,6 +281,27 @@ class Trainer:
             f"(learning rate {lr:.3g}); {kept}. Try a smaller learning rate, e.g. --lr {lr / 10:.3g}",
             self.directory.path, epoch, step)
 
+    def check_step(self, figures):
+        """What went wrong in the step that gave `figures` (the three rules of
+        the module docstring), or None."""
+        task = self.task
+        for name in task.losses:
+            value = float(figures[name])
+            if not math.isfinite(value):
+                return f"the {name} is {value}"
+            start = self.first_losses.setdefault(name, value)
+            if task.blowup_factor and value > task.blowup_factor * max(1.0, abs(start)):
+                return (f"the {name} blew up to {value:.3g}, more than {task.blowup_factor:g} times "
+                        f"its first value {start:.3g}")
+        named = list(task.model.named_parameters())
+        bad = first_non_finite((name, param.grad) for name, param in named)
+        if bad:
+            return f"the gradient of {bad} is not finite"
+        bad = first_non_finite((name, tensor.data) for name, tensor in named + list(task.model.named_buffers()))
+        if bad:
+            return f"{bad} is not finite after the update"
+        return None
+
     def stop_message(self, reason):
         """`reason`, what the run directory keeps, and how to continue."""
         done = self.directory.load_checkpoint()["epoch"] if self.directory.has_checkpoint() else 0
@@ -273,9 +325,9 @@ class Trainer:
                 with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
                     figures = task.train_step(batch)
                 done += 1
-                for name in task.losses:
-                    if not math.isfinite(figures[name]):
-                        raise self.diverged(epoch, done, steps, f"the {name} is {figures[name]}")
+                problem = self.check_step(figures)
+                if problem:
+                    raise self.diverged(epoch, done, steps, problem)
                 for scheduler in self.schedulers:
                     scheduler.step()
                 size = int(figures.get("size", 1))
