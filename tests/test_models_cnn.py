@@ -149,17 +149,15 @@ def test_checkpoint_round_trip_gives_identical_outputs(name, tmp_path):
 
 
 # Measured with the registered defaults (AdamW lr 2e-3, weight decay 0.05, batch 32,
-# 15 epochs), final-epoch test accuracy on the 450 test digits, seeds 0-4:
-# 98.44%, 98.44%, 98.22%, 98.00%, 97.33% (median 98.22%). The target of 98.5% at
-# every seed is NOT met: no recipe tried (dropout 0.25 for 20 epochs; lr 1e-3 for
-# 20 epochs; see minidl/models/cnn.py for earlier attempts) reached it at all five
-# seeds (their medians: 98.44% and 98.22%). The figures move with the CPU's
-# floating-point code paths: with OpenBLAS and Numba restricted to AVX2 code
-# (OPENBLAS_CORETYPE=Haswell NUMBA_CPU_NAME=haswell) the same seeds give 98.00%,
-# 98.22%, 98.22%, 98.00%, 98.00% (median 98.00%). The test asserts floors below
-# both sets of figures.
-FLOOR_EACH_SEED = 0.970        # below every measured seed (worst 97.33%), above logistic regression's 96.9%
-FLOOR_MEDIAN = 0.9775          # below both measured medians (98.22%, 98.00%): 440 of 450 test digits
+# 15 epochs, label smoothing 0.1, cosine learning-rate decay; chosen on a validation
+# split of the training digits, benchmarks/cnn_digits_recipe.py), final-epoch test
+# accuracy on the 450 test digits, seeds 0-4: 98.89%, 98.89%, 98.89%, 98.22%, 98.89%
+# (median 98.89%; docs/results/cnn_digits_test.md). The target of 98.5% at every
+# seed is NOT met: seed 3 misreads 8 digits, 2 more than the target allows.
+# The figures move with the CPU's floating-point code paths, so the floors sit
+# below the measured figures rather than on them.
+FLOOR_EACH_SEED = 0.978        # 10 errors of 450; the worst measured seed made 8
+FLOOR_MEDIAN = 0.984           # 7 errors of 450; the measured median made 5
 TARGET = 0.985                 # the target, not met
 
 
@@ -167,8 +165,8 @@ TARGET = 0.985                 # the target, not met
 def test_cnn_on_digits_with_the_default_recipe_reaches_the_floor_at_seeds_0_to_4():
     """The registered defaults of `minidl train cnn`, run through the CLI's own
     training code (minidl.training.classifier.fit) at seeds 0-4. Target 98.5% at
-    every seed: NOT met (see the figures above); asserted: every seed >= 97.0%
-    and the median >= 97.75%. The per-seed figures are printed."""
+    every seed: NOT met (seed 3 reaches 98.22%, see the figures above); asserted:
+    every seed >= 97.8% and the median >= 98.4%. The per-seed figures are printed."""
     import tempfile
 
     from minidl.training.classifier import fit

@@ -173,3 +173,67 @@ def test_classic_gan_defaults_give_confident_samples_of_every_class(tmp_path):
     assert quality["confident_fraction"] >= 0.60, figure
     assert quality["min_class_share"] >= 0.04, figure
     assert quality["frechet_generated"] <= 0.05 * quality["frechet_noise_ceiling"], figure
+
+
+# ---- the moving average of G's weights (ema_decay) ------------------------------------
+def test_the_generator_average_follows_the_written_out_formula():
+    """update t: average <- d_t * average + (1 - d_t) * G, d_t = min(decay, (1 + t) / (10 + t)),
+    for parameters and float buffers; the int counter of batch norm is copied."""
+    mdl.manual_seed(0)
+    model = GAN(GANConfig(image_size=8, latent_dim=8, width=8), kind="dcgan", ema_decay=0.9)
+    expected = {k: v.astype(np.float64) for k, v in model.generator.state_dict().items()}
+    rng = np.random.default_rng(1)
+    for t in range(1, 40):
+        for name, tensor in model.generator._state_targets().items():       # G moves
+            if tensor.data.dtype.kind == "f":
+                tensor.data[...] = rng.standard_normal(tensor.data.shape)
+            else:
+                tensor.data[...] = t
+        model.update_average()
+        d = min(0.9, (1 + t) / (10 + t))
+        for name, value in model.generator.state_dict().items():
+            expected[name] = d * expected[name] + (1 - d) * value if value.dtype.kind == "f" else value
+    assert int(model.average_updates.data) == 39
+    for name, value in model.generator_average.state_dict().items():
+        np.testing.assert_allclose(value, expected[name], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_samples_come_from_the_average_not_from_the_current_generator():
+    mdl.manual_seed(0)
+    model = GAN(GANConfig(image_size=8, latent_dim=8, width=8), kind="dcgan", ema_decay=0.999)
+    z = model.noise(4, np.random.default_rng(0))
+    before = model.sample(z=z)
+    for param in model.generator.parameters():
+        param.data[...] = 0.0                                 # G changes; its average has not been updated
+    np.testing.assert_array_equal(model.sample(z=z), before)
+    model.generator_average.eval()
+    with mdl.no_grad():
+        direct = model.generator_average(Tensor(z)).data
+    np.testing.assert_array_equal(before, direct)
+
+
+def test_a_gan_without_an_average_refuses_to_update_one_and_bad_decays_are_refused():
+    model = GAN(GANConfig(image_size=8, latent_dim=8, width=8), kind="mlp")
+    assert model.generator_average is None and not any("average" in k for k in model.state_dict())
+    with pytest.raises(ValueError, match="keeps no average"):
+        model.update_average()
+    for decay in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="ema_decay must be in"):
+            GAN(GANConfig(image_size=8, latent_dim=8, width=8), ema_decay=decay)
+
+
+def test_training_updates_the_dcgan_average_once_per_step_and_checkpoints_it(tmp_path):
+    from minidl.training.config import make_config
+    from minidl.training.gan import fit_gan
+    from minidl.training.run_directory import RunDirectory
+
+    config = make_config("dcgan", dataset="digits", epochs=1, batch_size=128)
+    result = fit_gan(config, tmp_path / "r", progress=False, log=lambda *a: None, quality=False)
+    steps = result["history"][0]["steps"]
+    assert int(result["model"].average_updates.data) == steps == 1347 // 128
+    saved = RunDirectory(tmp_path / "r").load_checkpoint()["model"]
+    assert int(saved["average_updates"]) == steps
+    for name, value in result["model"].generator_average.state_dict().items():
+        np.testing.assert_array_equal(saved[f"generator_average.{name}"], value, err_msg=name)
+    live = result["model"].generator.state_dict()
+    assert any(not np.array_equal(live[k], v) for k, v in result["model"].generator_average.state_dict().items())

@@ -219,3 +219,26 @@ def test_a_conv_first_model_gets_filter_and_feature_map_plots(tmp_path, monkeypa
     fit(make_config("tiny-cnn", epochs=1), tmp_path / "run", progress=False, log=lambda *a: None)
     for name in ("curves", "confusion_matrix", "misclassified", "filters", "feature_maps"):
         assert (tmp_path / "run" / f"{name}.png").stat().st_size > 1000, name
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_the_classifier_step_trains_on_the_configured_label_smoothing(smoothing):
+    """The loss of ClassifierTask's step equals smoothed cross-entropy written out
+    in NumPy: -(1 - e) log p[y] - e * mean over classes of log p."""
+    config = make_config("mlp", label_smoothing=smoothing, batch_size=16)
+    task = classifier.ClassifierTask(config)
+    task.clip_grad_norm = None
+    images, labels = next(iter(task.batches(1, seed=3)))
+    with mdl.no_grad():
+        logits = task.model(classifier.prepare_batch(images, "digits")).data.astype(np.float64)
+    log_p = logits - logits.max(axis=1, keepdims=True)
+    log_p -= np.log(np.exp(log_p).sum(axis=1, keepdims=True))                 # (B, classes)
+    y = np.asarray(getattr(labels, "data", labels))
+    expected = np.mean(-(1 - smoothing) * log_p[np.arange(len(y)), y] - smoothing * log_p.mean(axis=1))
+    figures = task.train_step((images, labels))
+    assert figures["loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_label_smoothing_outside_0_to_1_is_refused():
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\)"):
+        make_config("mlp", label_smoothing=1.0)

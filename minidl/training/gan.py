@@ -28,7 +28,7 @@ from .. import optim, viz
 from ..autograd.tensor import Tensor
 from ..data import DataLoader, load_dataset
 from ..metrics import classifier_outputs, classifier_report, frechet_distance
-from .config import TrainConfig, make_config
+from .config import TrainConfig
 from .loop import Task, Trainer
 from .run_directory import RunDirectory
 
@@ -119,6 +119,8 @@ class GANTask(Task):
         images, _ = batch
         real = images.data * 2.0 - 1.0                                  # (B, C, S, S) in [-1, 1]
         figures = train_step(self.model, self.optimizer, real, self.model.noise(len(real)), self.update)
+        if self.model.generator_average is not None:
+            self.model.update_average()
         return dict(figures, size=len(real))
 
     def after_epoch(self, run, record, history):
@@ -168,19 +170,25 @@ def plot_gan_curves(history, path):
     return path
 
 
-# Epochs of the reference CNN where `minidl train cnn`'s default would take too long
-# for a metric (60,000 images; one epoch is enough for useful features).
+# Epochs of the reference CNN where the recipe's 15 would take too long for a
+# metric (60,000 images; one epoch is enough for useful features).
 REFERENCE_EPOCHS = {"mnist": 1, "fashion-mnist": 1}
+# The reference CNN's own recipe, fixed so that GAN figures stay comparable when
+# `minidl train cnn`'s defaults change. No label smoothing: smoothing by e caps
+# the probability the CNN gives any class near 1 - e + e / 10, which would make
+# "confidence >= 0.9" a statement about the smoothing, not about the samples.
+REFERENCE_RECIPE = dict(model="cnn", kind="classifier", epochs=15, batch_size=32, optimizer="adamw",
+                        lr=2e-3, weight_decay=0.05, label_smoothing=0.0, scheduler=None, augment=False)
 
 
 def reference_classifier(config, run, log=print):
     """A CNN trained on the same dataset (kept in run/classifier), for the metrics:
-    `minidl train cnn`'s defaults, with REFERENCE_EPOCHS for the large datasets."""
+    REFERENCE_RECIPE, with REFERENCE_EPOCHS for the large datasets."""
     from .classifier import fit as fit_classifier, new_model, load_data
 
     folder = run.file("classifier")
-    cnn_config = make_config("cnn", dataset=config.dataset, seed=config.seed,
-                             data_root=config.data_root, epochs=REFERENCE_EPOCHS.get(config.dataset))
+    recipe = dict(REFERENCE_RECIPE, epochs=REFERENCE_EPOCHS.get(config.dataset, REFERENCE_RECIPE["epochs"]))
+    cnn_config = TrainConfig(dataset=config.dataset, seed=config.seed, data_root=config.data_root, **recipe)
     sub = RunDirectory(folder)
     if sub.has_checkpoint() and sub.load_checkpoint()["epoch"] >= cnn_config.epochs:
         train_set, _ = load_data(cnn_config)
