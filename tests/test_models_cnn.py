@@ -213,3 +213,31 @@ def test_summary_counts_own_parameters_of_containers_and_attention():
     assert rows["(model)"]["params"] == 8
     assert sum(row["params"] for row in table.rows) == table.total_params == \
         sum(p.data.size for p in model.parameters())
+
+
+def _fashion_mnist_or_skip():
+    from minidl.data import load_dataset
+
+    try:
+        load_dataset("fashion-mnist", "test")
+    except FileNotFoundError as error:
+        pytest.skip(f"Fashion-MNIST is not installed ({str(error).splitlines()[0]}); "
+                    "`apt-get install dataset-fashion-mnist` or `minidl data download fashion-mnist`")
+
+
+@pytest.mark.slow
+def test_cnn_on_fashion_mnist_reaches_90_percent_in_3_epochs_with_the_defaults(tmp_path):
+    """`minidl train cnn --dataset fashion-mnist --epochs 3` with every other setting
+    at its default, through the CLI's training code: target >= 90% test accuracy
+    on the 10,000 test images. Measured 90.87% (docs/results/cnn_fashion_mnist_3.md,
+    benchmarks/cnn_fashion_mnist.py 3)."""
+    from minidl.training.classifier import fit
+    from minidl.training.config import make_config
+
+    _fashion_mnist_or_skip()
+    config = make_config("cnn", dataset="fashion-mnist", epochs=3)
+    result = fit(config, tmp_path / "run", progress=False, plots=False, log=lambda *a: None)
+    accuracies = [r["test_acc"] for r in result["history"]]
+    figure = "cnn on fashion-mnist, 3 epochs: test accuracy per epoch " + ", ".join(f"{a:.2%}" for a in accuracies)
+    print(figure)
+    assert len(accuracies) == 3 and accuracies[-1] >= 0.90, figure
