@@ -42,6 +42,29 @@ def test_unet_skip_connections_carry_fine_detail():
     assert changed.min(axis=0).tolist() == [14, 14] and changed.max(axis=0).tolist() == [18, 18]
 
 
+def test_seg_vit_token_grid_round_trip_keeps_every_patch_in_place():
+    """to_tokens then to_map is the identity, token r * g + c is patch (r, c), and the
+    patch embedding's token for a patch depends on that patch's pixels (not a scrambled one)."""
+    mdl.manual_seed(0)
+    model = build_model("seg-vit", (1, 32, 32), 11)
+    grid = model.grid
+    cells = np.arange(2 * 3 * grid * grid, dtype=np.float32).reshape(2, 3, grid, grid)
+    tokens = model.to_tokens(mdl.tensor(cells))                        # (2, g * g, 3)
+    assert tokens.shape == (2, grid * grid, 3)
+    row, column = 5, 2
+    assert np.array_equal(tokens.data[:, row * grid + column], cells[:, :, row, column])
+    assert np.array_equal(model.to_map(tokens).data, cells)
+    model.eval()
+    x = np.zeros((1, 1, 32, 32), dtype=np.float32)
+    y = x.copy()
+    y[0, 0, 4 * row + 1, 4 * column + 1] = 1.0                        # a pixel inside patch (5, 2)
+    with mdl.no_grad():
+        a = model.patch_embedding(mdl.tensor(x)).data
+        b = model.patch_embedding(mdl.tensor(y)).data
+    moved = np.argwhere(np.abs(a - b).max(axis=1)[0] > 0)
+    assert [row, column] in moved.tolist() and len(moved) <= 4          # its patch (and overlapping windows)
+
+
 def test_intensity_baseline_finds_strokes_but_not_digits():
     train, test = load_scenes("digit-scenes", "train"), load_scenes("digit-scenes", "test")
     baseline = segmentation.intensity_baseline(train, test)

@@ -210,6 +210,20 @@ tutorial.show(plot_iou_per_class(unet_result["iou"], out("unet_iou.png"), baseli
 # 8x8 map, are brought to 32x32 with `F.interpolate(mode="bilinear")` and
 # joined with one convolution of the image itself (fine detail the coarse
 # tokens cannot hold); a small convolutional decoder gives the 11 scores.
+# A linear **token head** adds each token's own 11 class scores, upsampled
+# the same way.
+#
+# Why the token head, and BatchNorm on the input and in the decoder: the
+# loss first drops by finding the strokes ("ink, some digit"), which the
+# image convolution alone can do. Training then sits on a plateau where every
+# digit gets the same score. Without the token head, the only path from the
+# tokens (which know the digit) to the scores ran through the decoder's two
+# weight matrices, both small there, so the gradient telling the digits apart
+# was a product of two small numbers: the same network (identical, forward
+# and backward, to a PyTorch twin, which stalls the same way) stayed on the
+# plateau, its mIoU hardly above the intensity rule's. The token head is a short path;
+# the BatchNorms keep the small class signal from being drowned by the
+# mostly-black input.
 
 # %%
 mdl.manual_seed(0)
