@@ -112,3 +112,68 @@ def test_seg_vit_default_training_reaches_its_measured_floor(tmp_path):
                f"(target 0.75 not met; intensity baseline {result['baseline']['miou']:.3f})")
     print(message)
     assert last["test_miou"] >= 0.08 and last["test_pixel_accuracy"] >= 0.90, message
+
+
+def test_seg_vit_forward_and_gradients_match_a_pytorch_twin():
+    """The whole segmenter against the same network written in PyTorch with the same
+    weights, on real scenes in training mode (BatchNorm on batch statistics): logits,
+    loss and the gradient of every parameter agree."""
+    torch = pytest.importorskip("torch")
+    tnn, TF = torch.nn, torch.nn.functional
+    mdl.manual_seed(0)
+    ours = build_model("seg-vit", (1, 32, 32), 11)
+    dim, width = ours.dim, ours.decoder[0].out_channels
+
+    class Twin(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.input_norm = tnn.BatchNorm2d(1)
+            self.patch_embedding = tnn.Conv2d(1, dim, 8, stride=4, padding=2)
+            self.position = tnn.Parameter(torch.zeros(64, dim))
+            self.layers = tnn.ModuleList([tnn.TransformerEncoderLayer(
+                dim, 4, 128, 0.0, activation="gelu", batch_first=True, norm_first=True) for _ in range(4)])
+            self.norm = tnn.LayerNorm(dim)
+            self.token_head = tnn.Linear(dim, 11)
+            self.detail = tnn.Conv2d(1, width, 3, padding=1)
+            self.decoder0 = tnn.Conv2d(dim + width, width, 3, padding=1, bias=False)
+            self.decoder1 = tnn.BatchNorm2d(width)
+            self.decoder3 = tnn.Conv2d(width, 11, 1)
+
+        def forward(self, images):
+            n, x = len(images), self.input_norm(images)
+            tokens = self.patch_embedding(x).flatten(2).transpose(1, 2) + self.position
+            for layer in self.layers:
+                tokens = layer(tokens)
+            tokens = self.norm(tokens)
+
+            def up(t):
+                return TF.interpolate(t.transpose(1, 2).reshape(n, -1, 8, 8), size=(32, 32),
+                                      mode="bilinear", align_corners=False)
+            joined = torch.cat([up(tokens), TF.relu(self.detail(x))], 1)
+            return self.decoder3(TF.relu(self.decoder1(self.decoder0(joined)))) + up(self.token_head(tokens))
+
+    twin = Twin()
+    names = {"position": "position_embedding.weight", "decoder0.weight": "decoder.0.weight",
+             "decoder1.weight": "decoder.1.weight", "decoder1.bias": "decoder.1.bias",
+             "decoder3.weight": "decoder.3.weight", "decoder3.bias": "decoder.3.bias",
+             "detail.weight": "detail.0.weight", "detail.bias": "detail.0.bias"}
+    ours_parameters = dict(ours.named_parameters())
+    twin_parameters = dict(twin.named_parameters())
+    assert len(ours_parameters) == len(twin_parameters)
+    with torch.no_grad():
+        for name, parameter in twin_parameters.items():
+            parameter.copy_(torch.from_numpy(np.array(ours_parameters[names.get(name, name)].data)))
+    scenes = load_scenes("digit-scenes", "train")
+    images, masks = np.array(scenes.images[:4]), np.array(scenes.masks[:4])
+    logits = ours(mdl.tensor(images))
+    loss = mdl.functional.cross_entropy(logits, mdl.tensor(masks))
+    loss.backward()
+    their_logits = twin(torch.from_numpy(images))
+    their_loss = TF.cross_entropy(their_logits, torch.from_numpy(masks))
+    their_loss.backward()
+    np.testing.assert_allclose(logits.data, their_logits.detach().numpy(), atol=2e-5)
+    assert abs(loss.item() - their_loss.item()) < 1e-5
+    for name, parameter in twin_parameters.items():
+        expected = parameter.grad.numpy()
+        np.testing.assert_allclose(ours_parameters[names.get(name, name)].grad, expected,
+                                   atol=1e-5 + 1e-3 * np.abs(expected).max(), err_msg=name)
