@@ -103,15 +103,15 @@ def test_unet_default_training_reaches_the_miou_target(tmp_path):
 @pytest.mark.slow
 def test_seg_vit_default_training_reaches_its_measured_floor(tmp_path):
     """The issue's target for seg-vit is mIoU >= 0.75; it is NOT met: with the default
-    settings the Transformer finds the strokes but not which digit they belong to
-    (benchmarks/results/segmentation.md). This asserts the floor it does reach."""
+    settings it reaches 0.717 (benchmarks/results/segmentation.md), overfitting its 1000
+    training scenes. This asserts the floor it does reach, far above the intensity rule."""
     result = segmentation.fit(make_config("seg-vit"), tmp_path / "seg-vit", progress=False,
                               log=lambda *a: None, plots=False)
     last = result["history"][-1]
     message = (f"seg-ViT test mIoU {last['test_miou']:.3f}, pixel accuracy {last['test_pixel_accuracy']:.2%} "
                f"(target 0.75 not met; intensity baseline {result['baseline']['miou']:.3f})")
     print(message)
-    assert last["test_miou"] >= 0.08 and last["test_pixel_accuracy"] >= 0.90, message
+    assert last["test_miou"] >= 0.69 and last["test_pixel_accuracy"] >= 0.975, message
 
 
 def test_seg_vit_forward_and_gradients_match_a_pytorch_twin():
