@@ -21,7 +21,8 @@
 #    a 5x5 window: both find the strokes, neither knows which digit they are;
 # 4. `F.interpolate`, the op that brings coarse maps back to full size;
 # 5. a **U-Net** (convolutions at three scales joined by skip connections);
-# 6. a **Transformer segmenter** (ViT tokens, a light convolutional decoder).
+# 6. a **Transformer segmenter** (ViT tokens, a per-token class head and a light
+#    convolutional decoder).
 #
 # Run it as a script (`python tutorials/08_segmentation.py`) or as a notebook
 # (jupytext). `MINIDL_QUICK=1` trains on a few scenes for a few steps, so the
