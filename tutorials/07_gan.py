@@ -160,8 +160,9 @@ tutorial.show(fig, "generator_losses.png")
 # a moving average of G's weights, updated after every step
 # (average <- 0.999 average + 0.001 G, with a faster start) and draws its
 # samples from the average: with 300 epochs instead of 200 that raised the
-# share of samples the reference CNN reads confidently from 79% to 86%, and
-# lowered the Frechet distance from 20 to 14 (`docs/results/gan/dcgan_recipe.md`,
+# share of samples the reference CNN reads confidently from 79% to 82-86%, and
+# lowered the Frechet distance from 20 to 14-19 (the ranges are one seed on two
+# floating-point code paths; `docs/results/gan/dcgan_recipe.md`,
 # where one-sided label smoothing, which the dense GAN below needs, made the
 # DCGAN worse).
 # We track s(D(x)) and s(D(G(z))): if both hover near 0.5, neither player

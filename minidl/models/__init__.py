@@ -99,7 +99,7 @@ register("pixel-gpt", build_pixel_gpt, gpt_training.fit_gpt, kind="generator", s
          dataset="digits", epochs=10, batch_size=32, optimizer="adamw", lr=3e-3)
 register("dcgan", build_dcgan, gan_training.fit_gan, kind="generator", sampler=gan_training.sample_from_run,
          description="DCGAN: ConvTranspose2d+BatchNorm generator, Conv2d+LeakyReLU discriminator",
-         epochs=300, batch_size=64, optimizer="adam", lr=5e-4)   # digits: 86% confident, see docs/results/gan/
+         epochs=300, batch_size=64, optimizer="adam", lr=5e-4)   # digits: 82-86% confident, see docs/results/gan/
 register("gan", build_mlp_gan, gan_training.fit_gan, kind="generator", sampler=gan_training.sample_from_run,
          description="the classic fully connected GAN: batch norm in G, dropout in D, label smoothing 0.9",
          epochs=150, batch_size=64, optimizer="adam", lr=2e-4)

@@ -11,8 +11,8 @@ r = model.real_label (1, or 0.9 for the dense GAN: label smoothing). The
 DCGAN paper's lr is 2e-4; the registry's "dcgan" uses 5e-4 for 300 epochs and
 draws its samples from a moving average of G's weights (`GAN.update_average`,
 called after every step): on the 8x8 digits that raised the share of samples
-the reference CNN classifies confidently from 79% to 86%
-(docs/results/gan/dcgan_recipe.md).
+the reference CNN classifies confidently from 79% to 82-86% (the two figures
+are the same seed on two floating-point code paths; docs/results/gan/dcgan_recipe.md).
 D(x) and D(G(z)) (as probabilities) are tracked: near 0.5 both when the game
 is balanced; D(G(z)) near 0 means D wins outright and G gets little signal.
 
