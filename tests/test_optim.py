@@ -127,6 +127,29 @@ def test_adam_on_arrays_matches_the_elementwise_reference(cls, decoupled):
     np.testing.assert_allclose(p.data, expected, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("cls, decoupled", [(optim.Adam, False), (optim.AdamW, True)])
+def test_adam_with_many_parameters_matches_the_reference_for_each(cls, decoupled):
+    # step() reuses scratch space across parameters of different sizes and
+    # dtypes (growing it when a larger one comes): each must still get its own update
+    rng = np.random.default_rng(3)
+    shapes = [(2,), (5, 3), (), (3,), (4, 2, 2)]
+    dtypes = [np.float64, np.float32, np.float64, np.float32, np.float64]
+    starts = [rng.standard_normal(s) for s in shapes]
+    grads = [[rng.standard_normal(s) for s in shapes] for _ in range(4)]
+    params = [nn.Parameter(p0.astype(d)) for p0, d in zip(starts, dtypes)]
+    opt = cls(params, lr=0.05, betas=(0.8, 0.95), eps=1e-6, weight_decay=0.1)
+    for step_grads in grads:
+        for p, g, d in zip(params, step_grads, dtypes):
+            p.grad = g.astype(d)
+        opt.step()
+    for i, (p, p0, d) in enumerate(zip(params, starts, dtypes)):
+        own = [step_grads[i].astype(d).astype(np.float64) for step_grads in grads]
+        expected = adam_reference(p0.astype(d).astype(np.float64), own, 0.05, 0.8, 0.95, 1e-6, 0.1, decoupled)
+        tolerance = 1e-12 if d == np.float64 else 1e-5
+        assert p.dtype == d
+        np.testing.assert_allclose(p.data.ravel(), expected, rtol=tolerance, atol=tolerance)
+
+
 # ---- behaviour shared by all -----------------------------------------------------------
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
                                   lambda ps: optim.Adam(ps), lambda ps: optim.AdamW(ps)])

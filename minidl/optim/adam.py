@@ -23,6 +23,7 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay))
+        self._buffers = {}                 # dtype -> scratch space of step() (see _scratch)
 
     def _check_hyper(self, group):
         super()._check_hyper(group)
@@ -51,17 +52,36 @@ class Adam(Optimizer):
                     state["exp_avg_sq"] = np.zeros_like(p.data)    # v
                 state["step"] += 1
                 t, m, v = state["step"], state["exp_avg"], state["exp_avg_sq"]
+                # Two scratch arrays shaped like p, reused across parameters and
+                # steps: every line below writes into memory that already exists.
+                work, update = self._scratch(p.data)
 
                 if weight_decay != 0:
                     if self.decoupled_weight_decay:
                         p.data *= 1 - lr * weight_decay            # p -= lr * wd * p
                     else:
-                        g = g + weight_decay * p.data
+                        np.multiply(p.data, weight_decay, out=update)
+                        g = np.add(g, update, out=update)          # g + wd * p
                 m *= beta1
-                m += (1 - beta1) * g
+                np.multiply(g, 1 - beta1, out=work)
+                m += work                                          # m = beta1 m + (1 - beta1) g
                 v *= beta2
-                v += (1 - beta2) * g * g
+                np.multiply(g, 1 - beta2, out=work)
+                work *= g
+                v += work                                          # v = beta2 v + (1 - beta2) g^2
                 bias_correction1 = 1 - beta1 ** t
                 bias_correction2 = 1 - beta2 ** t
-                denom = np.sqrt(v) / math.sqrt(bias_correction2) + eps
-                p.data -= (lr / bias_correction1) * m / denom
+                denom = np.sqrt(v, out=work)
+                denom /= math.sqrt(bias_correction2)
+                denom += eps                                       # sqrt(v_hat) + eps
+                np.multiply(m, lr / bias_correction1, out=update)
+                update /= denom                                    # lr m_hat / (sqrt(v_hat) + eps)
+                p.data -= update
+
+    def _scratch(self, like):
+        """Two arrays shaped like `like`: views into buffers kept per dtype and
+        grown to the largest parameter (not part of the state: nothing to save)."""
+        flat = self._buffers.get(like.dtype)
+        if flat is None or flat.shape[1] < like.size:
+            flat = self._buffers[like.dtype] = np.empty((2, like.size), like.dtype)
+        return flat[0, :like.size].reshape(like.shape), flat[1, :like.size].reshape(like.shape)
