@@ -4,7 +4,17 @@
     import minidl.functional as F
     from minidl import nn, optim
 """
-import numpy as np
+import os as _os
+import sys as _sys
+
+# NumPy's OpenBLAS reads this once, when NumPy loads it: its idle threads then
+# sleep after a few microseconds instead of busy-waiting, so Numba's kernels
+# can use the cores between two matrix products (see minidl/threads.py).
+_blas_timeout_set_before_numpy = "numpy" not in _sys.modules
+if _blas_timeout_set_before_numpy:
+    _os.environ.setdefault("OPENBLAS_THREAD_TIMEOUT", "4")
+
+import numpy as np  # noqa: E402
 
 from .autograd import (  # noqa: F401
     Tensor, Function, tensor, no_grad, enable_grad, set_grad_enabled,

@@ -1,4 +1,8 @@
-"""Benchmark: training the Keras-example CNN on Fashion-MNIST, minidl next to PyTorch.
+"""Benchmark: training the Keras-example CNN on Fashion-MNIST, minidl next to
+PyTorch, both in this one process (a quick look: the tables in
+benchmarks/results/ time one step of each library in its own fresh process,
+`minidl bench cnn_step`, because one library's spinning threads slow the
+other down in a shared process; see the README's "Benchmarks").
 
     python -m minidl.bench.cnn_epoch                     # 200 steps of batch 32, thread configs 1:1 2:1 2:2
     python -m minidl.bench.cnn_epoch --steps 400 --configs 2:1
@@ -27,9 +31,8 @@ closest thing to an unloaded measurement.
 
 Thread configurations are written THREADS:BLAS. THREADS is Numba's thread
 count for minidl's parallel kernels and `torch.set_num_threads` for torch;
-BLAS is the number of threads minidl's NumPy matrix products may use. `2:1` is
-what `minidl train` does (minidl/threads.py keeps BLAS to one
-thread while Numba's pool has the cores); `2:2` lets both pools use both cores.
+BLAS is the number of threads minidl's NumPy matrix products may use
+(`minidl train` lets both pools use every core, taking turns; minidl/threads.py).
 torch runs its whole step on its own intra-op pool of THREADS threads.
 
 torch is optional (never a dependency of minidl); without it the benchmark

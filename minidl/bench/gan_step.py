@@ -1,18 +1,19 @@
 """Benchmark suite: one DCGAN training step (a discriminator step and a
 generator step, each with Adam) in minidl and in the same model written in
-PyTorch, same shapes, same weights, same process.
+PyTorch, same shapes, same weights.
 
     python -m minidl.bench.gan_step            # the registry's 8x8 and 28x28 DCGANs
     python -m minidl.bench.gan_step --quick    # a tiny shape (smoke test)
 
 The PyTorch twin mirrors minidl.models.gan layer for layer and starts from
-minidl's initial weights (copied), so the first step's losses agree: that is
-checked before timing, so the two sides are known to do the same work.
-Each library runs at its defaults: PyTorch with its own thread count (one
-per core), minidl as `minidl train` runs it (Numba's pool on every core, BLAS
-held to MINIDL_BLAS_THREADS, default 1; minidl/threads.py). The harness
-prints the thread counts of each process in the table. Ratios are against
-torch (above 1: minidl is slower).
+minidl's initial weights (copied), so the first step's losses agree:
+`check_same_step` checks it (before a table is made, and in the tests), so
+the two sides are known to do the same work.
+Each library runs at its defaults, in its own fresh process (the harness
+builds a step only in the process that times it): PyTorch with its own
+thread count (one per core), minidl with the thread policy `minidl train`
+uses (minidl/threads.py). The table prints each process's thread counts.
+Ratios are against torch (above 1: minidl is slower).
 
 The "work" is the nominal multiply-add flops of the step: per player pass
 2 * (MACs of the convolutions and linear layers), forward once per use and
@@ -22,8 +23,8 @@ import sys
 
 import numpy as np
 
-from .harness import Case
-from ..threads import training_threads
+from .harness import BuiltOnFirstCall, Case, has_torch
+from ..threads import set_training_threads
 from .. import random as minidl_random
 from ..models.gan import GAN, GANConfig
 from ..training.gan import OptimizerPair, train_step
@@ -126,37 +127,48 @@ def torch_setup(model, real, z):
     return step
 
 
-def _as_trained(model, optimizers, real, z):
-    """One minidl step with the threads `minidl train` uses (about 1 ms to set)."""
-    with training_threads():
-        return train_step(model, optimizers, real, z)
+def minidl_as_trained(batch, size, latent, width):
+    """minidl's step with the threads `minidl train` uses, set for this process."""
+    set_training_threads()
+    model, optimizers, real, z = minidl_setup(batch, size, latent, width)
+    return lambda: train_step(model, optimizers, real, z)
+
+
+def torch_as_default(batch, size, latent, width):
+    """torch's step at its defaults, from minidl's initial weights."""
+    model, _, real, z = minidl_setup(batch, size, latent, width)     # builds weights only; runs no kernel
+    return torch_setup(model, real, z)
+
+
+def check_same_step(quick=False):
+    """The first step's losses of minidl and the torch twin agree (same weights,
+    same data): the two sides do the same work. Needs torch."""
+    for label, batch, size, latent, width in (QUICK if quick else STANDARD):
+        model, optimizers, real, z = minidl_setup(batch, size, latent, width)
+        ours, theirs = train_step(model, optimizers, real, z), torch_as_default(batch, size, latent, width)()
+        for key in ("d_loss", "g_loss"):
+            if not np.isclose(ours[key], theirs[key], rtol=1e-3, atol=1e-4):
+                raise AssertionError(f"gan_step {label}: {key} minidl {ours[key]} vs torch {theirs[key]}")
 
 
 def cases(quick=False):
     for label, batch, size, latent, width in (QUICK if quick else STANDARD):
-        model, optimizers, real, z = minidl_setup(batch, size, latent, width)
-        implementations = {"minidl": lambda m=model, o=optimizers, r=real, z=z: _as_trained(m, o, r, z)}
-        try:
-            torch_step = torch_setup(model, real, z)
-        except ImportError:
-            torch_step = None
-        if torch_step is not None:
-            ours, theirs = implementations["minidl"](), torch_step()     # same weights, same step
-            for key in ("d_loss", "g_loss"):
-                if not np.isclose(ours[key], theirs[key], rtol=1e-3, atol=1e-4):
-                    raise AssertionError(f"gan_step {label}: {key} minidl {ours[key]} vs torch {theirs[key]}")
-            implementations["torch"] = torch_step
+        shape = (batch, size, latent, width)
+        implementations = {"minidl": BuiltOnFirstCall(lambda s=shape: minidl_as_trained(*s), ("numba", "blas"))}
+        if has_torch():
+            implementations["torch"] = BuiltOnFirstCall(lambda s=shape: torch_as_default(*s), ("torch",))
+        model = GAN(GANConfig(image_size=size, latent_dim=latent, width=width))
         yield Case("dcgan train step", label, implementations, work=step_flops(model, batch),
-                   baseline="torch" if torch_step is not None else "")
+                   baseline="torch" if "torch" in implementations else "")
 
 
 def main(argv):
-    from .harness import run_suite
+    from .harness import format_rows, measure_isolated
 
     quick = "--quick" in argv
-    rows = run_suite(cases(quick), rounds=3 if not quick else 2, min_seconds=0.0)
-    for row in rows:
-        print(row)
+    if has_torch():
+        check_same_step(quick)
+    print(format_rows(measure_isolated("gan_step", quick=quick, rounds=2 if quick else 3)))
 
 
 if __name__ == "__main__":

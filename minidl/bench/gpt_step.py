@@ -1,5 +1,5 @@
 """Benchmark suite: one GPT training step (forward, backward, AdamW) in minidl
-and in the same model written in PyTorch, same shapes, same process.
+and in the same model written in PyTorch, same shapes.
 
     python -m minidl.bench.gpt_step            # the registry's "gpt" shape and a larger one
     python -m minidl.bench.gpt_step --quick    # a tiny shape (smoke test)
@@ -10,11 +10,13 @@ position embeddings, pre-norm blocks (LayerNorm, causal multi-head attention
 with one packed in-projection, LayerNorm, Linear(E, 4E), exact GELU,
 Linear(4E, E)), a final LayerNorm and a bias-free head, cross-entropy over
 every position, AdamW.
-Each library runs at its defaults: PyTorch with its own thread count (one
-per core), minidl as `minidl train` runs it (Numba's pool on every core, BLAS
-held to MINIDL_BLAS_THREADS, default 1; minidl/threads.py). The harness
-prints the thread counts of each process in the table. Ratios are against
-torch (above 1: minidl is slower).
+Each library runs at its defaults, in its own fresh process (the harness
+builds a step only in the process that times it): PyTorch with its own
+thread count (one per core), minidl with the thread policy `minidl train`
+uses (minidl/threads.py). The table prints each process's thread counts.
+Ratios are against torch (above 1: minidl is slower). "minidl, BLAS 1
+thread" holds NumPy's matrix products to one thread: what letting them use
+every core between Numba's kernels buys.
 
 The "work" is the nominal matrix-product flops of forward + backward:
 6 * (parameters in the blocks and head) * tokens plus the attention products.
@@ -23,8 +25,8 @@ import sys
 
 import numpy as np
 
-from .harness import Case
-from ..threads import training_threads
+from .harness import BuiltOnFirstCall, Case, has_torch
+from ..threads import _blas_libraries, set_training_threads
 from .. import optim
 from ..models.gpt import GPT, GPTConfig
 from .. import random as minidl_random
@@ -50,13 +52,25 @@ def minidl_step(B, T, L, H, E, V, seed=0):
     inputs, targets = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))   # (B, T) each
 
     def step():
-        with training_threads():                       # as `minidl train` runs (about 1 ms to set)
-            loss = model.loss(inputs, targets)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            return loss.item()
+        loss = model.loss(inputs, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
     return step
+
+
+def minidl_as_trained(B, T, L, H, E, V):
+    """minidl's step with the threads `minidl train` uses, set for this process."""
+    set_training_threads()
+    return minidl_step(B, T, L, H, E, V)
+
+
+def minidl_blas_one_thread(B, T, L, H, E, V):
+    """The same, but BLAS held to one thread: what BLAS on every core buys."""
+    set_training_threads()
+    _blas_libraries().limit(limits=1)
+    return minidl_step(B, T, L, H, E, V)
 
 
 def torch_step(B, T, L, H, E, V, seed=0):
@@ -108,19 +122,21 @@ def torch_step(B, T, L, H, E, V, seed=0):
 
 def cases(quick=False):
     for label, B, T, L, H, E, V in (QUICK if quick else STANDARD):
-        implementations = {"minidl": minidl_step(B, T, L, H, E, V)}
-        try:
-            implementations["torch"] = torch_step(B, T, L, H, E, V)
-        except ImportError:
-            pass
+        shape = (B, T, L, H, E, V)
+        implementations = {"minidl": BuiltOnFirstCall(lambda s=shape: minidl_as_trained(*s), ("numba", "blas")),
+                           "minidl, BLAS 1 thread": BuiltOnFirstCall(lambda s=shape: minidl_blas_one_thread(*s),
+                                                                     ("numba", "blas"))}
+        if has_torch():
+            implementations["torch"] = BuiltOnFirstCall(lambda s=shape: torch_step(*s), ("torch",))
         yield Case("gpt train step", label, implementations, work=flops(B, T, L, E, V),
                    baseline="torch" if "torch" in implementations else "")
 
 
 def cpu_seconds_per_call(implementations, rounds=5):
     """Median CPU seconds (time.process_time) of one call of each implementation,
-    calls alternating. With one thread each, CPU time is what an idle machine
-    would take; wall-clock time on a machine shared with other jobs is not."""
+    calls alternating in this process. With one thread each, CPU time is what
+    an idle machine would take; wall-clock time on a machine shared with other
+    jobs is not. A quick look only (both libraries in one process)."""
     import time
 
     times = {name: [] for name in implementations}
@@ -135,7 +151,8 @@ def cpu_seconds_per_call(implementations, rounds=5):
 
 
 def main(argv):
-    """Wall-clock table (the harness), or with --cpu the CPU time per step and ratio."""
+    """Wall-clock table (each implementation in fresh processes, as `minidl bench
+    gpt_step`), or with --cpu the CPU time per step and ratio."""
     quick = "--quick" in argv
     if "--cpu" in argv:
         for case in cases(quick):
@@ -145,10 +162,9 @@ def main(argv):
             print(f"{case.shape}: " + ", ".join(f"{k} {1000 * v:.0f} CPU ms/step"
                                                 for k, v in seconds.items()) + ratio)
         return
-    from .harness import run_suite
+    from .harness import format_rows, measure_isolated
 
-    for row in run_suite(cases(quick), rounds=3 if not quick else 2, min_seconds=0.0):
-        print(row)
+    print(format_rows(measure_isolated("gpt_step", quick=quick, rounds=2 if quick else 3)))
 
 
 if __name__ == "__main__":

@@ -36,13 +36,33 @@ class Case:
     baseline: str = ""            # implementation the ratios are taken against
 
 
+class BuiltOnFirstCall:
+    """An implementation that is built on its first call (the untimed warm-up),
+    in the process that times it.
+
+    A step suite's implementations are whole training steps: building one
+    (a model, an optimizer, imports, the thread policy it trains under) is
+    done only in the fresh process that times it, so torch is never loaded in
+    minidl's process nor minidl's kernels run in torch's. `libraries` names
+    what the step runs on ("numba", "blas", "torch"): the thread counts of
+    those, read right after building, go into the table."""
+
+    def __init__(self, build, libraries):
+        self.build, self.libraries = build, tuple(libraries)
+        self.step, self.threads = None, None
+
+    def __call__(self):
+        if self.step is None:
+            self.step = self.build()
+            self.threads = thread_counts(self.libraries)
+        return self.step()
+
+
 def has_torch():
-    """True when PyTorch is importable: an optional comparison, never a dependency."""
-    try:
-        import torch  # noqa: F401
-        return True
-    except ImportError:
-        return False
+    """True when PyTorch is installed: an optional comparison, never a
+    dependency. Looks it up without importing it (importing starts its threads)."""
+    import importlib.util
+    return importlib.util.find_spec("torch") is not None
 
 
 def measure(implementations, rounds=7, min_seconds=0.05, max_calls=1000):
@@ -87,20 +107,21 @@ def time_callable(fn, repeats=5, min_seconds=0.05, warmups=2, pause=0.25):
     return float(np.median(samples))
 
 
-def thread_counts():
-    """Threads each loaded library would use now: Numba, BLAS, torch (if imported)."""
+def thread_counts(libraries=("numba", "blas", "torch")):
+    """Threads each loaded library of `libraries` would use now: Numba, BLAS,
+    torch (if imported). Asking Numba starts its thread pool."""
     import sys
     counts = {}
-    if "numba" in sys.modules:
+    if "numba" in libraries and "numba" in sys.modules:
         counts["numba"] = sys.modules["numba"].get_num_threads()
     try:
         from threadpoolctl import threadpool_info
         blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
-        if blas:
+        if blas and "blas" in libraries:
             counts["blas"] = max(blas)
     except ImportError:
         pass
-    if "torch" in sys.modules:
+    if "torch" in libraries and "torch" in sys.modules:
         counts["torch"] = sys.modules["torch"].get_num_threads()
     return counts
 

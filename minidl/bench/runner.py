@@ -18,7 +18,7 @@ import sys
 
 from . import harness
 
-SUITES = ("overhead", "conv", "pool", "softmax", "attention", "gpt_step", "gan_step")
+SUITES = ("overhead", "conv", "pool", "softmax", "attention", "cnn_step", "gpt_step", "gan_step")
 
 
 def available_suites():
@@ -43,6 +43,9 @@ def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
             continue
         if name not in SUITES:
             raise SystemExit(f"minidl bench: unknown suite {name!r}; choose from {', '.join(SUITES)}, jit")
+        module = importlib.import_module(f"minidl.bench.{name}")
+        if hasattr(module, "check_same_step") and harness.has_torch():
+            module.check_same_step(quick)    # both sides do the same work (in this process, before timing)
         load = os.getloadavg()
         rows = harness.measure_isolated(name, quick=quick, rounds=processes,
                                         log=lambda text: print(text, file=sys.stderr))
@@ -62,7 +65,8 @@ def _time_one(argv):
     case = harness.find_case(module, "--quick" in argv, int(index))
     fn = case.implementations[implementation]
     ms = harness.time_callable(fn, repeats=int(repeats), min_seconds=float(min_seconds))
-    print(json.dumps(dict(ms=ms, threads=harness.thread_counts())))
+    threads = getattr(fn, "threads", None) or harness.thread_counts()   # a step's own, if it kept them
+    print(json.dumps(dict(ms=ms, threads=threads)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """`python -m minidl.bench.summary`: one row per kernel workload, minidl
-against PyTorch, forward + backward, read from the suite tables in
-benchmarks/results/ (written by `minidl bench SUITE`).
+against PyTorch, forward + backward, and one row per end-to-end training
+step, read from the suite tables in benchmarks/results/ (written by
+`minidl bench SUITE`).
 
-Target per row: minidl's time / torch's time <= 1.0. A suite whose table is
+Target per row: minidl's time / torch's time <= 1.0 for a kernel, <= 1.2
+for a training step. A suite whose table is
 missing, or has no torch column (PyTorch not installed when it ran), gives no
 rows; the summary says which suites it read and the header line of each
 (where the load average at the start is stated).
@@ -65,13 +67,54 @@ def to_markdown(found):
     if missing:
         lines += ["", "No rows (not regenerated with the isolated harness, or no torch column): "
                   + ", ".join(missing) + "."]
-    lines += ["", "End-to-end training steps (CNN, GPT, GAN; target <= 1.2) are not in this summary:",
-              "they have not been re-measured with the isolated harness."]
+    return "\n".join(lines) + "\n"
+
+
+# ---- end-to-end training steps ------------------------------------------------------------
+STEP_SUITES = ("cnn_step", "gpt_step", "gan_step")
+STEP_TARGET = 1.2
+
+
+def summarise_steps(results_dir="benchmarks/results"):
+    """[(suite, title, op, shape, minidl ms, torch ms, ratio, threads)] of the step tables."""
+    found = []
+    for suite in STEP_SUITES:
+        path = os.path.join(results_dir, f"{suite}.md")
+        if not os.path.exists(path):
+            continue
+        title, rows = read_table(path)
+        if "fresh process" not in title:
+            continue
+        by_key = {(r["op"], r["shape"], r["implementation"]): r for r in rows}
+        for (op, shape, impl), row in by_key.items():
+            theirs = by_key.get((op, shape, "torch"))
+            if impl == "minidl" and theirs is not None:
+                ms, torch_ms = float(row["ms"]), float(theirs["ms"])
+                threads = f"minidl {row.get('threads', '?')}; torch {theirs.get('threads', '?')}"
+                found.append((suite, title, op, shape, ms, torch_ms, ms / torch_ms, threads))
+    return found
+
+
+def steps_markdown(found):
+    lines = ["", "## End-to-end training steps: minidl / PyTorch", "",
+             "One training step (forward, loss, backward, optimizer step), each library at its",
+             "defaults in its own fresh process, median over alternating rounds (`minidl bench",
+             f"cnn_step gpt_step gan_step`). Target: ratio <= {STEP_TARGET:.1f}.", ""]
+    for title in dict.fromkeys(t for _, t, *_ in found):
+        lines.append(f"- {title}")
+    lines += ["", "| workload | shape | minidl ms | torch ms | ratio | target | met | threads |",
+              "|---|---|---|---|---|---|---|---|"]
+    for suite, _, op, shape, ms, torch_ms, ratio, threads in found:
+        lines.append(f"| {op} | {shape} | {ms:.2f} | {torch_ms:.2f} | {ratio:.2f} | <= {STEP_TARGET:.1f} | "
+                     f"{'yes' if ratio <= STEP_TARGET else 'no'} | {threads} |")
+    missing = [s for s in STEP_SUITES if s not in {f[0] for f in found}]
+    if missing:
+        lines += ["", "No rows (table missing, or no torch column): " + ", ".join(missing) + "."]
     return "\n".join(lines) + "\n"
 
 
 def main(results_dir="benchmarks/results"):
-    text = to_markdown(summarise(results_dir))
+    text = to_markdown(summarise(results_dir)) + steps_markdown(summarise_steps(results_dir))
     with open(os.path.join(results_dir, "summary.md"), "w") as f:
         f.write(text)
     print(text)

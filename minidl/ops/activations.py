@@ -53,7 +53,9 @@ class GELU(Function):
             t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a ** 3))
             self.save_for_backward(a, t)
             return 0.5 * a * (1 + t)
-        cdf = 0.5 * (1 + erf(a * _SQRT_HALF))               # Phi(a), reused by backward
+        cdf = erf(a * _SQRT_HALF)                            # a new array: updated in place below
+        cdf += 1
+        cdf *= 0.5                                           # Phi(a), reused by backward
         self.save_for_backward(a, cdf)
         return a * cdf
 
@@ -62,8 +64,16 @@ class GELU(Function):
         if self.approximate == "tanh":
             du = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * a * a)
             return grad * (0.5 * (1 + saved) + 0.5 * a * (1 - saved * saved) * du)
-        pdf = _INV_SQRT_2PI * np.exp(-0.5 * a * a)
-        return grad * (saved + a * pdf)
+        if grad.dtype != a.dtype:                            # mixed dtypes: NumPy's promotion decides
+            return grad * (saved + a * (_INV_SQRT_2PI * np.exp(-0.5 * a * a)))
+        out = a * a                                          # one new array, worked on in place:
+        out *= -0.5
+        np.exp(out, out=out)
+        out *= _INV_SQRT_2PI                                 # phi(a)
+        out *= a
+        out += saved                                         # Phi(a) + a phi(a)
+        out *= grad                                          # dL/da
+        return out
 
 
 class Sigmoid(Function):

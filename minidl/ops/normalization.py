@@ -43,8 +43,17 @@ def _standardized_backward(grad_hat, x_hat, inv_std, axes):
     over `axes`; `grad_hat` = dL/dx_hat."""
     count = int(np.prod([x_hat.shape[a] for a in axes]))          # M: values per mean (a Python int keeps float32)
     sum_g = grad_hat.sum(axis=axes, keepdims=True)
-    sum_gx = (grad_hat * x_hat).sum(axis=axes, keepdims=True)
-    return (inv_std / count) * (count * grad_hat - sum_g - x_hat * sum_gx)
+    if grad_hat.dtype != x_hat.dtype:                             # mixed dtypes: NumPy's promotion decides
+        sum_gx = (grad_hat * x_hat).sum(axis=axes, keepdims=True)
+        return (inv_std / count) * (count * grad_hat - sum_g - x_hat * sum_gx)
+    work = grad_hat * x_hat                                       # two new arrays, the rest in place
+    sum_gx = work.sum(axis=axes, keepdims=True)
+    np.multiply(x_hat, sum_gx, out=work)                          # x_hat * sum(gh x_hat)
+    grad_x = grad_hat * count
+    grad_x -= sum_g
+    grad_x -= work
+    grad_x *= inv_std / count
+    return grad_x
 
 
 # ---- batch_norm ---------------------------------------------------------------
@@ -160,11 +169,18 @@ class LayerNorm(Function):
         weight = affine[0] if has_weight else None
         bias = affine[-1] if has_bias else None
         axes = tuple(range(x.ndim - num_dims, x.ndim))             # the normalised dims
+        count = int(np.prod([x.shape[a] for a in axes]))           # values per mean
         mean = x.mean(axis=axes, keepdims=True)                    # (..., 1, 1)
-        var = x.var(axis=axes, keepdims=True)
+        x_hat = x - mean                                           # x.shape; centred, then scaled in place
+        out = np.multiply(x_hat, x_hat)                            # squares, then reused for the output
+        var = np.add.reduce(out, axis=axes, keepdims=True)         # biased variance, as x.var computes it
+        np.true_divide(var, np.intp(count), out=var, casting="unsafe")
         inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-        x_hat = (x - mean) * inv_std                               # x.shape
-        out = x_hat * weight if weight is not None else x_hat.copy()
+        x_hat *= inv_std
+        if weight is not None:
+            np.multiply(x_hat, weight, out=out, casting="unsafe")
+        else:
+            out[...] = x_hat
         if bias is not None:
             out += bias
         self.save_for_backward(x_hat, inv_std, weight)

@@ -1,0 +1,82 @@
+"""The training-step suites (cnn_step, gpt_step, gan_step) compare like with
+like: where torch starts from minidl's weights (cnn_step, gan_step) both sides
+compute the same first step; each implementation is built
+only in the process that times it (torch never loaded in minidl's process),
+and the thread counts in the table are those the step ran under."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import minidl
+from minidl.bench import harness
+
+PACKAGE_PARENT = str(Path(minidl.__file__).resolve().parents[1])
+STEP_SUITES = ("cnn_step", "gpt_step", "gan_step")
+
+
+def _run_python(code):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("suite", ("cnn_step", "gan_step"))
+def test_minidl_and_torch_take_the_same_first_step(suite):
+    pytest.importorskip("torch")
+    import importlib
+    importlib.import_module(f"minidl.bench.{suite}").check_same_step(quick=True)
+
+
+@pytest.mark.parametrize("suite", STEP_SUITES)
+def test_minidl_step_runs_in_a_process_without_torch_and_reports_its_threads(suite):
+    # The child builds and runs minidl's implementation the way the harness does.
+    code = (f"import sys, json\n"
+            f"from minidl.bench import harness, {suite} as suite\n"
+            f"case = harness.find_case(suite, True, 0)\n"
+            f"step = case.implementations['minidl']\n"
+            f"step(); step()\n"
+            f"print(json.dumps(dict(torch_loaded='torch' in sys.modules, threads=step.threads)))\n")
+    answer = _run_python(code)
+    assert answer["torch_loaded"] is False
+    assert set(answer["threads"]) == {"numba", "blas"}
+    assert all(count >= 1 for count in answer["threads"].values())
+
+
+def test_built_on_first_call_builds_once_and_keeps_only_its_libraries():
+    built = []
+
+    def build():
+        built.append(1)
+        return lambda: len(built)
+    step = harness.BuiltOnFirstCall(build, ("numba",))
+    assert step.threads is None
+    assert [step(), step(), step()] == [1, 1, 1]
+    assert built == [1]
+    assert set(step.threads) == {"numba"}
+
+
+def test_summary_has_one_row_per_step_workload_judged_at_1_2(tmp_path):
+    from minidl.bench import summary
+    title = "gpt_step: each implementation in its own fresh process"
+    rows = [dict(op="gpt train step", shape="B2", implementation="minidl", ms=30.0, unit="GFLOP/s", rate=None,
+                 threads="blas=2 numba=2"),
+            dict(op="gpt train step", shape="B2", implementation="torch", ms=20.0, unit="GFLOP/s", rate=None,
+                 threads="torch=2"),
+            dict(op="gpt train step", shape="B4", implementation="minidl", ms=11.0, unit="GFLOP/s", rate=None,
+                 threads="blas=2 numba=2"),
+            dict(op="gpt train step", shape="B4", implementation="torch", ms=10.0, unit="GFLOP/s", rate=None,
+                 threads="torch=2")]
+    (tmp_path / "gpt_step.md").write_text(harness.to_markdown(rows, title))
+    (tmp_path / "cnn_step.md").write_text(harness.to_markdown(rows, "cnn_step: median of 2 processes"))  # old harness
+    found = summary.summarise_steps(str(tmp_path))
+    assert [(shape, round(ratio, 2)) for _, _, _, shape, _, _, ratio, _ in found] == [("B2", 1.5), ("B4", 1.1)]
+    text = summary.steps_markdown(found)
+    assert "| gpt train step | B2 | 30.00 | 20.00 | 1.50 | <= 1.2 | no | minidl blas=2 numba=2; torch torch=2 |" in text
+    assert "| gpt train step | B4 | 11.00 | 10.00 | 1.10 | <= 1.2 | yes |" in text
+    assert "cnn_step" in text.split("No rows")[1] and "gan_step" in text.split("No rows")[1]
