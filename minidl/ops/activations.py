@@ -12,17 +12,45 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
+def _times_mask(values, positive):
+    """np.where(positive, values, 0) for float arrays, without np.where's slow
+    per-element selection: values * positive, then + 0 turns the -0.0 of
+    negative values times 0 into 0.0, and inf or NaN off the positive side
+    (where x * 0 is NaN) is set to 0."""
+    out = np.empty(values.shape, values.dtype)
+    with np.errstate(invalid="ignore"):                    # inf * 0: fixed just below
+        np.multiply(values, positive, out=out)
+    out += 0
+    if not np.isfinite(out).all():
+        np.copyto(out, 0, where=~positive)
+    return out
+
+
+def _scaled_where_not(values, positive, slope):
+    """np.where(positive, values, values * slope) for float arrays: each value
+    times a factor picked from (slope, 1) by the mask (exactly values * 1 or
+    values * slope, as np.where would give, but several times faster)."""
+    factors = np.array([slope, 1], dtype=values.dtype)
+    out = factors.take(positive.view(np.uint8))            # slope where not positive, 1 where positive
+    out *= values
+    return out
+
+
 class ReLU(Function):
     """out = max(a, 0);  dL/da = g where a > 0, else 0 (0 at a = 0, like PyTorch)"""
 
     def forward(self, a):
         positive = a > 0
         self.save_for_backward(positive)
-        return np.where(positive, a, 0).astype(a.dtype, copy=False)
+        if a.dtype.kind != "f":
+            return np.where(positive, a, 0).astype(a.dtype, copy=False)
+        return _times_mask(a, positive)
 
     def backward(self, grad):
         (positive,) = self.saved_tensors
-        return np.where(positive, grad, 0).astype(grad.dtype, copy=False)
+        if grad.dtype.kind != "f":
+            return np.where(positive, grad, 0).astype(grad.dtype, copy=False)
+        return _times_mask(grad, positive)
 
 
 class LeakyReLU(Function):
@@ -32,11 +60,15 @@ class LeakyReLU(Function):
         positive = a > 0
         self.slope = negative_slope
         self.save_for_backward(positive)
-        return np.where(positive, a, a * negative_slope)
+        if a.dtype.kind != "f":
+            return np.where(positive, a, a * negative_slope)
+        return _scaled_where_not(a, positive, negative_slope)
 
     def backward(self, grad):
         (positive,) = self.saved_tensors
-        return np.where(positive, grad, grad * self.slope)
+        if grad.dtype.kind != "f":
+            return np.where(positive, grad, grad * self.slope)
+        return _scaled_where_not(grad, positive, self.slope)
 
 
 class GELU(Function):
