@@ -363,7 +363,7 @@ def build_parser():
         "bench", help="time implementations side by side (Markdown table + bar chart per suite)",
         description="Run benchmark suites, each in several fresh processes (median taken).")
     bench.add_argument("suites", nargs="*", metavar="SUITE",
-                       help="overhead, conv, pool, softmax, attention, gpt_step, gan_step (default: all); "
+                       help="overhead, conv, pool, softmax, attention, cnn_step, gpt_step, gan_step (default: all); "
                        "jit: first-use compile times (only when named)")
     bench.add_argument("--processes", type=int, default=3, help="processes per suite (default 3)")
     bench.add_argument("--quick", action="store_true", help="small shapes, for a smoke test")

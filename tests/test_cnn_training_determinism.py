@@ -5,8 +5,9 @@ fashion-mnist` runs.
 tests/test_models_cnn.py already checks a few steps on 8x8 digits in the test
 process, where conftest.py pins Numba to one thread and those small
 convolutions stay below the parallel threshold anyway. Here each run is a
-fresh Python process with NUMBA_NUM_THREADS=2 and BLAS held to one thread
-(minidl.threads.training_threads, as the CLI does), training the Keras CNN on
+fresh Python process with NUMBA_NUM_THREADS=2 and BLAS at its default two
+threads (minidl imported first and minidl.threads.training_threads, as the
+CLI runs; the run reports the BLAS thread count), training the Keras CNN on
 28x28 images at batch 32, so the convolutions split the batch across threads
 and sum per-thread weight gradients. The seeding follows minidl.training.fit:
 the model from the run's seed, each epoch's shuffling and augmentation (random
@@ -28,6 +29,7 @@ from minidl.kernels import conv_fast
 
 RUN = r"""
 import hashlib, json, sys
+import minidl                            # first, as the `minidl` command does (see minidl/threads.py)
 import numba
 import numpy as np
 import minidl as mdl
@@ -65,15 +67,20 @@ def run(seed):
         digest.update(name.encode()); digest.update(np.ascontiguousarray(value).tobytes())
     return dict(losses=losses, weights=digest.hexdigest())
 
-print(json.dumps(dict(threads=numba.get_num_threads(),
-                      runs={str(seed): run(seed) for seed in SEEDS})))
+runs = {str(seed): run(seed) for seed in SEEDS}
+with training_threads():
+    from threadpoolctl import threadpool_info
+    blas = min(i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas")
+print(json.dumps(dict(threads=numba.get_num_threads(), blas=blas, runs=runs)))
 """
 
 
 def train_in_fresh_process(seeds, n_images=128):
     package_parent = str(Path(minidl.__file__).resolve().parents[1])
-    env = dict(os.environ, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1",
+    env = dict(os.environ, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="2",
                PYTHONPATH=os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")])))
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "MINIDL_BLAS_THREADS", "OMP_WAIT_POLICY"):
+        env.pop(name, None)
     code = RUN.replace("N_IMAGES", str(n_images)).replace("SEEDS", repr(tuple(seeds)))
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
                             timeout=600)
@@ -91,6 +98,7 @@ def test_same_seed_gives_the_same_loss_curve_and_weights_bit_for_bit_across_proc
     first = train_in_fresh_process(seeds=(3, 4))
     second = train_in_fresh_process(seeds=(3,))
     assert first["threads"] == 2 and second["threads"] == 2
+    assert first["blas"] == 2 and second["blas"] == 2
     a, b, other = first["runs"]["3"], second["runs"]["3"], first["runs"]["4"]
     assert len(a["losses"]) == 2 * 4                      # 2 epochs of 128 / 32 steps
     losses = [float.fromhex(v) for v in a["losses"]]
