@@ -52,8 +52,17 @@ def test_leaky_relu_is_np_where_bit_for_bit(dtype, slope):
     _same_bits(grad, np.where(a > 0, g, g * slope))
 
 
-def test_relu_and_leaky_relu_of_a_0d_array():
+def test_relu_leaky_relu_and_gelu_of_a_0d_array_forward_and_backward():
+    g = np.array(0.5, dtype=np.float32)
     for value in (-2.0, 3.0, np.nan):
         a = np.array(value, dtype=np.float32)
-        _same_bits(F.relu(mdl.tensor(a)).data, np.where(a > 0, a, 0).astype(np.float32))
-        _same_bits(F.leaky_relu(mdl.tensor(a), 0.1).data, np.where(a > 0, a, a * 0.1))
+        out, grad = _forward_backward(F.relu, a, g)
+        _same_bits(out, np.where(a > 0, a, 0).astype(np.float32))
+        _same_bits(grad, np.where(a > 0, g, 0).astype(np.float32))
+        out, grad = _forward_backward(lambda x: F.leaky_relu(x, 0.1), a, g)
+        _same_bits(out, np.where(a > 0, a, a * 0.1))
+        _same_bits(grad, np.where(a > 0, g, g * 0.1))
+    out, grad = _forward_backward(F.gelu, np.array(1.5), np.array(1.0))    # float64, 0-d
+    phi = np.exp(-1.125) / np.sqrt(2 * np.pi)                               # normal pdf at 1.5
+    assert out.shape == () and grad.shape == ()
+    assert abs(grad - (out / 1.5 + 1.5 * phi)) < 1e-12                     # Phi(a) + a phi(a)

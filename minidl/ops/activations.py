@@ -98,7 +98,7 @@ class GELU(Function):
             return grad * (0.5 * (1 + saved) + 0.5 * a * (1 - saved * saved) * du)
         if grad.dtype != a.dtype:                            # mixed dtypes: NumPy's promotion decides
             return grad * (saved + a * (_INV_SQRT_2PI * np.exp(-0.5 * a * a)))
-        out = a * a                                          # one new array, worked on in place:
+        out = np.multiply(a, a, out=np.empty_like(a))         # one new array (also for 0-d), worked on in place:
         out *= -0.5
         np.exp(out, out=out)
         out *= _INV_SQRT_2PI                                 # phi(a)
