@@ -14,6 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from minidl.kernels import attention_fast
+from minidl.kernels.dropout_hash import dropout_threshold
+from minidl.threads import single_threaded_blas
 from test_attention import assert_close, attention_case, run
 from threaded_rerun import rerun_with_two_threads
 
@@ -54,6 +56,58 @@ def test_fast_loops_equal_the_readable_loops_across_tiles(L, S, causal, dtype):
     _check((q, k, v, mask, causal, dtype))
 
 
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_kernels_equal_the_readable_loops_across_query_blocks(dtype, dropout_p):
+    # no causal mask: the dense kernels run. L > DENSE_Q makes two query blocks,
+    # so dK and dV of the second block are added to the first block's; two rows
+    # are fully masked (output 0, no gradient) and one query row is NaN.
+    L, S = attention_fast.DENSE_Q + 5, 11
+    rng = np.random.default_rng(7)
+    q, k, v = (rng.standard_normal((2, n, d)).astype(dtype) for n, d in ((L, 3), (S, 3), (S, 2)))
+    q[1, attention_fast.DENSE_Q + 2, 1] = np.nan
+    mask = rng.random((L, S)) < 0.6
+    mask[:, 0] = True
+    mask[[3, attention_fast.DENSE_Q + 1]] = False
+    assert attention_fast.use_dense(q, k, v, causal=False)
+    out_fast, grads_fast = run("numba", q, k, v, mask, dropout_p=dropout_p, seed=5)
+    out_read, grads_read = run("python", q, k, v, mask, dropout_p=dropout_p, seed=5)
+    assert np.isnan(out_fast[1, attention_fast.DENSE_Q + 2]).all()
+    assert not np.isnan(out_fast[0]).any() and not np.isnan(grads_fast[1][0]).any()
+    assert (out_fast[:, [3, attention_fast.DENSE_Q + 1]] == 0).all()
+    for name, a, b in zip(["out", "dq", "dk", "dv"], [out_fast] + grads_fast, [out_read] + grads_read):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)   # the same NaNs
+        assert_close(np.nan_to_num(a), np.nan_to_num(b), dtype, name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiled_kernels_without_causal_mask_equal_the_dense_kernels(dtype):
+    # the entry points send non-causal calls to the dense kernels; the tiled
+    # kernels' non-causal code stays held equal to them here, called directly
+    rng = np.random.default_rng(3)
+    BH, L, S, E, Ev = 3, attention_fast.DENSE_Q + 9, attention_fast.BLOCK_K + 7, 5, 4
+    q, k = rng.standard_normal((BH, L, E)).astype(dtype), rng.standard_normal((BH, S, E)).astype(dtype)
+    v, dout = rng.standard_normal((BH, S, Ev)).astype(dtype), rng.standard_normal((BH, L, Ev)).astype(dtype)
+    bias = rng.standard_normal((2, L, S)).astype(dtype)
+    bias[rng.random(bias.shape) < 0.3] = -np.inf          # masked entries
+    bias[:, :, 0] = 0                                      # every row keeps key 0
+    bias_index = np.array([0, 1, 0], np.int64)
+    seed, threshold, keep_scale = np.uint64(11), dropout_threshold(0.2), dtype(1 / 0.8)
+    args = (q, k, v, bias, bias_index, False, dtype(0.4), seed, threshold, keep_scale)
+    results = []
+    for forward, backward in ((attention_fast.attention_forward_blocked, attention_fast.attention_backward_blocked),
+                              (attention_fast.attention_forward_dense, attention_fast.attention_backward_dense)):
+        out, lse = np.empty((BH, L, Ev), dtype), np.empty((BH, L))
+        with single_threaded_blas():
+            forward(*args, out, lse)
+            grads = [np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)]
+            backward(*args, out, lse, dout, *grads)
+        results.append([out, lse] + grads)
+    for name, tiled, dense in zip(["out", "lse", "dq", "dk", "dv"], *results):
+        assert_close(tiled, dense, dtype, name)
+
+
 def test_threaded_process_runs_with_two_threads():
     if os.environ.get(THREADED_RUN):
         assert numba.get_num_threads() >= 2
@@ -62,4 +116,4 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=8)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=14)

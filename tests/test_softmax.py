@@ -112,6 +112,24 @@ def test_all_minus_inf_row_is_nan_like_pytorch_and_other_rows_unaffected(backend
         assert np.isfinite(gx[1]).all()
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 17, 31, 40])
+def test_row_max_found_at_every_position(backend, dtype, n):
+    # the row max is kept in eight running maxima plus a tail loop: put a
+    # dominant logit at every position in turn (each accumulator, the tail)
+    rng = np.random.default_rng(n)
+    x = rng.uniform(-3, 3, (n, n)).astype(dtype)
+    x[np.arange(n), np.arange(n)] = 1e3                  # row r peaks at position r: a missed
+    # maximum would leave exp(x - max) to overflow to inf and the row to NaN
+    g = rng.standard_normal((n, n)).astype(dtype)
+    for op in OPS:
+        y, _ = run(op, x, -1, g, backend)
+        np.testing.assert_allclose(y, OPS[op][1](x.astype(np.float64), axis=-1), **TOL[dtype])
+    p, _ = run("softmax", x, -1, g, backend)
+    assert np.all(p[np.arange(n), np.arange(n)] > 1 - 1e-6)
+
+
 def test_fast_exp_accuracy_against_numpy():
     rng = np.random.default_rng(0)
     x = np.concatenate([np.linspace(-745.0, 709.0, 400_001), rng.uniform(-30, 30, 100_000),

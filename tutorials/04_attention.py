@@ -27,7 +27,9 @@
 # 1. **loops**, straight from the formula;
 # 2. **NumPy**: the whole L x S score matrix at once, as most code does;
 # 3. the **fused kernel** behind `minidl.functional.scaled_dot_product_attention`,
-#    which never stores that matrix, thanks to the *online softmax*.
+#    which never stores that whole matrix: with a causal mask it walks it in
+#    small tiles thanks to the *online softmax*; without one, in blocks of
+#    128 query rows.
 #
 # Then we derive the backward pass and check it against the fused kernel,
 # look at attention weights as a heat map and measure memory against sequence
@@ -300,8 +302,11 @@ tutorial.show(fig, "attention_weights.png")
 # `tracemalloc` records every NumPy allocation. We measure the peak during one
 # forward of a single head (D = 64) as T grows: the NumPy version holds several
 # T x T float32 matrices (4 T² bytes each), the fused kernel only the output,
-# the log-sum-exp and a few small tiles. (Both curves also include the copies
-# minidl makes when it wraps the NumPy inputs in Tensors: 3 x T x 64 floats.)
+# the log-sum-exp and, per thread, one block of scores: 128 x T floats here
+# (no mask), a few small tiles with a causal mask. Those blocks come from
+# Numba's allocator, which tracemalloc does not see; they grow linearly in T
+# too. (Both curves also include the copies minidl makes when it wraps the
+# NumPy inputs in Tensors: 3 x T x 64 floats.)
 
 # %%
 def peak_mib(backend, T):

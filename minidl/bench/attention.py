@@ -119,9 +119,10 @@ def memory_report(path="benchmarks/results/attention_memory.md", lengths=(512, 1
     lines += ["", "The fused kernel's peak divided by T stays constant: it grows linearly in T "
               "(the T x D output and the T logsumexp values, allocated with NumPy). The "
               "twin's peak divided by T^2 stays constant: it materialises T x T scores, "
-              "weights and their exponentials. Not counted by tracemalloc: the fused "
-              "kernel's per-thread tiles (32 x 64 scores, 32 x D accumulators: a few KiB, "
-              "independent of T), allocated by Numba's runtime.", ""]
+              "weights and their exponentials. Not counted by tracemalloc (allocated by "
+              "Numba's runtime): the fused kernel's per-thread block of scores, 128 x T "
+              "floats without a causal mask (as here), linear in T too; with a causal "
+              "mask, tiles of a few KiB independent of T.", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
     return rows

@@ -38,18 +38,21 @@ and backward, for dO = dL/d out:
 
 Which loops run (`minidl.kernels.use`):
 - "python": the readable loops below, interpreted: one query row at a time.
-- "numba":  `attention_fast.py`: the same computation in tiles (online
-            softmax, blocked products, a vectorisable exp); memory beyond
-            inputs and outputs is the (BH, L) logsumexp plus a few KiB of
-            tiles per thread, never an L x S matrix. Its docstring explains
-            each step; tests/test_attention_fast.py holds it equal to the
-            readable loops.
+- "numba":  `attention_fast.py`: the same computation in blocks. With a
+            causal mask: small tiles (online softmax, blocked products, a
+            vectorisable exp), a few KiB per thread. Without: blocks of
+            DENSE_Q query rows (DENSE_Q x S scores per thread) multiplied
+            with BLAS. Never an L x S matrix; beyond inputs and outputs,
+            memory is the (BH, L) logsumexp plus those per-thread blocks.
+            Its docstring explains each step; tests/test_attention_fast.py
+            holds it equal to the readable loops.
 - "numpy":  the twin below, which materialises the (BH, L, S) scores.
 """
 import numpy as np
 from numba import njit, prange
 
 from . import attention_fast
+from ..threads import single_threaded_blas
 from .backend import current, interpreted, kernel_array
 from .dropout_hash import dropout_keep, dropout_keep_numpy, dropout_threshold
 
@@ -222,9 +225,12 @@ def _dropout_args(dropout_p, seed, dtype):
 
 def _run(fast, readable, *args):
     """The optimised loops on "numba", the readable ones interpreted on "python"."""
-    kernel = fast if current() == "numba" else interpreted(readable)
+    if current() == "numba":
+        with single_threaded_blas():              # the dense kernels call BLAS from Numba's threads
+            fast(*args)
+        return
     with np.errstate(over="ignore"):              # interpreted, the dropout hash wraps around on purpose
-        kernel(*args)
+        interpreted(readable)(*args)
 
 
 def forward(q, k, v, bias, bias_index, causal, scale, dropout_p=0.0, seed=0):
@@ -238,7 +244,9 @@ def forward(q, k, v, bias, bias_index, causal, scale, dropout_p=0.0, seed=0):
     n_bh, L = q.shape[:2]
     out = np.empty((n_bh, L, v.shape[2]), q.dtype)
     lse = np.empty((n_bh, L), np.float64)
-    _run(attention_fast.attention_forward_blocked, attention_forward_loops,
+    fast = (attention_fast.attention_forward_dense if attention_fast.use_dense(q, k, v, causal)
+            else attention_fast.attention_forward_blocked)
+    _run(fast, attention_forward_loops,
          q, k, v, bias, bias_index, bool(causal), scale, seed, threshold, keep_scale, out, lse)
     return out, lse
 
@@ -257,7 +265,9 @@ def backward(q, k, v, bias, bias_index, causal, scale, dropout_p, seed, out, lse
         return (dq, dk, dv, ds) if need_bias_grad else (dq, dk, dv)
     args = _writeable(*args[:5]) + args[5:10] + _writeable(*args[10:])
     grads = (np.zeros_like(args[0]), np.zeros_like(args[1]), np.zeros_like(args[2]))
-    _run(attention_fast.attention_backward_blocked, attention_backward_loops, *args, *grads)
+    fast = (attention_fast.attention_backward_dense if attention_fast.use_dense(q, k, v, causal)
+            else attention_fast.attention_backward_blocked)
+    _run(fast, attention_backward_loops, *args, *grads)
     return grads
 
 

@@ -6,6 +6,9 @@ float64, several threads, non-contiguous inputs, masks, causal, dropout) are
 Both compute out_i = sum_j softmax_j(s_ij) v_j with s_ij = scale q_i . k_j + bias_ij,
 and the same gradients. What differs:
 
+With a causal mask (points 1-5; the kernels `attention_forward_blocked` and
+`attention_backward_blocked`):
+
 1. Tiles instead of rows (forward). The readable loop handles one query row
    at a time and walks all S keys twice (scores and their maximum, then the
    weighted sum). Here a task takes a block of BLOCK_Q query rows and walks
@@ -39,12 +42,25 @@ and the same gradients. What differs:
 5. Causal masks skip work: the forward stops at the last key a block of
    queries may see; the backward starts at the first query row that sees a
    key block.
+
+Without a causal mask (`attention_forward_dense`, `attention_backward_dense`):
+
+6. Row blocks and BLAS. Nothing can be skipped, so the work is dense matrix
+   products, where BLAS's register-blocked kernels go well beyond the
+   hand-written tiles above. A task takes DENSE_Q query rows and their whole score rows
+   (DENSE_Q x S), so the row softmax needs no online rescaling, and each
+   product (q k^T, p v; backward also dO v^T, dS k, p^T dO, dS^T q) is one
+   `np.dot` on blocks large enough for BLAS to run near its peak: one thread
+   per call, inside Numba's parallel loop, so one thread pool runs (as in
+   conv_fast.py). The backward runs one task per batch-head and adds each
+   query block's share of dK and dV into them.
 """
 import numpy as np
 from numba import njit, prange
 
 from .dropout_hash import dropout_keep
-from .fast_exp import fast_exp
+from .fast_exp import cast_like, exp_like, fast_exp
+from .softmax import _row_max
 
 # fastmath flags for loops: allow reassociation (vectorised sums) and fused
 # multiply-add, but NOT "no infs / no NaNs": masks are -inf.
@@ -363,3 +379,192 @@ def backward_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
             accumulate_cols(p, dout[b], i0, nr, nc, dv[b], j0)  # dV_j += sum_i p z dO_i
             accumulate_rows(ds, k[b], j0, nr, nc, dq[b], i0)    # dQ_i += sum_j dS k_j
             accumulate_cols(ds, q[b], i0, nr, nc, dk[b], j0)    # dK_j += sum_i dS q_i
+
+
+# ---- without a causal mask: row blocks and BLAS products -------------------------------
+# (Contract as above, plus S, E, Ev >= 1: `use_dense` decides.)
+# Without a causal mask every query sees every key, so nothing is skipped and
+# the work is three (forward) or five (backward) dense matrix products per
+# batch-head. A task takes DENSE_Q query rows and holds their whole score rows
+# (DENSE_Q x S, 256 KiB in float32 at S = 512: it stays in the core's L2
+# cache), so the softmax needs no online rescaling, and every product is one
+# `np.dot` (SciPy's BLAS, one thread per call: see minidl/threads.py) on
+# blocks large enough for BLAS to run near its peak. The entry points in
+# attention.py send causal calls to the tiled kernels above, which skip the
+# masked half of the work.
+DENSE_Q = 128    # query rows per task in the dense kernels
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def scores_rows(s, r, i, b, bias, bias_index, causal, scale):
+    """Row r of a score block, in place: s[r] <- scale * s[r] + bias row of
+    query i (if any), -inf at keys j > i when causal."""
+    row = s[r]
+    S = row.shape[0]
+    for c in range(S):
+        row[c] *= scale
+    if bias.shape[0] > 0:
+        bias_row = bias[bias_index[b], i if bias.shape[1] > 1 else 0]   # (S,)
+        for c in range(S):
+            row[c] += bias_row[c]
+    if causal:
+        for c in range(i + 1, S):                          # keys after query i
+            row[c] = -np.inf
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def has_nan(row):
+    """True if the 1-D row holds a NaN."""
+    for c in range(row.shape[0]):
+        if row[c] != row[c]:
+            return True
+    return False
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def attention_forward_dense(q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                            keep_scale, out, lse):
+    """Same contract as `attention_forward_blocked` (and the readable loops);
+    one task per (batch-head, block of DENSE_Q query rows)."""
+    for task in prange(q.shape[0] * ((q.shape[1] + DENSE_Q - 1) // DENSE_Q)):
+        forward_dense_task(np.int64(task), q, k, v, bias, bias_index, causal, scale, seed,
+                           threshold, keep_scale, out, lse)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def forward_dense_task(task, q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                       keep_scale, out, lse):
+    """attention_forward_dense's work for one (batch-head, query row block)."""
+    L, S = q.shape[1], k.shape[1]
+    Ev = v.shape[2]
+    n_qblocks = (L + DENSE_Q - 1) // DENSE_Q
+    b = task // n_qblocks                                  # batch-head
+    i0 = (task - b * n_qblocks) * DENSE_Q                  # first query row of the block
+    nr = min(DENSE_Q, L - i0)
+    s = np.empty((nr, S), q.dtype)                         # scores, then exp(s - max)
+    inv_total = np.empty(nr)                               # 1 / sum_j exp(s_ij - m_i)
+    row_kind = np.zeros(nr, np.int64)                      # 0 normal, 1 fully masked, 2 NaN
+    np.dot(q[b, i0:i0 + nr], k[b].T, s)                    # (nr, E) @ (E, S): q_i . k_j
+    for r in range(nr):
+        i = i0 + r
+        scores_rows(s, r, i, b, bias, bias_index, causal, scale)
+        row = s[r]                                         # (S,)
+        m = _row_max(row)                                  # the row max (vectorised)
+        if m == -np.inf:                                   # every key masked, or NaN
+            row_kind[r] = 2 if has_nan(row) else 1
+            for c in range(S):
+                row[c] = 0
+            continue
+        total = 0.0                                        # float64 sum
+        for c in range(S):
+            e = exp_like(row[c] - m)                       # in [0, 1]; 0 where masked
+            row[c] = e
+            total += e
+        if total != total:                                 # a NaN score (or +inf)
+            row_kind[r] = 2
+            for c in range(S):
+                row[c] = 0
+            continue
+        inv_total[r] = 1.0 / total
+        lse[b, i] = m + np.log(total)
+        if threshold > 0:                                  # dropout: weights of dropped keys -> 0
+            base = np.uint64((b * L + i) * S)              # flat index of (b, i, 0)
+            for c in range(S):
+                if dropout_keep(seed, base + np.uint64(c), threshold):
+                    row[c] *= keep_scale
+                else:
+                    row[c] = 0
+    o = out[b, i0:i0 + nr]                                 # (nr, Ev)
+    np.dot(s, v[b], o)                                     # unnormalised sum_j e_ij z_ij v_j
+    for r in range(nr):
+        if row_kind[r] == 0:
+            inv = o.dtype.type(inv_total[r])
+            for d in range(Ev):
+                o[r, d] *= inv                             # divide by the row's sum
+        else:                                              # masked: 0; NaN: NaN
+            fill = 0.0 if row_kind[r] == 1 else np.nan
+            for d in range(Ev):
+                o[r, d] = fill
+            lse[b, i0 + r] = -np.inf if row_kind[r] == 1 else np.nan
+
+
+@njit(parallel=True, cache=True, fastmath=FASTMATH)
+def attention_backward_dense(q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                             keep_scale, out, lse, dout, dq, dk, dv):
+    """Same contract as `attention_backward_blocked`; one task per batch-head
+    (dk and dv of a batch-head are summed over its query blocks by one thread)."""
+    for b in prange(q.shape[0]):
+        backward_dense_task(np.int64(b), q, k, v, bias, bias_index, causal, scale, seed,
+                            threshold, keep_scale, out, lse, dout, dq, dk, dv)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
+                        keep_scale, out, lse, dout, dq, dk, dv):
+    """attention_backward_dense's work for one batch-head: per block of query
+    rows, p = exp(s - lse) and dS from two products, then dV, dQ, dK from three."""
+    L, S = q.shape[1], k.shape[1]
+    E, Ev = q.shape[2], v.shape[2]
+    nq = min(DENSE_Q, L)
+    p = np.empty((nq, S), q.dtype)                         # weights p_ij z_ij of a block
+    ds = np.empty((nq, S), q.dtype)                        # dP, then scale * dS
+    part_k = np.empty((S, E), q.dtype)                     # one block's share of dK
+    part_v = np.empty((S, Ev), q.dtype)                    # one block's share of dV
+    for i0 in range(0, L, DENSE_Q):
+        nr = min(DENSE_Q, L - i0)
+        pb, dsb = p[:nr], ds[:nr]                          # (nr, S) each
+        np.dot(q[b, i0:i0 + nr], k[b].T, pb)               # q_i . k_j
+        np.dot(dout[b, i0:i0 + nr], v[b].T, dsb)           # dO_i . v_j
+        for r in range(nr):
+            i = i0 + r
+            lse_i = lse[b, i]
+            prow, dsrow = pb[r], dsb[r]                    # (S,) each
+            if lse_i == -np.inf or lse_i != lse_i:         # fully masked: 0; NaN row: NaN
+                fill = 0.0 if lse_i == -np.inf else np.nan
+                for c in range(S):
+                    prow[c] = fill
+                    dsrow[c] = fill
+                continue
+            scores_rows(pb, r, i, b, bias, bias_index, causal, scale)
+            d_i = 0.0                                      # D_i = dO_i . out_i
+            for d in range(Ev):
+                d_i += dout[b, i, d] * out[b, i, d]
+            d_i_like = cast_like(d_i, prow[0])
+            for c in range(S):                             # p_ij = exp(s_ij - lse_i), s - lse in float64
+                prow[c] = exp_like(cast_like(np.float64(prow[c]) - lse_i, prow[0]))
+            if threshold > 0:
+                base = np.uint64((b * L + i) * S)          # flat index of (b, i, 0)
+                for c in range(S):
+                    if dropout_keep(seed, base + np.uint64(c), threshold):
+                        dsrow[c] = scale * prow[c] * (dsrow[c] * keep_scale - d_i_like)
+                        prow[c] *= keep_scale
+                    else:
+                        dsrow[c] = scale * prow[c] * (0 - d_i_like)
+                        prow[c] = 0
+            else:
+                for c in range(S):                         # scale * dS_ij
+                    dsrow[c] = scale * prow[c] * (dsrow[c] - d_i_like)
+        q_blk, dout_blk = q[b, i0:i0 + nr], dout[b, i0:i0 + nr]
+        np.dot(dsb, k[b], dq[b, i0:i0 + nr])               # dQ_i = sum_j scale dS_ij k_j
+        if i0 == 0:                                        # first block: write dK, dV directly
+            np.dot(pb.T, dout_blk, dv[b])                  # dV_j = sum_i p z dO_i
+            np.dot(dsb.T, q_blk, dk[b])                    # dK_j = sum_i scale dS_ij q_i
+        else:                                              # later blocks: add their share
+            np.dot(pb.T, dout_blk, part_v)
+            np.dot(dsb.T, q_blk, part_k)
+            add_into(dv[b], part_v)
+            add_into(dk[b], part_k)
+
+
+@njit(cache=True, fastmath=FASTMATH)
+def add_into(total, part):
+    """total += part, for two C-contiguous 2-D arrays of one shape."""
+    for a in range(total.shape[0]):
+        for c in range(total.shape[1]):
+            total[a, c] += part[a, c]
+
+
+def use_dense(q, k, v, causal):
+    """True when the dense kernels run: no causal mask, and no empty axis (a
+    zero-length key, feature or value axis is left to the tiled kernels)."""
+    return not causal and min(k.shape[1], q.shape[2], v.shape[2]) > 0
