@@ -97,8 +97,9 @@ def _attention(dtype):
     rng = np.random.default_rng(0)
     q, k, v = (rng.standard_normal((2, 5, 4)).astype(dtype) for _ in range(3))
     no_mask, index = np.zeros((0, 1, 5), dtype), np.zeros(2, np.int64)
-    out, lse = attention.forward(q, k, v, no_mask, index, True, 0.5)
-    attention.backward(q, k, v, no_mask, index, True, 0.5, 0.0, 0, out, lse, out)
+    for causal in (True, False):                    # tiled kernels, then the dense ones
+        out, lse = attention.forward(q, k, v, no_mask, index, causal, 0.5)
+        attention.backward(q, k, v, no_mask, index, causal, 0.5, 0.0, 0, out, lse, out)
 
 
 def _gelu(dtype):
