@@ -16,7 +16,7 @@ from hypothesis import given, strategies as st
 import minidl as mdl
 import minidl.functional as F
 from minidl import kernels
-from minidl.kernels.fast_exp import fast_exp_array
+from minidl.kernels.fast_exp import fast_exp_array, fast_exp_nonpositive_array
 
 BACKENDS = ("numba", "numpy", "python")
 OPS = {"softmax": (F.softmax, scipy.special.softmax), "log_softmax": (F.log_softmax, scipy.special.log_softmax)}
@@ -158,6 +158,24 @@ def test_fast_exp32_accuracy_against_numpy():
     assert np.all(np.abs(got[~normal] - want[~normal]) <= step)
     special = np.array([-np.inf, -1e4, -105.0, np.inf, 1e4, np.nan, 0.0], np.float32)
     np.testing.assert_array_equal(fast_exp_array(special), [0, 0, 0, np.inf, np.inf, np.nan, 1])
+
+
+def test_fast_exp32_nonpositive_accuracy_against_numpy():
+    # softmax's exp for arguments <= 0: as accurate as fast_exp32 down to -87,
+    # 0 below (where exp is under the smallest normal float32, 1.2e-38)
+    rng = np.random.default_rng(2)
+    x = np.concatenate([np.linspace(-87.0, 0.0, 400_001), -rng.exponential(5, 100_000),
+                        [0.0, -0.0, -1e-30]]).astype(np.float32)
+    got = fast_exp_nonpositive_array(x)
+    assert got.dtype == np.float32
+    want = np.exp(x.astype(np.float64))
+    assert (np.abs(got - want) / want).max() <= 1.5e-7
+    below = np.linspace(-150.0, -87.01, 1001).astype(np.float32)
+    np.testing.assert_array_equal(fast_exp_nonpositive_array(below), 0)
+    special = np.array([-np.inf, -1e4, np.nan, 0.0], np.float32)
+    np.testing.assert_array_equal(fast_exp_nonpositive_array(special), [0, 0, np.nan, 1])
+    x64 = np.linspace(-745.0, 0.0, 10_001)                # float64: the full fast_exp
+    np.testing.assert_array_equal(fast_exp_nonpositive_array(x64), fast_exp_array(x64))
 
 
 def test_zero_dim_and_empty_inputs():

@@ -31,6 +31,13 @@ x > 88.72 gives inf, NaN gives NaN.
 
 `exp_like(x)` picks the one matching x's dtype (a Numba overload; called from
 plain Python it does the same), so a kernel written once serves both dtypes.
+
+Softmax only ever takes exp of numbers <= 0 (logits minus their row max, or
+log-probabilities), and there `exp_nonpositive_like(x)` saves about a
+quarter of the work in float32: `fast_exp32_nonpositive` has no overflow
+clamp and scales by 2**k in one factor, so results below the smallest normal
+float32 (x < -87) come out 0 instead of subnormal (an absolute error below
+1.7e-38). For float64 it is `fast_exp`.
 """
 import numpy as np
 from numba import njit, types
@@ -107,6 +114,46 @@ def fast_exp32(x):
     return x if is_nan else result
 
 
+X_FLUSH_32 = np.float32(-87.0)         # below: fast_exp32_nonpositive gives 0
+
+
+@njit(cache=True, inline="always")
+def fast_exp32_nonpositive(x):
+    """exp(x) for a float32 scalar x <= 0: max relative error 1.0e-7 over
+    [-87, 0]; 0 for x < -87 (including -inf); NaN gives NaN. Wrong for x > 0
+    (the caller guarantees x <= 0)."""
+    is_nan = x != x
+    t = max(x, X_FLUSH_32)                        # keeps 2**k a normal float32 (k >= -126)
+    k = np.floor(t * LOG2E_32 + np.float32(0.5))  # nearest integer to t / ln 2
+    r = (t - k * LN2_HI_32) - k * LN2_LO_32       # |r| <= 0.347
+    p = np.float32(1.0 / 5040.0)                  # the same degree-7 polynomial as fast_exp32
+    p = p * r + np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + np.float32(0.5)
+    p = p * r + np.float32(1.0)
+    p = p * r + np.float32(1.0)
+    scale = np.int32((np.int32(k) + 127) << 23).view(np.float32)   # 2**k, k in [-126, 0]
+    result = np.float32(0.0) if x < X_FLUSH_32 else p * scale
+    return x if is_nan else result
+
+
+def exp_nonpositive_like(x):
+    """exp(x) for x <= 0 in x's own precision (float32 -> fast_exp32_nonpositive,
+    else fast_exp)."""
+    if isinstance(x, np.float32):
+        return fast_exp32_nonpositive(x)
+    return fast_exp(np.float64(x))
+
+
+@overload(exp_nonpositive_like)
+def _exp_nonpositive_like_numba(x):
+    if x == types.float32:
+        return lambda x: fast_exp32_nonpositive(x)
+    return lambda x: fast_exp(np.float64(x))
+
+
 def exp_like(x):
     """exp(x) in x's own precision (float32 -> fast_exp32, else fast_exp)."""
     if isinstance(x, np.float32):
@@ -141,4 +188,14 @@ def fast_exp_array(x):
     out = np.empty_like(x)
     for i in range(x.shape[0]):
         out[i] = exp_like(x[i])
+    return out
+
+
+@njit(cache=True)
+def fast_exp_nonpositive_array(x):
+    """Elementwise exp_nonpositive_like over a 1-D float32 or float64 array of
+    numbers <= 0 (same dtype out); for tests."""
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = exp_nonpositive_like(x[i])
     return out

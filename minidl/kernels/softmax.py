@@ -22,9 +22,10 @@ Special values (same as PyTorch):
     -inf - (-inf) = NaN, so the whole row comes out NaN (both functions).
     A NaN or +inf anywhere in a row makes the whole row NaN.
 
-The Numba loops use `exp_like` from fast_exp.py (a vectorisable polynomial in
-the input's precision: max relative error 1.0e-7 in float32, ~2.2e-16 in
-float64) and accumulate the sums in float64 for both dtypes.
+The Numba loops use `exp_nonpositive_like` from fast_exp.py (a vectorisable
+polynomial in the input's precision, for the arguments <= 0 softmax needs:
+max relative error 1.0e-7 in float32, where results below 1.7e-38 flush to 0;
+~2.2e-16 in float64) and accumulate the sums in float64 for both dtypes.
 Rows are independent: the parallel loop runs over rows.
 
 Why it is fast (softmax is limited by memory traffic and by the exp):
@@ -44,7 +45,7 @@ import numpy as np
 from numba import njit, prange
 
 from .backend import dispatch, kernel_array
-from .fast_exp import cast_like, exp_like
+from .fast_exp import cast_like, exp_nonpositive_like
 from ..threads import single_thread_if_small
 
 # reassoc lets the float64 sums use several SIMD accumulators; no nnan/ninf,
@@ -98,13 +99,13 @@ def softmax_forward_loops(x, log):
         total = 0.0                                      # pass 2: sum of exp(x - m), float64
         if log:
             for j in range(n):
-                total += exp_like(row[j] - m)
+                total += exp_nonpositive_like(row[j] - m)   # row[j] - m <= 0
             log_total = cast_like(np.log(total), m)      # logsumexp(x) = m + log_total
             for j in range(n):                           # pass 3: (x - m) - log_total; subtracting
                 o[j] = (row[j] - m) - log_total          # m first avoids cancellation at 1e4
         else:
             for j in range(n):
-                e = exp_like(row[j] - m)                 # in (0, 1], exactly 1 at the max
+                e = exp_nonpositive_like(row[j] - m)     # in [0, 1], exactly 1 at the max
                 o[j] = e
                 total += e
             inv = cast_like(1.0 / total, row[0])         # total >= 1 unless the row is NaN
@@ -125,7 +126,7 @@ def softmax_backward_loops(grad, y, log):
                 total += g[j]
             s = cast_like(total, yr[0])                  # in the row's dtype (SIMD width)
             for j in range(n):                           # g - softmax * sum(g)
-                gx[j] = g[j] - exp_like(yr[j]) * s
+                gx[j] = g[j] - exp_nonpositive_like(yr[j]) * s   # log-probabilities are <= 0
         else:
             for j in range(n):                           # <g, y>
                 total += np.float64(g[j]) * yr[j]
