@@ -4,8 +4,9 @@ Why: without a vector math library (Numba uses Intel's SVML only where it is
 installed), `np.exp` inside an `@njit` loop is one scalar libm call per
 element, and a row softmax or an attention tile spends most of its time
 there. Written out as plain arithmetic, the compiler can run several lanes at
-once. This is minidl's one fast exp: softmax uses it through `exp_like`, the
-attention tiles through `fast_exp`.
+once. This is minidl's one fast exp: softmax uses it through
+`exp_nonpositive_like` (below), the attention kernels through `fast_exp` and
+`exp_like`.
 
 How (range reduction):   exp(x) = 2**k * exp(r)
     k = round(x / ln 2)                   an integer
