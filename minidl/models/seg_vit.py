@@ -40,24 +40,18 @@ import numpy as np
 from .. import functional as F
 from .. import nn
 from ..autograd.grad_mode import no_grad
+from .vit import patch_embedding
 
 
 class SegmentationTransformer(nn.Module):
     def __init__(self, image_size=32, patch_size=4, in_channels=1, num_classes=11, dim=64,
                  depth=4, heads=4, mlp_dim=128, decoder_width=32, patch_kernel=None):
         super().__init__()
-        if image_size % patch_size:
-            raise ValueError(f"SegmentationTransformer: image_size {image_size} is not a multiple "
-                             f"of patch_size {patch_size}")
-        patch_kernel = patch_size if patch_kernel is None else patch_kernel
-        if patch_kernel < patch_size or (patch_kernel - patch_size) % 2:
-            raise ValueError(f"SegmentationTransformer: patch_kernel {patch_kernel} must be patch_size "
-                             f"{patch_size} plus an even number")
+        self.input_norm = nn.BatchNorm2d(in_channels)
+        self.patch_embedding = patch_embedding("SegmentationTransformer", image_size, patch_size,
+                                               in_channels, dim, patch_kernel)
         self.image_size, self.patch_size, self.dim = image_size, patch_size, dim
         self.grid = image_size // patch_size
-        self.input_norm = nn.BatchNorm2d(in_channels)
-        self.patch_embedding = nn.Conv2d(in_channels, dim, patch_kernel, stride=patch_size,
-                                         padding=(patch_kernel - patch_size) // 2)
         self.position_embedding = nn.LearnedPositionalEmbedding(self.grid * self.grid, dim)
         self.layers = nn.ModuleList([
             nn.TransformerEncoderLayer(dim, heads, dim_feedforward=mlp_dim, dropout=0.0,

@@ -16,21 +16,29 @@ from .. import nn
 from ..autograd.grad_mode import no_grad
 
 
+def patch_embedding(owner, image_size, patch_size, in_channels, dim, patch_kernel=None):
+    """The strided Conv2d that turns an image into a grid of patch tokens:
+    kernel patch_kernel (default patch_size), stride patch_size, padding
+    (patch_kernel - patch_size) / 2, so the grid is (image_size / patch_size)
+    on each side. `owner` names the model in the errors."""
+    if image_size % patch_size != 0:
+        raise ValueError(f"{owner}: image_size {image_size} is not a multiple of patch_size {patch_size}")
+    patch_kernel = patch_size if patch_kernel is None else patch_kernel
+    if patch_kernel < patch_size or (patch_kernel - patch_size) % 2:
+        raise ValueError(f"{owner}: patch_kernel {patch_kernel} must be patch_size "
+                         f"{patch_size} plus an even number")
+    return nn.Conv2d(in_channels, dim, patch_kernel, stride=patch_size,
+                     padding=(patch_kernel - patch_size) // 2)
+
+
 class VisionTransformer(nn.Module):
     def __init__(self, image_size=8, patch_size=2, in_channels=1, num_classes=10, dim=64,
                  depth=4, heads=4, mlp_dim=128, dropout=0.0, patch_kernel=None):
         super().__init__()
-        if image_size % patch_size != 0:
-            raise ValueError(f"VisionTransformer: image_size {image_size} is not a multiple "
-                             f"of patch_size {patch_size}")
-        patch_kernel = patch_size if patch_kernel is None else patch_kernel
-        if patch_kernel < patch_size or (patch_kernel - patch_size) % 2:
-            raise ValueError(f"VisionTransformer: patch_kernel {patch_kernel} must be patch_size "
-                             f"{patch_size} plus an even number")
+        self.patch_embedding = patch_embedding("VisionTransformer", image_size, patch_size,
+                                               in_channels, dim, patch_kernel)
         self.image_size, self.patch_size, self.dim = image_size, patch_size, dim
         self.num_patches = (image_size // patch_size) ** 2
-        self.patch_embedding = nn.Conv2d(in_channels, dim, patch_kernel, stride=patch_size,
-                                         padding=(patch_kernel - patch_size) // 2)
         self.class_token = nn.Parameter(np.zeros((1, 1, dim), dtype=np.float32))
         self.position_embedding = nn.LearnedPositionalEmbedding(self.num_patches + 1, dim)
         self.dropout = nn.Dropout(dropout)
