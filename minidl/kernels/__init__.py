@@ -8,6 +8,8 @@ Run with `NUMBA_DISABLE_JIT=1`, or under `minidl.kernels.use("python")`, to
 step through the loops in a debugger (see ARCHITECTURE.md, "The kernel floor").
 """
 from .backend import BACKENDS, current, use, dispatch, interpreted  # noqa: F401
+from .cache_check import invalidate_stale_cache
 from .warmup import announce_compilation
 
+invalidate_stale_cache()       # before any kernel loads from Numba's cache
 announce_compilation()
