@@ -142,6 +142,41 @@ def test_gradcheck_command_catches_a_wrong_backward(monkeypatch, capsys):
     assert any(line.startswith("exp") and " pass " in line for line in lines)
 
 
+def test_gradcheck_command_without_names_checks_every_differentiable_op(capsys):
+    import inspect
+
+    from minidl.gradcheck_table import NOT_DIFFERENTIABLE
+
+    assert cli.main(["gradcheck"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    passed = {line.split()[0] for line in lines[1:-1] if line.split()[1] == "pass"}
+    public = {name for name, value in vars(functional).items()
+              if not name.startswith("_") and inspect.isfunction(value)}
+    assert public - set(NOT_DIFFERENTIABLE) <= passed, sorted(public - set(NOT_DIFFERENTIABLE) - passed)
+    assert lines[-1] == "all checked ops pass"
+
+
+class _WrongAmax(Function):
+    """max over dim 1 whose backward sends the gradient to the first column, not the argmax."""
+
+    def forward(self, a):
+        self.shape = a.shape
+        return a.max(axis=1)
+
+    def backward(self, grad):
+        out = np.zeros(self.shape)
+        out[:, 0] = grad
+        return out
+
+
+def test_gradcheck_command_catches_a_wrong_reduction_backward(monkeypatch, capsys):
+    monkeypatch.setattr(functional, "amax", lambda x, dim=None, keepdim=False: _WrongAmax.apply(x))
+    assert cli.main(["gradcheck", "amax", "sum"]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("amax") and "FAIL" in line for line in lines)
+    assert any(line.startswith("sum") and " pass " in line for line in lines)
+
+
 def test_gradcheck_command_rejects_unknown_op_names(capsys):
     assert cli.main(["gradcheck", "frobnicate"]) == 1
     assert "frobnicate" in capsys.readouterr().err
