@@ -38,6 +38,13 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    columns (`forward_kernel` with `need_weight`).
 5. Output written in place, sample by sample, in NCHW order: no reshuffling
    pass, and no column matrix of the whole batch in memory.
+6. Copy loops that the compiler turns into SIMD code. Numba accepts negative
+   indices (a[-1] is the last element), so `dst[q] = src[start + q]` costs a
+   sign test per element whenever the compiler cannot prove start + q >= 0,
+   and that test keeps the loop scalar, several times slower. Every copy
+   loop below therefore first slices out the stretch it touches and then
+   indexes it with the plain loop counter (`src = row[start:start + n]`,
+   `dst[q] = src[q]`), which compiles to vector loads and stores.
 
 Shapes below: G groups, cog = Cout/G output channels per group,
 K = Cg*kh*kw rows of a column matrix, P = ho*wo output pixels per sample.
@@ -63,9 +70,9 @@ def pad_sample(x, n, c0, ph, pw, xp):
     for c in range(xp.shape[0]):
         for y in range(height):
             src = x[n, c0 + c, y]                 # input row y of channel c0 + c
-            dst = xp[c, ph + y]                   # the same row inside the border
+            dst = xp[c, ph + y, pw:pw + width]    # the same row inside the border
             for col in range(width):
-                dst[pw + col] = src[col]
+                dst[col] = src[col]
 
 
 @njit(cache=True)
@@ -75,10 +82,10 @@ def unpad_sample(dxp, ph, pw, n, c0, dx):
     height, width = dx.shape[2], dx.shape[3]
     for c in range(dxp.shape[0]):
         for y in range(height):
-            src = dxp[c, ph + y]
+            src = dxp[c, ph + y, pw:pw + width]   # the interior of padded row ph + y
             dst = dx[n, c0 + c, y]
             for col in range(width):
-                dst[col] = src[pw + col]
+                dst[col] = src[col]
 
 
 @njit(cache=True)
@@ -94,15 +101,14 @@ def im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
         j = row % kw                              # kernel column
         dst = cols[row]
         for oy in range(ho):
-            src = xp[c, oy * sh + i * dh]         # the padded row this tap reads
-            base = oy * wo                        # where output row oy starts in cols
-            start = j * dw                        # padded column read by ox = 0
+            src = xp[c, oy * sh + i * dh, j * dw:]   # the padded row this tap reads, from the column ox = 0 reads
+            out_row = dst[oy * wo:oy * wo + wo]      # where output row oy sits in cols
             if sw == 1:
                 for ox in range(wo):
-                    dst[base + ox] = src[start + ox]
+                    out_row[ox] = src[ox]
             else:
                 for ox in range(wo):
-                    dst[base + ox] = src[start + ox * sw]
+                    out_row[ox] = src[ox * sw]
 
 
 @njit(cache=True)
@@ -118,15 +124,14 @@ def col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp):
         j = row % kw
         src = cols[row]
         for oy in range(ho):
-            dst = dxp[c, oy * sh + i * dh]
-            base = oy * wo
-            start = j * dw
+            dst = dxp[c, oy * sh + i * dh, j * dw:]  # the padded row the tap read, from column ox = 0's
+            in_row = src[oy * wo:oy * wo + wo]       # output row oy's entries in cols
             if sw == 1:
                 for ox in range(wo):
-                    dst[start + ox] += src[base + ox]
+                    dst[ox] += in_row[ox]
             else:
                 for ox in range(wo):
-                    dst[start + ox * sw] += src[base + ox]
+                    dst[ox * sw] += in_row[ox]
 
 
 # stride 1: "wide" columns, one contiguous copy per row (optimisation 3 above)
@@ -143,11 +148,11 @@ def im2col_wide(xp, kh, kw, dh, dw, ho, cols):
         c = row // (kh * kw)                      # channel
         i = (row // kw) % kh                      # kernel row
         j = row % kw                              # kernel column
-        src = xp[c].reshape(-1)                   # the padded channel, flat
         start = i * dh * wp + j * dw              # flat index read by q = 0
+        src = xp[c].reshape(-1)[start:start + cols.shape[1]]   # the padded channel, flat, from there
         dst = cols[row]
         for q in range(cols.shape[1]):
-            dst[q] = src[start + q]
+            dst[q] = src[q]
 
 
 @njit(cache=True)
@@ -159,11 +164,11 @@ def col2im_wide(cols, kh, kw, dh, dw, ho, dxp):
         c = row // (kh * kw)
         i = (row // kw) % kh
         j = row % kw
-        dst = dxp[c].reshape(-1)
         start = i * dh * wp + j * dw
+        dst = dxp[c].reshape(-1)[start:start + cols.shape[1]]
         src = cols[row]
         for q in range(cols.shape[1]):
-            dst[start + q] += src[q]
+            dst[q] += src[q]
 
 
 @njit(cache=True)
@@ -174,8 +179,10 @@ def narrow(wide, wo, out):
     wp = wide.shape[1] // ho
     for o in range(out.shape[0]):
         for oy in range(ho):
+            src = wide[o, oy * wp:oy * wp + wo]   # output row oy without its junk tail
+            dst = out[o, oy * wo:oy * wo + wo]
             for ox in range(wo):
-                out[o, oy * wo + ox] = wide[o, oy * wp + ox]
+                dst[ox] = src[ox]
 
 
 @njit(cache=True)
@@ -186,8 +193,10 @@ def widen(narrow_, wo, wide):
     wp = wide.shape[1] // ho
     for o in range(narrow_.shape[0]):
         for oy in range(ho):
+            src = narrow_[o, oy * wo:oy * wo + wo]
+            dst = wide[o, oy * wp:oy * wp + wo]   # output row oy; its junk tail untouched
             for ox in range(wo):
-                wide[o, oy * wp + ox] = narrow_[o, oy * wo + ox]
+                dst[ox] = src[ox]
 
 
 @njit(cache=True)
@@ -260,8 +269,10 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                 np.dot(w_mat[g], cols, out[s, g])         # (cog, K) @ (K, P) -> (cog, P)
             if bias.shape[0] > 0:                         # while out[s, g] is still in cache
                 for o in range(cog):
-                    for q in range(out.shape[3]):
-                        out[s, g, o, q] += bias[g * cog + o]
+                    row = out[s, g, o]                    # output channel g*cog + o of sample s
+                    value = bias[g * cog + o]
+                    for q in range(row.shape[0]):
+                        row[q] += value
             if need_weight:
                 if wide:
                     widen(gy[s, g], wo, gyw)
