@@ -1,6 +1,7 @@
-"""relu and leaky_relu compute np.where(a > 0, a, 0) and np.where(a > 0, a, s a)
-(and the same for the gradient) without np.where, which is several times
-slower; these tests hold them to the np.where definition bit for bit,
+"""relu and leaky_relu compute np.where(a > 0, a, 0) (NaN kept, as PyTorch
+does) and np.where(a > 0, a, s a) (and the same for the gradient) without
+np.where, which is several times slower; these tests hold them to the
+np.where definition bit for bit,
 including the values where a shortcut goes wrong: inf and NaN on either
 side, -0.0 (x * 0 is -0.0 for negative x), non-contiguous inputs, 0-d
 arrays, slopes of 0, above 1 and below 0."""
@@ -28,6 +29,13 @@ def _same_bits(ours, expected):
     assert np.array_equal(np.signbit(ours), np.signbit(expected))   # +0.0 vs -0.0
 
 
+def _relu_reference(a, g):
+    """PyTorch's relu: max(a, 0) with NaN kept; the gradient passes where the
+    output is > 0 or NaN."""
+    passes = (a > 0) | np.isnan(a)
+    return np.where(np.isnan(a), a, np.where(a > 0, a, 0)).astype(a.dtype), np.where(passes, g, 0).astype(a.dtype)
+
+
 def _forward_backward(fn, a, g):
     x = mdl.tensor(a, requires_grad=True)
     y = fn(x)
@@ -36,11 +44,13 @@ def _forward_backward(fn, a, g):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_is_np_where_bit_for_bit(dtype):
+def test_relu_is_np_where_bit_for_bit_with_nan_kept(dtype):
     a, g = _inputs(dtype)
     out, grad = _forward_backward(F.relu, a, g)
-    _same_bits(out, np.where(a > 0, a, 0).astype(dtype))
-    _same_bits(grad, np.where(a > 0, g, 0).astype(dtype))
+    expected_out, expected_grad = _relu_reference(a, g)
+    _same_bits(out, expected_out)
+    _same_bits(grad, expected_grad)
+    assert np.isnan(out).sum() == 1                          # the one NaN input stays NaN
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -57,8 +67,9 @@ def test_relu_leaky_relu_and_gelu_of_a_0d_array_forward_and_backward():
     for value in (-2.0, 3.0, np.nan):
         a = np.array(value, dtype=np.float32)
         out, grad = _forward_backward(F.relu, a, g)
-        _same_bits(out, np.where(a > 0, a, 0).astype(np.float32))
-        _same_bits(grad, np.where(a > 0, g, 0).astype(np.float32))
+        expected_out, expected_grad = _relu_reference(a, g)
+        _same_bits(out, expected_out)
+        _same_bits(grad, expected_grad)
         out, grad = _forward_backward(lambda x: F.leaky_relu(x, 0.1), a, g)
         _same_bits(out, np.where(a > 0, a, a * 0.1))
         _same_bits(grad, np.where(a > 0, g, g * 0.1))

@@ -37,20 +37,22 @@ def _scaled_where_not(values, positive, slope):
 
 
 class ReLU(Function):
-    """out = max(a, 0);  dL/da = g where a > 0, else 0 (0 at a = 0, like PyTorch)"""
+    """out = max(a, 0);  dL/da = g where out > 0 or a is NaN, else 0 (0 at a = 0).
+    Like PyTorch, NaN goes through (relu(NaN) = NaN, so a NaN is never hidden)."""
 
     def forward(self, a):
-        positive = a > 0
-        self.save_for_backward(positive)
         if a.dtype.kind != "f":
-            return np.where(positive, a, 0).astype(a.dtype, copy=False)
-        return _times_mask(a, positive)
+            self.save_for_backward(a > 0)
+            return np.where(a > 0, a, 0).astype(a.dtype, copy=False)
+        out = np.maximum(a, a.dtype.type(0))               # NaN stays NaN; -0.0 gives 0.0
+        self.save_for_backward(~(out <= 0))                # True where out > 0 or NaN
+        return out
 
     def backward(self, grad):
-        (positive,) = self.saved_tensors
+        (passes,) = self.saved_tensors
         if grad.dtype.kind != "f":
-            return np.where(positive, grad, 0).astype(grad.dtype, copy=False)
-        return _times_mask(grad, positive)
+            return np.where(passes, grad, 0).astype(grad.dtype, copy=False)
+        return _times_mask(grad, passes)
 
 
 class LeakyReLU(Function):
