@@ -163,13 +163,41 @@ def test_detect_anomaly_names_the_op_whose_backward_makes_inf():
             y.backward()
 
 
-def test_max_sends_the_gradient_to_the_first_maximum_on_ties():
+def test_max_over_a_dim_sends_the_gradient_to_the_first_maximum_on_ties():
     x = mdl.tensor([[1.0, 5.0, 5.0], [7.0, 2.0, 7.0]], requires_grad=True)
     x.max(dim=1).sum().backward()
     np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 0]])
     x.zero_grad()
-    x.max().backward()                                          # full reduction: one element too
-    np.testing.assert_array_equal(x.grad, [[0, 0, 0], [1, 0, 0]])
+    x.min(dim=0).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[1, 0, 1], [0, 1, 0]])
+
+
+def test_amax_amin_and_full_max_split_the_gradient_among_ties():
+    """PyTorch's rule: amax/amin, and max()/min() over every element, share
+    the gradient equally among the tied extremes (hand-computed cases)."""
+    x = mdl.tensor([[1.0, 5.0, 5.0], [7.0, 2.0, 7.0]], requires_grad=True)
+    x.max().backward()                                          # 7 twice: half each
+    np.testing.assert_array_equal(x.grad, [[0, 0, 0], [0.5, 0, 0.5]])
+    x.zero_grad()
+    (x.amax(dim=1) * mdl.tensor([2.0, 4.0])).sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 1, 1], [2, 0, 2]])
+    x.zero_grad()
+    mdl.amin(x, dim=(0, 1)).backward()                          # one minimum: all of it
+    np.testing.assert_array_equal(x.grad, [[1, 0, 0], [0, 0, 0]])
+    x.zero_grad()
+    x.amax(dim=0, keepdim=True).sum().backward()                # no ties down the columns
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [1, 0, 1]])
+    y = mdl.tensor([[3.0, 3.0, 3.0]], requires_grad=True)
+    y.amin(dim=1).backward(mdl.tensor([3.0]))
+    np.testing.assert_allclose(y.grad, [[1, 1, 1]])
+
+
+def test_amax_of_a_group_holding_nan_is_nan_and_its_gradient_goes_to_the_nan():
+    x = mdl.tensor([[1.0, np.nan, 4.0], [2.0, 2.0, 0.0]], requires_grad=True)
+    out = x.amax(dim=1)
+    assert np.isnan(out.data[0]) and out.data[1] == 2.0
+    out.sum().backward()
+    np.testing.assert_array_equal(x.grad, [[0, 1, 0], [0.5, 0.5, 0]])
 
 
 def test_maximum_splits_the_gradient_on_ties():

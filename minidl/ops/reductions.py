@@ -4,11 +4,12 @@ tuple of dims, with or without `keepdim`.
 Every backward first puts the reduced axes back as size-1 axes (`_keep`), so
 that the gradient broadcasts against the input.
 
-max/min send the gradient to ONE element per reduced group: the first maximal
-one (the argmax), which is what PyTorch's `max(dim)` does. (PyTorch's full
-reduction `x.max()` instead splits it evenly among ties; with distinct values
-the two agree.) They return the values only, not PyTorch's (values, indices)
-pair: use `argmax` for the indices.
+Where several elements tie for the maximum, the gradient goes where PyTorch
+sends it: `max(x, dim)` and `min(x, dim)` send it to ONE element per reduced
+group, the first maximal one (the argmax); `amax`/`amin`, and `max`/`min`
+over all dims (dim=None), split it evenly among the ties. With distinct
+values the two agree. max/min return the values only, not PyTorch's
+(values, indices) pair: use `argmax` for the indices.
 """
 import numpy as np
 
@@ -71,18 +72,25 @@ class Var(Function):
 
 class Max(Function):
     """out = max of a over axes;  dL/da = g at the first maximal element of each
-    group (the argmax), 0 elsewhere"""
+    group (the argmax), 0 elsewhere; with split_ties, g / (number of maximal
+    elements) at each of them"""
 
     reduce = staticmethod(np.max)
     arg = staticmethod(np.argmax)
 
-    def forward(self, a, axes, keepdim):
-        self.axes, self.keepdim, self.shape = axes, keepdim, a.shape
-        self.save_for_backward(a)
-        return self.reduce(a, axis=axes, keepdims=keepdim)
+    def forward(self, a, axes, keepdim, split_ties):
+        self.axes, self.keepdim, self.split_ties = axes, keepdim, split_ties
+        out = self.reduce(a, axis=axes, keepdims=True)
+        self.save_for_backward(a, out)
+        return out if keepdim else np.squeeze(out, axis=axes)
 
     def backward(self, grad):
-        (a,) = self.saved_tensors
+        a, out = self.saved_tensors
+        g = _keep(grad, self.axes, self.keepdim)                # reduced axes back as size 1
+        if self.split_ties:
+            ties = (a == out) | (np.isnan(a) & np.isnan(out))   # every maximal element; a NaN max: the NaNs
+            count = np.sum(ties, axis=self.axes, keepdims=True)
+            return np.where(ties, g / np.maximum(count, 1), 0).astype(grad.dtype, copy=False)
         axes = self.axes
         kept = [d for d in range(a.ndim) if d not in axes]
         # move the reduced axes to the end and merge them into one: (kept..., K)
@@ -154,16 +162,27 @@ def _check_nonempty(op_name, input, dim):
 
 
 def max(input, dim=None, keepdim=False):
-    """Largest value over `dim`; the gradient goes to the argmax (see module docstring)."""
-    return _reduce(Max, "max", _check_nonempty("max", input, dim), dim, keepdim)
+    """Largest value over `dim`; the gradient goes to the argmax, or is split
+    among ties when dim is None (see module docstring)."""
+    return _reduce(Max, "max", _check_nonempty("max", input, dim), dim, keepdim,
+                   split_ties=dim is None)
 
 
 def min(input, dim=None, keepdim=False):
-    """Smallest value over `dim`; the gradient goes to the argmin."""
-    return _reduce(Min, "min", _check_nonempty("min", input, dim), dim, keepdim)
+    """Smallest value over `dim`; the gradient goes to the argmin, or is split
+    among ties when dim is None."""
+    return _reduce(Min, "min", _check_nonempty("min", input, dim), dim, keepdim,
+                   split_ties=dim is None)
 
 
-amax, amin = max, min
+def amax(input, dim=None, keepdim=False):
+    """Largest value over `dim`; the gradient is split evenly among ties."""
+    return _reduce(Max, "amax", _check_nonempty("amax", input, dim), dim, keepdim, split_ties=True)
+
+
+def amin(input, dim=None, keepdim=False):
+    """Smallest value over `dim`; the gradient is split evenly among ties."""
+    return _reduce(Min, "amin", _check_nonempty("amin", input, dim), dim, keepdim, split_ties=True)
 
 
 def logsumexp(input, dim=None, keepdim=False):
