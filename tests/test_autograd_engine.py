@@ -257,3 +257,132 @@ def test_truth_value_of_a_tensor_needs_exactly_one_value():
     assert bool(mdl.tensor(0.0)) is False
     with pytest.raises(RuntimeError, match=r"bool: a tensor of shape \(2,\) has 2 values"):
         bool(mdl.tensor([1.0, 2.0]) == mdl.tensor([1.0, 3.0]))
+
+
+# ---- a leaf's .grad never shares memory with an array someone else holds ----------------
+# The engine keeps a leaf's first gradient without a copy only when nothing else
+# refers to it; these cases each hand the engine an array that someone else does.
+class _Passthrough(mdl.Function):
+    """y = x; backward returns dL/dy itself (the same array) as dL/dx."""
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad_output):
+        return grad_output
+
+
+class _ReturnsSaved(mdl.Function):
+    """y = 2 x; backward returns an array it saved in forward (for a constant 2 * g)."""
+    def forward(self, x):
+        self.save_for_backward(np.full_like(x, 2.0))
+        return 2 * x
+
+    def backward(self, grad_output):
+        (two,) = self.saved_tensors
+        return two if np.all(grad_output == 1) else two * grad_output
+
+
+class _BroadcastGrad(mdl.Function):
+    """y = sum(x); backward returns a read-only broadcast view of dL/dy."""
+    def forward(self, x):
+        self.shape = x.shape
+        return np.asarray(x.sum(), dtype=x.dtype)
+
+    def backward(self, grad_output):
+        return np.broadcast_to(grad_output, self.shape)
+
+
+def test_two_leaves_given_the_same_gradient_array_get_separate_grads():
+    a = mdl.tensor([1.0, 2.0], requires_grad=True)
+    b = mdl.tensor([3.0, 4.0], requires_grad=True)
+    (a + b).sum().backward()                 # add's backward gives one array to both
+    assert not np.shares_memory(a.grad, b.grad)
+    a.grad *= 10                             # an optimizer changing one .grad in place
+    np.testing.assert_array_equal(b.grad, [1.0, 1.0])
+    np.testing.assert_array_equal(a.grad, [10.0, 10.0])
+
+
+def test_an_optimizer_step_on_one_leaf_leaves_the_other_leafs_grad_alone():
+    a = mdl.tensor([1.0, 2.0], requires_grad=True)
+    b = mdl.tensor([3.0, 4.0], requires_grad=True)
+    (a - b).sum().backward()
+    b_grad_before = b.grad.copy()
+    a.grad[...] = 0.0                        # e.g. a user's in-place clipping of one parameter
+    mdl.optim.SGD([a, b], lr=0.1).step()
+    np.testing.assert_array_equal(b.grad, b_grad_before)
+    np.testing.assert_allclose(b.data, [3.0, 4.0] - 0.1 * b_grad_before)
+
+
+def test_x_plus_x_gets_twice_the_gradient():
+    x = mdl.tensor([1.0, -2.0], requires_grad=True)
+    (x + x).sum().backward()
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+    x.grad += 1                              # the engine's own sum: writable, not shared
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_mutating_the_gradient_passed_to_backward_leaves_the_grads_alone():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    y = _Passthrough.apply(x)
+    g = np.array([5.0, 6.0], dtype=np.float32)
+    y.backward(gradient=g)                   # dL/dx is g itself
+    assert not np.shares_memory(x.grad, g)
+    g[...] = -1.0
+    np.testing.assert_array_equal(x.grad, [5.0, 6.0])
+
+
+def test_mutating_the_gradient_passed_to_a_leafs_backward_leaves_its_grad_alone():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    g = np.array([5.0, 6.0], dtype=np.float32)
+    x.backward(gradient=g)
+    g[...] = -1.0
+    np.testing.assert_array_equal(x.grad, [5.0, 6.0])
+
+
+def test_a_gradient_that_is_a_saved_array_is_copied():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    y = _ReturnsSaved.apply(x)
+    y.backward(gradient=np.ones(2, np.float32), retain_graph=True)
+    (saved,) = y.grad_fn.saved_tensors
+    assert not np.shares_memory(x.grad, saved)
+    x.grad *= 100
+    np.testing.assert_array_equal(saved, [2.0, 2.0])       # the op's saved value is untouched
+    x.zero_grad()
+    y.backward(gradient=np.ones(2, np.float32))
+    np.testing.assert_array_equal(x.grad, [2.0, 2.0])
+
+
+def test_a_read_only_broadcast_gradient_becomes_a_writable_grad():
+    x = mdl.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    _BroadcastGrad.apply(x).backward()
+    assert x.grad.flags.writeable and x.grad.base is None
+    x.grad += 1                                              # would raise on a read-only view
+    np.testing.assert_array_equal(x.grad, np.full((2, 2), 2.0))
+
+
+def test_the_grad_of_a_retained_intermediate_is_not_the_array_passed_on():
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    h = _Passthrough.apply(x)
+    h.retain_grad()
+    h.sum().backward()
+    assert not np.shares_memory(h.grad, x.grad)
+    h.grad *= 7
+    np.testing.assert_array_equal(x.grad, [1.0, 1.0])
+
+
+def test_a_fresh_gradient_nobody_else_holds_is_kept_without_a_copy():
+    made = []
+
+    class Fresh(mdl.Function):
+        def forward(self, x):
+            return 3 * x
+
+        def backward(self, grad_output):
+            out = 3 * grad_output            # a new array; only its id is remembered
+            made.append(id(out))
+            return out
+
+    x = mdl.tensor([1.0, 2.0], requires_grad=True)
+    Fresh.apply(x).sum().backward()
+    assert id(x.grad) == made[0]             # x.grad is alive, so the id names that same array
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])

@@ -11,7 +11,15 @@
    arrives into its `.grad`: gradients accumulate until `zero_grad()`. (During
    the walk a leaf's gradients are summed in a dict and stored once at the end,
    so a weight used by 1000 ops costs one store, not 1000.)
+
+A leaf's first gradient is stored without a copy when no one else can see the
+array (checked by its reference count): a fresh array that an op's backward
+made, or the engine's own sum. An array that anything else refers to (another
+input's gradient, the caller's `gradient=`, a saved value, a broadcast view) is
+copied, so an optimizer changing `.grad` in place never changes another array.
 """
+import sys
+
 import numpy as np
 
 from . import grad_mode
@@ -68,11 +76,46 @@ def backward(tensor, gradient=None, retain_graph=False):
         tensor._accumulate(gradient)
         return
 
-    grad_of_output = {tensor.grad_fn: gradient}   # function -> dL/d(its output), summed
+    grad_of_leaf = _walk(tensor.grad_fn, gradient, retain_graph)
+    while grad_of_leaf:                            # one store per leaf, after the walk
+        leaf, grad = grad_of_leaf.popitem()        # popped: the dict no longer refers to it
+        # Kept without a copy only if nothing but this local variable refers
+        # to it: no view of it (a view refers to its base), no other leaf's
+        # entry, no saved value, not the caller's `gradient=`.
+        private = _owns_its_memory(grad) and _reference_count(grad) == _SOLE_REFERENCE
+        leaf._accumulate(grad, owned=private)
+
+
+def _reference_count(array):
+    """sys.getrefcount(array) as seen from a caller holding `array` in a local variable."""
+    return sys.getrefcount(array)
+
+
+def _sole_reference_count():
+    """The count `_reference_count` reports for an array held by one local
+    variable and nothing else (measured once: Python versions differ)."""
+    probe = np.empty(1)
+    return _reference_count(probe)
+
+
+_SOLE_REFERENCE = _sole_reference_count()
+
+
+def _owns_its_memory(array):
+    """A plain, writeable ndarray that is not a view of another array."""
+    return (type(array) is np.ndarray and array.base is None and array.flags.owndata
+            and array.flags.writeable)
+
+
+def _walk(root_function, gradient, retain_graph):
+    """Run every op's backward from `root_function` (whose output has gradient
+    `gradient`); return {leaf tensor: dL/d(leaf) summed}. Once this returns,
+    the dict holds the only reference the engine keeps to each array."""
+    grad_of_output = {root_function: gradient}    # function -> dL/d(its output), summed
     grad_of_leaf = {}                              # leaf tensor -> dL/d(leaf), summed
     anomaly = grad_mode.is_anomaly_enabled()
     with grad_mode.no_grad():
-        for function in topological_order(tensor.grad_fn):
+        for function in topological_order(root_function):
             grad_output = grad_of_output.pop(function, None)
             if grad_output is None:         # output did not influence the result
                 continue
@@ -106,6 +149,4 @@ def backward(tensor, gradient=None, retain_graph=False):
                 else:                               # an intermediate: pass on to its op
                     pending, key = grad_of_output, input_tensor.grad_fn
                 pending[key] = pending[key] + grad if key in pending else grad
-
-    for leaf, grad in grad_of_leaf.items():        # one store per leaf, after the walk
-        leaf._accumulate(grad)
+    return grad_of_leaf

@@ -156,12 +156,17 @@ class Tensor:
             self.grad_fn.output_retains_grad = self
         return self
 
-    def _accumulate(self, gradient):
-        gradient = np.asarray(gradient, dtype=self.dtype)
-        if self.grad is None:
-            self.grad = gradient.copy()
+    def _accumulate(self, gradient, owned=False):
+        """Add `gradient` into `.grad`. `.grad` never shares memory with an
+        array anyone else holds: the first gradient is copied unless `owned`
+        (the engine passes True for an array nothing else refers to)."""
+        converted = np.asarray(gradient, dtype=self.dtype)
+        if self.grad is not None:
+            self.grad = self.grad + converted               # a new array
+        elif owned or (converted is not gradient and converted.base is None):
+            self.grad = converted                           # ours alone, or a fresh conversion
         else:
-            self.grad = self.grad + gradient
+            self.grad = converted.copy()
 
     def zero_grad(self):
         self.grad = None
