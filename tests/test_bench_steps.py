@@ -1,6 +1,6 @@
 """The training-step suites (cnn_step, gpt_step, gan_step) compare like with
-like: where torch starts from minidl's weights (cnn_step, gan_step) both sides
-compute the same first step; each implementation is built
+like: torch starts from minidl's weights and both sides compute the same
+first step (and, for the GPT, the same second); each implementation is built
 only in the process that times it (torch never loaded in minidl's process),
 and the thread counts in the table are those the step ran under."""
 import json
@@ -26,7 +26,7 @@ def _run_python(code):
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.parametrize("suite", ("cnn_step", "gan_step"))
+@pytest.mark.parametrize("suite", STEP_SUITES)
 def test_minidl_and_torch_take_the_same_first_step(suite):
     pytest.importorskip("torch")
     import importlib

@@ -24,7 +24,7 @@ import itertools
 import sys
 
 from . import cnn_epoch
-from .harness import BuiltOnFirstCall, Case, has_torch
+from .harness import BuiltOnFirstCall, Case, has_torch, step_suite_main
 from ..threads import set_training_threads
 
 STANDARD = [("28x28 B32 Adam (Keras-example CNN)", 32)]
@@ -86,12 +86,7 @@ def cases(quick=False):
 
 
 def main(argv):
-    from .harness import format_rows, measure_isolated
-
-    quick = "--quick" in argv
-    if has_torch():
-        check_same_step(quick)
-    print(format_rows(measure_isolated("cnn_step", quick=quick, rounds=2 if quick else 3)))
+    step_suite_main("cnn_step", check_same_step, argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import sys
 
 import numpy as np
 
-from .harness import BuiltOnFirstCall, Case, has_torch
+from .harness import BuiltOnFirstCall, Case, has_torch, step_suite_main
 from ..threads import set_training_threads
 from .. import random as minidl_random
 from ..models.gan import GAN, GANConfig
@@ -163,12 +163,7 @@ def cases(quick=False):
 
 
 def main(argv):
-    from .harness import format_rows, measure_isolated
-
-    quick = "--quick" in argv
-    if has_torch():
-        check_same_step(quick)
-    print(format_rows(measure_isolated("gan_step", quick=quick, rounds=2 if quick else 3)))
+    step_suite_main("gan_step", check_same_step, argv)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,9 @@ The PyTorch twin mirrors minidl.models.gpt block for block: token and learned
 position embeddings, pre-norm blocks (LayerNorm, causal multi-head attention
 with one packed in-projection, LayerNorm, Linear(E, 4E), exact GELU,
 Linear(4E, E)), a final LayerNorm and a bias-free head, cross-entropy over
-every position, AdamW.
+every position, AdamW. It starts from minidl's initial weights (copied), and
+`check_same_step` checks that the first two steps' losses agree (before a
+table is made, and in the tests), so the two sides do the same work.
 Each library runs at its defaults, in its own fresh process (the harness
 builds a step only in the process that times it): PyTorch with its own
 thread count (one per core), minidl with the thread policy `minidl train`
@@ -25,7 +27,7 @@ import sys
 
 import numpy as np
 
-from .harness import BuiltOnFirstCall, Case, has_torch
+from .harness import BuiltOnFirstCall, Case, has_torch, step_suite_main
 from ..threads import _blas_libraries, set_training_threads
 from .. import optim
 from ..models.gpt import GPT, GPTConfig
@@ -44,12 +46,18 @@ def flops(B, T, L, E, V):
     return 3 * 2 * B * T * (per_token + attention)
 
 
-def minidl_step(B, T, L, H, E, V, seed=0):
+def minidl_setup(B, T, L, H, E, V, seed=0):
+    """minidl's GPT, its AdamW and one batch of token ids: (model, optimizer, inputs, targets)."""
     minidl_random.manual_seed(seed)
     model = GPT(GPTConfig(vocab_size=V, block_size=T, n_layer=L, n_head=H, n_embd=E))
     optimizer = optim.AdamW(model.parameters(), lr=1e-3)
     rng = np.random.default_rng(seed)
     inputs, targets = rng.integers(0, V, (B, T)), rng.integers(0, V, (B, T))   # (B, T) each
+    return model, optimizer, inputs, targets
+
+
+def minidl_step(B, T, L, H, E, V, seed=0):
+    model, optimizer, inputs, targets = minidl_setup(B, T, L, H, E, V, seed)
 
     def step():
         loss = model.loss(inputs, targets)
@@ -73,7 +81,22 @@ def minidl_blas_one_thread(B, T, L, H, E, V):
     return minidl_step(B, T, L, H, E, V)
 
 
-def torch_step(B, T, L, H, E, V, seed=0):
+def torch_weights(model):
+    """minidl GPT's state_dict under the torch twin's names (as torch tensors)."""
+    import torch
+
+    renamed = {"token_embedding.weight": "token.weight", "position_embedding.weight": "position",
+               "lm_head.weight": "head.weight"}
+    state = {}
+    for name, value in model.state_dict().items():
+        name = renamed.get(name, name)
+        name = name.replace("attn.in_proj_weight", "in_proj.weight").replace("attn.in_proj_bias", "in_proj.bias")
+        state[name.replace("attn.out_proj", "out_proj")] = torch.from_numpy(np.array(value))
+    return state
+
+
+def torch_step(B, T, L, H, E, V, seed=0, start_from=None):
+    """torch's step; with `start_from` (a minidl GPT) from that model's weights."""
     import torch
     from torch import nn
     import torch.nn.functional as TF
@@ -106,6 +129,8 @@ def torch_step(B, T, L, H, E, V, seed=0):
             return self.head(self.ln_f(self.blocks(x)))
 
     model = TorchGPT()
+    if start_from is not None:
+        model.load_state_dict(torch_weights(start_from), strict=True)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     rng = np.random.default_rng(seed)
     inputs = torch.from_numpy(rng.integers(0, V, (B, T)))
@@ -120,6 +145,25 @@ def torch_step(B, T, L, H, E, V, seed=0):
     return step
 
 
+def torch_as_default(B, T, L, H, E, V):
+    """torch's step at its defaults, from minidl's initial weights."""
+    model, _, _, _ = minidl_setup(B, T, L, H, E, V)                  # builds weights only; runs no kernel
+    return torch_step(B, T, L, H, E, V, start_from=model)
+
+
+def check_same_step(quick=False):
+    """minidl and the torch twin, from the same weights on the same batch, give
+    the same loss on the first step and on the second (which shows the first
+    step's backward and AdamW update agree too). Needs torch."""
+    for label, B, T, L, H, E, V in (QUICK if quick else STANDARD):
+        shape = (B, T, L, H, E, V)
+        ours, theirs = minidl_step(*shape), torch_as_default(*shape)
+        for which in ("first", "second"):
+            mine, reference = ours(), theirs()
+            if abs(mine - reference) > 1e-4 * max(1.0, abs(reference)):
+                raise AssertionError(f"gpt_step {label}: {which} loss minidl {mine} vs torch {reference}")
+
+
 def cases(quick=False):
     for label, B, T, L, H, E, V in (QUICK if quick else STANDARD):
         shape = (B, T, L, H, E, V)
@@ -127,7 +171,7 @@ def cases(quick=False):
                            "minidl, BLAS 1 thread": BuiltOnFirstCall(lambda s=shape: minidl_blas_one_thread(*s),
                                                                      ("numba", "blas"))}
         if has_torch():
-            implementations["torch"] = BuiltOnFirstCall(lambda s=shape: torch_step(*s), ("torch",))
+            implementations["torch"] = BuiltOnFirstCall(lambda s=shape: torch_as_default(*s), ("torch",))
         yield Case("gpt train step", label, implementations, work=flops(B, T, L, E, V),
                    baseline="torch" if "torch" in implementations else "")
 
@@ -151,8 +195,9 @@ def cpu_seconds_per_call(implementations, rounds=5):
 
 
 def main(argv):
-    """Wall-clock table (each implementation in fresh processes, as `minidl bench
-    gpt_step`), or with --cpu the CPU time per step and ratio."""
+    """The first-step check and the wall-clock table (each implementation in
+    fresh processes, as `minidl bench gpt_step`), or with --cpu the CPU time
+    per step and ratio."""
     quick = "--quick" in argv
     if "--cpu" in argv:
         for case in cases(quick):
@@ -162,9 +207,7 @@ def main(argv):
             print(f"{case.shape}: " + ", ".join(f"{k} {1000 * v:.0f} CPU ms/step"
                                                 for k, v in seconds.items()) + ratio)
         return
-    from .harness import format_rows, measure_isolated
-
-    print(format_rows(measure_isolated("gpt_step", quick=quick, rounds=2 if quick else 3)))
+    step_suite_main("gpt_step", check_same_step, argv)
 
 
 if __name__ == "__main__":

@@ -188,6 +188,16 @@ def measure_isolated(suite, quick=False, rounds=3, repeats=5, min_seconds=0.05, 
     return rows
 
 
+def step_suite_main(suite, check_same_step, argv):
+    """`python -m minidl.bench.<suite>` for a training-step suite: where torch is
+    installed, check that both sides take the same first step; then print the
+    table (each implementation in fresh processes, as `minidl bench <suite>`)."""
+    quick = "--quick" in argv
+    if has_torch():
+        check_same_step(quick)
+    print(format_rows(measure_isolated(suite, quick=quick, rounds=2 if quick else 3)))
+
+
 def run_suite(cases, rounds=7, min_seconds=0.05, log=print):
     """Measure every case in THIS process (implementations alternating); return
     a list of result rows (dicts). A quick look only: one library's spinning

@@ -33,21 +33,30 @@ def read_table(path):
     return title, rows
 
 
-def summarise(results_dir="benchmarks/results"):
-    """[(suite, title, op, shape, minidl ms, torch ms, ratio)] for fwd+bwd rows."""
-    found = []
-    for suite in KERNEL_SUITES:
+def paired_rows(results_dir, suites, ours, theirs):
+    """(suite, title, op, shape, our row, their row) for every (op, shape) of the
+    isolated-harness tables of `suites` that has both implementation `ours` and
+    `theirs` (rows as dicts of the table's columns)."""
+    for suite in suites:
         path = os.path.join(results_dir, f"{suite}.md")
         if not os.path.exists(path):
             continue
         title, rows = read_table(path)
         if "fresh process" not in title:               # only tables of the isolated harness
             continue
-        times = {(r["op"], r["shape"], r["implementation"]): float(r["ms"]) for r in rows}
-        for (op, shape, impl), ms in times.items():
-            if impl == "numba fwd+bwd" and (op, shape, "torch fwd+bwd") in times:
-                torch_ms = times[(op, shape, "torch fwd+bwd")]
-                found.append((suite, title, op, shape, ms, torch_ms, ms / torch_ms))
+        by_key = {(r["op"], r["shape"], r["implementation"]): r for r in rows}
+        for (op, shape, impl), row in by_key.items():
+            if impl == ours and (op, shape, theirs) in by_key:
+                yield suite, title, op, shape, row, by_key[(op, shape, theirs)]
+
+
+def summarise(results_dir="benchmarks/results"):
+    """[(suite, title, op, shape, minidl ms, torch ms, ratio)] for fwd+bwd rows."""
+    found = []
+    for suite, title, op, shape, row, theirs in paired_rows(results_dir, KERNEL_SUITES,
+                                                            "numba fwd+bwd", "torch fwd+bwd"):
+        ms, torch_ms = float(row["ms"]), float(theirs["ms"])
+        found.append((suite, title, op, shape, ms, torch_ms, ms / torch_ms))
     return found
 
 
@@ -78,20 +87,10 @@ STEP_TARGET = 1.2
 def summarise_steps(results_dir="benchmarks/results"):
     """[(suite, title, op, shape, minidl ms, torch ms, ratio, threads)] of the step tables."""
     found = []
-    for suite in STEP_SUITES:
-        path = os.path.join(results_dir, f"{suite}.md")
-        if not os.path.exists(path):
-            continue
-        title, rows = read_table(path)
-        if "fresh process" not in title:
-            continue
-        by_key = {(r["op"], r["shape"], r["implementation"]): r for r in rows}
-        for (op, shape, impl), row in by_key.items():
-            theirs = by_key.get((op, shape, "torch"))
-            if impl == "minidl" and theirs is not None:
-                ms, torch_ms = float(row["ms"]), float(theirs["ms"])
-                threads = f"minidl {row.get('threads', '?')}; torch {theirs.get('threads', '?')}"
-                found.append((suite, title, op, shape, ms, torch_ms, ms / torch_ms, threads))
+    for suite, title, op, shape, row, theirs in paired_rows(results_dir, STEP_SUITES, "minidl", "torch"):
+        ms, torch_ms = float(row["ms"]), float(theirs["ms"])
+        threads = f"minidl {row.get('threads', '?')}; torch {theirs.get('threads', '?')}"
+        found.append((suite, title, op, shape, ms, torch_ms, ms / torch_ms, threads))
     return found
 
 
