@@ -31,7 +31,7 @@ def _train(args):
 
     entry = models.model_entry(args.model)
     given = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-                 optimizer=args.optimizer, seed=args.seed, augment=args.augment or None,
+                 optimizer=args.optimizer, seed=args.seed, augment=args.augment,
                  weight_decay=args.weight_decay, data_root=args.data_root, scheduler=args.scheduler,
                  clip_grad_norm=args.clip_grad_norm, label_smoothing=args.label_smoothing)
     if args.resume:
@@ -52,7 +52,8 @@ def _train(args):
         run_dir = args.out or default_run_dir(config.model, config.dataset)
     on = f" on {config.dataset}" if entry.kind == "classifier" else ""
     extras = "".join([f", {config.scheduler} schedule" if config.scheduler else "",
-                      f", gradient norm clipped to {config.clip_grad_norm:g}" if config.clip_grad_norm else ""])
+                      f", gradient norm clipped to {config.clip_grad_norm:g}" if config.clip_grad_norm else "",
+                      ", augmented" if config.augment else ""])
     print(f"training {config.model}{on}: {config.epochs} epochs, batch {config.batch_size}, "
           f"{config.optimizer} lr {config.lr}{extras}, seed {config.seed}; run directory {run_dir}")
     try:
@@ -134,7 +135,7 @@ def _complete(args):
     from .completion import complete_run
 
     complete_run(args.run_dir, num=args.num, samples=args.samples, classifier_run=args.classifier,
-                 temperature=args.temperature, seed=args.seed, out=args.out)
+                 temperature=args.temperature, seed=args.seed, out=args.out, start=args.start)
     return 0
 
 
@@ -204,8 +205,9 @@ def build_parser():
     train.add_argument("--label-smoothing", type=float, metavar="E",
                        help="classifiers: train against (1 - E) x one-hot + E / classes (default: per model)")
     train.add_argument("--seed", type=int, help="seed of initialisation and shuffling (default 0)")
-    train.add_argument("--augment", action="store_true",
-                       help="random shifts (and flips for Fashion-MNIST) of the training images")
+    train.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                       help="classifiers: random shifts (and flips for Fashion-MNIST) of the training images; "
+                            "segmenters: training scenes composed afresh every epoch (default: per model)")
     train.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL-DATASET-TIME)")
     train.add_argument("--resume", metavar="RUN_DIR",
                        help="continue the run in RUN_DIR from its checkpoint (--epochs may raise the total)")
@@ -262,7 +264,11 @@ def build_parser():
     complete.add_argument("--samples", type=int, default=4, help="completions per digit (default 4)")
     complete.add_argument("--classifier", metavar="RUN_DIR",
                           help="a classifier run on digits (minidl train cnn) to measure the completions")
-    complete.add_argument("--temperature", type=float, default=1.0)
+    complete.add_argument("--temperature", type=float,
+                          help="sampling temperature (default: the one chosen on a validation split)")
+    complete.add_argument("--start", choices=("unknown", "inferred"),
+                          help="without the class, start from the 'unknown class' token or from the class "
+                               "the model infers from the top half (default: the one chosen on a validation split)")
     complete.add_argument("--seed", type=int, default=0)
     complete.add_argument("--out", metavar="PATH", help="where to write the grid (default RUN_DIR/completions.png)")
     complete.set_defaults(handler=_complete)

@@ -33,7 +33,9 @@ same way) stayed on that plateau, near the intensity baseline. The token
 head gives the tokens a direct, linear say in every pixel's class scores;
 standardising the mostly-black input and the decoder's features keeps the
 small class signal from being drowned. With them it leaves the plateau
-in the first epochs (benchmarks/results/segmentation.md).
+in the first epochs. It then overfits 1000 fixed training scenes; its
+registry defaults therefore train on scenes composed afresh every epoch
+(`augment`, minidl.training.segmentation), see benchmarks/results/segmentation.md.
 """
 import numpy as np
 

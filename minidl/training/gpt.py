@@ -88,14 +88,14 @@ class GPTTask(Task):
     metric, maximize = "validation_loss", False
     unit = "tokens"
 
-    def __init__(self, config, steps_per_epoch=None, log=print):
+    def __init__(self, config, steps_per_epoch=None, log=print, data=None):
         expected = "digits" if config.model == "pixel-gpt" else "shakespeare"
         if config.dataset != expected:
             raise ValueError(f"{config.model}: trains on the bundled {expected!r} data only, "
                              f"got dataset {config.dataset!r}")
         self.config, self.log = config, log
         self.steps_per_epoch = steps_per_epoch or default_steps_per_epoch()
-        self.data = make_task(config)
+        self.data = make_task(config) if data is None else data      # data: a PixelTask of other splits
         mdl.manual_seed(config.seed)
         self.model = GPT(gpt_config(self.data))
         self.optimizer = make_optimizer(config, self.model.parameters())
@@ -150,10 +150,12 @@ class GPTTask(Task):
         return dict(task=self.data)
 
 
-def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_epoch=None, max_minutes=None):
+def fit_gpt(config, run_dir, resume=False, progress=True, log=print, steps_per_epoch=None, max_minutes=None,
+            data=None):
     """Train the GPT of `config` ("gpt" or "pixel-gpt") in `run_dir` with the
-    shared Trainer; returns its result dict (history, model, task, run_dir, ...)."""
-    task = GPTTask(config, steps_per_epoch, log)
+    shared Trainer; returns its result dict (history, model, task, run_dir, ...).
+    `data` replaces the task's data (e.g. a PixelTask over a validation split)."""
+    task = GPTTask(config, steps_per_epoch, log, data=data)
     return Trainer(task, config, run_dir, resume=resume, progress=progress, log=log,
                    max_minutes=max_minutes).run()
 

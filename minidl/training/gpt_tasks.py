@@ -63,9 +63,14 @@ class CharacterTask:
 class PixelTask:
     name = "digits"
 
-    def __init__(self, data_root=None):
-        self.train_images = load_dataset("digits", "train", root=data_root)
-        self.test_images = load_dataset("digits", "test", root=data_root)
+    def __init__(self, data_root=None, train_images=None, test_images=None,
+                 unknown_class_rate=UNKNOWN_CLASS_RATE):
+        """The bundled digits' train and test splits, or the ArrayDatasets given
+        (e.g. a validation split carved out of the training digits)."""
+        self.train_images = (load_dataset("digits", "train", root=data_root) if train_images is None
+                             else train_images)
+        self.test_images = load_dataset("digits", "test", root=data_root) if test_images is None else test_images
+        self.unknown_class_rate = unknown_class_rate
         self.train = self.sequences(self.train_images)           # (N, 65)
         self.eval_windows = self.sequences(self.test_images)
         self.block_size = self.train.shape[1] - 1                 # 64
@@ -84,7 +89,7 @@ class PixelTask:
 
     def batch(self, batch_size, rng):
         rows = self.train[rng.integers(0, len(self.train), batch_size)]       # (B, 65), a copy
-        rows[rng.random(batch_size) < UNKNOWN_CLASS_RATE, 0] = UNKNOWN        # class not given
+        rows[rng.random(batch_size) < self.unknown_class_rate, 0] = UNKNOWN        # class not given
         return rows[:, :-1], rows[:, 1:]
 
     def images_from(self, sequences):

@@ -12,6 +12,12 @@ cosine`, stepped by the Trainer after every step): from `lr` down to 0 over
 the run, so the last epochs take small steps, BatchNorm's running statistics
 settle, and the test scores stop jumping from epoch to epoch.
 
+With `config.augment` (seg-vit's registry default; `--augment/--no-augment`)
+every epoch trains on scenes composed afresh from the same training-split
+digits (`SegmentationTask.scenes_for_epoch`): new positions and neighbours
+each epoch, so a model cannot learn the 1000 fixed scenes by heart, and the
+test digits stay unseen. (Flips are no augmentation for digits.)
+
 After each epoch the test scenes are labelled (argmax over classes) and
 scored by pixel accuracy, IoU per class and their mean, mIoU
 (minidl.segmentation_metrics). SegmentationTask runs in the shared Trainer
@@ -29,7 +35,7 @@ import minidl as mdl
 from .. import functional as F
 from ..autograd.tensor import Tensor
 from ..data import DataLoader, load_scenes
-from ..data.digit_scenes import SCENE_CLASSES, plot_scenes
+from ..data.digit_scenes import SCENE_CLASSES, make_scenes, plot_scenes
 from ..models import build_model
 from ..segmentation_metrics import confusion_counts, iou_per_class, mean_iou, pixel_accuracy
 from .config import TrainConfig, make_optimizer
@@ -64,7 +70,20 @@ class SegmentationTask(Task):
         self.baseline = intensity_baseline(self.train_set, self.test_set)
 
     def batches(self, epoch, seed):
-        return DataLoader(self.train_set, batch_size=self.config.batch_size, shuffle=True, seed=seed)
+        return DataLoader(self.scenes_for_epoch(seed), batch_size=self.config.batch_size, shuffle=True,
+                          seed=seed)
+
+    def scenes_for_epoch(self, seed):
+        """The training scenes of one epoch. With `config.augment` they are composed
+        afresh from the same training-split digits (make_scenes with a seed drawn
+        from the epoch's): new positions and new combinations every epoch, the
+        same number of scenes, and never a test digit. Without it, the fixed
+        training scenes of load_scenes."""
+        if not self.config.augment:
+            return self.train_set
+        scene_seed = int(np.random.SeedSequence([seed, 1]).generate_state(1)[0])
+        return make_scenes(self.train_set.source, len(self.train_set), self.train_set.images.shape[-1],
+                           scene_seed, name=self.train_set.name)
 
     def train_step(self, batch):
         images, masks = batch                                      # (B, C, H, W), (B, H, W)
