@@ -209,6 +209,37 @@ def test_layer_norm_gradcheck(shape, normalized_shape, affine):
         assert gradcheck(lambda x: F.layer_norm(x, normalized_shape), [x])
 
 
+def float64_layer_norm_and_grads(x, weight, bias, g, eps=1e-5):
+    """layer_norm over the last axis and its three gradients, in float64 from the formulas."""
+    x, weight, bias, g = (np.asarray(a, np.float64) for a in (x, weight, bias, g))
+    mean = x.mean(axis=-1, keepdims=True)
+    inv_std = 1 / np.sqrt(((x - mean) ** 2).mean(axis=-1, keepdims=True) + eps)
+    x_hat = (x - mean) * inv_std
+    gh = g * weight
+    grad_x = inv_std * (gh - gh.mean(axis=-1, keepdims=True)
+                        - x_hat * (gh * x_hat).mean(axis=-1, keepdims=True))
+    lead = tuple(range(x.ndim - 1))
+    return x_hat * weight + bias, grad_x, (g * x_hat).sum(axis=lead), g.sum(axis=lead)
+
+
+@pytest.mark.parametrize("shape", [(32, 64, 64), (4, 3000), (7, 1, 5)])
+def test_float32_layer_norm_and_its_gradients_agree_with_float64_formulas(shape):
+    # The sums run as products with a vector of ones (BLAS), in float32: their
+    # rounding differs from NumPy's pairwise sums, within these tolerances.
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(shape) * 3 + 20).astype(np.float32)         # an offset, as activations have
+    weight, bias = (rng.standard_normal(shape[-1]).astype(np.float32) for _ in range(2))
+    g = rng.standard_normal(shape).astype(np.float32)
+    xt, wt, bt = (mdl.tensor(a, requires_grad=True) for a in (x, weight, bias))
+    out = F.layer_norm(xt, shape[-1], wt, bt)
+    out.backward(gradient=g)
+    expected = float64_layer_norm_and_grads(x, weight, bias, g)
+    for got, want in zip((out.data, xt.grad, wt.grad, bt.grad), expected):
+        assert got.dtype == np.float32
+        scale = np.abs(want).max()
+        np.testing.assert_allclose(got, want, rtol=2e-4, atol=2e-5 * scale)
+
+
 @pytest.mark.parametrize("call, message", [
     (lambda x: F.layer_norm(x, (3,)), "must end with normalized_shape (3,)"),
     (lambda x: F.layer_norm(x, 4, weight=mdl.tensor(np.ones(3))), "weight must have shape (4,)"),
