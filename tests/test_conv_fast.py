@@ -5,7 +5,9 @@ and conv_transpose2d, float32 and float64, strided, dilated, grouped and
 non-contiguous inputs, with the batch split over several threads.
 
 Thread splitting is forced on these tiny shapes by lowering PARALLEL_MIN_WORK
-to 0, so every call with N >= 2 runs min(N, threads) blocks of samples. The
+to 0, so every call with N >= 2 runs min(N, threads) blocks of samples; and
+CHUNK_COLUMNS is drawn small as well as large, so blocks split into chunks
+of one, several, or all their samples, with a shorter last chunk. The
 last test reruns this file in a fresh process with NUMBA_NUM_THREADS=2, so
 that there are at least two threads even on a one-core machine.
 """
@@ -15,6 +17,7 @@ import os
 import numba
 import numpy as np
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conv_helpers import (TOLERANCE, conv2d_configs, conv_transpose2d_configs, make_arrays,
                           run)
@@ -26,13 +29,13 @@ THREADED_RUN = "MINIDL_TEST_CONV_THREADS"        # set in the subprocess below
 
 
 @contextlib.contextmanager
-def split_over_threads():
-    old = conv_fast.PARALLEL_MIN_WORK
-    conv_fast.PARALLEL_MIN_WORK = 0
+def split_over_threads(chunk_columns):
+    old = conv_fast.PARALLEL_MIN_WORK, conv_fast.CHUNK_COLUMNS
+    conv_fast.PARALLEL_MIN_WORK, conv_fast.CHUNK_COLUMNS = 0, chunk_columns
     try:
         yield
     finally:
-        conv_fast.PARALLEL_MIN_WORK = old
+        conv_fast.PARALLEL_MIN_WORK, conv_fast.CHUNK_COLUMNS = old
 
 
 def options_of(cfg, transpose):
@@ -40,12 +43,12 @@ def options_of(cfg, transpose):
     return {name: cfg[name] for name in names}
 
 
-def _check(cfg, op):
+def _check(cfg, op, chunk_columns):
     transpose = op == "conv_transpose2d"
-    cfg = dict(cfg, n=cfg["n"] + 1)                          # at least 2 samples to split
+    cfg = dict(cfg, n=2 * cfg["n"] + 1)                      # 3..7 samples: blocks of several to split in chunks
     x, weight, bias = make_arrays(cfg, transpose=transpose)
     readable = run(op, "python", x, weight, bias, options_of(cfg, transpose))
-    with split_over_threads():
+    with split_over_threads(chunk_columns):
         assert conv_fast._blocks(cfg["n"], 1) == min(cfg["n"], numba.get_num_threads())
         fast = run(op, "numba", x, weight, bias, options_of(cfg, transpose))
     for name, a, b in zip(("out", "dx", "dw", "db"), fast, readable):
@@ -55,16 +58,20 @@ def _check(cfg, op):
             np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[cfg["dtype"]])
 
 
-@given(conv2d_configs())
-@settings(max_examples=25)
-def test_conv2d_fast_loops_equal_the_readable_loops(cfg):
-    _check(cfg, "conv2d")
+# columns per matrix product: 1 (one sample per chunk), a few samples, all of them
+CHUNK_COLUMNS = st.sampled_from([1, 24, 100, 4096])
 
 
-@given(conv_transpose2d_configs())
+@given(conv2d_configs(), CHUNK_COLUMNS)
 @settings(max_examples=25)
-def test_conv_transpose2d_fast_loops_equal_the_readable_loops(cfg):
-    _check(cfg, "conv_transpose2d")
+def test_conv2d_fast_loops_equal_the_readable_loops(cfg, chunk_columns):
+    _check(cfg, "conv2d", chunk_columns)
+
+
+@given(conv_transpose2d_configs(), CHUNK_COLUMNS)
+@settings(max_examples=25)
+def test_conv_transpose2d_fast_loops_equal_the_readable_loops(cfg, chunk_columns):
+    _check(cfg, "conv_transpose2d", chunk_columns)
 
 
 def test_threaded_process_runs_with_two_threads():

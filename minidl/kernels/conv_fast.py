@@ -9,8 +9,8 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
 1. One thread pool, samples split across it. The readable path builds the
    column matrix of the whole batch and multiplies it with NumPy, whose BLAS
    runs its own threads. Here a `prange` over blocks of samples (about one
-   block per Numba thread) builds each sample's column matrix (K x P, small
-   enough to stay in cache) and multiplies it with a single-threaded BLAS call
+   block per Numba thread) builds the column matrix of a few samples (K x
+   P per sample, see 7) and multiplies it with a single-threaded BLAS call
    (`np.dot` inside @njit calls SciPy's BLAS; `minidl.threads` holds that BLAS
    to one thread meanwhile). Two thread pools spinning on the same cores slow
    each other down several times; one pool does not. The weight gradient is
@@ -36,8 +36,9 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
 4. Fused extras: the bias is added while each output block is in cache, and
    conv_transpose2d's backward gets dx and dW from one pass over the same
    columns (`forward_kernel` with `need_weight`).
-5. Output written in place, sample by sample, in NCHW order: no reshuffling
-   pass, and no column matrix of the whole batch in memory.
+5. Output written sample by sample in NCHW order, while the chunk's product
+   is still in cache: no reshuffling pass over the whole batch, and no
+   column matrix of the whole batch in memory.
 6. Copy loops that the compiler turns into SIMD code. Numba accepts negative
    indices (a[-1] is the last element), so `dst[q] = src[start + q]` costs a
    sign test per element whenever the compiler cannot prove start + q >= 0,
@@ -45,6 +46,16 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    loop below therefore first slices out the stretch it touches and then
    indexes it with the plain loop counter (`src = row[start:start + n]`,
    `dst[q] = src[q]`), which compiles to vector loads and stores.
+7. Several samples per matrix product. A product over one small image (a
+   7x7 output has 49 columns; a strided 8x8 one, 64) runs BLAS far below its
+   speed, and the weight gradient's products are then sums over only 49
+   pixels. So each block works in chunks of samples whose columns sit side
+   by side in one matrix (sample t of the chunk owns columns t*per ..
+   (t+1)*per - 1, per = columns of one sample), about CHUNK_COLUMNS columns
+   per chunk: one product per chunk and group for the output, one for dW
+   (its sum now runs over the whole chunk inside BLAS) and one for dx.
+   `narrow` and `widen` move one sample's stretch out of and into such a
+   matrix.
 
 Shapes below: G groups, cog = Cout/G output channels per group,
 K = Cg*kh*kw rows of a column matrix, P = ho*wo output pixels per sample.
@@ -59,6 +70,11 @@ from .backend import kernel_array
 # Below this many multiply-adds a call runs on one thread: waking the pool
 # costs more than it saves (and much more on a busy machine).
 PARALLEL_MIN_WORK = 1 << 20
+
+# About how many columns (output pixels of several samples) one matrix product
+# gets: a product over one small image (7x7 = 49 columns) runs BLAS far below
+# its speed, one over ~10 such images near it (optimisation 7 above).
+CHUNK_COLUMNS = 512
 
 
 # ---- padded and wide column copies (used by the kernels below) --------------------
@@ -89,17 +105,18 @@ def unpad_sample(dxp, ph, pw, n, c0, dx):
 
 
 @njit(cache=True)
-def im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
-    """cols[(c*kh + i)*kw + j, oy*wo + ox] = xp[c, oy*sh + i*dh, ox*sw + j*dw].
+def im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols, offset):
+    """cols[(c*kh + i)*kw + j, offset + oy*wo + ox] = xp[c, oy*sh + i*dh, ox*sw + j*dw].
 
     xp:   (Cg, Hp, Wp) padded sample, read only.
-    cols: (Cg*kh*kw, ho*wo), C-contiguous; every entry written.
+    cols: (Cg*kh*kw, >= offset + ho*wo), C-contiguous; this sample's ho*wo
+          columns, starting at column `offset`, are written.
     """
     for row in range(cols.shape[0]):
         c = row // (kh * kw)                      # channel
         i = (row // kw) % kh                      # kernel row
         j = row % kw                              # kernel column
-        dst = cols[row]
+        dst = cols[row, offset:offset + ho * wo]  # this sample's stretch of the row
         for oy in range(ho):
             src = xp[c, oy * sh + i * dh, j * dw:]   # the padded row this tap reads, from the column ox = 0 reads
             out_row = dst[oy * wo:oy * wo + wo]      # where output row oy sits in cols
@@ -112,17 +129,17 @@ def im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols):
 
 
 @njit(cache=True)
-def col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp):
-    """The adjoint of im2col_padded: dxp[c, oy*sh + i*dh, ox*sw + j*dw] += cols[(c*kh + i)*kw + j, oy*wo + ox].
+def col2im_padded(cols, offset, kh, kw, sh, sw, dh, dw, ho, wo, dxp):
+    """The adjoint of im2col_padded: dxp[c, oy*sh + i*dh, ox*sw + j*dw] += cols[(c*kh + i)*kw + j, offset + oy*wo + ox].
 
-    cols: (Cg*kh*kw, ho*wo), read only.
+    cols: (Cg*kh*kw, >= offset + ho*wo), read only.
     dxp:  (Cg, Hp, Wp) padded gradient buffer, ACCUMULATED into (zero it first).
     """
     for row in range(cols.shape[0]):
         c = row // (kh * kw)
         i = (row // kw) % kh
         j = row % kw
-        src = cols[row]
+        src = cols[row, offset:offset + ho * wo]  # this sample's stretch of the row
         for oy in range(ho):
             dst = dxp[c, oy * sh + i * dh, j * dw:]  # the padded row the tap read, from column ox = 0's
             in_row = src[oy * wo:oy * wo + wo]       # output row oy's entries in cols
@@ -137,64 +154,68 @@ def col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp):
 # stride 1: "wide" columns, one contiguous copy per row (optimisation 3 above)
 
 @njit(cache=True)
-def im2col_wide(xp, kh, kw, dh, dw, ho, cols):
-    """Stride 1. cols[(c*kh + i)*kw + j, q] = flat(xp[c])[i*dh*Wp + j*dw + q], q < ho*Wp.
+def im2col_wide(xp, kh, kw, dh, dw, ho, cols, offset):
+    """Stride 1. cols[(c*kh + i)*kw + j, offset + q] = flat(xp[c])[i*dh*Wp + j*dw + q], q < ho*Wp.
 
     xp:   (Cg, Hp + 1, Wp) padded sample with a spare zero row, read only.
-    cols: (Cg*kh*kw, ho*Wp), every entry written (columns q % Wp >= wo are junk).
+    cols: (Cg*kh*kw, >= offset + ho*Wp); this sample's ho*Wp columns from
+          `offset` are written (those with q % Wp >= wo are junk).
     """
     wp = xp.shape[2]
+    per = ho * wp                                 # columns of one sample
     for row in range(cols.shape[0]):
         c = row // (kh * kw)                      # channel
         i = (row // kw) % kh                      # kernel row
         j = row % kw                              # kernel column
         start = i * dh * wp + j * dw              # flat index read by q = 0
-        src = xp[c].reshape(-1)[start:start + cols.shape[1]]   # the padded channel, flat, from there
-        dst = cols[row]
-        for q in range(cols.shape[1]):
+        src = xp[c].reshape(-1)[start:start + per]   # the padded channel, flat, from there
+        dst = cols[row, offset:offset + per]
+        for q in range(per):
             dst[q] = src[q]
 
 
 @njit(cache=True)
-def col2im_wide(cols, kh, kw, dh, dw, ho, dxp):
-    """Adjoint of im2col_wide: flat(dxp[c])[i*dh*Wp + j*dw + q] += cols[(c*kh + i)*kw + j, q].
+def col2im_wide(cols, offset, kh, kw, dh, dw, ho, dxp):
+    """Adjoint of im2col_wide: flat(dxp[c])[i*dh*Wp + j*dw + q] += cols[(c*kh + i)*kw + j, offset + q].
     dxp: (Cg, Hp + 1, Wp), ACCUMULATED into. Junk columns of cols must be zero."""
     wp = dxp.shape[2]
+    per = ho * wp
     for row in range(cols.shape[0]):
         c = row // (kh * kw)
         i = (row // kw) % kh
         j = row % kw
         start = i * dh * wp + j * dw
-        dst = dxp[c].reshape(-1)[start:start + cols.shape[1]]
-        src = cols[row]
-        for q in range(cols.shape[1]):
+        dst = dxp[c].reshape(-1)[start:start + per]
+        src = cols[row, offset:offset + per]
+        for q in range(per):
             dst[q] += src[q]
 
 
 @njit(cache=True)
-def narrow(wide, wo, out):
-    """out[o, oy*wo + ox] = wide[o, oy*Wp + ox] for ox < wo: drop the junk columns.
-    wide: (M, ho*Wp) read only; out: (M, ho*wo) written."""
+def narrow(wide, offset, wp, wo, out):
+    """out[o, oy*wo + ox] = wide[o, offset + oy*wp + ox] for ox < wo: one
+    sample's output out of a chunk's product, without the junk columns (with
+    wp == wo there are none, and this is a plain copy).
+    wide: (M, >= offset + ho*wp) read only; out: (M, ho*wo) written."""
     ho = out.shape[1] // wo
-    wp = wide.shape[1] // ho
     for o in range(out.shape[0]):
         for oy in range(ho):
-            src = wide[o, oy * wp:oy * wp + wo]   # output row oy without its junk tail
+            src = wide[o, offset + oy * wp:offset + oy * wp + wo]   # output row oy without its junk tail
             dst = out[o, oy * wo:oy * wo + wo]
             for ox in range(wo):
                 dst[ox] = src[ox]
 
 
 @njit(cache=True)
-def widen(narrow_, wo, wide):
-    """wide[o, oy*Wp + ox] = narrow_[o, oy*wo + ox] for ox < wo. The junk
-    columns of `wide` are not touched: the caller keeps them zero."""
+def widen(narrow_, wo, wide, offset, wp):
+    """wide[o, offset + oy*wp + ox] = narrow_[o, oy*wo + ox] for ox < wo: the
+    inverse of `narrow`. The junk columns of `wide` are not touched: the
+    caller keeps them zero."""
     ho = narrow_.shape[1] // wo
-    wp = wide.shape[1] // ho
     for o in range(narrow_.shape[0]):
         for oy in range(ho):
             src = narrow_[o, oy * wo:oy * wo + wo]
-            dst = wide[o, oy * wp:oy * wp + wo]   # output row oy; its junk tail untouched
+            dst = wide[o, offset + oy * wp:offset + oy * wp + wo]   # output row oy; its junk tail untouched
             for ox in range(wo):
                 dst[ox] = src[ox]
 
@@ -218,7 +239,7 @@ def add_into(total, part):
 
 @njit(parallel=True, cache=True)
 def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                   gy, need_weight, out, dw_parts):
+                   gy, need_weight, chunk_columns, out, dw_parts):
     """out[n, g] = W_g @ im2col(x[n], group g) for every sample n and group g,
     and optionally, from the same columns, a weight gradient.
 
@@ -227,6 +248,8 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     bias:     (Cout,) added to every output pixel of its channel, or (0,) for none.
     out:      (N, G, cog, P) C-contiguous; every entry written.
     gy:       (N, G, cog, P), read only, used if need_weight (else any 4-D array).
+    chunk_columns: about how many columns one matrix product gets (samples
+              are multiplied together in chunks of that many columns, at least one sample).
     dw_parts: (B, G, cog, K), B = number of sample blocks run in parallel (about
               one per thread); if need_weight, block b writes
               dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
@@ -236,59 +259,78 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     """
     for b in prange(dw_parts.shape[0]):
         forward_block(np.int64(b), x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                      gy, need_weight, out, dw_parts)
+                      gy, need_weight, chunk_columns, out, dw_parts)
+
+
+@njit(cache=True)
+def chunk_size(first, end, per, chunk_columns):
+    """Samples per matrix product for the block of samples first .. end - 1:
+    about chunk_columns columns, at least one sample, at most the block."""
+    return max(1, min(end - first, chunk_columns // per))
 
 
 @njit(cache=True)
 def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                  gy, need_weight, out, dw_parts):
-    """forward_kernel's work for block b: samples b*N//B .. (b+1)*N//B - 1."""
+                  gy, need_weight, chunk_columns, out, dw_parts):
+    """forward_kernel's work for block b: samples b*N//B .. (b+1)*N//B - 1, in
+    chunks of `chunk` samples whose columns sit side by side (sample t of a
+    chunk owns columns t*per .. (t+1)*per - 1), one matrix product per chunk."""
     n, height, width = x.shape[0], x.shape[2], x.shape[3]
     groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
     n_blocks = dw_parts.shape[0]
+    first, end = b * n // n_blocks, (b + 1) * n // n_blocks   # this block's samples
     cg = k // (kh * kw)                                   # input channels per group
     wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
     wp = width + 2 * pw                                   # padded width
-    n_cols = ho * wp if wide else ho * wo                 # columns per sample
-    cols = np.empty((k, n_cols), x.dtype)                 # this thread's column matrix
-    result = np.empty((cog, n_cols if wide else 0), x.dtype)          # wide GEMM result
-    gyw = np.zeros((cog, n_cols if wide and need_weight else 0), x.dtype)  # junk columns stay 0
-    product = np.empty((cog, k), x.dtype)                 # one sample's weight gradient
+    row_step = wp if wide else wo                         # columns per output row in cols
+    per = ho * row_step                                   # columns per sample
+    chunk = chunk_size(first, end, per, chunk_columns)
+    rest = (end - first) % chunk                          # samples in a last, shorter chunk
+    w_cols = per if need_weight else 0
+    # full-chunk buffers, and the same for the last chunk (junk columns of gy_* stay 0)
+    cols_full, cols_rest = np.empty((k, chunk * per), x.dtype), np.empty((k, rest * per), x.dtype)
+    res_full, res_rest = np.empty((cog, chunk * per), x.dtype), np.empty((cog, rest * per), x.dtype)
+    gy_full, gy_rest = np.zeros((cog, chunk * w_cols), x.dtype), np.zeros((cog, rest * w_cols), x.dtype)
+    product = np.empty((cog, k), x.dtype)                 # one chunk's weight gradient
     xp = np.zeros((cg, height + 2 * ph + 1, wp), x.dtype)   # padded sample (+1 spare row); border stays 0
     if need_weight:
         dw_parts[b] = 0.0
-    for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
+    for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
+        m = min(chunk, end - c0)
+        cols = cols_full if m == chunk else cols_rest     # (K, m*per)
+        result = res_full if m == chunk else res_rest     # (cog, m*per)
+        gyc = gy_full if m == chunk else gy_rest          # (cog, m*per) if need_weight
         for g in range(groups):
-            pad_sample(x, s, g * cg, ph, pw, xp)
-            if wide:
-                im2col_wide(xp, kh, kw, dh, dw, ho, cols)
-                np.dot(w_mat[g], cols, result)            # (cog, K) @ (K, ho*Wp)
-                narrow(result, wo, out[s, g])             # -> (cog, P)
-            else:
-                im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
-                np.dot(w_mat[g], cols, out[s, g])         # (cog, K) @ (K, P) -> (cog, P)
-            if bias.shape[0] > 0:                         # while out[s, g] is still in cache
-                for o in range(cog):
-                    row = out[s, g, o]                    # output channel g*cog + o of sample s
-                    value = bias[g * cog + o]
-                    for q in range(row.shape[0]):
-                        row[q] += value
-            if need_weight:
+            for t in range(m):                            # sample c0 + t -> columns t*per ..
+                pad_sample(x, c0 + t, g * cg, ph, pw, xp)
                 if wide:
-                    widen(gy[s, g], wo, gyw)
-                    np.dot(gyw, cols.T, product)          # (cog, ho*Wp) @ (ho*Wp, K)
+                    im2col_wide(xp, kh, kw, dh, dw, ho, cols, t * per)
                 else:
-                    np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
+                    im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols, t * per)
+                if need_weight:
+                    widen(gy[c0 + t, g], wo, gyc, t * per, row_step)
+            np.dot(w_mat[g], cols, result)                # (cog, K) @ (K, m*per)
+            for t in range(m):
+                narrow(result, t * per, row_step, wo, out[c0 + t, g])   # -> (cog, P)
+                if bias.shape[0] > 0:                     # while out[c0 + t, g] is still in cache
+                    for o in range(cog):
+                        row = out[c0 + t, g, o]           # output channel g*cog + o of the sample
+                        value = bias[g * cog + o]
+                        for q in range(row.shape[0]):
+                            row[q] += value
+            if need_weight:
+                np.dot(gyc, cols.T, product)              # (cog, m*per) @ (m*per, K)
                 add_into(dw_parts[b, g], product)
 
 
 @njit(parallel=True, cache=True)
 def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                    need_input, need_weight, dx, dw_parts):
+                    need_input, need_weight, chunk_columns, dx, dw_parts):
     """Gradients of forward_kernel, per block of samples.
 
     x:        (N, C, H, W), read only; used only if need_weight (else any 4-D array).
     w_mat:    (G, cog, K), read only.   gy: (N, G, cog, P), read only (dL/dout).
+    chunk_columns: as in forward_kernel.
     dx:       (N, C, H, W); if need_input, every entry written:
               dx[n] = sum over g of col2im(W_g^T @ gy[n, g]).
     dw_parts: (B, G, cog, K) with B = number of blocks; if need_weight, block b
@@ -297,51 +339,58 @@ def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     """
     for b in prange(dw_parts.shape[0]):
         backward_block(np.int64(b), x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                       need_input, need_weight, dx, dw_parts)
+                       need_input, need_weight, chunk_columns, dx, dw_parts)
 
 
 @njit(cache=True)
 def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                   need_input, need_weight, dx, dw_parts):
-    """backward_kernel's work for block b: samples b*N//B .. (b+1)*N//B - 1."""
+                   need_input, need_weight, chunk_columns, dx, dw_parts):
+    """backward_kernel's work for block b, in chunks of samples as in forward_block."""
     n = gy.shape[0]
     groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
     n_blocks = dw_parts.shape[0]
+    first, end = b * n // n_blocks, (b + 1) * n // n_blocks   # this block's samples
     cg = k // (kh * kw)                                   # input channels per group
     height = x.shape[2] if need_weight else dx.shape[2]
     width = x.shape[3] if need_weight else dx.shape[3]
     wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
     wp = width + 2 * pw
-    n_cols = ho * wp if wide else ho * wo
-    cols = np.empty((k, n_cols), gy.dtype)                # columns, then column gradient
-    gyw = np.zeros((cog, n_cols if wide else 0), gy.dtype)   # widened gy; junk columns stay 0
-    product = np.empty((cog, k), gy.dtype)                # one sample's weight gradient
+    row_step = wp if wide else wo                         # columns per output row in cols
+    per = ho * row_step                                   # columns per sample
+    chunk = chunk_size(first, end, per, chunk_columns)
+    rest = (end - first) % chunk
+    cols_full, cols_rest = np.empty((k, chunk * per), gy.dtype), np.empty((k, rest * per), gy.dtype)
+    gy_full, gy_rest = np.zeros((cog, chunk * per), gy.dtype), np.zeros((cog, rest * per), gy.dtype)
+    product = np.empty((cog, k), gy.dtype)                # one chunk's weight gradient
     xp = np.zeros((cg, height + 2 * ph + 1, wp), gy.dtype)   # padded sample; border stays 0
     dxp = np.empty((cg, height + 2 * ph + 1, wp), gy.dtype)  # its gradient
     if need_weight:
         dw_parts[b] = 0.0
-    for s in range(b * n // n_blocks, (b + 1) * n // n_blocks):   # this block's samples
+    for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
+        m = min(chunk, end - c0)
+        cols = cols_full if m == chunk else cols_rest     # columns, then column gradient (K, m*per)
+        gyc = gy_full if m == chunk else gy_rest          # gy of the chunk, side by side; junk columns 0
         for g in range(groups):
-            if wide:
-                widen(gy[s, g], wo, gyw)                  # (cog, P) -> (cog, ho*Wp)
+            for t in range(m):
+                widen(gy[c0 + t, g], wo, gyc, t * per, row_step)   # (cog, P) -> columns t*per ..
             if need_weight:
-                pad_sample(x, s, g * cg, ph, pw, xp)
-                if wide:
-                    im2col_wide(xp, kh, kw, dh, dw, ho, cols)
-                    np.dot(gyw, cols.T, product)          # (cog, ho*Wp) @ (ho*Wp, K)
-                else:
-                    im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols)
-                    np.dot(gy[s, g], cols.T, product)     # (cog, P) @ (P, K) -> (cog, K)
+                for t in range(m):
+                    pad_sample(x, c0 + t, g * cg, ph, pw, xp)
+                    if wide:
+                        im2col_wide(xp, kh, kw, dh, dw, ho, cols, t * per)
+                    else:
+                        im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols, t * per)
+                np.dot(gyc, cols.T, product)              # (cog, m*per) @ (m*per, K)
                 add_into(dw_parts[b, g], product)
             if need_input:
-                dxp[:] = 0.0                              # col2im adds into it
-                if wide:
-                    np.dot(w_mat[g].T, gyw, cols)         # (K, cog) @ (cog, ho*Wp); junk columns 0
-                    col2im_wide(cols, kh, kw, dh, dw, ho, dxp)
-                else:
-                    np.dot(w_mat[g].T, gy[s, g], cols)    # (K, cog) @ (cog, P) -> (K, P)
-                    col2im_padded(cols, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
-                unpad_sample(dxp, ph, pw, s, g * cg, dx)
+                np.dot(w_mat[g].T, gyc, cols)             # (K, cog) @ (cog, m*per); junk columns 0
+                for t in range(m):
+                    dxp[:] = 0.0                          # col2im adds into it
+                    if wide:
+                        col2im_wide(cols, t * per, kh, kw, dh, dw, ho, dxp)
+                    else:
+                        col2im_padded(cols, t * per, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
+                    unpad_sample(dxp, ph, pw, c0 + t, g * cg, dx)
 
 
 # ---- entry points (called by conv.py on the "numba" backend) -----------------------
@@ -368,7 +417,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
         dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), x.dtype)
         bias = np.zeros(0, x.dtype) if bias is None else kernel_array(bias)
         forward_kernel(x, w_mat, bias, kh, kw, *stride, *padding, *dilation, ho, wo,
-                       gy, need_weight, out, dw_parts)
+                       gy, need_weight, CHUNK_COLUMNS, out, dw_parts)
     out = out.reshape(n, c_out, ho, wo)
     if need_weight:
         return out, dw_parts.sum(axis=0).reshape(weight.shape)
@@ -390,6 +439,6 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
         # the kernel reads the block count from dw_parts (empty rows when unused)
         dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), grad_out.dtype)
         backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,
-                        need_input, need_weight, dx, dw_parts)
+                        need_input, need_weight, CHUNK_COLUMNS, dx, dw_parts)
     d_weight = dw_parts.sum(axis=0).reshape(weight.shape) if need_weight else None
     return (dx if need_input else None), d_weight
