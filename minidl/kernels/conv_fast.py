@@ -66,6 +66,7 @@ from numba import njit, prange
 
 from ..threads import numba_threads, single_threaded_blas
 from .backend import kernel_array
+from .geometry import conv_output_size
 
 # Below this many multiply-adds a call runs on one thread: waking the pool
 # costs more than it saves (and much more on a busy machine).
@@ -400,10 +401,23 @@ def _blocks(n, work):
     return 1 if work < PARALLEL_MIN_WORK else max(1, min(n, numba.get_num_threads()))
 
 
+def _check_output_size(op, input_hw, weight, stride, padding, dilation, output_hw):
+    """The kernels index the padded input by the output size: a size that does
+    not belong to this input and geometry would read and write out of bounds."""
+    kh, kw = weight.shape[2:]
+    expected = (conv_output_size(input_hw[0], kh, stride[0], padding[0], dilation[0]),
+                conv_output_size(input_hw[1], kw, stride[1], padding[1], dilation[1]))
+    if tuple(output_hw) != expected:
+        raise ValueError(f"{op}: output size {tuple(output_hw)} does not match input size {tuple(input_hw)} "
+                         f"with kernel {(kh, kw)}, stride {stride}, padding {padding}, dilation {dilation} "
+                         f"(expected {expected})")
+
+
 def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None, bias=None):
     """(N, Cout, ho, wo) = conv2d(x, weight) (+ bias, if given); x, weight C-contiguous, same float dtype.
     With grad_for_weight (N, Cout, ho, wo) given, return (out, dW) where dW is
     conv2d's weight gradient for input x and output gradient grad_for_weight."""
+    _check_output_size("conv2d", x.shape[2:], weight, stride, padding, dilation, (ho, wo))
     n = x.shape[0]
     c_out, cg, kh, kw = weight.shape
     cog, k = c_out // groups, cg * kh * kw
@@ -428,6 +442,7 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
                     input_shape, need_input, need_weight):
     """(dL/dx or None, dL/dW or None) of conv2d_forward; inputs C-contiguous."""
     n, _, ho, wo = grad_out.shape
+    _check_output_size("conv2d backward", input_shape[2:], weight, stride, padding, dilation, (ho, wo))
     c_out, cg, kh, kw = weight.shape
     cog, k = c_out // groups, cg * kh * kw
     w_mat = weight.reshape(groups, cog, k)                             # (G, cog, K)
