@@ -402,15 +402,17 @@ def _blocks(n, work):
 
 
 def _check_output_size(op, input_hw, weight, stride, padding, dilation, output_hw):
-    """The kernels index the padded input by the output size: a size that does
-    not belong to this input and geometry would read and write out of bounds."""
+    """The kernels index the padded input by the output size: an output larger
+    than this input and geometry give would read and write out of bounds.
+    (A smaller one is fine: conv_transpose2d's output_padding leaves input
+    rows and columns that no output pixel reads.)"""
     kh, kw = weight.shape[2:]
-    expected = (conv_output_size(input_hw[0], kh, stride[0], padding[0], dilation[0]),
-                conv_output_size(input_hw[1], kw, stride[1], padding[1], dilation[1]))
-    if tuple(output_hw) != expected:
-        raise ValueError(f"{op}: output size {tuple(output_hw)} does not match input size {tuple(input_hw)} "
+    largest = (conv_output_size(input_hw[0], kh, stride[0], padding[0], dilation[0]),
+               conv_output_size(input_hw[1], kw, stride[1], padding[1], dilation[1]))
+    if output_hw[0] > largest[0] or output_hw[1] > largest[1]:
+        raise ValueError(f"{op}: output size {tuple(output_hw)} does not fit input size {tuple(input_hw)} "
                          f"with kernel {(kh, kw)}, stride {stride}, padding {padding}, dilation {dilation} "
-                         f"(expected {expected})")
+                         f"(expected at most {largest})")
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None, bias=None):
