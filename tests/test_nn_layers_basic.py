@@ -63,6 +63,20 @@ def test_linear_module_parameter_grads_match_the_formulas():
     assert layer.weight.grad[index] == pytest.approx((f(plus) - f(minus)) / (2 * eps), rel=1e-6)
 
 
+def test_float32_linear_bias_gradient_over_a_large_batch_agrees_with_a_float64_sum():
+    # dL/dbias is summed as ones @ g (one BLAS product) in float32.
+    rng = np.random.default_rng(4)
+    layer = nn.Linear(8, 192)
+    g = (rng.standard_normal((32, 64, 192)) + 3).astype(np.float32)
+    layer(mdl.tensor(rng.standard_normal((32, 64, 8)).astype(np.float32))).backward(g)
+    expected = g.astype(np.float64).sum(axis=(0, 1))
+    assert layer.bias.grad.dtype == np.float32
+    np.testing.assert_allclose(layer.bias.grad, expected, rtol=1e-5)
+    layer.zero_grad()
+    layer(mdl.tensor(np.zeros((0, 8), np.float32))).backward(np.zeros((0, 192), np.float32))
+    np.testing.assert_array_equal(layer.bias.grad, np.zeros(192))   # an empty batch: zero
+
+
 def test_linear_bad_shapes_and_dtypes_raise_clear_errors():
     layer = nn.Linear(3, 2)
     with pytest.raises(ValueError, match=r"linear: input of shape \(4, 5\).*in_features=3"):

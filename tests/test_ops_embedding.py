@@ -39,6 +39,32 @@ def test_embedding_repeated_indices_accumulate_gradients():
     np.testing.assert_array_equal(weight.grad, [[0, 0], [3, 3], [1, 1]])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_embedding_backward_with_many_repeats_matches_sequential_adds(dtype):
+    # A batch of tokens: each of 50 rows picked ~80 times, in no order. The
+    # gradients of one row are summed in a different order than one position
+    # at a time, so they agree within rounding.
+    rng = np.random.default_rng(3)
+    indices = rng.integers(0, 50, size=(16, 256))
+    weight = mdl.tensor(rng.standard_normal((60, 8)).astype(dtype), requires_grad=True)   # rows 50..59 unused
+    grad = rng.standard_normal((16, 256, 8)).astype(dtype)
+    F.embedding(indices, weight).backward(grad)
+    expected = np.zeros((60, 8), np.float64)
+    np.add.at(expected, indices.reshape(-1), grad.reshape(-1, 8).astype(np.float64))
+    assert weight.grad.dtype == dtype
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(weight.grad, expected, rtol=tol, atol=tol * 10)
+    assert not weight.grad[50:].any()
+
+
+def test_embedding_of_no_indices_gives_a_zero_gradient():
+    weight = mdl.tensor(np.ones((3, 2), np.float32), requires_grad=True)
+    out = F.embedding(np.zeros((0, 4), np.int64), weight)
+    assert out.shape == (0, 4, 2)
+    (out.sum() + (weight * 0).sum()).backward()
+    np.testing.assert_array_equal(weight.grad, np.zeros((3, 2)))
+
+
 def test_embedding_gradcheck_with_repeats():
     rng = np.random.default_rng(0)
     indices = np.array([[0, 3, 3], [1, 0, 3]])

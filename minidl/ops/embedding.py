@@ -4,8 +4,10 @@
 
 Backward is a scatter-add: every time row r was picked, the gradient of that
 output position flows back into row r, so rows picked twice get both
-gradients added (np.add.at does the repeated adds that `grad[idx] += g`
-would silently drop).
+gradients added (`grad[idx] += g` would silently drop the repeats). It sorts
+the positions by row, so each row's gradients sit next to each other, and
+adds each run with one `np.add.reduceat`: several times faster than
+`np.add.at`, which adds one position at a time.
 """
 import numpy as np
 
@@ -25,12 +27,24 @@ class Embedding(Function):
 
     def backward(self, grad):
         (indices,) = self.saved_tensors
-        dim = self.weight_shape[1]
-        grad_weight = np.zeros(self.weight_shape, dtype=grad.dtype)                 # (V, D)
-        np.add.at(grad_weight, indices.reshape(-1), grad.reshape(-1, dim))      # scatter-add rows
+        grad_weight = scatter_add_rows(indices.reshape(-1), grad.reshape(-1, self.weight_shape[1]),
+                                       self.weight_shape[0])                    # (V, D)
         if self.padding_idx is not None:
             grad_weight[self.padding_idx] = 0
         return None, grad_weight
+
+
+def scatter_add_rows(rows, values, num_rows):
+    """out (num_rows, D) with out[r] = sum of values[p] over positions p where
+    rows[p] == r (zero for a row never picked). rows (P,) ints, values (P, D)."""
+    out = np.zeros((num_rows, values.shape[1]), dtype=values.dtype)              # (V, D)
+    if rows.size == 0:
+        return out
+    order = np.argsort(rows, kind="stable")                    # positions grouped by row
+    sorted_rows = rows[order]                                  # (P,) non-decreasing
+    starts = np.flatnonzero(np.concatenate(([True], sorted_rows[1:] != sorted_rows[:-1])))  # first of each run
+    out[sorted_rows[starts]] = np.add.reduceat(values[order], starts, axis=0)   # one sum per distinct row
+    return out
 
 
 def embedding(indices, weight, padding_idx=None):

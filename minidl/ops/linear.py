@@ -53,7 +53,8 @@ class Linear(Function):
         grad_x = (g2 @ weight).reshape(self.x_shape)   # (..., in)
         grad_w = g2.T @ x2                             # (out, in)
         if self.has_bias:
-            return grad_x, grad_w, g2.sum(axis=0)      # (out,)
+            ones = np.ones(g2.shape[0], g2.dtype)      # (B,)
+            return grad_x, grad_w, ones @ g2           # (out,): column sums as one BLAS product
         return grad_x, grad_w
 
 
