@@ -126,7 +126,7 @@ def completion():
              "| what the reference CNN reads | share read as the original class |", "|---|---|",
              f"| completions, class NOT given: start {report['start']!r}, temperature {report['temperature']} "
              f"(target >= 70%) | {report['without_class']:.1%} "
-             f"({'met' if report['without_class'] >= 0.7 else 'NOT met'}) |",
+             f"({'met in this run' if report['without_class'] >= 0.7 else 'NOT met'}) |",
              f"| completions, class NOT given: the 'unknown class' token, temperature 1.0 | "
              f"{plain['without_class']:.1%} |",
              f"| completions, class given (temperature {report['temperature']}) | {report['with_class']:.1%} |",
@@ -134,7 +134,12 @@ def completion():
              f"| the top half alone (bottom half blank) | {report['top_half_only']:.1%} |",
              f"| the original digits at the same 4 grey levels | {report['quantised_originals']:.1%} |", "",
              f"The model's own reading of the top half (`infer_classes`: the class c maximising "
-             f"p(top half | c)) is the digit's class for {report['inferred_class']:.1%} of the test digits."]
+             f"p(top half | c)) is the digit's class for {report['inferred_class']:.1%} of the test digits.", "",
+             "The margin over the target is thin and moves from run to run: the same defaults gave 74.8% "
+             "before changes to the framework's conv and layer_norm code (other float rounding), and "
+             "69.8% in the slow test (other thread settings) on the same code as the row above; the "
+             "target is NOT reliably met, and "
+             "tests/test_completion.py asserts a floor of 62%."]
     lines += ["", load_line("after")]
     print("\n".join(lines), flush=True)
     (RESULTS / "completion.md").write_text("\n".join(lines) + "\n")
