@@ -271,3 +271,108 @@ def test_matches_torch_optim(name, options):
         opt.step()
         ref.step()
     np.testing.assert_allclose(ours.data, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ---- Adam's flat buffer: every parameter of a group updated at once ------------------------
+def _torch_twins(torch, arrays):
+    return [torch.tensor(a, requires_grad=True) for a in arrays]
+
+
+@pytest.mark.parametrize("name, options", [
+    ("Adam", dict(lr=0.01, betas=(0.8, 0.99), weight_decay=0.1)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1)),
+    ("Adam", dict(lr=0.003)),
+])
+def test_flat_adam_matches_torch_with_frozen_missing_and_late_parameters(name, options, tmp_path):
+    """Many parameters of several shapes in float32 (the flat path), step for
+    step against torch.optim: one frozen (never a gradient), one that misses
+    the gradient of some steps (its step count falls behind, so the update
+    runs per parameter), a group added after three steps, and a save/load
+    round trip through an .npz (allow_pickle=False) in the middle."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    shapes = [(4, 3), (3,), (), (2, 2, 5), (1,), (129, 128), (6,)]   # (129, 128): above SMALL
+    starts = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    late_start = rng.standard_normal((3, 2)).astype(np.float32)
+    ours = [nn.Parameter(p.copy()) for p in starts]
+    theirs = _torch_twins(torch, starts)
+    opt = getattr(optim, name)(ours, **options)
+    ref = getattr(torch.optim, name)(theirs, **options)
+    frozen, sometimes = 2, 4                                   # indices into the parameters
+    assert shapes[5][0] * shapes[5][1] > optim.adam.SMALL       # one large parameter, updated on its own
+    late, late_ref = None, None
+    for step in range(8):
+        if step == 3:                                          # a new group, its own lr
+            late, late_ref = nn.Parameter(late_start.copy()), torch.tensor(late_start, requires_grad=True)
+            opt.add_param_group({"params": [late], "lr": 0.02})
+            ref.add_param_group({"params": [late_ref], "lr": 0.02})
+        if step == 5:                                          # checkpoint and resume into a new optimizer
+            path = tmp_path / "optimizer.npz"
+            mdl.save(opt.state_dict(), path)
+            opt = getattr(optim, name)(ours, **options)
+            opt.add_param_group({"params": [late], "lr": 0.5})
+            opt.load_state_dict(mdl.load(path))
+            assert opt.param_groups[1]["lr"] == 0.02
+        pairs = list(zip(ours, theirs)) + ([(late, late_ref)] if late is not None else [])
+        for i, (p, q) in enumerate(pairs):
+            if i == frozen or (i == sometimes and step % 3 == 1):
+                p.grad, q.grad = None, None
+                continue
+            g = rng.standard_normal(p.shape).astype(np.float32)
+            p.grad, q.grad = g, torch.tensor(g)
+        opt.step()
+        ref.step()
+        for i, (p, q) in enumerate(pairs):
+            np.testing.assert_allclose(p.data, q.detach().numpy(), rtol=2e-6, atol=2e-7,
+                                       err_msg=f"parameter {i} after step {step}")
+            if i != frozen:
+                np.testing.assert_allclose(opt.state[p]["exp_avg"], ref.state[q]["exp_avg"].numpy(),
+                                           rtol=2e-6, atol=1e-7)
+                assert opt.state[p]["step"] == int(ref.state[q]["step"])
+    assert ours[frozen] not in opt.state
+    np.testing.assert_array_equal(ours[frozen].data, starts[frozen])
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+def test_flat_update_equals_the_per_parameter_update_bit_for_bit(cls):
+    """The same steps once with every parameter at one step count (one flat
+    update) and once per parameter (forced by a parameter kept one step
+    behind): the same elementwise rule, so identical float32 results."""
+    rng = np.random.default_rng(11)
+    shapes = [(5, 4), (7,), (3, 3)]
+    starts = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    grads = [[rng.standard_normal(s).astype(np.float32) for s in shapes] for _ in range(4)]
+
+    def run(hold_back):
+        params = [nn.Parameter(p.copy()) for p in starts]
+        extra = nn.Parameter(np.zeros(2, np.float32))
+        opt = cls(params + [extra], lr=0.05, weight_decay=0.1)
+        if hold_back:                                          # extra steps once alone: counts differ afterwards
+            extra.grad = np.ones(2, np.float32)
+            opt.step()
+        for step_grads in grads:
+            for p, g in zip(params, step_grads):
+                p.grad = g
+            extra.grad = None if not hold_back else np.ones(2, np.float32)
+            opt.step()
+        return [p.data for p in params]
+
+    for flat, single in zip(run(hold_back=False), run(hold_back=True)):
+        np.testing.assert_array_equal(flat, single)
+
+
+def test_flat_adam_updates_the_parameters_own_arrays_and_state_views():
+    a, b = nn.Parameter(np.ones((2, 3), np.float32)), nn.Parameter(np.ones(4, np.float32))
+    arrays = a.data, b.data
+    opt = optim.Adam([a, b], lr=0.1)
+    for _ in range(2):
+        a.grad, b.grad = np.full((2, 3), 0.5, np.float32), np.full(4, -0.5, np.float32)
+        opt.step()
+    assert a.data is arrays[0] and b.data is arrays[1]           # changed in place, not replaced
+    assert np.all(a.data < 1) and np.all(b.data > 1)
+    # after two steps of a constant gradient g: m = (1 - 0.9^2) g
+    np.testing.assert_allclose(opt.state_dict()["state.1.exp_avg"], np.full(4, -0.5 * (1 - 0.81)), rtol=1e-6)
+    # a gradient in float64 for a float32 parameter is cast, the parameter stays float32
+    a.grad, b.grad = np.zeros((2, 3)), np.zeros(4)
+    opt.step()
+    assert a.dtype == np.float32 and opt.state[a]["exp_avg"].dtype == np.float32
