@@ -49,6 +49,7 @@ import numpy as np
 import minidl as mdl
 import minidl.functional as F
 from minidl import kernels, viz
+from minidl.threads import numba_threads
 from minidl.tutorial_support import Tutorial
 
 tutorial = Tutorial("04")      # quick mode, the output folder, figures inline in Jupyter
@@ -299,19 +300,22 @@ tutorial.show(fig, "attention_weights.png")
 # %% [markdown]
 # ## 5. Memory against sequence length
 #
-# `tracemalloc` records every NumPy allocation. We measure the peak during one
-# forward of a single head (D = 64) as T grows: the NumPy version holds several
-# T x T float32 matrices (4 T² bytes each), the fused kernel only the output,
-# the log-sum-exp and, per thread, one block of scores: 128 x T floats here
-# (no mask), a few small tiles with a causal mask. Those blocks come from
-# Numba's allocator, which tracemalloc does not see; they grow linearly in T
-# too. (Both curves also include the copies minidl makes when it wraps the
-# NumPy inputs in Tensors: 3 x T x 64 floats.)
+# `tracemalloc` records every NumPy allocation, also those made inside a Numba
+# kernel. We measure the peak during one forward of a single head (D = 64) as
+# T grows: the NumPy version holds several T x T float32 matrices (4 T² bytes
+# each), the fused kernel only the output, the log-sum-exp and, per thread,
+# one block of scores: 128 x T floats here (no mask), a few small tiles with a
+# causal mask. With two threads, whether their two blocks are alive at the same
+# moment depends on timing, so we measure on one thread: exactly one block,
+# and a curve that does not change from run to run. (Both curves also include
+# the copies minidl makes when it wraps the NumPy inputs in Tensors:
+# 3 x T x 64 floats.) `benchmarks/results/attention_memory.md` has the same
+# measurement on two threads.
 
 # %%
 def peak_mib(backend, T):
     x = [rng.standard_normal((1, T, 64)).astype(np.float32) for _ in range(3)]
-    with kernels.use(backend):
+    with kernels.use(backend), numba_threads(1):
         F.scaled_dot_product_attention(*x)                           # warm-up
         tracemalloc.start()
         F.scaled_dot_product_attention(*x)
