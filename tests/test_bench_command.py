@@ -1,13 +1,15 @@
 """The README's benchmark commands run for real: `minidl bench SUITE --quick
 --processes N` writes the suite's Markdown table (load average at the start,
 each implementation in its own fresh process, thread counts) and its bar
-chart; `minidl bench jit` writes jit.md."""
+chart, `minidl bench --quick` runs every suite, and `minidl bench jit` writes
+jit.md."""
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 import minidl
 from minidl.bench import harness, runner
@@ -50,6 +52,14 @@ def test_bench_refuses_an_unknown_suite(tmp_path):
     result = _minidl("bench", "no_such_suite", "--out", tmp_path)
     assert result.returncode != 0
     assert "unknown suite 'no_such_suite'" in result.stderr
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_every_suite(tmp_path):
+    result = _minidl("bench", "--quick", "--processes", "1", "--out", tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    for suite in runner.SUITES:
+        _check_table(tmp_path, suite, 1)
 
 
 def test_bench_jit_goes_through_the_cli_and_writes_jit_md(monkeypatch, tmp_path, capsys):
