@@ -45,15 +45,14 @@ def _reduction_grad(grad, shape, reduction, count):
     return np.broadcast_to(scale, shape)
 
 
-def _log_softmax(z):
-    """log softmax over the last axis, shifted by the max so exp never overflows."""
-    shifted = z - z.max(axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
-
-
 class CrossEntropy(Function):
     """loss_i = -sum_c q_ic log softmax(z_i)_c,  q_i = (1 - s) onehot(t_i) + s / C  (s = label_smoothing)
-    dL/dz_ic = w_i (softmax(z_i)_c - q_ic),  w_i = the reduction's weight of loss_i (0 if ignored)"""
+    dL/dz_ic = w_i (softmax(z_i)_c - q_ic),  w_i = the reduction's weight of loss_i (0 if ignored)
+
+    One exp serves both directions: forward keeps e = exp(z - max z) and its
+    sums S over classes, so log softmax(z)_c = (z_c - max z) - log S is only
+    formed where the loss reads it (at the target; its mean for smoothing),
+    and backward's softmax is e / S, scaled by w_i in the same pass."""
 
     def forward(self, logits, target, reduction="mean", ignore_index=-100, label_smoothing=0.0):
         self.unbatched = logits.ndim == 1
@@ -70,13 +69,16 @@ class CrossEntropy(Function):
                 f" or target == ignore_index={ignore_index})"
             )
         safe_target = np.where(valid, target, 0)[..., None]    # (N, d1, ..., 1)
-        log_probs = _log_softmax(z)                            # (N, d1, ..., C)
-        nll = -np.take_along_axis(log_probs, safe_target, axis=-1)[..., 0]    # (N, d1, ...)
-        if label_smoothing:
-            nll = (1 - label_smoothing) * nll - label_smoothing * log_probs.mean(axis=-1)
+        shifted = z - z.max(axis=-1, keepdims=True)            # (N, d1, ..., C), max 0: exp never overflows
+        exp = np.exp(shifted)                                  # (N, d1, ..., C)
+        sums = exp.sum(axis=-1)                                # (N, d1, ...), >= 1
+        log_sums = np.log(sums)                                # (N, d1, ...)
+        nll = log_sums - np.take_along_axis(shifted, safe_target, axis=-1)[..., 0]   # -log softmax at t
+        if label_smoothing:                                    # mean over c of -log softmax_c
+            nll = (1 - label_smoothing) * nll + label_smoothing * (log_sums - shifted.mean(axis=-1))
         losses = np.where(valid, nll, 0).astype(logits.dtype)
         count = int(valid.sum())
-        self.save_for_backward(log_probs, safe_target, valid)
+        self.save_for_backward(exp, sums, safe_target, valid)
         self.options = reduction, label_smoothing, count
         if reduction == "mean":
             # like PyTorch, the mean is over non-ignored targets (NaN if there are none)
@@ -87,20 +89,19 @@ class CrossEntropy(Function):
         return _reduce(losses, reduction, logits.dtype)
 
     def backward(self, grad):
-        log_probs, safe_target, valid = self.saved_tensors
+        exp, sums, safe_target, valid = self.saved_tensors
         reduction, label_smoothing, count = self.options
-        num_classes = log_probs.shape[-1]
+        num_classes = exp.shape[-1]
         if reduction == "none" and self.unbatched:
             grad = grad[None]
-        weight = _reduction_grad(grad, valid.shape, reduction, max(count, 1)) * valid   # (N, d1, ...)
-        grad_z = np.exp(log_probs)                             # softmax
+        weight = (_reduction_grad(grad, valid.shape, reduction, max(count, 1)) * valid)[..., None]  # (N, d1, ..., 1)
+        grad_z = exp * (weight / sums[..., None])              # w softmax(z)
         if label_smoothing:
-            grad_z -= label_smoothing / num_classes
-        np.put_along_axis(grad_z, safe_target,
-                          np.take_along_axis(grad_z, safe_target, axis=-1) - (1 - label_smoothing),
+            grad_z -= weight * (label_smoothing / num_classes)
+        np.put_along_axis(grad_z, safe_target,                 # minus w (1 - s) at the target class
+                          np.take_along_axis(grad_z, safe_target, axis=-1) - weight * (1 - label_smoothing),
                           axis=-1)
-        grad_z *= weight[..., None]
-        grad_logits = np.moveaxis(grad_z, -1, 1).astype(log_probs.dtype, copy=False)
+        grad_logits = np.moveaxis(grad_z, -1, 1).astype(exp.dtype, copy=False)
         return (grad_logits[0] if self.unbatched else grad_logits), None
 
 
