@@ -146,6 +146,13 @@ def _attention(dtype):
     return [q, k, v], lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)
 
 
+def _gelu(dtype):
+    import minidl.functional as F
+    (x,) = _rng_arrays(dtype, (64, 64, 128))             # 524k elements: 32 blocks of gelu_fast.BLOCK
+    x *= 3
+    return [x], F.gelu
+
+
 CASES = {}
 for _dtype in ("float32", "float64"):
     CASES[f"conv_stride1_{_dtype}"] = lambda d=_dtype: _conv(d, 1, 1)
@@ -156,6 +163,7 @@ for _dtype in ("float32", "float64"):
     CASES[f"softmax_{_dtype}"] = lambda d=_dtype: _softmax(d, False)
     CASES[f"log_softmax_{_dtype}"] = lambda d=_dtype: _softmax(d, True)
     CASES[f"attention_causal_{_dtype}"] = lambda d=_dtype: _attention(d)
+    CASES[f"gelu_{_dtype}"] = lambda d=_dtype: _gelu(d)
 
 
 # ---- parent side: the references ---------------------------------------------------
@@ -179,6 +187,9 @@ def _expected(case_name, inputs, grad_out):
         (x,) = inputs
         log = case_name.startswith("log")
         return [ref.softmax(x, log), ref.softmax_grad(x, grad_out, log)]
+    if case_name.startswith("gelu"):
+        (x,) = inputs
+        return [ref.gelu(x), ref.gelu_grad(x, grad_out)]
     q, k, v = inputs
     out, _ = ref.attention(q, k, v, causal=True)
     return [out, *ref.attention_grads(q, k, v, grad_out, causal=True)]

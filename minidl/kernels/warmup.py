@@ -103,8 +103,10 @@ def _attention(dtype):
 
 
 def _gelu(dtype):
-    from . import erf
-    erf.erf(np.linspace(-3, 3, 7).astype(dtype))
+    from . import gelu
+    x = np.linspace(-3, 3, 7).astype(dtype)
+    out, cdf = gelu.gelu_forward(x)
+    gelu.gelu_backward(out, x, cdf)
 
 
 FAMILIES = {"conv": _conv, "pooling": _pooling, "softmax": _softmax, "attention": _attention,

@@ -5,6 +5,8 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..kernels.erf import erf
+from ..kernels.gelu import gelu_backward, gelu_forward
+from ..kernels.geometry import DTYPES
 from .elementwise import as_float
 
 _SQRT_HALF = math.sqrt(0.5)
@@ -77,6 +79,9 @@ class GELU(Function):
     """out = a Phi(a), Phi(a) = (1 + erf(a / sqrt 2)) / 2, the normal CDF;
     dL/da = g (Phi(a) + a phi(a)),  phi(a) = exp(-a**2 / 2) / sqrt(2 pi).
 
+    The exact form runs minidl/kernels/gelu.py (one fused pass each way, for
+    float32 and float64); the tanh form is a NumPy chain.
+
     approximate="tanh": Phi(a) ~ (1 + tanh(u)) / 2, u = sqrt(2/pi) (a + 0.044715 a**3);
     dL/da = g ((1 + t) / 2 + a (1 - t**2) / 2 * du/da), t = tanh(u)."""
 
@@ -87,11 +92,15 @@ class GELU(Function):
             t = np.tanh(_SQRT_2_OVER_PI * (a + 0.044715 * a ** 3))
             self.save_for_backward(a, t)
             return 0.5 * a * (1 + t)
-        cdf = erf(a * _SQRT_HALF)                            # a new array: updated in place below
-        cdf += 1
-        cdf *= 0.5                                           # Phi(a), reused by backward
-        self.save_for_backward(a, cdf)
-        return a * cdf
+        if a.dtype not in DTYPES:                            # float16, complex: NumPy's erf chain
+            cdf = erf(a * _SQRT_HALF)
+            cdf += 1
+            cdf *= 0.5                                       # Phi(a), reused by backward
+            self.save_for_backward(a, cdf)
+            return a * cdf
+        out, cdf = gelu_forward(a.reshape(-1))               # (n,) each: a Phi(a) and Phi(a), one fused pass
+        self.save_for_backward(a, cdf.reshape(a.shape))
+        return out.reshape(a.shape)
 
     def backward(self, grad):
         a, saved = self.saved_tensors                        # saved: t (tanh form) or Phi(a)
@@ -100,6 +109,9 @@ class GELU(Function):
             return grad * (0.5 * (1 + saved) + 0.5 * a * (1 - saved * saved) * du)
         if grad.dtype != a.dtype:                            # mixed dtypes: NumPy's promotion decides
             return grad * (saved + a * (_INV_SQRT_2PI * np.exp(-0.5 * a * a)))
+        if a.dtype in DTYPES:                                # the fused kernel: one pass
+            grad_x = gelu_backward(grad.reshape(-1), a.reshape(-1), saved.reshape(-1))   # (n,)
+            return grad_x.reshape(a.shape)
         out = np.multiply(a, a, out=np.empty_like(a))         # one new array (also for 0-d), worked on in place:
         out *= -0.5
         np.exp(out, out=out)
