@@ -29,6 +29,7 @@ def _inputs(seed=0):
         "pool_x": distinct,
         "soft_x": normal((4, 7)) * 3,
         "gelu_x": normal((5, 6)) * 2,
+        "norm_x": normal((3, 5, 8)) + 2, "norm_w": normal(8), "norm_b": normal(8),
         "q": normal((2, 2, 5, 4)), "k": normal((2, 2, 6, 4)), "v": normal((2, 2, 6, 3)),
         "bool_mask": rng.random((5, 6)) < 0.7, "float_mask": normal((2, 1, 5, 6)),
     }
@@ -52,6 +53,7 @@ def _cases(a):
         "softmax_dim0": (lambda x: F.softmax(x, dim=0), (a["soft_x"],)),
         "log_softmax": (lambda x: F.log_softmax(x, dim=-1), (a["soft_x"],)),
         "gelu": (lambda x: F.gelu(x), (a["gelu_x"],)),
+        "layer_norm": (lambda x, w, b: F.layer_norm(x, 8, w, b), (a["norm_x"], a["norm_w"], a["norm_b"])),
         "sdpa": (lambda q, k, v: sdpa(q, k, v), (a["q"], a["k"], a["v"])),
         "sdpa_causal": (lambda q, k, v: sdpa(q, k, v, is_causal=True), (a["q"], a["k"], a["v"])),
         "sdpa_bool_mask": (lambda q, k, v: sdpa(q, k, v, attn_mask=bool_mask), (a["q"], a["k"], a["v"])),

@@ -224,8 +224,8 @@ def float64_layer_norm_and_grads(x, weight, bias, g, eps=1e-5):
 
 @pytest.mark.parametrize("shape", [(32, 64, 64), (4, 3000), (7, 1, 5)])
 def test_float32_layer_norm_and_its_gradients_agree_with_float64_formulas(shape):
-    # The sums run as products with a vector of ones (BLAS), in float32: their
-    # rounding differs from NumPy's pairwise sums, within these tolerances.
+    # The statistics and sums accumulate in float64, each element's arithmetic runs
+    # in float32: within these tolerances of the float64 formulas.
     rng = np.random.default_rng(11)
     x = (rng.standard_normal(shape) * 3 + 20).astype(np.float32)         # an offset, as activations have
     weight, bias = (rng.standard_normal(shape[-1]).astype(np.float32) for _ in range(2))
@@ -253,14 +253,17 @@ def test_layer_norm_bad_input_raises_value_error(call, message):
 
 
 def test_gradcheck_would_catch_a_wrong_layer_norm_backward(monkeypatch):
-    """The gradcheck above can fail: drop the mean-correction term and it does."""
+    """The gradcheck above can fail: drop the mean-correction terms and it does."""
     from minidl.ops import normalization
     from minidl.gradcheck import GradcheckError
 
-    def wrong(grad_hat, x_hat, inv_std, axes):
-        return grad_hat * inv_std                              # forgets the statistics depend on x
+    right = normalization.layer_norm_backward
 
-    monkeypatch.setattr(normalization, "_standardized_backward", wrong)
+    def wrong(grad, x, weight, mean, inv_std):
+        grad_x, grad_weight, grad_bias = right(grad, x, weight, mean, inv_std)
+        return grad * weight * inv_std[:, None], grad_weight, grad_bias   # forgets the statistics depend on x
+
+    monkeypatch.setattr(normalization, "layer_norm_backward", wrong)
     x = np.random.default_rng(6).standard_normal((2, 5))
     with pytest.raises(GradcheckError):
         gradcheck(lambda x: F.layer_norm(x, 5), [x])

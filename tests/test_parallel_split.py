@@ -153,6 +153,13 @@ def _gelu(dtype):
     return [x], F.gelu
 
 
+def _layer_norm(dtype):
+    import minidl.functional as F
+    x, weight, bias = _rng_arrays(dtype, (4099, 96), (96,), (96,))   # 393k elements; 129 row blocks, the last short
+    x += 5
+    return [x, weight, bias], lambda x, w, b: F.layer_norm(x, 96, w, b)
+
+
 CASES = {}
 for _dtype in ("float32", "float64"):
     CASES[f"conv_stride1_{_dtype}"] = lambda d=_dtype: _conv(d, 1, 1)
@@ -164,6 +171,7 @@ for _dtype in ("float32", "float64"):
     CASES[f"log_softmax_{_dtype}"] = lambda d=_dtype: _softmax(d, True)
     CASES[f"attention_causal_{_dtype}"] = lambda d=_dtype: _attention(d)
     CASES[f"gelu_{_dtype}"] = lambda d=_dtype: _gelu(d)
+    CASES[f"layer_norm_{_dtype}"] = lambda d=_dtype: _layer_norm(d)
 
 
 # ---- parent side: the references ---------------------------------------------------
@@ -187,6 +195,15 @@ def _expected(case_name, inputs, grad_out):
         (x,) = inputs
         log = case_name.startswith("log")
         return [ref.softmax(x, log), ref.softmax_grad(x, grad_out, log)]
+    if case_name.startswith("layer_norm"):
+        x, weight, bias = (a.astype(np.float64) for a in inputs)
+        g = results_grad = grad_out.astype(np.float64)
+        mean = x.mean(axis=1, keepdims=True)
+        inv_std = 1 / np.sqrt(((x - mean) ** 2).mean(axis=1, keepdims=True) + 1e-5)
+        x_hat = (x - mean) * inv_std                      # the textbook formulas, in float64
+        gh = results_grad * weight
+        grad_x = inv_std * (gh - gh.mean(axis=1, keepdims=True) - x_hat * (gh * x_hat).mean(axis=1, keepdims=True))
+        return [x_hat * weight + bias, grad_x, (g * x_hat).sum(axis=0), g.sum(axis=0)]
     if case_name.startswith("gelu"):
         (x,) = inputs
         return [ref.gelu(x), ref.gelu_grad(x, grad_out)]

@@ -109,8 +109,17 @@ def _gelu(dtype):
     gelu.gelu_backward(out, x, cdf)
 
 
+def _layer_norm(dtype):
+    from . import layer_norm
+    rng = np.random.default_rng(0)
+    x, grad = (rng.standard_normal((3, 5)).astype(dtype) for _ in range(2))
+    weight, bias = np.ones(5, dtype), np.zeros(5, dtype)
+    out, mean, inv_std = layer_norm.layer_norm_forward(x, weight, bias, 1e-5)
+    layer_norm.layer_norm_backward(grad, x, weight, mean, inv_std)
+
+
 FAMILIES = {"conv": _conv, "pooling": _pooling, "softmax": _softmax, "attention": _attention,
-            "gelu": _gelu}
+            "gelu": _gelu, "layer_norm": _layer_norm}
 
 
 def compile_family(name, dtypes=DTYPES):
@@ -125,7 +134,7 @@ def compile_family(name, dtypes=DTYPES):
 # Families that share no compiled helper (softmax and attention share the fast
 # exp), so two processes can compile them at once without both writing the
 # same cache entries; the two groups take about as long as each other.
-GROUPS = (("attention", "softmax", "gelu"), ("conv", "pooling"))
+GROUPS = (("attention", "softmax", "gelu"), ("conv", "pooling", "layer_norm"))
 
 
 def _compile_group(names, dtypes, done):

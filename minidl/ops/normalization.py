@@ -25,6 +25,10 @@ import numpy as np
 
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
+from ..kernels.backend import kernel_array
+from ..kernels.geometry import DTYPES
+from ..kernels.layer_norm import (layer_norm_backward, layer_norm_backward_numpy, layer_norm_forward,
+                                  layer_norm_forward_numpy)
 
 
 def _array_of(value):
@@ -38,34 +42,16 @@ def _check_float(op_name, x):
         raise TypeError(f"{op_name}: expected a floating-point input, got dtype {dtype}")
 
 
-def _row_sums(matrix):
-    """Sums over the last axis of a 2-D array, as (rows, 1): a product with a
-    vector of ones, which BLAS runs with SIMD over many rows at once, where
-    NumPy's reduction runs a short loop per row (layer_norm's rows are short)."""
-    return (matrix @ np.ones(matrix.shape[1], matrix.dtype))[:, None]
-
-
-def _column_sums(matrix):
-    """Sums over the first axis of a 2-D array, as (columns,), the same way."""
-    return np.ones(matrix.shape[0], matrix.dtype) @ matrix
-
-
-def _sum_keepdims(array, axes):
-    if array.ndim == 2 and tuple(axes) == (1,):
-        return _row_sums(array)
-    return array.sum(axis=axes, keepdims=True)
-
-
 def _standardized_backward(grad_hat, x_hat, inv_std, axes):
     """dL/dx of x_hat = (x - mean(x)) * inv_std when mean and var come from x
     over `axes`; `grad_hat` = dL/dx_hat."""
     count = int(np.prod([x_hat.shape[a] for a in axes]))          # M: values per mean (a Python int keeps float32)
-    sum_g = _sum_keepdims(grad_hat, axes)
+    sum_g = grad_hat.sum(axis=axes, keepdims=True)
     if grad_hat.dtype != x_hat.dtype:                             # mixed dtypes: NumPy's promotion decides
-        sum_gx = _sum_keepdims(grad_hat * x_hat, axes)
+        sum_gx = (grad_hat * x_hat).sum(axis=axes, keepdims=True)
         return (inv_std / count) * (count * grad_hat - sum_g - x_hat * sum_gx)
     work = grad_hat * x_hat                                       # two new arrays, the rest in place
-    sum_gx = _sum_keepdims(work, axes)
+    sum_gx = work.sum(axis=axes, keepdims=True)
     np.multiply(x_hat, sum_gx, out=work)                          # x_hat * sum(gh x_hat)
     grad_x = grad_hat * count
     grad_x -= sum_g
@@ -184,44 +170,42 @@ class LayerNorm(Function):
     leading dims; dL/dx as in the module docstring.
 
     The work runs on x viewed as a (rows, M) matrix, M = the values per mean,
-    and every sum (over a row, or over the rows) is a product with a vector of
-    ones (see _row_sums)."""
+    in minidl/kernels/layer_norm.py: one fused pass per row forward, one
+    backward (float32 and float64; other float dtypes, or a weight or bias of
+    another dtype than x, take the kernels' NumPy twin)."""
 
     def forward(self, x, *affine, num_dims, eps, has_weight, has_bias):
         weight = affine[0] if has_weight else None
         bias = affine[-1] if has_bias else None
         count = int(np.prod(x.shape[x.ndim - num_dims:]))          # M: values per mean
         x2 = x.reshape(-1, count)                                  # (rows, M)
-        mean = _row_sums(x2)                                       # (rows, 1)
-        np.true_divide(mean, np.intp(count), out=mean, casting="unsafe")
-        x_hat = x2 - mean                                          # (rows, M); centred, then scaled in place
-        out = np.multiply(x_hat, x_hat)                            # squares, then reused for the output
-        var = _row_sums(out)                                       # (rows, 1) biased variance
-        np.true_divide(var, np.intp(count), out=var, casting="unsafe")
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)      # (rows, 1)
-        x_hat *= inv_std
-        if weight is not None:
-            np.multiply(x_hat, weight.reshape(count), out=out, casting="unsafe")
+        weight1 = np.ones(count, x.dtype) if weight is None else weight.reshape(count)    # (M,)
+        bias1 = np.zeros(count, x.dtype) if bias is None else bias.reshape(count)         # (M,)
+        use_kernel = x.dtype in DTYPES and weight1.dtype == bias1.dtype == x.dtype
+        if use_kernel:
+            x2 = kernel_array(x2)                                  # kept for backward: contiguous once
+            out, mean, inv_std = layer_norm_forward(x2, weight1, bias1, eps)   # (rows, M), (rows,), (rows,)
         else:
-            out[...] = x_hat
-        if bias is not None:
-            out += bias.reshape(count)
-        self.save_for_backward(x_hat, inv_std, weight)
-        self.x_shape, self.count = x.shape, count
+            out, mean, inv_std = layer_norm_forward_numpy(x2, weight1, bias1, eps)
+            out = out.astype(x.dtype, copy=False)
+        self.save_for_backward(x2, weight1, mean, inv_std)
+        self.x_shape, self.use_kernel = x.shape, use_kernel
         self.normalized_shape = x.shape[x.ndim - num_dims:]
         self.has_weight, self.has_bias = has_weight, has_bias
         return out.reshape(x.shape)
 
     def backward(self, grad):
-        x_hat, inv_std, weight = self.saved_tensors                # (rows, M), (rows, 1), shape[-k:]
-        g2 = grad.reshape(-1, self.count)                          # (rows, M)
-        grad_hat = g2 * weight.reshape(self.count) if weight is not None else g2
-        grad_x = _standardized_backward(grad_hat, x_hat, inv_std, (1,))
+        x2, weight1, mean, inv_std = self.saved_tensors            # (rows, M), (M,), (rows,), (rows,)
+        g2 = grad.reshape(x2.shape)                                # (rows, M)
+        if self.use_kernel and g2.dtype == x2.dtype:
+            grad_x, grad_weight, grad_bias = layer_norm_backward(g2, x2, weight1, mean, inv_std)
+        else:                                                      # mixed dtypes: NumPy's promotion decides
+            grad_x, grad_weight, grad_bias = layer_norm_backward_numpy(g2, x2, weight1, mean, inv_std)
         grads = [grad_x.reshape(self.x_shape)]
         if self.has_weight:
-            grads.append(_column_sums(g2 * x_hat).reshape(self.normalized_shape))
+            grads.append(grad_weight.reshape(self.normalized_shape))
         if self.has_bias:
-            grads.append(_column_sums(g2).reshape(self.normalized_shape))
+            grads.append(grad_bias.reshape(self.normalized_shape))
         return tuple(grads)
 
 
