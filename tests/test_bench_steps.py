@@ -80,3 +80,45 @@ def test_summary_has_one_row_per_step_workload_judged_at_1_2(tmp_path):
     assert "| gpt train step | B2 | 30.00 | 20.00 | 1.50 | <= 1.2 | no | minidl blas=2 numba=2; torch torch=2 |" in text
     assert "| gpt train step | B4 | 11.00 | 10.00 | 1.10 | <= 1.2 | yes |" in text
     assert "cnn_step" in text.split("No rows")[1] and "gan_step" in text.split("No rows")[1]
+
+
+# ---- step_profile: where a step's time goes ---------------------------------------------
+def test_step_profile_times_every_op_of_a_step_and_removes_its_timers():
+    import numpy as np
+    from minidl import nn, optim
+    from minidl.bench import step_profile
+    import minidl.functional as F
+    from minidl.ops.linear import Linear
+
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    optimizer = optim.Adam(model.parameters())
+    x, y = minidl.tensor(np.ones((5, 4), np.float32)), np.array([0, 1, 2, 0, 1])
+
+    def step():
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    forward_before, step_before = Linear.__dict__["forward"], optim.Adam.__dict__["step"]
+    profile = step_profile.profile_step(step, steps=3, warmup=1)
+    ops = profile["ops"]
+    assert ops["Linear.forward"][1] == 2 and ops["Linear.backward"][1] == 2      # calls per step
+    assert ops["CrossEntropy.forward"][1] == 1 and ops["Adam.step"][1] == 1
+    assert all(ms >= 0 for ms, _ in ops.values())
+    assert sum(ms for ms, _ in ops.values()) <= profile["total"]
+    assert Linear.__dict__["forward"] is forward_before                        # timers removed
+    assert optim.Adam.__dict__["step"] is step_before
+
+
+def test_step_profile_command_writes_a_table_per_step_case(tmp_path):
+    out = tmp_path / "profile.md"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, "-m", "minidl.bench.step_profile", "--quick", "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    text = out.read_text()
+    assert "load average" in text
+    for name in ("cnn train step", "gpt train step", "dcgan train step"):
+        assert f"### {name}" in text
+    assert "Conv2d.backward" in text and "ScaledDotProductAttention.forward" in text and "Adam.step" in text
+    assert text.count("| outside ops |") == 3
