@@ -230,8 +230,8 @@ def _fashion_mnist_or_skip():
 def test_cnn_on_fashion_mnist_reaches_90_percent_in_3_epochs_with_the_defaults(tmp_path):
     """`minidl train cnn --dataset fashion-mnist --epochs 3` with every other setting
     at its default, through the CLI's training code: target >= 90% test accuracy
-    on the 10,000 test images. Measured 90.87% (docs/results/cnn_fashion_mnist_3.md,
-    benchmarks/cnn_fashion_mnist.py 3)."""
+    on the 10,000 test images. Measured by `python benchmarks/cnn_fashion_mnist.py 3`
+    (figure in benchmarks/results/cnn_epoch.md and docs/results/cnn_fashion_mnist_3.md)."""
     from minidl.training.classifier import fit
     from minidl.training.config import make_config
 
@@ -242,3 +242,37 @@ def test_cnn_on_fashion_mnist_reaches_90_percent_in_3_epochs_with_the_defaults(t
     figure = "cnn on fashion-mnist, 3 epochs: test accuracy per epoch " + ", ".join(f"{a:.2%}" for a in accuracies)
     print(figure)
     assert len(accuracies) == 3 and accuracies[-1] >= 0.90, figure
+
+
+# The default 15 epochs on Fashion-MNIST: target >= 92% test accuracy. Measured
+# by `python benchmarks/cnn_fashion_mnist.py 15` (Numba 2 and BLAS 2 threads,
+# benchmarks/results/cnn_epoch.md): 91.90% after epoch 15, target not met; the
+# same command read 92.18% before cross_entropy was rewritten (a change of float
+# rounding only). This test, under the suite's one-thread settings, measured
+# 92.21%. So the target is NOT reliably met: it sits inside the spread that
+# rounding alone causes. The test asserts a floor below every measured figure.
+FASHION_15_TARGET = 0.92       # not met
+FASHION_15_FLOOR = 0.915       # 85 more errors of 10,000 than the target allows
+
+
+@pytest.mark.slow
+def test_cnn_on_fashion_mnist_with_the_default_15_epochs_reaches_the_floor(tmp_path):
+    """`minidl train cnn --dataset fashion-mnist` with every setting at its default
+    (15 epochs), through the CLI's training code. Target >= 92%: NOT met (see the
+    figures above); asserted: the last epoch >= 91.5%, and accuracy rising from the
+    first epoch to the last. The per-epoch figures are printed."""
+    from minidl.training.classifier import fit
+    from minidl.training.config import make_config
+
+    _fashion_mnist_or_skip()
+    config = make_config("cnn", dataset="fashion-mnist")
+    assert config.epochs == 15                                  # the default the target is about
+    result = fit(config, tmp_path / "run", progress=False, plots=False, log=lambda *a: None)
+    accuracies = [r["test_acc"] for r in result["history"]]
+    figure = (f"cnn on fashion-mnist, 15 epochs: test accuracy per epoch "
+              + ", ".join(f"{a:.2%}" for a in accuracies)
+              + f"; target {FASHION_15_TARGET:.0%} {'met' if accuracies[-1] >= FASHION_15_TARGET else 'NOT met'}")
+    print(figure)
+    assert len(accuracies) == 15, figure
+    assert accuracies[-1] >= FASHION_15_FLOOR, figure
+    assert accuracies[-1] > accuracies[0], figure
