@@ -238,3 +238,42 @@ def test_small_inputs_run_single_threaded_and_thread_count_is_restored():
     with single_thread_if_small(10**9):
         assert numba.get_num_threads() == before
     assert numba.get_num_threads() == before
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("dim", [-1, 0])
+def test_gradient_owns_its_memory_when_dim_is_last_and_values_agree_either_way(op, dim):
+    """Along the last dim the op writes forward and backward results straight
+    into arrays of x's shape (through 2-D views), so the gradient a leaf
+    receives is a plain array, stored without a copy; along another dim the
+    result is moved back. Both give the same numbers as scipy."""
+    x = np.random.default_rng(7).standard_normal((3, 5, 4))
+    grad = np.random.default_rng(8).standard_normal((3, 5, 4))
+    t = mdl.tensor(x, requires_grad=True)
+    y = OPS[op][0](t, dim=dim)
+    y.backward(grad)
+    np.testing.assert_allclose(y.data, OPS[op][1](x, axis=dim), rtol=1e-12, atol=1e-13)
+    want = scipy.special.softmax(x, axis=dim)
+    if op == "softmax":
+        expected = want * (grad - (grad * want).sum(axis=dim, keepdims=True))
+    else:
+        expected = grad - want * grad.sum(axis=dim, keepdims=True)
+    np.testing.assert_allclose(t.grad, expected, rtol=1e-12, atol=1e-13)
+    if dim == -1:
+        assert y.data.base is None and t.grad.base is None
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_kernels_write_into_out_and_refuse_a_wrong_one(backend):
+    from minidl.kernels.softmax import softmax_backward, softmax_forward
+    x = np.random.default_rng(9).standard_normal((4, 6)).astype(np.float32)
+    with kernels.use(backend):
+        out = np.full_like(x, np.nan)
+        assert softmax_forward(x, False, out=out) is out
+        np.testing.assert_allclose(out, scipy.special.softmax(x, axis=1), rtol=2e-6)
+        grad_out = np.full_like(x, np.nan)
+        assert softmax_backward(x, out, False, out=grad_out) is grad_out
+        np.testing.assert_allclose(grad_out, softmax_backward(x, out, False), rtol=0, atol=0)
+        for bad in (np.empty((4, 5), np.float32), np.empty((4, 6)), np.empty((6, 4), np.float32).T):
+            with pytest.raises(ValueError, match=r"softmax_forward: out must be a C-contiguous, writeable \(4, 6\) float32"):
+                softmax_forward(x, False, out=bad)

@@ -2,15 +2,20 @@
 backward.
 
 Contract (all backends):
-    softmax_forward(x, log) -> y
+    softmax_forward(x, log, out=None) -> y
         x: (rows, n) float32/float64, C-contiguous, n >= 1, never modified.
            (The op moves the softmax dim last and flattens the rest into rows.)
+        out: None (y is a new array) or a C-contiguous, writeable (rows, n)
+           array of x's dtype, which receives y and is returned (the op passes
+           a 2-D view of the array it returns, so its result owns its memory
+           and autograd need not copy it). It must not overlap the inputs.
         log=False: y[r, j] = exp(x[r, j] - m_r) / sum_k exp(x[r, k] - m_r)
         log=True:  y[r, j] = x[r, j] - m_r - log(sum_k exp(x[r, k] - m_r))
         where m_r = max_k x[r, k]. Subtracting the row max changes nothing
         mathematically but keeps every exp argument <= 0, so nothing overflows
         (logits of 1e4 are fine) and the largest term is exactly 1.
-    softmax_backward(grad, y, log) -> grad_x     (y: the forward output)
+    softmax_backward(grad, y, log, out=None) -> grad_x     (y: the forward output;
+                                                          out: as above)
         log=False: grad_x = y * (grad - sum_j grad_j * y_j)     (per row)
         log=True:  grad_x = grad - exp(y) * sum_j grad_j
         Both are the Jacobian-vector product in O(n) per row; the (n, n)
@@ -90,9 +95,8 @@ def _row_max(row):
 
 # ---- loop kernels (compiled by Numba; interpreted by the "python" backend) -----------------------
 @njit(parallel=True, cache=True, fastmath=_FLAGS)
-def softmax_forward_loops(x, log):
-    rows, n = x.shape
-    out = np.empty_like(x)                               # (rows, n)
+def softmax_forward_loops(x, log, out):
+    rows, n = x.shape                                    # out: (rows, n), written row by row
     for r in prange(rows):
         row, o = x[r], out[r]
         m = _row_max(row)                                # pass 1: the row max (row dtype)
@@ -115,9 +119,8 @@ def softmax_forward_loops(x, log):
 
 
 @njit(parallel=True, cache=True, fastmath=_FLAGS)
-def softmax_backward_loops(grad, y, log):
-    rows, n = y.shape
-    grad_x = np.empty_like(grad)                         # (rows, n)
+def softmax_backward_loops(grad, y, log, grad_x):
+    rows, n = y.shape                                    # grad_x: (rows, n), written row by row
     for r in prange(rows):
         g, yr, gx = grad[r], y[r], grad_x[r]
         total = 0.0                                      # float64 accumulator
@@ -137,7 +140,17 @@ def softmax_backward_loops(grad, y, log):
 
 
 # ---- NumPy twin (vectorised) ------------------------------------------------------
-def softmax_forward_numpy(x, log):
+def softmax_forward_numpy(x, log, out):
+    out[...] = _softmax_numpy(x, log)
+    return out
+
+
+def softmax_backward_numpy(grad, y, log, out):
+    out[...] = _softmax_backward_numpy(grad, y, log)
+    return out
+
+
+def _softmax_numpy(x, log):
     with np.errstate(invalid="ignore"):                  # all -inf rows: -inf - -inf = NaN
         shifted = x - x.max(axis=1, keepdims=True)       # (rows, n), every entry <= 0
         if log:
@@ -146,22 +159,39 @@ def softmax_forward_numpy(x, log):
         return e / e.sum(axis=1, keepdims=True)
 
 
-def softmax_backward_numpy(grad, y, log):
+def _softmax_backward_numpy(grad, y, log):
     if log:
         return grad - np.exp(y) * grad.sum(axis=1, keepdims=True)
     return y * (grad - (grad * y).sum(axis=1, keepdims=True))
 
 
 # ---- entry points: pick the backend --------------------------------------------
-def softmax_forward(x, log=False):
+def _output(name, like, out):
+    """A new array like `like`, or `out` once it is checked against the contract."""
+    if out is None:
+        return np.empty_like(like)
+    if (out.shape != like.shape or out.dtype != like.dtype or not out.flags.c_contiguous
+            or not out.flags.writeable):
+        raise ValueError(f"{name}: out must be a C-contiguous, writeable {like.shape} {like.dtype} array, "
+                         f"got {out.shape} {out.dtype}")
+    return out
+
+
+def softmax_forward(x, log=False, out=None):
     """softmax (log=False) or log_softmax (log=True) of each row; see the module docstring."""
     fn = dispatch(softmax_forward_loops, softmax_forward_numpy)
+    x = kernel_array(x)
+    out = _output("softmax_forward", x, out)
     with np.errstate(invalid="ignore"), single_thread_if_small(x.size):  # errstate: interpreted -inf - -inf
-        return fn(kernel_array(x), bool(log))
+        fn(x, bool(log), out)
+    return out
 
 
-def softmax_backward(grad, y, log=False):
+def softmax_backward(grad, y, log=False, out=None):
     """Gradient w.r.t. the rows' inputs, given the forward output y; see above."""
     fn = dispatch(softmax_backward_loops, softmax_backward_numpy)
+    grad, y = kernel_array(grad), kernel_array(y)
+    out = _output("softmax_backward", grad, out)
     with np.errstate(invalid="ignore"), single_thread_if_small(grad.size):
-        return fn(kernel_array(grad), kernel_array(y), bool(log))
+        fn(grad, y, bool(log), out)
+    return out

@@ -51,9 +51,18 @@ class Softmax(Function):
         moved = np.moveaxis(x.reshape(x.shape or (1,)), axis, -1)   # (..., n), dim last
         self.moved_shape = moved.shape
         rows = np.ascontiguousarray(moved).reshape(-1, moved.shape[-1])  # (rows, n)
+        if self._dim_is_last():                           # the result in x's shape, written through a 2-D view
+            out = np.empty(x.shape, x.dtype)
+            y = softmax_forward(rows, log, out=out.reshape(rows.shape))   # (rows, n), a view of out
+            self.save_for_backward(y)
+            return out
         y = softmax_forward(rows, log)                    # (rows, n)
         self.save_for_backward(y)
         return np.moveaxis(y.reshape(moved.shape), -1, axis).reshape(x.shape)
+
+    def _dim_is_last(self):
+        """True when moving dim last changes nothing: the rows are x's own layout."""
+        return len(self.shape) == 0 or self.axis == len(self.shape) - 1
 
     def backward(self, grad):
         (y,) = self.saved_tensors
@@ -61,6 +70,12 @@ class Softmax(Function):
             return np.zeros(self.shape, self.dtype)
         g = np.moveaxis(grad.reshape(self.shape or (1,)), self.axis, -1)   # (..., n)
         g = np.ascontiguousarray(g, dtype=self.dtype).reshape(y.shape)     # (rows, n)
+        if self._dim_is_last():
+            # a new array in x's shape that owns its memory, written through a 2-D view:
+            # autograd stores it as a leaf's gradient without copying it
+            grad_x = np.empty(self.shape, self.dtype)
+            softmax_backward(g, y, self.log, out=grad_x.reshape(y.shape))
+            return grad_x
         grad_x = softmax_backward(g, y, self.log)         # (rows, n)
         return np.moveaxis(grad_x.reshape(self.moved_shape), -1, self.axis).reshape(self.shape)
 
