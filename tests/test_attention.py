@@ -315,3 +315,21 @@ def test_nan_input_gives_nan_not_zeros(backend):
     out, (dq, dk, dv) = run(backend, q, k, v)
     assert np.all(np.isnan(out[1])) and np.all(np.isfinite(out[[0, 2]]))
     assert np.all(np.isnan(dq[1])) and np.all(np.isnan(dk)) and np.all(np.isnan(dv))
+
+
+def test_input_gradients_own_their_memory_and_match_the_twin():
+    """dq, dk, dv come back in the inputs' shapes as new arrays (the kernels write
+    them through (BH, ., .) views), so autograd stores them without copying."""
+    import minidl as mdl
+    import minidl.functional as F
+    rng = np.random.default_rng(0)
+    arrays = [rng.standard_normal((2, 3, 5, 4)) for _ in range(3)]
+    results = {}
+    for backend in ("numba", "numpy"):
+        with mdl.kernels.use(backend):
+            leaves = [mdl.tensor(a, requires_grad=True) for a in arrays]
+            F.scaled_dot_product_attention(*leaves, is_causal=True).backward(np.ones((2, 3, 5, 4)))
+        results[backend] = [leaf.grad for leaf in leaves]
+    for got, want in zip(results["numba"], results["numpy"]):
+        assert got.shape == (2, 3, 5, 4) and got.base is None and got.flags.owndata
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)

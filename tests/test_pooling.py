@@ -212,3 +212,23 @@ def test_against_torch_when_installed():
         ty.backward(torch.ones_like(ty))
         np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-12)
         np.testing.assert_allclose(t.grad, tt.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("pool", ["max", "avg"])
+@pytest.mark.parametrize("backend", ["numba", "numpy", "python"])
+def test_input_gradient_is_a_new_array_that_owns_its_memory(pool, backend):
+    """The backward allocates dL/dx in Python (an array made inside a Numba
+    kernel never owns its memory in NumPy's eyes), so autograd keeps it as the
+    leaf's gradient without copying it; the values match the twin's."""
+    import minidl as mdl
+    import minidl.functional as F
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 6))
+    fn = F.max_pool2d if pool == "max" else F.avg_pool2d
+    with mdl.kernels.use(backend):
+        t = mdl.tensor(x, requires_grad=True)
+        fn(t, 2).backward(np.ones((2, 3, 3, 3)))
+    assert t.grad.base is None and t.grad.flags.owndata and t.grad.shape == x.shape
+    with mdl.kernels.use("numpy"):
+        ref = mdl.tensor(x, requires_grad=True)
+        fn(ref, 2).backward(np.ones((2, 3, 3, 3)))
+    np.testing.assert_allclose(t.grad, ref.grad, rtol=1e-12)

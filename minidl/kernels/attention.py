@@ -252,23 +252,36 @@ def forward(q, k, v, bias, bias_index, causal, scale, dropout_p=0.0, seed=0):
 
 
 def backward(q, k, v, bias, bias_index, causal, scale, dropout_p, seed, out, lse, dout,
-             need_bias_grad=False):
+             need_bias_grad=False, grad_shapes=None):
     """Gradients dq, dk, dv (and dS (BH, L, S) for the additive mask when
     `need_bias_grad`: that one is always computed by the NumPy twin, since
-    it is an L x S matrix anyway)."""
+    it is an L x S matrix anyway).
+
+    grad_shapes: None (dq, dk, dv shaped like q, k, v), or three shapes with as
+    many elements as q, k, v (the op's (B, H, L, E)): dq, dk, dv then come in
+    those shapes. On the loop backends they are new arrays of those shapes
+    that the kernels write through (BH, ., .) views, so each owns its memory
+    (autograd stores it as a leaf's gradient without a copy)."""
+    shapes = grad_shapes or (q.shape, k.shape, v.shape)
+    for shape, array, name in zip(shapes, (q, k, v), ("dq", "dk", "dv")):
+        if int(np.prod(shape)) != array.size:
+            raise ValueError(f"attention backward: {name} shape {tuple(shape)} does not hold the "
+                             f"{array.size} elements of {array.shape}")
     scale = q.dtype.type(scale)
     seed, threshold, keep_scale = _dropout_args(dropout_p, seed, q.dtype)
     args = (q, k, v, bias, bias_index, bool(causal), scale, seed, threshold, keep_scale,
             out, lse, dout)
     if current() == "numpy" or need_bias_grad:
         dq, dk, dv, ds = attention_backward_numpy(*args)
-        return (dq, dk, dv, ds) if need_bias_grad else (dq, dk, dv)
+        grads = tuple(g.reshape(shape) for g, shape in zip((dq, dk, dv), shapes))
+        return grads + (ds,) if need_bias_grad else grads
     args = _writeable(*args[:5]) + args[5:10] + _writeable(*args[10:])
-    grads = (np.zeros_like(args[0]), np.zeros_like(args[1]), np.zeros_like(args[2]))
+    owners = tuple(np.zeros(shape, q.dtype) for shape in shapes)                 # what is returned
+    grads = tuple(o.reshape(a.shape) for o, a in zip(owners, args[:3]))         # (BH, ., .) views of them
     fast = (attention_fast.attention_backward_dense if attention_fast.use_dense(q, k, v, causal)
             else attention_fast.attention_backward_blocked)
     _run(fast, attention_backward_loops, *args, *grads)
-    return grads
+    return owners
 
 
 def weights(q, k, bias, bias_index, causal, scale):

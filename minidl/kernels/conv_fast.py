@@ -424,7 +424,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     c_out, cg, kh, kw = weight.shape
     cog, k = c_out // groups, cg * kh * kw
     w_mat = weight.reshape(groups, cog, k)                             # (G, cog, K)
-    out = np.empty((n, groups, cog, ho * wo), x.dtype)                 # (N, G, cog, P)
+    result = np.empty((n, c_out, ho, wo), x.dtype)                      # what is returned: owns its memory
+    out = result.reshape(n, groups, cog, ho * wo)                      # (N, G, cog, P), a view the kernel writes
     need_weight = grad_for_weight is not None
     gy = grad_for_weight.reshape(out.shape) if need_weight else out    # (N, G, cog, P)
     blocks = _blocks(n, out.size * k * (2 if need_weight else 1))
@@ -434,10 +435,9 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
         bias = np.zeros(0, x.dtype) if bias is None else kernel_array(bias)
         forward_kernel(x, w_mat, bias, kh, kw, *stride, *padding, *dilation, ho, wo,
                        gy, need_weight, CHUNK_COLUMNS, out, dw_parts)
-    out = out.reshape(n, c_out, ho, wo)
     if need_weight:
-        return out, dw_parts.sum(axis=0).reshape(weight.shape)
-    return out
+        return result, dw_parts.sum(axis=0).reshape(weight.shape)
+    return result
 
 
 def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,

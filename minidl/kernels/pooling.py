@@ -104,17 +104,16 @@ def max_pool2d_forward_loops(x, kh, kw, sh, sw, ph, pw):
 
 
 @njit(parallel=True, cache=True)
-def max_pool2d_backward_loops(grad_out, argmax, h, w):
+def max_pool2d_backward_loops(grad_out, argmax, h, w, grad_input):
     n, c, oh, ow = grad_out.shape
     g = grad_out.reshape(n * c, oh * ow)                 # (P, OH*OW)
     a = argmax.reshape(n * c, oh * ow)                   # (P, OH*OW), flat indices into H*W
-    grad_x = np.empty((n * c, h * w), grad_out.dtype)    # (P, H*W)
+    grad_x = grad_input.reshape(n * c, h * w)            # (P, H*W), a view: writes land in grad_input
     for p in prange(n * c):                              # one thread per plane: no races
         gx = grad_x[p]
         gx[:] = 0.0                                      # zeroed here, so the plane is cache-hot below
         for q in range(oh * ow):
             gx[a[p, q]] += g[p, q]                       # accumulate: windows may overlap
-    return grad_x.reshape(n, c, h, w)
 
 
 @njit(parallel=True, cache=True)
@@ -155,10 +154,10 @@ def _covering_windows(size, out_size, k, s, pad):
 
 
 @njit(parallel=True, cache=True)
-def avg_pool2d_backward_loops(grad_out, h, w, kh, kw, sh, sw, ph, pw):
+def avg_pool2d_backward_loops(grad_out, h, w, kh, kw, sh, sw, ph, pw, grad_input):
     n, c, oh, ow = grad_out.shape
     g = grad_out.reshape(n * c, oh * ow)                 # (P, OH*OW), output (i, j) at i*OW + j
-    grad_x = np.empty((n * c, h * w), grad_out.dtype)    # (P, H*W), input (r, col) at r*W + col
+    grad_x = grad_input.reshape(n * c, h * w)            # (P, H*W), input (r, col) at r*W + col; a view
     row_first, row_stop = _covering_windows(h, oh, kh, sh, ph)
     col_first, col_stop = _covering_windows(w, ow, kw, sw, pw)
     scale = 1.0 / (kh * kw)
@@ -181,7 +180,6 @@ def avg_pool2d_backward_loops(grad_out, h, w, kh, kw, sh, sw, ph, pw):
             for i in range(row_first[r], row_stop[r]):
                 for col in range(w):                     # contiguous: vectorises
                     gx[r * w + col] += across[i * w + col] * scale
-    return grad_x.reshape(n, c, h, w)
 
 
 # ---- NumPy twins (vectorised) ---------------------------------------------------------
@@ -208,6 +206,13 @@ def max_pool2d_backward_numpy(grad_out, argmax, h, w):
     summed = np.bincount((argmax + plane_start).ravel(), weights=grad_out.ravel(),
                          minlength=n * c * h * w)
     return summed.astype(grad_out.dtype).reshape(n, c, h, w)
+
+
+def _into_output(twin):
+    """The twin with the loops' signature: its result copied into the last argument."""
+    def run(*args):
+        args[-1][...] = twin(*args[:-1])
+    return run
 
 
 def avg_pool2d_forward_numpy(x, kh, kw, sh, sw, ph, pw):
@@ -241,10 +246,15 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
 
 
 def max_pool2d_backward(grad_out, argmax, input_shape):
-    """Gradient w.r.t. the (N, C, H, W) input; see the module docstring."""
-    fn = dispatch(max_pool2d_backward_loops, max_pool2d_backward_numpy)
+    """Gradient w.r.t. the (N, C, H, W) input; see the module docstring. A new
+    array allocated here, so it owns its memory (autograd stores it as a leaf's
+    gradient without a copy; an array made inside a Numba kernel never owns
+    its memory in NumPy's eyes)."""
+    fn = dispatch(max_pool2d_backward_loops, _into_output(max_pool2d_backward_numpy))
+    grad_input = np.empty(tuple(int(d) for d in input_shape), grad_out.dtype)   # (N, C, H, W)
     with single_thread_if_small(grad_out.size * 4):
-        return fn(kernel_array(grad_out), kernel_array(argmax), input_shape[2], input_shape[3])
+        fn(kernel_array(grad_out), kernel_array(argmax), input_shape[2], input_shape[3], grad_input)
+    return grad_input
 
 
 def avg_pool2d_forward(x, kernel_size, stride, padding):
@@ -255,8 +265,11 @@ def avg_pool2d_forward(x, kernel_size, stride, padding):
 
 
 def avg_pool2d_backward(grad_out, input_shape, kernel_size, stride, padding):
-    """Gradient w.r.t. the (N, C, H, W) input; see the module docstring."""
-    fn = dispatch(avg_pool2d_backward_loops, avg_pool2d_backward_numpy)
-    with single_thread_if_small(int(input_shape[0]) * input_shape[1] * input_shape[2] * input_shape[3]):
-        return fn(kernel_array(grad_out), input_shape[2], input_shape[3], kernel_size[0], kernel_size[1],
-                  stride[0], stride[1], padding[0], padding[1])
+    """Gradient w.r.t. the (N, C, H, W) input; see the module docstring (a new
+    array allocated here, as in max_pool2d_backward)."""
+    fn = dispatch(avg_pool2d_backward_loops, _into_output(avg_pool2d_backward_numpy))
+    grad_input = np.empty(tuple(int(d) for d in input_shape), grad_out.dtype)   # (N, C, H, W)
+    with single_thread_if_small(grad_input.size):
+        fn(kernel_array(grad_out), input_shape[2], input_shape[3], kernel_size[0], kernel_size[1],
+           stride[0], stride[1], padding[0], padding[1], grad_input)
+    return grad_input

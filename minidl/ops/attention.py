@@ -57,12 +57,12 @@ class ScaledDotProductAttention(Function):
         batch, q_shape, k_shape, v_shape, mask_shape = self.shapes
         dout = np.ascontiguousarray(grad.reshape(out3.shape), dtype=q3.dtype)  # (BH, L, Ev)
         need_mask_grad = len(self.needs_input_grad) > 3 and self.needs_input_grad[3]
+        shapes = tuple(batch + a.shape[1:] for a in (q3, k3, v3))   # (..., L, E), (..., S, E), (..., S, Ev)
         grads = kernels.backward(q3, k3, v3, bias, bias_index, is_causal, scale, dropout_p,
-                                 seed, out3, lse, dout, need_bias_grad=need_mask_grad)
+                                 seed, out3, lse, dout, need_bias_grad=need_mask_grad,
+                                 grad_shapes=shapes)           # dq, dk, dv in those shapes
         dq, dk, dv = grads[:3]
-        result = [sum_to(dq.reshape(batch + dq.shape[1:]), q_shape),
-                  sum_to(dk.reshape(batch + dk.shape[1:]), k_shape),
-                  sum_to(dv.reshape(batch + dv.shape[1:]), v_shape)]
+        result = [sum_to(dq, q_shape), sum_to(dk, k_shape), sum_to(dv, v_shape)]
         if mask_shape is not None:
             result.append(sum_to(grads[3].reshape(batch + grads[3].shape[1:]), mask_shape)
                           if need_mask_grad else None)
