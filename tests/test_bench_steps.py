@@ -80,6 +80,7 @@ def test_summary_has_one_row_per_step_workload_judged_at_1_2(tmp_path):
     assert "| gpt train step | B2 | 30.00 | 20.00 | 1.50 | <= 1.2 | no | minidl blas=2 numba=2; torch torch=2 |" in text
     assert "| gpt train step | B4 | 11.00 | 10.00 | 1.10 | <= 1.2 | yes |" in text
     assert "cnn_step" in text.split("No rows")[1] and "gan_step" in text.split("No rows")[1]
+    assert "step_profile.md" in text                                # where to look for what is left
 
 
 # ---- step_profile: where a step's time goes ---------------------------------------------

@@ -98,7 +98,8 @@ def steps_markdown(found):
     lines = ["", "## End-to-end training steps: minidl / PyTorch", "",
              "One training step (forward, loss, backward, optimizer step), each library at its",
              "defaults in its own fresh process, median over alternating rounds (`minidl bench",
-             f"cnn_step gpt_step gan_step`). Target: ratio <= {STEP_TARGET:.1f}.", ""]
+             f"cnn_step gpt_step gan_step`). Target: ratio <= {STEP_TARGET:.1f}. Where minidl's",
+             "step spends its time, op by op: step_profile.md (`python -m minidl.bench.step_profile`).", ""]
     for title in dict.fromkeys(t for _, t, *_ in found):
         lines.append(f"- {title}")
     lines += ["", "| workload | shape | minidl ms | torch ms | ratio | target | met | threads |",
