@@ -142,10 +142,12 @@ tutorial.show(viz.plot_im2col(tutorial.path("im2col.png"), height=4, width=4, ke
 # then multiply. These readable loops are what `minidl.kernels.use("python")`
 # runs (interpreted). The default "numba" backend runs an optimised version of
 # the same computation, `minidl/kernels/conv_fast.py`: a parallel loop over
-# samples, each sample copied once into a zero-padded buffer so that the
-# column copies need no padding tests (for stride 1, one contiguous copy per
-# row), and a single-threaded matrix product per sample. Its docstring lists
-# each difference, and the tests hold it equal to the readable loops.
+# blocks of samples, each sample copied once into a zero-padded buffer so that
+# the column copies need no padding tests (for stride 1, one contiguous copy
+# per row), and the columns of several samples set side by side so that one
+# single-threaded matrix product serves a whole chunk of samples (small images
+# alone make products too small for BLAS to reach its speed). Its docstring
+# lists each difference, and the tests hold it equal to the readable loops.
 
 # %%
 def conv2d_im2col_numba(x, w, stride=1, padding=0):
@@ -287,7 +289,8 @@ print(f"big batch: this tutorial's Numba im2col takes {ratio:.2f}x the time of t
 # and runs one matrix product per sample, while the NumPy version copies with
 # one big `reshape` and runs a single large product, which a multi-threaded
 # BLAS spreads over all cores. `F.conv2d` runs minidl's optimised kernel
-# (`conv_fast.py`: samples in parallel, no padding tests in the copy) plus the
+# (`conv_fast.py`: blocks of samples in parallel, a chunk of samples per
+# matrix product, no padding tests in the copy) plus the
 # cost of an op (argument checks, a Tensor around the result). Times are the
 # best of three runs; on a busy machine (other programs, or a load average
 # near the number of cores) every number grows and the ratios can move by a
