@@ -23,6 +23,7 @@ from .harness import Case, has_torch
 from .. import kernels
 from ..autograd.tensor import Tensor
 from ..ops.attention import scaled_dot_product_attention
+from ..threads import numba_threads
 
 # (label, B, H, T, D, causal)
 STANDARD = [("B8 H8 T128 D64", 8, 8, 128, 64, False), ("B8 H8 T128 D64 causal", 8, 8, 128, 64, True),
@@ -89,20 +90,27 @@ def cases(quick=False):
 
 def peak_forward_bytes(backend, T, D=64, causal=False):
     """Peak bytes tracemalloc sees during one forward (B1 H1, float32), with the
-    inputs already allocated; the output (T x D) is included."""
+    inputs already allocated; the output (T x D) is included. tracemalloc also
+    sees arrays allocated inside Numba kernels (they come from the same
+    allocator), so the fused kernel's blocks of scores are counted. The forward
+    runs on one Numba thread: with more, how many threads' blocks are alive at
+    the peak depends on their timing, and the figure moves from run to run."""
     arrays = _inputs(1, 1, T, D)
     run = _minidl(backend, arrays, causal, backward=False)
-    run()                                                 # warm-up (JIT, caches)
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    out = run()
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    with numba_threads(1):
+        run()                                             # warm-up (JIT, caches)
+        tracemalloc.start()
+        tracemalloc.reset_peak()
+        out = run()
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
     del out
     return peak
 
 
 def memory_report(path="benchmarks/results/attention_memory.md", lengths=(512, 1024, 2048)):
+    """Write the peak-memory table of the sdpa forward at each T (see
+    `peak_forward_bytes`) to `path`; returns (T, numba bytes, numpy bytes) rows."""
     rows = []
     for T in lengths:
         numba_peak = peak_forward_bytes("numba", T)
@@ -110,19 +118,24 @@ def memory_report(path="benchmarks/results/attention_memory.md", lengths=(512, 1
         rows.append((T, numba_peak, numpy_peak))
         print(f"T={T}: numba {numba_peak / 2**20:.2f} MiB, numpy {numpy_peak / 2**20:.2f} MiB",
               file=sys.stderr)
-    lines = ["## sdpa forward: peak memory (tracemalloc), B1 H1 D64 float32", "",
+    lines = ["## sdpa forward: peak memory (tracemalloc), B1 H1 D64 float32, one Numba thread", "",
+             "Written by `python -m minidl.bench.attention --memory` (minidl/bench/attention.py). "
+             "A memory measurement: the machine's load does not change it.", "",
              "| T | numba peak MiB | numba / T (KiB) | numpy peak MiB | numpy / T^2 (bytes) | numpy / numba |",
              "|---|---|---|---|---|---|"]
     for T, a, b in rows:
         lines.append(f"| {T} | {a / 2**20:.3f} | {a / T / 1024:.2f} | {b / 2**20:.2f} | "
                      f"{b / T**2:.2f} | {b / a:.1f}x |")
-    lines += ["", "The fused kernel's peak divided by T stays constant: it grows linearly in T "
-              "(the T x D output and the T logsumexp values, allocated with NumPy). The "
-              "twin's peak divided by T^2 stays constant: it materialises T x T scores, "
-              "weights and their exponentials. Not counted by tracemalloc (allocated by "
-              "Numba's runtime): the fused kernel's per-thread block of scores, 128 x T "
-              "floats without a causal mask (as here), linear in T too; with a causal "
-              "mask, tiles of a few KiB independent of T.", ""]
+    lines += ["", "The NumPy twin's peak divided by T^2 stays constant: it materialises T x T "
+              "float32 scores, their exponentials and the weights, so it grows as T^2. The "
+              "fused kernel's peak divided by T stays constant: it holds the T x D output, "
+              "the T logsumexp values and one block of scores per running thread (128 x T "
+              "float32 without a mask, as here), all linear in T; tracemalloc counts the "
+              "block, which Numba allocates inside the kernel. The forward runs on one "
+              "thread; with two, the second thread's block may or may not be alive at the "
+              "peak, so the figure moves by one block from run to run. With a causal mask "
+              "the tiled path runs instead, with tiles of a few KiB per thread, independent "
+              "of T.", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
     return rows
