@@ -48,6 +48,20 @@ def test_cli_stops_a_diverging_run_at_the_step_with_epoch_step_and_learning_rate
     assert not RunDirectory(run).has_checkpoint() and not (run / "best.npz").exists()
 
 
+def test_divergence_under_a_warmup_schedule_suggests_a_tenth_of_the_asked_rate(tmp_path, capsys):
+    """Warmup starts at lr / 10, so the message's current rate (1e+05) differs
+    from the asked 1e6; the suggestion divides the asked rate, not the current
+    one (which would suggest 1e+04, or inf / 10 for a schedule that overflowed)."""
+    run = tmp_path / "r"
+    code = cli.main(["train", "mlp", "--lr", "1e6", "--optimizer", "sgd", "--scheduler", "warmup",
+                     "--epochs", "2", "--out", str(run), "--no-progress"])
+    assert code == 1
+    err = capsys.readouterr().err.strip()
+    assert "diverged at epoch 1" in err, err
+    assert re.search(r"learning rate 1\.\d*e\+05", err) or "learning rate 1e+05" in err, err
+    assert err.endswith("e.g. --lr 1e+05"), err
+
+
 def test_cli_divergence_after_a_good_epoch_leaves_its_checkpoint_files_untouched(tmp_path, monkeypatch,
                                                                                  capsys):
     """Fault injection through the command line: the learning rate jumps to 1e6
@@ -77,7 +91,7 @@ def test_cli_divergence_after_a_good_epoch_leaves_its_checkpoint_files_untouched
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert re.search(r"diverged at epoch 2, step \d+ of 43: the loss (blew up|is (nan|inf))", err), err
-    assert "keeps the checkpoint of epoch 1" in err and "--lr 1e+05" in err
+    assert "keeps the checkpoint of epoch 1" in err and "--lr 0.005" in err   # a tenth of the --lr asked for
     assert sorted(kept) == ["best.npz", "checkpoint.npz", "metrics.json"]
     for name, before in kept.items():
         assert (run / name).read_bytes() == before, name

@@ -12,6 +12,7 @@ Seeding each epoch afresh is what lets `--resume` continue a run exactly: the
 epochs after the checkpoint see the same batches as in an uninterrupted run.
 """
 import dataclasses
+import math
 
 import numpy as np
 
@@ -44,14 +45,20 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"train: {name} must be a positive integer, got {getattr(self, name)!r}")
-        if not self.lr > 0:
-            raise ValueError(f"train: lr must be positive, got {self.lr!r}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"train: lr must be positive and finite, got {self.lr!r}")
+        if isinstance(self.seed, bool) or int(self.seed) != self.seed or self.seed < 0:
+            raise ValueError(f"train: seed must be a non-negative integer, got {self.seed!r}")
+        if self.weight_decay is not None and not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"train: weight_decay must be >= 0 and finite, got {self.weight_decay!r}")
+        if not (self.momentum >= 0 and math.isfinite(self.momentum)):
+            raise ValueError(f"train: momentum must be >= 0 and finite, got {self.momentum!r}")
         from ..optim.lr_scheduler import SCHEDULES
 
         if self.scheduler is not None and self.scheduler not in SCHEDULES:
             raise ValueError(f"train: unknown scheduler {self.scheduler!r}; choose from {', '.join(SCHEDULES)}")
-        if self.clip_grad_norm is not None and not self.clip_grad_norm > 0:
-            raise ValueError(f"train: clip_grad_norm must be positive, got {self.clip_grad_norm!r}")
+        if self.clip_grad_norm is not None and not (self.clip_grad_norm > 0 and math.isfinite(self.clip_grad_norm)):
+            raise ValueError(f"train: clip_grad_norm must be positive and finite, got {self.clip_grad_norm!r}")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"train: label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
 

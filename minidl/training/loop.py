@@ -274,11 +274,14 @@ class Trainer:
     def diverged(self, epoch, step, steps, what):
         done = self.directory.load_checkpoint()["epoch"] if self.directory.has_checkpoint() else 0
         lr = self.learning_rate()
+        # The suggestion divides the learning rate the user asked for; under a
+        # schedule the current rate differs from it (and can overflow).
+        asked = getattr(self.config, "lr", lr)
         kept = (f"{self.directory.path} keeps the checkpoint of epoch {done}" if done
                 else "no checkpoint was written")
         return TrainingDiverged(
             f"training diverged at epoch {epoch}, step {step} of {steps}: {what} "
-            f"(learning rate {lr:.3g}); {kept}. Try a smaller learning rate, e.g. --lr {lr / 10:.3g}",
+            f"(learning rate {lr:.3g}); {kept}. Try a smaller learning rate, e.g. --lr {asked / 10:.3g}",
             self.directory.path, epoch, step)
 
     def check_step(self, figures):
