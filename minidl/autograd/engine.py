@@ -12,15 +12,21 @@
    the walk a leaf's gradients are summed in a dict and stored once at the end,
    so a weight used by 1000 ops costs one store, not 1000.)
 
-A leaf's first gradient is stored without a copy when no one else can see the
-array (checked by its reference count): a fresh array that an op's backward
-made, or the engine's own sum. An array that anything else refers to (another
-input's gradient, the caller's `gradient=`, a saved value, a broadcast view) is
-copied, so an optimizer changing `.grad` in place never changes another array.
+A leaf's first gradient is stored without a copy when no one else can reach
+its memory: a fresh array that an op's backward made (with NumPy, or inside a
+compiled kernel), or the engine's own sum. An array that anything else can
+reach (another input's gradient, the caller's `gradient=`, a saved value, the
+leaf's own data, a broadcast view) is copied, so an optimizer changing `.grad`
+in place never changes another array, and changing `.grad` never changes data.
 """
 import sys
 
 import numpy as np
+
+try:  # the owner of the memory of an array a compiled (Numba) kernel allocated
+    from numba.core.runtime._nrt_python import _MemInfo as KernelMemory
+except ImportError:  # another Numba layout: such arrays are then always copied
+    KernelMemory = None
 
 from . import grad_mode
 from .grad_mode import check_finite
@@ -80,9 +86,10 @@ def backward(tensor, gradient=None, retain_graph=False):
     while grad_of_leaf:                            # one store per leaf, after the walk
         leaf, grad = grad_of_leaf.popitem()        # popped: the dict no longer refers to it
         # Kept without a copy only if nothing but this local variable refers
-        # to it: no view of it (a view refers to its base), no other leaf's
-        # entry, no saved value, not the caller's `gradient=`.
-        private = _owns_its_memory(grad) and _reference_count(grad) == _SOLE_REFERENCE
+        # to it (no view of it: a view refers to its base; no other leaf's
+        # entry, no saved value, not the caller's `gradient=`) and nothing
+        # else can reach its memory.
+        private = _reference_count(grad) == _SOLE_REFERENCE and _owns_its_memory(grad)
         leaf._accumulate(grad, owned=private)
 
 
@@ -91,20 +98,57 @@ def _reference_count(array):
     return sys.getrefcount(array)
 
 
-def _sole_reference_count():
-    """The count `_reference_count` reports for an array held by one local
-    variable and nothing else (measured once: Python versions differ)."""
-    probe = np.empty(1)
-    return _reference_count(probe)
+def _base_reference_count(array):
+    """sys.getrefcount(array.base) as seen from here: 2 when `array` alone refers to its base."""
+    return sys.getrefcount(array.base)
 
 
-_SOLE_REFERENCE = _sole_reference_count()
+def _probe_reference_counts():
+    """The counts the two functions above report for an array held by one
+    local variable and nothing else, and for a base held by one array and
+    nothing else (measured once: Python versions differ)."""
+    probe = np.empty(2)
+    view = probe[:]
+    del probe                                     # now only `view` refers to its base
+    return _reference_count(view), _base_reference_count(view)
+
+
+_SOLE_REFERENCE, _SOLE_BASE_REFERENCE = _probe_reference_counts()
 
 
 def _owns_its_memory(array):
-    """A plain, writeable ndarray that is not a view of another array."""
-    return (type(array) is np.ndarray and array.base is None and array.flags.owndata
-            and array.flags.writeable)
+    """True when `array` is a plain, writeable ndarray whose memory nothing
+    else can reach: either it allocated its memory itself (NumPy), or a
+    compiled kernel allocated it and handed it over to this array alone (its
+    base is then the kernel's memory record, shared with no other array).
+
+    (The caller checks that nothing but its local variable refers to `array`.)"""
+    if type(array) is not np.ndarray or not array.flags.writeable:
+        return False
+    if array.base is None:
+        return array.flags.owndata
+    return _is_kernel_memory_of(array) and _base_reference_count(array) == _SOLE_BASE_REFERENCE
+
+
+def _is_kernel_memory_of(array):
+    """Is `array.base` a compiled kernel's memory record held by no other kernel array?
+
+    Numba gives an array it returns a record of the memory as its base; the
+    record counts the arrays holding that memory (2 for two arrays returned
+    over one buffer). A kernel can also return a view of an array it was
+    given: that case the engine copies when the gradient is made (see
+    `_reaches_memory_of_op`)."""
+    base = array.base
+    return KernelMemory is not None and type(base) is KernelMemory and base.refcount == 1
+
+
+def _reaches_memory_of_op(grad, function, grad_output):
+    """Can `grad` (an array a kernel made) share memory with an array the op
+    holds or was given: its output's gradient, its saved values, its inputs'
+    data? (A kernel may return a view of an input; its record looks like a
+    fresh one.)"""
+    held = [grad_output, *function.saved_tensors, *[t.data for t in function.inputs]]
+    return any(type(a) is np.ndarray and np.may_share_memory(grad, a) for a in held)
 
 
 def _walk(root_function, gradient, retain_graph):
@@ -131,8 +175,6 @@ def _walk(root_function, gradient, retain_graph):
             grads = function.backward(grad_output)
             if type(grads) is not tuple:
                 grads = (grads,)
-            if not retain_graph:
-                function.release()
 
             for input_tensor, needs, grad in zip(function.inputs, function.needs_input_grad, grads):
                 if not needs or grad is None:
@@ -145,8 +187,13 @@ def _walk(root_function, gradient, retain_graph):
                 if anomaly:
                     check_finite(function.name, "backward", grad)
                 if input_tensor.grad_fn is None:    # a leaf: collect, store once at the end
+                    if (grad.base is not None and _is_kernel_memory_of(grad)
+                            and _reaches_memory_of_op(grad, function, grad_output)):
+                        grad = grad.copy()          # a kernel's view of an array the op holds
                     pending, key = grad_of_leaf, input_tensor
                 else:                               # an intermediate: pass on to its op
                     pending, key = grad_of_output, input_tensor.grad_fn
                 pending[key] = pending[key] + grad if key in pending else grad
+            if not retain_graph:
+                function.release()
     return grad_of_leaf

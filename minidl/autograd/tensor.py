@@ -160,7 +160,11 @@ class Tensor:
         """Add `gradient` into `.grad`. `.grad` never shares memory with an
         array anyone else holds: the first gradient is copied unless `owned`
         (the engine passes True for an array nothing else refers to)."""
-        converted = np.asarray(gradient, dtype=self.dtype)
+        converted = gradient
+        if type(gradient) is not np.ndarray or gradient.dtype != self.dtype:
+            # (asarray would also wrap an array of an equal but distinct dtype
+            # object, as a Numba kernel's array can have, in a new view)
+            converted = np.asarray(gradient, dtype=self.dtype)
         if self.grad is not None:
             self.grad = self.grad + converted               # a new array
         elif owned or (converted is not gradient and converted.base is None):
