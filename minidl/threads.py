@@ -12,7 +12,8 @@ making their idle threads sleep at once:
 - `import minidl` sets OPENBLAS_THREAD_TIMEOUT=4 (OpenBLAS's idle threads
   sleep after a few microseconds) if NumPy is not loaded yet: OpenBLAS reads
   it once, when NumPy loads it. A value you set yourself is kept.
-- `training_threads()` starts Numba's pool with OpenMP's passive wait policy
+- `training_threads()` (entered by every training helper, so a script that
+  calls them needs nothing else) starts Numba's pool with OpenMP's passive wait policy
   (OMP_WAIT_POLICY=passive only while the pool starts, so other libraries'
   OpenMP runtimes keep their own defaults), then lets BLAS use
   `blas_threads()` threads: every core when both pools sleep when idle, one
@@ -95,13 +96,33 @@ def blas_threads():
     return count
 
 
+_training_depth = 0      # how many training_threads() blocks are open (the outermost sets the limits)
+
+
 @contextlib.contextmanager
 def training_threads():
     """Within the block, Numba's pool waits passively and BLAS uses
-    `blas_threads()` threads; BLAS's count is restored on exit."""
+    `blas_threads()` threads; on exit, also through an exception, BLAS gets
+    back the thread count it had before. The training helpers
+    (`minidl.training`: `train_one_epoch`, `evaluate`, `fit` and every
+    trainer, `gan.train_step`) and `minidl train` enter it themselves; blocks
+    nest (an inner block keeps the outer one's setting)."""
+    global _training_depth
+    if _training_depth:
+        yield
+        return
     start_numba_pool_quietly()
     with _blas_libraries().limit(limits=blas_threads()):
-        yield
+        _training_depth += 1
+        try:
+            yield
+        finally:
+            _training_depth -= 1
+
+
+def in_training_threads():
+    """True inside a `training_threads()` block."""
+    return _training_depth > 0
 
 
 def set_training_threads():

@@ -42,6 +42,7 @@ import minidl as mdl
 import minidl.functional as F
 from minidl import nn, optim, viz
 from minidl.data import load_dataset
+from minidl.threads import training_threads
 from minidl.tutorial_support import Tutorial
 
 tutorial = Tutorial("01b")
@@ -305,15 +306,16 @@ def paired(make_ours, make_theirs, steps=5):
     ours, theirs = MLP([64, 32, 10], seed=1), MLP([64, 32, 10], seed=1)
     opt_ours, opt_theirs = make_ours(ours.parameters()), make_theirs(theirs.parameters())
     largest = 0.0
-    for step in range(steps):
-        rows = np.arange(step * 32, (step + 1) * 32)
-        for net, opt in ((ours, opt_ours), (theirs, opt_theirs)):
-            opt.zero_grad()
-            my_cross_entropy(net(mdl.tensor(x_train[rows])), y_train[rows]).backward()
-            opt.step()
-        for a, b in zip(ours.parameters(), theirs.parameters()):
-            np.testing.assert_allclose(a.data, b.data, rtol=1e-5, atol=1e-7)
-            largest = max(largest, float(np.abs(a.data - b.data).max()))
+    with training_threads():                    # section 6 says why
+        for step in range(steps):
+            rows = np.arange(step * 32, (step + 1) * 32)
+            for net, opt in ((ours, opt_ours), (theirs, opt_theirs)):
+                opt.zero_grad()
+                my_cross_entropy(net(mdl.tensor(x_train[rows])), y_train[rows]).backward()
+                opt.step()
+            for a, b in zip(ours.parameters(), theirs.parameters()):
+                np.testing.assert_allclose(a.data, b.data, rtol=1e-5, atol=1e-7)
+                largest = max(largest, float(np.abs(a.data - b.data).max()))
     return largest
 
 
@@ -332,6 +334,15 @@ for name, ours, theirs in [
 # loss, `zero_grad`, `backward`, `step`. After each epoch we measure loss and
 # accuracy on the validation set, without building a graph (`mdl.no_grad()`),
 # because we will not call `backward` on it.
+#
+# The loop runs inside `training_threads()`. NumPy's matrix products (BLAS)
+# and minidl's compiled kernels each keep a pool of threads, and a pool that
+# has just finished keeps its threads busy-waiting for a moment; when the two
+# alternate, as they do in every training step, each one's waiting threads
+# take the cores from the other, and a step can run several times slower.
+# Inside the block the two pools take turns. minidl's training helpers
+# (`train_one_epoch`, `evaluate`, `fit`, `minidl train`) open it themselves;
+# a loop you write yourself opens it once, around the loop.
 
 # %%
 def evaluate(net, x, y):
@@ -344,18 +355,19 @@ def evaluate(net, x, y):
 def train(net, opt, x, y, epochs, batch_size=32, seed=0):
     shuffle = np.random.default_rng(seed)
     history = []
-    for epoch in range(1, epochs + 1):
-        order = shuffle.permutation(len(x))
-        for first in range(0, len(x), batch_size):
-            rows = order[first:first + batch_size]
-            loss = my_cross_entropy(net(mdl.tensor(x[rows])), y[rows])    # forward + loss
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        train_loss, train_acc = evaluate(net, x, y)
-        val_loss, val_acc = evaluate(net, x_val, y_val)
-        history.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
-                            val_loss=val_loss, val_acc=val_acc))
+    with training_threads():                    # see the text above
+        for epoch in range(1, epochs + 1):
+            order = shuffle.permutation(len(x))
+            for first in range(0, len(x), batch_size):
+                rows = order[first:first + batch_size]
+                loss = my_cross_entropy(net(mdl.tensor(x[rows])), y[rows])    # forward + loss
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+            train_loss, train_acc = evaluate(net, x, y)
+            val_loss, val_acc = evaluate(net, x_val, y_val)
+            history.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc,
+                                val_loss=val_loss, val_acc=val_acc))
     return history
 
 

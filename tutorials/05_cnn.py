@@ -41,6 +41,7 @@ import minidl.functional as F
 from minidl import nn, optim, viz
 from minidl.data import ArrayDataset, DataLoader, load_dataset
 from minidl.models.cnn import CNN, plan_layout
+from minidl.threads import training_threads
 from minidl.training import epoch_seed, evaluate, prepare_batch, train_one_epoch
 from minidl.tutorial_support import Tutorial
 
@@ -198,13 +199,14 @@ initial_filters = model.conv1.weight.data.copy()          # (32, C, 3, 3), to co
 model.train()
 images = prepare_batch(train_set.images[:32], DATASET)     # (32, C, H, W)
 labels = mdl.tensor(train_set.labels[:32])                 # (32,)
-for step in range(3):
-    logits = model(images)                                 # (32, 10)
-    loss = F.cross_entropy(logits, labels)
-    optimizer.zero_grad()
-    loss.backward()
-    optimizer.step()
-    print(f"step {step}: loss {loss.item():.4f} (log 10 = {np.log(10):.4f})")
+with training_threads():                                   # see tutorial 01b, section 6
+    for step in range(3):
+        logits = model(images)                             # (32, 10)
+        loss = F.cross_entropy(logits, labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        print(f"step {step}: loss {loss.item():.4f} (log 10 = {np.log(10):.4f})")
 
 # %% [markdown]
 # `minidl.training.train_one_epoch` runs that step over a `DataLoader` (and

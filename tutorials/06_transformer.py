@@ -44,6 +44,7 @@ from minidl import nn, optim, viz
 from minidl.data import load_dataset
 from minidl.models.gpt import GPT, GPTConfig
 from minidl.models.vit import VisionTransformer
+from minidl.threads import training_threads
 from minidl.training.classifier import prepare_batch
 from minidl.training.gpt import LEVELS, CharacterTask, PixelTask
 from minidl.tutorial_support import Tutorial
@@ -290,16 +291,17 @@ vit_optimizer = optim.AdamW(vit.parameters(), lr=1e-3)
 epochs, batch = (1, 64) if QUICK else (15, 64)
 steps = 3 if QUICK else None
 start = time.perf_counter()
-for epoch in range(epochs):
-    order = rng.permutation(len(train))
-    for step, first in enumerate(range(0, len(train), batch)):
-        if steps is not None and step >= steps:
-            break
-        rows = order[first:first + batch]
-        loss = F.cross_entropy(vit(prepare_batch(train.images[rows], "digits")), train.labels[rows])
-        vit_optimizer.zero_grad()
-        loss.backward()
-        vit_optimizer.step()
+with training_threads():                                   # see tutorial 01b, section 6
+    for epoch in range(epochs):
+        order = rng.permutation(len(train))
+        for step, first in enumerate(range(0, len(train), batch)):
+            if steps is not None and step >= steps:
+                break
+            rows = order[first:first + batch]
+            loss = F.cross_entropy(vit(prepare_batch(train.images[rows], "digits")), train.labels[rows])
+            vit_optimizer.zero_grad()
+            loss.backward()
+            vit_optimizer.step()
 vit.eval()
 scored = slice(0, 100) if QUICK else slice(None)
 with mdl.no_grad():
@@ -351,13 +353,14 @@ gpt = GPT(config)
 gpt_optimizer = optim.AdamW(gpt.parameters(), lr=3e-3)
 steps = 5 if QUICK else 600
 losses, start = [], time.perf_counter()
-for step in range(steps):
-    inputs, targets = text_task.batch(32, rng)                              # (32, 64) each
-    loss = gpt.loss(inputs, targets)
-    gpt_optimizer.zero_grad()
-    loss.backward()
-    gpt_optimizer.step()
-    losses.append(loss.item())
+with training_threads():                                   # see tutorial 01b, section 6
+    for step in range(steps):
+        inputs, targets = text_task.batch(32, rng)                          # (32, 64) each
+        loss = gpt.loss(inputs, targets)
+        gpt_optimizer.zero_grad()
+        loss.backward()
+        gpt_optimizer.step()
+        losses.append(loss.item())
 window = text_task.eval_windows[:16 if QUICK else 256]
 gpt.eval()
 with mdl.no_grad():
@@ -432,12 +435,13 @@ pixel_task = PixelTask()
 pixel_gpt = GPT(GPTConfig(vocab_size=pixel_task.vocab_size, block_size=64, n_layer=4, n_head=4, n_embd=64))
 pixel_optimizer = optim.AdamW(pixel_gpt.parameters(), lr=3e-3)
 steps = 5 if QUICK else 600
-for step in range(steps):
-    inputs, targets = pixel_task.batch(32, rng)                             # (32, 64) each
-    loss = pixel_gpt.loss(inputs, targets)
-    pixel_optimizer.zero_grad()
-    loss.backward()
-    pixel_optimizer.step()
+with training_threads():                                   # see tutorial 01b, section 6
+    for step in range(steps):
+        inputs, targets = pixel_task.batch(32, rng)                         # (32, 64) each
+        loss = pixel_gpt.loss(inputs, targets)
+        pixel_optimizer.zero_grad()
+        loss.backward()
+        pixel_optimizer.step()
 print(f"pixel GPT: training loss {loss.item():.3f} nats/pixel after {steps} steps")
 
 per_class = 1 if QUICK else 4

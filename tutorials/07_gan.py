@@ -46,6 +46,7 @@ from minidl.autograd.tensor import Tensor
 from minidl.data import load_dataset
 from minidl.metrics import classifier_outputs, classifier_report, frechet_distance
 from minidl.models.gan import GAN, GANConfig
+from minidl.threads import training_threads
 from minidl.training.classifier import fit, prepare_batch
 from minidl.training.config import TrainConfig
 from minidl.training.gan import REFERENCE_RECIPE, OptimizerPair, to_pixels, train_step
@@ -388,12 +389,13 @@ def diversity(images):
 
 collapse_steps = 40 if QUICK else 300
 greedy = OptimizerPair(gan, 10 * lr)                    # only its generator half is used
-for step in range(collapse_steps):
-    fake = gan.generator(Tensor(gan.noise(batch)))
-    loss_g = F.binary_cross_entropy_with_logits(gan.discriminator(fake), np.ones((batch, 1), np.float32))
-    greedy.generator.zero_grad()
-    loss_g.backward()
-    greedy.generator.step()                             # D never steps: it cannot react
+with training_threads():                                   # see tutorial 01b, section 6
+    for step in range(collapse_steps):
+        fake = gan.generator(Tensor(gan.noise(batch)))
+        loss_g = F.binary_cross_entropy_with_logits(gan.discriminator(fake), np.ones((batch, 1), np.float32))
+        greedy.generator.zero_grad()
+        loss_g.backward()
+        greedy.generator.step()                         # D never steps: it cannot react
 collapsed_report, collapsed = measure(gan)
 print(f"diversity: balanced {diversity(generated):.3f}, after {collapse_steps} greedy G steps "
       f"{diversity(collapsed):.3f}")

@@ -45,6 +45,7 @@ from minidl.models.seg_vit import SegmentationTransformer
 from minidl.models.unet import UNet
 from minidl.segmentation_metrics import confusion_counts, iou_per_class, mean_iou, pixel_accuracy
 from minidl.optim.lr_scheduler import CosineAnnealingLR
+from minidl.threads import training_threads
 from minidl.training.segmentation import evaluate, intensity_baseline, plot_iou_per_class
 from minidl.tutorial_support import Tutorial
 
@@ -138,16 +139,17 @@ def train(model, epochs, lr, batch_size=32, label="", fresh_scenes=False):
     optimizer = optim.AdamW(model.parameters(), lr=lr)
     schedule = CosineAnnealingLR(optimizer, T_max=epochs * len(DataLoader(train_set, batch_size=batch_size)))
     start = time.process_time()
-    for epoch in range(epochs):
-        model.train()
-        scenes = make_scenes(train_set.source, len(train_set), 32, seed=1000 + epoch) if fresh_scenes else train_set
-        for images, masks in DataLoader(scenes, batch_size=batch_size, shuffle=True, seed=epoch):
-            logits = model(images)                                  # (B, 11, H, W)
-            loss = F.cross_entropy(logits, masks)                   # masks (B, H, W)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            schedule.step()                                         # lr: cosine from lr to 0
+    with training_threads():                               # see tutorial 01b, section 6
+        for epoch in range(epochs):
+            model.train()
+            scenes = make_scenes(train_set.source, len(train_set), 32, seed=1000 + epoch) if fresh_scenes else train_set
+            for images, masks in DataLoader(scenes, batch_size=batch_size, shuffle=True, seed=epoch):
+                logits = model(images)                              # (B, 11, H, W)
+                loss = F.cross_entropy(logits, masks)               # masks (B, H, W)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                schedule.step()                                     # lr: cosine from lr to 0
     result = evaluate(model, test_set)
     print(f"{label}: {epochs} epochs, {(time.process_time() - start) / 60:.1f} CPU min, test loss "
           f"{result['loss']:.3f}, pixel accuracy {result['pixel_accuracy']:.1%}, mIoU {result['miou']:.3f}")

@@ -22,6 +22,7 @@ import minidl as mdl
 from .. import functional as F
 from ..autograd.tensor import Tensor
 from ..data import DataLoader, load_dataset, transforms
+from ..threads import training_threads
 from .config import TrainConfig, make_optimizer
 from .loop import Task, Trainer, TrainingInterrupted  # noqa: F401  (TrainingInterrupted re-exported)
 from .plots import save_run_plots
@@ -62,9 +63,10 @@ def train_one_epoch(model, loader, optimizer, dataset_name, augment=False, progr
     checks); returns the EpochProgress with loss/accuracy/throughput."""
     model.train()
     progress = progress or EpochProgress(len(loader), "train", enabled=False)
-    for images, labels in loader:
-        loss, correct = classifier_step(model, optimizer, images, labels, dataset_name, augment)
-        progress.update(len(labels), loss, correct)
+    with training_threads():               # one thread pool at a time (minidl/threads.py)
+        for images, labels in loader:
+            loss, correct = classifier_step(model, optimizer, images, labels, dataset_name, augment)
+            progress.update(len(labels), loss, correct)
     return progress
 
 
@@ -72,7 +74,7 @@ def evaluate(model, dataset, dataset_name, batch_size=500):
     """Mean loss, accuracy and every prediction on `dataset`, in eval mode under no_grad."""
     model.eval()
     total_loss, predictions = 0.0, []
-    with mdl.no_grad():
+    with mdl.no_grad(), training_threads():
         for images, labels in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             logits = model(prepare_batch(images, dataset_name))    # (B, classes)
             total_loss += float(F.cross_entropy(logits, labels).item()) * len(labels)

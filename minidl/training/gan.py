@@ -31,6 +31,7 @@ from .. import optim, viz
 from ..autograd.tensor import Tensor
 from ..data import DataLoader, load_dataset
 from ..metrics import classifier_outputs, classifier_report, frechet_distance
+from ..threads import training_threads
 from .config import TrainConfig
 from .loop import Task, Trainer
 from .run_directory import RunDirectory
@@ -70,7 +71,11 @@ def _probability(logits):
 def train_step(model, optimizers, real, z, update=None):
     """One discriminator step and one generator step; returns the batch's figures.
     `update(optimizer)` replaces optimizer.step() (the Trainer clips there)."""
-    update = update or (lambda optimizer: optimizer.step())
+    with training_threads():               # one thread pool at a time (minidl/threads.py)
+        return _game_step(model, optimizers, real, z, update or (lambda optimizer: optimizer.step()))
+
+
+def _game_step(model, optimizers, real, z, update):
     fake = model.generator(Tensor(z))                                  # (B, C, S, S)
     d_real = model.discriminator(Tensor(real))                         # (B, 1)
     d_fake = model.discriminator(fake.detach())                        # (B, 1)

@@ -72,6 +72,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 import minidl as mdl
+from ..threads import training_threads
 from .config import epoch_seed
 from .run_directory import BEST, CHECKPOINT, RunDirectory
 
@@ -351,6 +352,11 @@ class Trainer:
 
     # ---- the loop --------------------------------------------------------------
     def run(self):
+        """Train to config.epochs (see the module docstring); returns the result dict."""
+        with training_threads():           # one thread pool at a time (minidl/threads.py)
+            return self.run_epochs()
+
+    def run_epochs(self):
         task, config, run, log = self.task, self.config, self.directory, self.log
         done, history = self.prepare_run_directory()
         if self.resume:

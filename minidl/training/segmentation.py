@@ -38,6 +38,7 @@ from ..data import DataLoader, load_scenes
 from ..data.digit_scenes import SCENE_CLASSES, make_scenes, plot_scenes
 from ..models import build_model
 from ..segmentation_metrics import confusion_counts, iou_per_class, mean_iou, pixel_accuracy
+from ..threads import training_threads
 from .config import TrainConfig, make_optimizer
 from .loop import Task, Trainer
 from .run_directory import BEST, CHECKPOINT, RunDirectory
@@ -126,7 +127,7 @@ def predict(model, images, batch_size=100):
     """Label maps (N, H, W) for images (N, C, H, W), in eval mode under no_grad."""
     model.eval()
     out = []
-    with mdl.no_grad():
+    with mdl.no_grad(), training_threads():
         for start in range(0, len(images), batch_size):
             logits = model(Tensor(np.asarray(images[start:start + batch_size])))   # (B, classes, H, W)
             out.append(np.argmax(logits.data, axis=1))
@@ -137,7 +138,7 @@ def evaluate(model, dataset, batch_size=100):
     """Mean per-pixel loss, pixel accuracy, IoU per class, mIoU and the predictions."""
     model.eval()
     total_loss, predictions = 0.0, []
-    with mdl.no_grad():
+    with mdl.no_grad(), training_threads():
         for images, masks in DataLoader(dataset, batch_size=batch_size, shuffle=False):
             logits = model(images)                                 # (B, classes, H, W)
             total_loss += float(F.cross_entropy(logits, masks).item()) * len(masks.data)
