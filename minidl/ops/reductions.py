@@ -118,7 +118,8 @@ class LogSumExp(Function):
         self.axes, self.keepdim = axes, keepdim
         m = np.max(a, axis=axes, keepdims=True)
         m = np.where(np.isfinite(m), m, 0)                  # all -inf (or inf) groups
-        out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
+        with np.errstate(divide="ignore"):                    # log 0 = -inf for an all -inf group
+            out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
         self.save_for_backward(a, out)
         return out if keepdim else np.squeeze(out, axis=axes)
 
