@@ -83,7 +83,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=5)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=21)
 
 
 def test_an_output_larger_than_the_input_gives_is_refused_before_the_kernel():
@@ -95,3 +95,35 @@ def test_an_output_larger_than_the_input_gives_is_refused_before_the_kernel():
         conv_fast.conv2d_backward(grad, x, weight, *geometry, x.shape, True, True)
     with pytest.raises(ValueError, match=r"conv2d: output size \(28, 28\)"):
         conv_fast.conv2d_forward(x, weight, *geometry, 28, 28)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+@pytest.mark.parametrize("frozen", ["x", "weight", "bias", "x and weight"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bias_gradient_and_bias_with_some_inputs_frozen(op, frozen, dtype):
+    """The fast loops add the bias and sum its gradient inside the convolution
+    kernels; whichever inputs require a gradient, every gradient asked for
+    equals the readable loops' (the bias gradient: upstream summed over N, H, W)."""
+    from minidl import Tensor, kernels
+    from minidl.ops.conv import conv2d, conv_transpose2d
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((5, 4, 7, 6)).astype(dtype)                       # (N, Cin, H, W)
+    w_shape = (6, 2, 3, 3) if op == "conv2d" else (4, 3, 3, 3)               # groups=2
+    weight, bias = rng.standard_normal(w_shape).astype(dtype), rng.standard_normal(6).astype(dtype)
+    fn = conv2d if op == "conv2d" else conv_transpose2d
+    results = {}
+    for backend in ("python", "numba"):
+        tensors = [Tensor(a, requires_grad=name not in frozen.split(" and "))
+                   for a, name in zip((x, weight, bias), ("x", "weight", "bias"))]
+        with kernels.use(backend), split_over_threads(24):
+            out = fn(*tensors, stride=2, padding=1, groups=2)
+            upstream = np.random.default_rng(4).standard_normal(out.shape).astype(dtype)
+            out.backward(upstream)
+        results[backend] = [out.data] + [t.grad for t in tensors]
+    assert results["numba"][3] is None if frozen == "bias" else np.allclose(
+        results["numba"][3], upstream.sum(axis=(0, 2, 3)), **TOLERANCE[dtype])
+    for name, a, b in zip(("out", "dx", "dw", "db"), results["numba"], results["python"]):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.dtype == dtype, name
+            np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[dtype])

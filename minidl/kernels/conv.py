@@ -275,17 +275,20 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None,
 
 
 def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
-                    input_shape=None, need_input=True, need_weight=True):
+                    input_shape=None, need_input=True, need_weight=True, need_bias=False):
     """(dL/dx, dL/dW) of conv2d_forward given dL/dout (N, Cout, Ho, Wo); either
-    is None when not needed. `x` may be None if need_weight is False, then
-    `input_shape` gives dx's shape."""
+    is None when not needed. With need_bias, (dL/dx, dL/dW, dL/dbias). `x`
+    may be None if need_weight is False, then `input_shape` gives dx's shape."""
     input_shape = tuple(input_shape if input_shape is not None else x.shape)
     grad_out, weight = kernel_array(grad_out), kernel_array(weight)
     x = kernel_array(x) if need_weight else None
-    fn = {"numba": conv_fast.conv2d_backward, "numpy": conv2d_backward_numpy,
-          "python": _backward_loops}[current()]
-    return fn(grad_out, x, weight, stride, padding, dilation, groups,
-              input_shape, need_input, need_weight)
+    if current() == "numba":       # the bias gradient is summed while the kernel reads grad_out
+        return conv_fast.conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
+                                         input_shape, need_input, need_weight, need_bias=need_bias)
+    fn = conv2d_backward_numpy if current() == "numpy" else _backward_loops
+    grads = fn(grad_out, x, weight, stride, padding, dilation, groups,
+               input_shape, need_input, need_weight)
+    return grads + (bias_grad(grad_out),) if need_bias else grads
 
 
 def add_bias(out, bias):
@@ -300,8 +303,8 @@ def bias_grad(grad_out):
     return np.ascontiguousarray(grad_out).reshape(n, c, -1).sum(axis=2).sum(axis=0)
 
 
-def conv_transpose2d_forward(x, weight, stride, padding, output_padding, dilation, groups):
-    """x: (N, Cin, H, W), weight: (Cin, Cout/groups, kH, kW) -> (N, Cout, Ho, Wo).
+def conv_transpose2d_forward(x, weight, stride, padding, output_padding, dilation, groups, bias=None):
+    """x: (N, Cin, H, W), weight: (Cin, Cout/groups, kH, kW) -> (N, Cout, Ho, Wo) (+ bias (Cout,)).
     The input gradient of a conv2d whose input is (N, Cout, Ho, Wo) and whose
     weight is `weight` read as (Cout_conv=Cin, Cin_conv/groups=Cout/groups, kH, kW)."""
     n, c_in, h, w = x.shape
@@ -309,25 +312,34 @@ def conv_transpose2d_forward(x, weight, stride, padding, output_padding, dilatio
     ho, wo = (conv_transpose_output_size(size, k, s, p, op, d) for size, k, s, p, op, d in
               zip((h, w), (kh, kw), stride, padding, output_padding, dilation))
     out_shape = (n, weight.shape[1] * groups, ho, wo)
+    if current() == "numba":       # the bias is added while each sample's result is copied out
+        d_input, _ = conv_fast.conv2d_backward(kernel_array(x), None, kernel_array(weight), stride, padding,
+                                               dilation, groups, out_shape, need_input=True, need_weight=False,
+                                               add_to_input=bias)
+        return d_input
     d_input, _ = conv2d_backward(x, None, weight, stride, padding, dilation, groups,
                                  input_shape=out_shape, need_input=True, need_weight=False)
+    if bias is not None:
+        add_bias(d_input, bias)
     return d_input
 
 
 def conv_transpose2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
-                              need_input=True, need_weight=True):
-    """(dL/dx, dL/dW) of conv_transpose2d_forward given dL/dout (N, Cout, Ho, Wo).
+                              need_input=True, need_weight=True, need_bias=False):
+    """(dL/dx, dL/dW) of conv_transpose2d_forward given dL/dout (N, Cout, Ho, Wo);
+    with need_bias, (dL/dx, dL/dW, dL/dbias).
     dx = conv2d(grad_out, W) (the adjoint of the adjoint); dW = conv2d's weight
-    gradient with conv input grad_out and conv output gradient x."""
+    gradient with conv input grad_out and conv output gradient x; dbias = the
+    sums of grad_out's channels."""
     d_input = d_weight = None
-    if need_input and need_weight and current() == "numba":    # one im2col of grad_out for both
+    if need_input and need_weight and current() == "numba":    # one pass over grad_out for all three
         return conv_fast.conv2d_forward(kernel_array(grad_out), kernel_array(weight),
                                         stride, padding, dilation, groups, *x.shape[2:],
-                                        grad_for_weight=kernel_array(x))
+                                        grad_for_weight=kernel_array(x), need_input_sums=need_bias)
     if need_input:
         d_input = conv2d_forward(grad_out, weight, stride, padding, dilation, groups,
                                  output_hw=x.shape[2:])
     if need_weight:
         _, d_weight = conv2d_backward(x, grad_out, weight, stride, padding, dilation, groups,
                                       need_input=False, need_weight=True)
-    return d_input, d_weight
+    return (d_input, d_weight, bias_grad(grad_out)) if need_bias else (d_input, d_weight)

@@ -33,9 +33,13 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    computes them and `narrow` drops them, and `widen` writes gradients with
    those columns zero so they add nothing. The padded buffer has one spare
    zero row so that the junk of the last row stays inside it.
-4. Fused extras: the bias is added while each output block is in cache, and
+4. Fused extras: the bias is added while each output block is in cache
+   (conv2d's forward; conv_transpose2d's forward, in `unpad_sample`), the
+   bias gradient is summed while the output gradient is read anyway
+   (`row_sum`, in float64, one partial sum per block), and
    conv_transpose2d's backward gets dx and dW from one pass over the same
-   columns (`forward_kernel` with `need_weight`).
+   columns (`forward_kernel` with `need_weight`). Each saves a separate
+   pass over a whole (N, C, H, W) array.
 5. Output written sample by sample in NCHW order, while the chunk's product
    is still in cache: no reshuffling pass over the whole batch, and no
    column matrix of the whole batch in memory.
@@ -93,16 +97,18 @@ def pad_sample(x, n, c0, ph, pw, xp):
 
 
 @njit(cache=True)
-def unpad_sample(dxp, ph, pw, n, c0, dx):
-    """dx[n, c0 + c, y, x_] = dxp[c, ph + y, pw + x_]: the interior of a padded
-    gradient buffer (gradient that fell on the border is dropped, as it should)."""
+def unpad_sample(dxp, ph, pw, n, c0, bias, dx):
+    """dx[n, c0 + c, y, x_] = dxp[c, ph + y, pw + x_] (+ bias[c0 + c]): the interior
+    of a padded gradient buffer (gradient that fell on the border is dropped, as
+    it should). bias: (C,) added on the way (conv_transpose2d's forward), or (0,)."""
     height, width = dx.shape[2], dx.shape[3]
     for c in range(dxp.shape[0]):
+        value = bias[c0 + c] if bias.shape[0] > 0 else 0.0   # this channel's bias
         for y in range(height):
             src = dxp[c, ph + y, pw:pw + width]   # the interior of padded row ph + y
             dst = dx[n, c0 + c, y]
             for col in range(width):
-                dst[col] = src[col]
+                dst[col] = src[col] + value
 
 
 @njit(cache=True)
@@ -231,6 +237,17 @@ def add_into(total, part):
             total[i, j] += part[i, j]
 
 
+@njit(cache=True, fastmath={"reassoc"})
+def row_sum(row):
+    """The sum of a 1-D array, accumulated in float64. `reassoc` lets the
+    compiler split the sum over SIMD lanes (a different order of additions,
+    exact up to float64 rounding); a plain loop would add one at a time."""
+    total = 0.0
+    for q in range(row.shape[0]):
+        total += row[q]
+    return total
+
+
 # ---- the parallel kernels ----------------------------------------------------------
 # Each parallel kernel is a bare `prange` over blocks of samples calling a serial
 # function for one block: Numba's parallel compiler then analyses one call
@@ -240,7 +257,7 @@ def add_into(total, part):
 
 @njit(parallel=True, cache=True)
 def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                   gy, need_weight, chunk_columns, out, dw_parts):
+                   gy, need_weight, chunk_columns, out, dw_parts, db_parts):
     """out[n, g] = W_g @ im2col(x[n], group g) for every sample n and group g,
     and optionally, from the same columns, a weight gradient.
 
@@ -254,13 +271,16 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     dw_parts: (B, G, cog, K), B = number of sample blocks run in parallel (about
               one per thread); if need_weight, block b writes
               dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
-    (conv_transpose2d's backward needs exactly this pair: conv2d of its output
-    gradient for dx, and the weight gradient from the same columns.)
+    db_parts: (B, C) float64 zeros, or (B, 0); if C > 0, block b adds to
+              db_parts[b, c] the sum of x[n, c] over its samples n (float64).
+    (conv_transpose2d's backward needs exactly this: conv2d of its output
+    gradient for dx, the weight gradient from the same columns, and its bias
+    gradient, the sums of that output gradient's channels.)
     With stride 1 the columns are "wide" (optimisation 3 above): ho*Wp per sample.
     """
     for b in prange(dw_parts.shape[0]):
         forward_block(np.int64(b), x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                      gy, need_weight, chunk_columns, out, dw_parts)
+                      gy, need_weight, chunk_columns, out, dw_parts, db_parts)
 
 
 @njit(cache=True)
@@ -272,7 +292,7 @@ def chunk_size(first, end, per, chunk_columns):
 
 @njit(cache=True)
 def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                  gy, need_weight, chunk_columns, out, dw_parts):
+                  gy, need_weight, chunk_columns, out, dw_parts, db_parts):
     """forward_kernel's work for block b: samples b*N//B .. (b+1)*N//B - 1, in
     chunks of `chunk` samples whose columns sit side by side (sample t of a
     chunk owns columns t*per .. (t+1)*per - 1), one matrix product per chunk."""
@@ -304,6 +324,9 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
         for g in range(groups):
             for t in range(m):                            # sample c0 + t -> columns t*per ..
                 pad_sample(x, c0 + t, g * cg, ph, pw, xp)
+                if db_parts.shape[1] > 0:                 # channel sums, while x[c0 + t] is in cache
+                    for c in range(cg):
+                        db_parts[b, g * cg + c] += row_sum(x[c0 + t, g * cg + c].reshape(-1))
                 if wide:
                     im2col_wide(xp, kh, kw, dh, dw, ho, cols, t * per)
                 else:
@@ -326,26 +349,31 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
 
 @njit(parallel=True, cache=True)
 def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                    need_input, need_weight, chunk_columns, dx, dw_parts):
+                    need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts):
     """Gradients of forward_kernel, per block of samples.
 
     x:        (N, C, H, W), read only; used only if need_weight (else any 4-D array).
     w_mat:    (G, cog, K), read only.   gy: (N, G, cog, P), read only (dL/dout).
     chunk_columns: as in forward_kernel.
     dx:       (N, C, H, W); if need_input, every entry written:
-              dx[n] = sum over g of col2im(W_g^T @ gy[n, g]).
+              dx[n] = sum over g of col2im(W_g^T @ gy[n, g]) (+ bias, see below).
+    bias:     (C,) added to every pixel of dx's channel c (conv_transpose2d's
+              forward is this dx), or (0,) for none.
     dw_parts: (B, G, cog, K) with B = number of blocks; if need_weight, block b
               writes dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
               The caller adds the blocks up (one partial sum per thread: no races).
+    db_parts: (B, Cout) float64 zeros, or (B, 0); if Cout > 0, block b adds to
+              db_parts[b, g*cog + o] the sum of gy[n, g, o] over its samples n
+              (conv2d's bias gradient, while gy is read anyway).
     """
     for b in prange(dw_parts.shape[0]):
         backward_block(np.int64(b), x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                       need_input, need_weight, chunk_columns, dx, dw_parts)
+                       need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts)
 
 
 @njit(cache=True)
 def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
-                   need_input, need_weight, chunk_columns, dx, dw_parts):
+                   need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts):
     """backward_kernel's work for block b, in chunks of samples as in forward_block."""
     n = gy.shape[0]
     groups, cog, k = w_mat.shape[0], w_mat.shape[1], w_mat.shape[2]
@@ -374,6 +402,9 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
         for g in range(groups):
             for t in range(m):
                 widen(gy[c0 + t, g], wo, gyc, t * per, row_step)   # (cog, P) -> columns t*per ..
+                if db_parts.shape[1] > 0:                 # bias gradient, while gy[c0 + t, g] is in cache
+                    for o in range(cog):
+                        db_parts[b, g * cog + o] += row_sum(gy[c0 + t, g, o])
             if need_weight:
                 for t in range(m):
                     pad_sample(x, c0 + t, g * cg, ph, pw, xp)
@@ -391,7 +422,7 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                         col2im_wide(cols, t * per, kh, kw, dh, dw, ho, dxp)
                     else:
                         col2im_padded(cols, t * per, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
-                    unpad_sample(dxp, ph, pw, c0 + t, g * cg, dx)
+                    unpad_sample(dxp, ph, pw, c0 + t, g * cg, bias, dx)
 
 
 # ---- entry points (called by conv.py on the "numba" backend) -----------------------
@@ -415,10 +446,13 @@ def _check_output_size(op, input_hw, weight, stride, padding, dilation, output_h
                          f"(expected at most {largest})")
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None, bias=None):
+def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None, bias=None,
+                   need_input_sums=False):
     """(N, Cout, ho, wo) = conv2d(x, weight) (+ bias, if given); x, weight C-contiguous, same float dtype.
     With grad_for_weight (N, Cout, ho, wo) given, return (out, dW) where dW is
-    conv2d's weight gradient for input x and output gradient grad_for_weight."""
+    conv2d's weight gradient for input x and output gradient grad_for_weight;
+    with need_input_sums also, (out, dW, sums) where sums (C,) = x summed over
+    (N, H, W) (conv_transpose2d's bias gradient, x being its output gradient)."""
     _check_output_size("conv2d", x.shape[2:], weight, stride, padding, dilation, (ho, wo))
     n = x.shape[0]
     c_out, cg, kh, kw = weight.shape
@@ -432,17 +466,23 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
         dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), x.dtype)
+        db_parts = np.zeros((blocks, x.shape[1] if need_input_sums else 0))   # float64 partial sums
         bias = np.zeros(0, x.dtype) if bias is None else kernel_array(bias)
         forward_kernel(x, w_mat, bias, kh, kw, *stride, *padding, *dilation, ho, wo,
-                       gy, need_weight, CHUNK_COLUMNS, out, dw_parts)
+                       gy, need_weight, CHUNK_COLUMNS, out, dw_parts, db_parts)
+    if need_weight and need_input_sums:
+        return result, dw_parts.sum(axis=0).reshape(weight.shape), db_parts.sum(axis=0).astype(x.dtype)
     if need_weight:
         return result, dw_parts.sum(axis=0).reshape(weight.shape)
     return result
 
 
 def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
-                    input_shape, need_input, need_weight):
-    """(dL/dx or None, dL/dW or None) of conv2d_forward; inputs C-contiguous."""
+                    input_shape, need_input, need_weight, need_bias=False, add_to_input=None):
+    """(dL/dx or None, dL/dW or None) of conv2d_forward; inputs C-contiguous.
+    With need_bias, (dL/dx, dL/dW, dL/dbias) (bias gradient (Cout,) summed in
+    float64 while grad_out is read). add_to_input (C,): added to every pixel
+    of dL/dx's channel (conv_transpose2d's bias: its forward is this dL/dx)."""
     n, _, ho, wo = grad_out.shape
     _check_output_size("conv2d backward", input_shape[2:], weight, stride, padding, dilation, (ho, wo))
     c_out, cg, kh, kw = weight.shape
@@ -455,7 +495,11 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
         dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), grad_out.dtype)
+        db_parts = np.zeros((blocks, c_out if need_bias else 0))           # float64 partial sums
+        bias = np.zeros(0, grad_out.dtype) if add_to_input is None else kernel_array(add_to_input)
         backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,
-                        need_input, need_weight, CHUNK_COLUMNS, dx, dw_parts)
+                        need_input, need_weight, CHUNK_COLUMNS, bias, dx, dw_parts, db_parts)
     d_weight = dw_parts.sum(axis=0).reshape(weight.shape) if need_weight else None
+    if need_bias:
+        return (dx if need_input else None), d_weight, db_parts.sum(axis=0).astype(grad_out.dtype)
     return (dx if need_input else None), d_weight

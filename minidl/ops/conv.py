@@ -34,11 +34,13 @@ class Conv2d(Function):
     def backward(self, grad):
         x, weight = self.saved_tensors
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
-        grad_x, grad_w = kernels.conv2d_backward(grad, x, weight, *self.params,
-                                                 need_input=need_x, need_weight=need_w)
-        if self.has_bias:
-            return grad_x, grad_w, kernels.bias_grad(grad)    # (Cout,)
-        return grad_x, grad_w
+        need_b = self.has_bias and self.needs_input_grad[2]
+        # (dL/dx, dL/dW) or, with need_b, (dL/dx, dL/dW, dL/db (Cout,)) in one pass over grad
+        grads = kernels.conv2d_backward(grad, x, weight, *self.params,
+                                        need_input=need_x, need_weight=need_w, need_bias=need_b)
+        if self.has_bias and not need_b:
+            return grads + (None,)
+        return grads
 
 
 class ConvTranspose2d(Function):
@@ -52,9 +54,7 @@ class ConvTranspose2d(Function):
         x = np.ascontiguousarray(x)                    # (N, Cin, H, W)
         weight = np.ascontiguousarray(weight)          # (Cin, Cout/groups, kH, kW)
         out = kernels.conv_transpose2d_forward(x, weight, stride, padding, output_padding,
-                                               dilation, groups)   # (N, Cout, Ho, Wo)
-        if bias is not None:
-            kernels.add_bias(out, bias)
+                                               dilation, groups, bias=bias)   # (N, Cout, Ho, Wo), + bias
         self.params = stride, padding, dilation, groups
         self.has_bias = bias is not None
         self.save_for_backward(x, weight)
@@ -63,11 +63,13 @@ class ConvTranspose2d(Function):
     def backward(self, grad):
         x, weight = self.saved_tensors
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
-        grad_x, grad_w = kernels.conv_transpose2d_backward(grad, x, weight, *self.params,
-                                                           need_input=need_x, need_weight=need_w)
-        if self.has_bias:
-            return grad_x, grad_w, kernels.bias_grad(grad)    # (Cout,)
-        return grad_x, grad_w
+        need_b = self.has_bias and self.needs_input_grad[2]
+        # (dL/dx, dL/dW) or, with need_b, (dL/dx, dL/dW, dL/db (Cout,)) in one pass over grad
+        grads = kernels.conv_transpose2d_backward(grad, x, weight, *self.params, need_input=need_x,
+                                                  need_weight=need_w, need_bias=need_b)
+        if self.has_bias and not need_b:
+            return grads + (None,)
+        return grads
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
