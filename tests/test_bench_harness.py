@@ -69,3 +69,20 @@ def test_summary_reads_isolated_tables_and_judges_the_target(tmp_path):
     assert "| softmax | 4x5 | 2.000 | 4.000 | 0.50 | <= 1.0 | yes |" in text
     assert "| conv2d | N1 | 3.000 | 2.000 | 1.50 | <= 1.0 | no |" in text
     assert "pool" in text.split("No rows")[1]
+
+
+def test_summary_command_line_help_and_a_missing_folder(tmp_path):
+    import subprocess
+    import sys
+    env = dict(os.environ, PYTHONPATH=PACKAGE_PARENT)
+    run = lambda *args: subprocess.run([sys.executable, "-m", "minidl.bench.summary", *args],
+                                       capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120)
+    shown = run("--help")
+    assert shown.returncode == 0 and "RESULTS_DIR" in shown.stdout, shown.stderr
+    assert not (tmp_path / "summary.md").exists()
+    missing = run(str(tmp_path / "nowhere"))
+    assert missing.returncode != 0
+    assert "does not exist" in missing.stderr and "nowhere" in missing.stderr
+    written = run(str(tmp_path))
+    assert written.returncode == 0, written.stderr
+    assert "No rows" in (tmp_path / "summary.md").read_text()

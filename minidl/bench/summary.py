@@ -9,8 +9,8 @@ missing, or has no torch column (PyTorch not installed when it ran), gives no
 rows; the summary says which suites it read and the header line of each
 (where the load average at the start is stated).
 """
+import argparse
 import os
-import sys
 
 KERNEL_SUITES = ("conv", "pool", "softmax", "attention")
 TARGET = 1.0
@@ -114,11 +114,25 @@ def steps_markdown(found):
 
 
 def main(results_dir="benchmarks/results"):
+    if not os.path.isdir(results_dir):
+        raise SystemExit(f"minidl.bench.summary: results directory {results_dir!r} does not exist "
+                         "(expected the folder that holds the suite tables, e.g. benchmarks/results)")
     text = to_markdown(summarise(results_dir)) + steps_markdown(summarise_steps(results_dir))
     with open(os.path.join(results_dir, "summary.md"), "w") as f:
         f.write(text)
     print(text)
 
 
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m minidl.bench.summary",
+        description="Write summary.md: minidl against PyTorch for every kernel workload and "
+                    "training step, read from the suite tables in RESULTS_DIR.")
+    parser.add_argument("results_dir", nargs="?", default="benchmarks/results",
+                        help="folder holding the tables written by `minidl bench SUITE` "
+                             "(default: benchmarks/results)")
+    return parser.parse_args(argv)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else "benchmarks/results")
+    main(parse_args().results_dir)
