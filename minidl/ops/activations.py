@@ -14,18 +14,15 @@ _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 
 
-def _times_mask(values, positive):
-    """np.where(positive, values, 0) for float arrays, without np.where's slow
-    per-element selection: values * positive, then + 0 turns the -0.0 of
-    negative values times 0 into 0.0, and inf or NaN off the positive side
-    (where x * 0 is NaN) is set to 0."""
-    out = np.empty(values.shape, values.dtype)
-    with np.errstate(invalid="ignore"):                    # inf * 0: fixed just below
-        np.multiply(values, positive, out=out)
-    out += 0
-    if not np.isfinite(out).all():
-        np.copyto(out, 0, where=~positive)
-    return out
+def _all_bits_where_not(at_most_zero, bits):
+    """An integer array of dtype `bits`: every bit set where `at_most_zero` is
+    False, no bit set where it is True. ANDed with a float array's bits it
+    keeps the value (inf, NaN and -0.0 included) or gives exactly +0.0,
+    which is np.where(~at_most_zero, values, 0) in one pass without np.where's
+    slow per-element selection."""
+    keep = at_most_zero.view(np.int8).astype(bits)         # 1 where a <= 0, 0 elsewhere
+    keep -= 1                                              # 0 where a <= 0, -1 (all bits) elsewhere
+    return keep
 
 
 def _scaled_where_not(values, positive, slope):
@@ -40,21 +37,27 @@ def _scaled_where_not(values, positive, slope):
 
 class ReLU(Function):
     """out = max(a, 0);  dL/da = g where out > 0 or a is NaN, else 0 (0 at a = 0).
-    Like PyTorch, NaN goes through (relu(NaN) = NaN, so a NaN is never hidden)."""
+    Like PyTorch, NaN goes through (relu(NaN) = NaN, so a NaN is never hidden).
+
+    For floats both directions are one AND of the value's bits with a mask
+    kept from forward (all bits where a > 0 or NaN, none where a <= 0)."""
 
     def forward(self, a):
         if a.dtype.kind != "f":
             self.save_for_backward(a > 0)
             return np.where(a > 0, a, 0).astype(a.dtype, copy=False)
-        out = np.maximum(a, a.dtype.type(0))               # NaN stays NaN; -0.0 gives 0.0
-        self.save_for_backward(~(out <= 0))                # True where out > 0 or NaN
-        return out
+        bits = np.dtype(f"i{a.itemsize}")                  # an integer as wide as the float
+        keep = _all_bits_where_not(a <= 0, bits)           # NaN <= 0 is False: NaN is kept
+        self.save_for_backward(keep)
+        return np.bitwise_and(a.view(bits), keep).view(a.dtype)   # a, or +0.0 where a <= 0
 
     def backward(self, grad):
-        (passes,) = self.saved_tensors
-        if grad.dtype.kind != "f":
-            return np.where(passes, grad, 0).astype(grad.dtype, copy=False)
-        return _times_mask(grad, passes)
+        (keep,) = self.saved_tensors
+        if keep.dtype == bool:
+            return np.where(keep, grad, 0).astype(grad.dtype, copy=False)
+        if grad.dtype.kind != "f" or grad.itemsize != keep.itemsize:
+            return np.where(keep != 0, grad, 0).astype(grad.dtype, copy=False)
+        return np.bitwise_and(grad.view(keep.dtype), keep).view(grad.dtype)   # g, or +0.0
 
 
 class LeakyReLU(Function):
