@@ -88,6 +88,21 @@ def test_augment_flips_fashion_but_never_digits():
     assert shifted.shape == x.shape and not np.array_equal(shifted, x)
 
 
+@pytest.mark.parametrize("size, shift", [(8, 1), (28, 2)])
+def test_augment_default_shift_is_one_pixel_for_8x8_and_two_for_28x28(size, shift):
+    # One bright pixel in the middle of each image: where it lands after the crop
+    # is the shift. Over 400 images every shift from -shift to +shift turns up, and
+    # no larger one.
+    images = np.zeros((400, 1, size, size), np.float32)
+    middle = size // 2
+    images[:, 0, middle, middle] = 1.0
+    out = transforms.augment(images, "digits", np.random.default_rng(3))
+    rows, cols = np.nonzero(out[:, 0].max(axis=2))[1], np.nonzero(out[:, 0].max(axis=1))[1]
+    assert len(rows) == len(cols) == len(images)    # the pixel never leaves the image
+    offsets = set((rows - middle).tolist()) | set((cols - middle).tolist())
+    assert offsets == set(range(-shift, shift + 1)), offsets
+
+
 @given(n=st.integers(1, 3), c=st.integers(1, 2), h=st.integers(1, 5), w=st.integers(1, 5),
        padding=st.integers(0, 3), transposed=st.booleans(), seed=st.integers(0, 2**31))
 def test_random_crop_property_against_loop(n, c, h, w, padding, transposed, seed):
