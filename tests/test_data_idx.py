@@ -37,7 +37,7 @@ def test_read_hand_made_image_file(tmp_path):
     np.testing.assert_array_equal(images[1], [[6, 7, 8], [9, 10, 11]])
 
 
-@given(shape=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+@given(shape=st.lists(st.integers(0, 6), min_size=1, max_size=4),
        dtype=st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64]),
        compress=st.booleans(), seed=st.integers(0, 2**16))
 def test_write_read_round_trip(tmp_path_factory, shape, dtype, compress, seed):
@@ -49,9 +49,19 @@ def test_write_read_round_trip(tmp_path_factory, shape, dtype, compress, seed):
     assert back.dtype == array.dtype and back.shape == array.shape
     np.testing.assert_array_equal(back, array)
     raw = gzip.decompress(path.read_bytes()) if compress else path.read_bytes()
+    assert len(raw) == 4 + 4 * len(shape) + array.nbytes   # header, then the data and nothing more
     assert raw[2] == {np.uint8: 0x08, np.int8: 0x09, np.int16: 0x0B, np.int32: 0x0C,
                       np.float32: 0x0D, np.float64: 0x0E}[dtype]
     assert raw[3] == len(shape)
+
+
+def test_a_file_with_no_items_reads_as_an_empty_array(tmp_path):
+    # A header and no data is a valid file when a dimension is 0.
+    write_idx(tmp_path / "empty", np.zeros((0, 28, 28), np.uint8))
+    back = read_idx(tmp_path / "empty")
+    assert back.shape == (0, 28, 28) and back.dtype == np.uint8
+    write_idx(tmp_path / "no-labels", np.zeros((0,), np.uint8))
+    assert read_idx(tmp_path / "no-labels").shape == (0,)
 
 
 def test_big_endian_sizes_are_read_correctly(tmp_path):
