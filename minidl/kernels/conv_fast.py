@@ -60,6 +60,15 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    (its sum now runs over the whole chunk inside BLAS) and one for dx.
    `narrow` and `widen` move one sample's stretch out of and into such a
    matrix.
+8. Strided columns through a table of offsets. With stride > 1 the columns
+   cannot be wide, and a row of the column matrix is ho short runs of wo
+   pixels (7 or 8 at the standard shapes), each read with stride sw: loops
+   that short spend more time starting and finishing than copying, because
+   their length and stride are only known at run time. But the pattern
+   (output pixel -> flat offset oy*sh*Wp + ox*sw in the padded channel) is
+   the same for every row: `tap_offsets` computes it once per call, and
+   `im2col_padded` / `col2im_padded` run one loop of ho*wo steps per row
+   through it (about twice as fast at those shapes).
 
 Shapes below: G groups, cog = Cout/G output channels per group,
 K = Cg*kh*kw rows of a column matrix, P = ho*wo output pixels per sample.
@@ -112,50 +121,63 @@ def unpad_sample(dxp, ph, pw, n, c0, bias, dx):
 
 
 @njit(cache=True)
-def im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols, offset):
+def tap_offsets(ho, wo, sh, sw, wp):
+    """offsets[oy*wo + ox] = oy*sh*Wp + ox*sw, (ho*wo,) unsigned: how far, in a
+    padded channel read flat (row length Wp), the pixel that output (oy, ox)
+    reads through a tap lies from the pixel output (0, 0) reads through the
+    same tap. The same for every tap, so it is computed once per call.
+    (Unsigned: Numba indexes with it without the negative-index test, see 6.)"""
+    offsets = np.empty(ho * wo, np.uintp)
+    for oy in range(ho):
+        for ox in range(wo):
+            offsets[oy * wo + ox] = oy * sh * wp + ox * sw   # row oy*sh, column ox*sw of the tap's window
+    return offsets
+
+
+@njit(cache=True)
+def im2col_padded(xp, kh, kw, dh, dw, offsets, cols, offset):
     """cols[(c*kh + i)*kw + j, offset + oy*wo + ox] = xp[c, oy*sh + i*dh, ox*sw + j*dw].
 
-    xp:   (Cg, Hp, Wp) padded sample, read only.
-    cols: (Cg*kh*kw, >= offset + ho*wo), C-contiguous; this sample's ho*wo
-          columns, starting at column `offset`, are written.
+    xp:      (Cg, Hp, Wp) padded sample, C-contiguous, read only.
+    offsets: tap_offsets(ho, wo, sh, sw, Wp), (ho*wo,).
+    cols:    (Cg*kh*kw, >= offset + ho*wo), C-contiguous; this sample's ho*wo
+             columns, starting at column `offset`, are written.
+    One loop of ho*wo steps per row, through the offsets (optimisation 8),
+    instead of ho short loops of wo.
     """
+    hp, wp = xp.shape[1], xp.shape[2]
+    per = offsets.shape[0]                        # ho*wo columns of this sample
+    flat = xp.reshape(-1)                         # (Cg*Hp*Wp,)
     for row in range(cols.shape[0]):
         c = row // (kh * kw)                      # channel
         i = (row // kw) % kh                      # kernel row
         j = row % kw                              # kernel column
-        dst = cols[row, offset:offset + ho * wo]  # this sample's stretch of the row
-        for oy in range(ho):
-            src = xp[c, oy * sh + i * dh, j * dw:]   # the padded row this tap reads, from the column ox = 0 reads
-            out_row = dst[oy * wo:oy * wo + wo]      # where output row oy sits in cols
-            if sw == 1:
-                for ox in range(wo):
-                    out_row[ox] = src[ox]
-            else:
-                for ox in range(wo):
-                    out_row[ox] = src[ox * sw]
+        src = flat[c * hp * wp + i * dh * wp + j * dw:]   # from the pixel output (0, 0) reads through tap (c, i, j)
+        dst = cols[row, offset:offset + per]      # this sample's stretch of the row
+        for q in range(per):
+            dst[q] = src[offsets[q]]
 
 
 @njit(cache=True)
-def col2im_padded(cols, offset, kh, kw, sh, sw, dh, dw, ho, wo, dxp):
+def col2im_padded(cols, offset, kh, kw, dh, dw, offsets, dxp):
     """The adjoint of im2col_padded: dxp[c, oy*sh + i*dh, ox*sw + j*dw] += cols[(c*kh + i)*kw + j, offset + oy*wo + ox].
 
-    cols: (Cg*kh*kw, >= offset + ho*wo), read only.
-    dxp:  (Cg, Hp, Wp) padded gradient buffer, ACCUMULATED into (zero it first).
+    cols:    (Cg*kh*kw, >= offset + ho*wo), read only.
+    offsets: tap_offsets(ho, wo, sh, sw, Wp), (ho*wo,).
+    dxp:     (Cg, Hp, Wp) padded gradient buffer, C-contiguous, ACCUMULATED into (zero it first).
+    Within one row the offsets are distinct, so each entry lands on its own pixel.
     """
+    hp, wp = dxp.shape[1], dxp.shape[2]
+    per = offsets.shape[0]
+    flat = dxp.reshape(-1)
     for row in range(cols.shape[0]):
         c = row // (kh * kw)
         i = (row // kw) % kh
         j = row % kw
-        src = cols[row, offset:offset + ho * wo]  # this sample's stretch of the row
-        for oy in range(ho):
-            dst = dxp[c, oy * sh + i * dh, j * dw:]  # the padded row the tap read, from column ox = 0's
-            in_row = src[oy * wo:oy * wo + wo]       # output row oy's entries in cols
-            if sw == 1:
-                for ox in range(wo):
-                    dst[ox] += in_row[ox]
-            else:
-                for ox in range(wo):
-                    dst[ox * sw] += in_row[ox]
+        dst = flat[c * hp * wp + i * dh * wp + j * dw:]   # from the pixel output (0, 0)'s entry of tap (c, i, j) goes to
+        src = cols[row, offset:offset + per]      # this sample's stretch of the row
+        for q in range(per):
+            dst[offsets[q]] += src[q]
 
 
 # stride 1: "wide" columns, one contiguous copy per row (optimisation 3 above)
@@ -314,6 +336,7 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     gy_full, gy_rest = np.zeros((cog, chunk * w_cols), x.dtype), np.zeros((cog, rest * w_cols), x.dtype)
     product = np.empty((cog, k), x.dtype)                 # one chunk's weight gradient
     xp = np.zeros((cg, height + 2 * ph + 1, wp), x.dtype)   # padded sample (+1 spare row); border stays 0
+    offsets = tap_offsets(ho, wo, sh, sw, wp)             # strided columns: where each output pixel reads
     if need_weight:
         dw_parts[b] = 0.0
     for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
@@ -330,7 +353,7 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                 if wide:
                     im2col_wide(xp, kh, kw, dh, dw, ho, cols, t * per)
                 else:
-                    im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols, t * per)
+                    im2col_padded(xp, kh, kw, dh, dw, offsets, cols, t * per)
                 if need_weight:
                     widen(gy[c0 + t, g], wo, gyc, t * per, row_step)
             np.dot(w_mat[g], cols, result)                # (cog, K) @ (K, m*per)
@@ -393,6 +416,7 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     product = np.empty((cog, k), gy.dtype)                # one chunk's weight gradient
     xp = np.zeros((cg, height + 2 * ph + 1, wp), gy.dtype)   # padded sample; border stays 0
     dxp = np.empty((cg, height + 2 * ph + 1, wp), gy.dtype)  # its gradient
+    offsets = tap_offsets(ho, wo, sh, sw, wp)             # strided columns: where each output pixel reads
     if need_weight:
         dw_parts[b] = 0.0
     for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
@@ -411,7 +435,7 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                     if wide:
                         im2col_wide(xp, kh, kw, dh, dw, ho, cols, t * per)
                     else:
-                        im2col_padded(xp, kh, kw, sh, sw, dh, dw, ho, wo, cols, t * per)
+                        im2col_padded(xp, kh, kw, dh, dw, offsets, cols, t * per)
                 np.dot(gyc, cols.T, product)              # (cog, m*per) @ (m*per, K)
                 add_into(dw_parts[b, g], product)
             if need_input:
@@ -421,7 +445,7 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                     if wide:
                         col2im_wide(cols, t * per, kh, kw, dh, dw, ho, dxp)
                     else:
-                        col2im_padded(cols, t * per, kh, kw, sh, sw, dh, dw, ho, wo, dxp)
+                        col2im_padded(cols, t * per, kh, kw, dh, dw, offsets, dxp)
                     unpad_sample(dxp, ph, pw, c0 + t, g * cg, bias, dx)
 
 
