@@ -69,6 +69,10 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    the same for every row: `tap_offsets` computes it once per call, and
    `im2col_padded` / `col2im_padded` run one loop of ho*wo steps per row
    through it (about twice as fast at those shapes).
+9. The weight gradient is computed transposed, dW_g^T = cols @ gy_g^T
+   (K, cog), and transposed back while it is added up: OpenBLAS runs
+   that product 6-13% faster than gy_g @ cols^T at the standard shapes
+   (the column matrix is then read along its rows).
 
 Shapes below: G groups, cog = Cout/G output channels per group,
 K = Cg*kh*kw rows of a column matrix, P = ho*wo output pixels per sample.
@@ -250,13 +254,11 @@ def widen(narrow_, wo, wide, offset, wp):
 
 
 @njit(cache=True)
-def add_into(total, part):
-    """total += part for two (M, K) arrays, as a loop: Numba compiles a slice
-    assignment from an array with a formatted shape-mismatch error, which
-    alone costs seconds of first-use compile time."""
+def add_transposed_into(total, part):
+    """total += part.T for total (M, K) and part (K, M), as a loop."""
     for i in range(total.shape[0]):
         for j in range(total.shape[1]):
-            total[i, j] += part[i, j]
+            total[i, j] += part[j, i]
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -334,7 +336,7 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     cols_full, cols_rest = np.empty((k, chunk * per), x.dtype), np.empty((k, rest * per), x.dtype)
     res_full, res_rest = np.empty((cog, chunk * per), x.dtype), np.empty((cog, rest * per), x.dtype)
     gy_full, gy_rest = np.zeros((cog, chunk * w_cols), x.dtype), np.zeros((cog, rest * w_cols), x.dtype)
-    product = np.empty((cog, k), x.dtype)                 # one chunk's weight gradient
+    product = np.empty((k, cog), x.dtype)                # one chunk's weight gradient, transposed (9 above)
     xp = np.zeros((cg, height + 2 * ph + 1, wp), x.dtype)   # padded sample (+1 spare row); border stays 0
     offsets = tap_offsets(ho, wo, sh, sw, wp)             # strided columns: where each output pixel reads
     if need_weight:
@@ -366,8 +368,8 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                         for q in range(row.shape[0]):
                             row[q] += value
             if need_weight:
-                np.dot(gyc, cols.T, product)              # (cog, m*per) @ (m*per, K)
-                add_into(dw_parts[b, g], product)
+                np.dot(cols, gyc.T, product)              # (K, m*per) @ (m*per, cog) = dW_g^T
+                add_transposed_into(dw_parts[b, g], product)
 
 
 @njit(parallel=True, cache=True)
@@ -413,7 +415,7 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     rest = (end - first) % chunk
     cols_full, cols_rest = np.empty((k, chunk * per), gy.dtype), np.empty((k, rest * per), gy.dtype)
     gy_full, gy_rest = np.zeros((cog, chunk * per), gy.dtype), np.zeros((cog, rest * per), gy.dtype)
-    product = np.empty((cog, k), gy.dtype)                # one chunk's weight gradient
+    product = np.empty((k, cog), gy.dtype)                # one chunk's weight gradient, transposed (9 above)
     xp = np.zeros((cg, height + 2 * ph + 1, wp), gy.dtype)   # padded sample; border stays 0
     dxp = np.empty((cg, height + 2 * ph + 1, wp), gy.dtype)  # its gradient
     offsets = tap_offsets(ho, wo, sh, sw, wp)             # strided columns: where each output pixel reads
@@ -436,8 +438,8 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                         im2col_wide(xp, kh, kw, dh, dw, ho, cols, t * per)
                     else:
                         im2col_padded(xp, kh, kw, dh, dw, offsets, cols, t * per)
-                np.dot(gyc, cols.T, product)              # (cog, m*per) @ (m*per, K)
-                add_into(dw_parts[b, g], product)
+                np.dot(cols, gyc.T, product)              # (K, m*per) @ (m*per, cog) = dW_g^T
+                add_transposed_into(dw_parts[b, g], product)
             if need_input:
                 np.dot(w_mat[g].T, gyc, cols)             # (K, cog) @ (cog, m*per); junk columns 0
                 for t in range(m):
