@@ -13,6 +13,9 @@ that there are at least two threads even on a one-core machine.
 """
 import contextlib
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -27,6 +30,7 @@ from minidl.kernels import conv_fast
 from threaded_rerun import rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_CONV_THREADS"        # set in the subprocess below
+BOUNDS_RUN = "MINIDL_TEST_CONV_BOUNDSCHECK"      # set in the bounds-checked subprocess below
 
 
 @contextlib.contextmanager
@@ -81,9 +85,51 @@ def test_threaded_process_runs_with_two_threads():
 
 
 def test_equal_with_two_threads_in_a_fresh_process():
-    if os.environ.get(THREADED_RUN):
+    if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=21)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=34)
+
+
+# Geometries at the edges of the padded buffer's layout (rows Wp = max(W + pw, wo)
+# long, a row's right padding being the next row's left padding, spare rows at
+# the bottom): (op, h, w, (kh, kw), stride, padding, dilation, output_padding)
+EDGE_GEOMETRIES = [
+    ("conv2d", 5, 4, (1, 1), (1, 1), (2, 2), (1, 1), None),     # wo = W + 4 > W + pw: Wp = wo
+    ("conv2d", 2, 1, (3, 3), (1, 1), (1, 3), (1, 3), None),     # window wider than W + pw: spare rows
+    ("conv2d", 6, 7, (3, 3), (1, 2), (0, 1), (1, 1), None),     # stride 1 down, 2 across: strided columns
+    ("conv2d", 9, 9, (3, 3), (1, 1), (1, 1), (1, 1), None),     # 3x3 padding 1: one junk column per row
+    ("conv2d", 6, 5, (2, 3), (1, 1), (0, 0), (1, 1), None),     # no padding: Wp = W
+    ("conv_transpose2d", 4, 3, (4, 4), (2, 2), (1, 1), (1, 1), (0, 0)),   # the generators' k4 s2 p1
+]
+
+
+@pytest.mark.parametrize("geometry", EDGE_GEOMETRIES, ids=lambda g: f"{g[0]}-{g[1]}x{g[2]}-k{g[3]}-s{g[4]}-p{g[5]}-d{g[6]}")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_padded_buffer_edge_geometries(geometry, dtype):
+    op, h, w, (kh, kw), stride, padding, dilation, output_padding = geometry
+    cfg = dict(n=1, c_in=2, c_out=3, h=h, w=w, kh=kh, kw=kw, stride=stride, padding=padding,
+               dilation=dilation, groups=1, bias=True, dtype=dtype, non_contiguous=True, seed=5)
+    if output_padding is not None:
+        cfg["output_padding"] = output_padding
+    _check(cfg, op, chunk_columns=100)
+
+
+@pytest.mark.slow
+def test_edge_geometries_stay_inside_their_buffers(tmp_path):
+    """Compiled normally, Numba does not check indices: a read past a buffer
+    returns whatever lies there, and the values above could still agree. So
+    the edge geometries run again in a child process whose kernels are
+    compiled with NUMBA_BOUNDSCHECK=1 (into their own cache): any index
+    outside its array raises there."""
+    if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
+        return                                               # this IS a child process
+    here = Path(__file__).resolve()
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path), **{BOUNDS_RUN: "1"})
+    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
+                             "-p", "no:xdist", "--rootdir", str(here.parent.parent), "-k", "edge_geometries"],
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"{2 * len(EDGE_GEOMETRIES) + 1} passed" in result.stdout, result.stdout[-2000:]
 
 
 def test_an_output_larger_than_the_input_gives_is_refused_before_the_kernel():

@@ -20,19 +20,24 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    cost more than it saves.
 2. Pad first, then copy without branches. The readable `im2col` tests every
    input row and column against the padding. Here each sample is first copied
-   into a zero-bordered buffer xp (Cg, H + 2ph + 1, W + 2pw) once
-   (`pad_sample`), so every tap reads inside the buffer:
+   into a zero-bordered buffer xp once (`pad_sample`), so every tap reads
+   inside the buffer:
        xp[c, oy*sh + i*dh, ox*sw + j*dw]          (no "- padding": the border is in xp)
-   and the inner loops are plain strided copies.
+   and the inner loops are plain copies. The buffer's rows are only
+   Wp = max(W + pw, wo) long, not W + 2pw: read flat, a row's right padding
+   is the next row's left padding (pixel (y, W + e) of the padded image, e <
+   pw, is flat index (y + 1)*Wp + e - pw, a zero of the left border), and
+   the last rows' right padding and reads run into spare zero rows at the
+   bottom (`padded_rows`). The copies below all index a channel flat.
 3. Stride 1: "wide" columns. With stride 1, output pixel (oy, ox) and tap
    (i, j) read the flat index (oy + i*dh)*Wp + (ox + j*dw) of the padded
-   channel. Letting ox run over the full padded width Wp instead of wo, one
+   channel. Letting ox run over the full row length Wp instead of wo, one
    row of the column matrix reads consecutive flat indices
    i*dh*Wp + j*dw + q: a single contiguous copy (`im2col_wide`). The columns
-   with ox >= wo are junk (they wrap into the next image row); the GEMM
+   with ox >= wo are junk (Wp - wo of them per row: one for a 3x3 kernel
+   with padding 1, thanks to the shared padding column of 2); the GEMM
    computes them and `narrow` drops them, and `widen` writes gradients with
-   those columns zero so they add nothing. The padded buffer has one spare
-   zero row so that the junk of the last row stays inside it.
+   those columns zero so they add nothing.
 4. Fused extras: the bias is added while each output block is in cache
    (conv2d's forward; conv_transpose2d's forward, in `unpad_sample`), the
    bias gradient is summed while the output gradient is read anyway
@@ -97,6 +102,15 @@ CHUNK_COLUMNS = 512
 
 # ---- padded and wide column copies (used by the kernels below) --------------------
 @njit(cache=True)
+def padded_rows(height, ph, kw, dw, wp):
+    """Rows of a padded buffer whose rows are wp long (2 above): the padded
+    image's H + 2ph rows, then spare zero rows for what the last rows read
+    beyond them, flat: up to (kw - 1)*dw entries (the right end of the last
+    kernel row's window, wide or strided) plus one row of wide junk."""
+    return height + 2 * ph + 1 + ((kw - 1) * dw) // wp
+
+
+@njit(cache=True)
 def pad_sample(x, n, c0, ph, pw, xp):
     """xp[c, ph + y, pw + x_] = x[n, c0 + c, y, x_] for every c < xp.shape[0].
     Only the interior of xp is written: its border must already be zero."""
@@ -142,7 +156,7 @@ def tap_offsets(ho, wo, sh, sw, wp):
 def im2col_padded(xp, kh, kw, dh, dw, offsets, cols, offset):
     """cols[(c*kh + i)*kw + j, offset + oy*wo + ox] = xp[c, oy*sh + i*dh, ox*sw + j*dw].
 
-    xp:      (Cg, Hp, Wp) padded sample, C-contiguous, read only.
+    xp:      (Cg, rows, Wp) padded sample (2 above), C-contiguous, read only.
     offsets: tap_offsets(ho, wo, sh, sw, Wp), (ho*wo,).
     cols:    (Cg*kh*kw, >= offset + ho*wo), C-contiguous; this sample's ho*wo
              columns, starting at column `offset`, are written.
@@ -168,7 +182,7 @@ def col2im_padded(cols, offset, kh, kw, dh, dw, offsets, dxp):
 
     cols:    (Cg*kh*kw, >= offset + ho*wo), read only.
     offsets: tap_offsets(ho, wo, sh, sw, Wp), (ho*wo,).
-    dxp:     (Cg, Hp, Wp) padded gradient buffer, C-contiguous, ACCUMULATED into (zero it first).
+    dxp:     (Cg, rows, Wp) padded gradient buffer, C-contiguous, ACCUMULATED into (zero it first).
     Within one row the offsets are distinct, so each entry lands on its own pixel.
     """
     hp, wp = dxp.shape[1], dxp.shape[2]
@@ -190,7 +204,7 @@ def col2im_padded(cols, offset, kh, kw, dh, dw, offsets, dxp):
 def im2col_wide(xp, kh, kw, dh, dw, ho, cols, offset):
     """Stride 1. cols[(c*kh + i)*kw + j, offset + q] = flat(xp[c])[i*dh*Wp + j*dw + q], q < ho*Wp.
 
-    xp:   (Cg, Hp + 1, Wp) padded sample with a spare zero row, read only.
+    xp:   (Cg, rows, Wp) padded sample (2 above), read only.
     cols: (Cg*kh*kw, >= offset + ho*Wp); this sample's ho*Wp columns from
           `offset` are written (those with q % Wp >= wo are junk).
     """
@@ -210,7 +224,7 @@ def im2col_wide(xp, kh, kw, dh, dw, ho, cols, offset):
 @njit(cache=True)
 def col2im_wide(cols, offset, kh, kw, dh, dw, ho, dxp):
     """Adjoint of im2col_wide: flat(dxp[c])[i*dh*Wp + j*dw + q] += cols[(c*kh + i)*kw + j, offset + q].
-    dxp: (Cg, Hp + 1, Wp), ACCUMULATED into. Junk columns of cols must be zero."""
+    dxp: (Cg, rows, Wp), ACCUMULATED into. Junk columns of cols must be zero."""
     wp = dxp.shape[2]
     per = ho * wp
     for row in range(cols.shape[0]):
@@ -326,7 +340,7 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     first, end = b * n // n_blocks, (b + 1) * n // n_blocks   # this block's samples
     cg = k // (kh * kw)                                   # input channels per group
     wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
-    wp = width + 2 * pw                                   # padded width
+    wp = max(width + pw, wo)                              # padded row length (2 above)
     row_step = wp if wide else wo                         # columns per output row in cols
     per = ho * row_step                                   # columns per sample
     chunk = chunk_size(first, end, per, chunk_columns)
@@ -337,7 +351,7 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     res_full, res_rest = np.empty((cog, chunk * per), x.dtype), np.empty((cog, rest * per), x.dtype)
     gy_full, gy_rest = np.zeros((cog, chunk * w_cols), x.dtype), np.zeros((cog, rest * w_cols), x.dtype)
     product = np.empty((k, cog), x.dtype)                # one chunk's weight gradient, transposed (9 above)
-    xp = np.zeros((cg, height + 2 * ph + 1, wp), x.dtype)   # padded sample (+1 spare row); border stays 0
+    xp = np.zeros((cg, padded_rows(height, ph, kw, dw, wp), wp), x.dtype)   # padded sample; border stays 0
     offsets = tap_offsets(ho, wo, sh, sw, wp)             # strided columns: where each output pixel reads
     if need_weight:
         dw_parts[b] = 0.0
@@ -408,7 +422,7 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     height = x.shape[2] if need_weight else dx.shape[2]
     width = x.shape[3] if need_weight else dx.shape[3]
     wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
-    wp = width + 2 * pw
+    wp = max(width + pw, wo)                              # padded row length (2 above)
     row_step = wp if wide else wo                         # columns per output row in cols
     per = ho * row_step                                   # columns per sample
     chunk = chunk_size(first, end, per, chunk_columns)
@@ -416,8 +430,9 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     cols_full, cols_rest = np.empty((k, chunk * per), gy.dtype), np.empty((k, rest * per), gy.dtype)
     gy_full, gy_rest = np.zeros((cog, chunk * per), gy.dtype), np.zeros((cog, rest * per), gy.dtype)
     product = np.empty((k, cog), gy.dtype)                # one chunk's weight gradient, transposed (9 above)
-    xp = np.zeros((cg, height + 2 * ph + 1, wp), gy.dtype)   # padded sample; border stays 0
-    dxp = np.empty((cg, height + 2 * ph + 1, wp), gy.dtype)  # its gradient
+    rows = padded_rows(height, ph, kw, dw, wp)
+    xp = np.zeros((cg, rows, wp), gy.dtype)               # padded sample; border stays 0
+    dxp = np.empty((cg, rows, wp), gy.dtype)              # its gradient
     offsets = tap_offsets(ho, wo, sh, sw, wp)             # strided columns: where each output pixel reads
     if need_weight:
         dw_parts[b] = 0.0
