@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from minidl.data import DataLoader, load_dataset, load_scenes, make_scenes, plot_scenes
-from minidl.data.digit_scenes import STROKE_THRESHOLD, SCENE_CLASSES
+from minidl.data.digit_scenes import STROKE_THRESHOLD, SCENE_CLASSES, _free, stroke_labels
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +110,16 @@ def test_mnist_scenes_when_mnist_5k_is_installed():
 def test_picture_of_scenes_and_label_maps(scenes, tmp_path):
     path = plot_scenes(scenes["test"], tmp_path / "scenes.png", predictions=scenes["test"].masks[:8])
     assert path.stat().st_size > 5000
+
+
+def test_stroke_labels_by_hand_at_the_threshold():
+    patch = np.array([[0.0, STROKE_THRESHOLD], [np.nextafter(np.float32(STROKE_THRESHOLD), np.float32(0)), 1.0]], np.float32)
+    np.testing.assert_array_equal(stroke_labels(patch, 7), [[0, 8], [0, 8]])   # ink >= threshold: 1 + class
+
+
+def test_digit_squares_may_touch_but_never_overlap():
+    boxes = [(4, 4)]                      # one 8x8 digit covering rows and columns 4..11
+    for row, column in ((12, 4), (4, 12), (-4, -4), (4, -4), (-4, 4)):   # edge to edge, or far
+        assert _free(boxes, row, column, 8), (row, column)
+    for row, column in ((11, 4), (4, 11), (5, 5), (-3, 4), (4, -3), (11, 11)):   # one pixel shared
+        assert not _free(boxes, row, column, 8), (row, column)

@@ -52,3 +52,6 @@ def test_bad_label_maps_raise():
         confusion_counts(np.array([0, 2]), np.array([0, 1]), 2)
     with pytest.raises(TypeError, match="integers"):
         confusion_counts(np.array([0.0]), np.array([0]), 2)
+    for true, predicted in (([-1, 1], [0, 1]), ([0, 1], [1, -1])):    # a negative label among good ones
+        with pytest.raises(ValueError, match=r"in \[0, 2\)"):
+            confusion_counts(np.array(true), np.array(predicted), 2)
