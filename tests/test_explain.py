@@ -24,6 +24,19 @@ def test_saliency_of_a_linear_model_is_its_weight_row():
     assert all(p.grad is None for p in model.parameters()), "weights' gradients are not left behind"
 
 
+def test_a_class_the_input_cannot_move_gets_an_all_zero_map():
+    """W[c] = 0: the score of class c does not depend on x, so its map is zero
+    everywhere (not NaN), while the other image's map still peaks at 1."""
+    mdl.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 3))
+    model[1].weight.data[2] = 0.0
+    x = np.random.default_rng(0).standard_normal((2, 1, 3, 4)).astype(np.float32)
+    with np.errstate(all="raise"):
+        maps = explain.saliency(model, x, target=[2, 0])
+    np.testing.assert_array_equal(maps[0], np.zeros((3, 4), np.float32))
+    assert maps[1].max() == 1.0 and maps[1].min() >= 0.0
+
+
 def test_saliency_targets_the_prediction_by_default():
     mdl.manual_seed(1)
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
