@@ -54,6 +54,18 @@ def test_completions_keep_the_prompt_and_add_32_pixels(task):
     np.testing.assert_array_equal(masked[:, 0, :4], task.images_from(sequences)[:, 0, :4])
 
 
+def test_masked_images_blank_every_bottom_pixel_and_leave_the_sequences_alone(task):
+    # Every pixel at the brightest level, so a bottom pixel left unblanked shows.
+    sequences = task.eval_windows[:2].copy()
+    sequences[:, 1:] = LEVELS - 1
+    before = sequences.copy()
+    masked = completion.masked_images(task, sequences)
+    np.testing.assert_array_equal(sequences, before)
+    full = task.images_from(sequences)                                      # (2, 1, 8, 8)
+    np.testing.assert_array_equal(masked[:, 0, :4], full[:, 0, :4])
+    assert np.all(full[:, 0, 4:] > 0) and np.all(masked[:, 0, 4:] == 0)
+
+
 def test_top_half_log_likelihoods_are_the_models_loss_on_the_top_half_after_each_class(task):
     """Score c of a digit is log p(top half | class c): minus 32 times the model's mean
     cross-entropy (GPT.loss) on the sequence (class token c, top half)."""
