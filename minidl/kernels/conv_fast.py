@@ -75,9 +75,9 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    `im2col_padded` / `col2im_padded` run one loop of ho*wo steps per row
    through it (about twice as fast at those shapes).
 9. The weight gradient is computed transposed, dW_g^T = cols @ gy_g^T
-   (K, cog), and transposed back while it is added up: OpenBLAS runs
-   that product 6-13% faster than gy_g @ cols^T at the standard shapes
-   (the column matrix is then read along its rows).
+   (K, cog), summed so over the chunks and blocks, and transposed back once
+   at the end: OpenBLAS runs that product 6-13% faster than gy_g @ cols^T at
+   the standard shapes (the column matrix is then read along its rows).
 
 Shapes below: G groups, cog = Cout/G output channels per group,
 K = Cg*kh*kw rows of a column matrix, P = ho*wo output pixels per sample.
@@ -268,11 +268,13 @@ def widen(narrow_, wo, wide, offset, wp):
 
 
 @njit(cache=True)
-def add_transposed_into(total, part):
-    """total += part.T for total (M, K) and part (K, M), as a loop."""
+def add_into(total, part):
+    """total += part for two (M, K) arrays, as a loop: Numba compiles a slice
+    assignment from an array with a formatted shape-mismatch error, which
+    alone costs seconds of first-use compile time."""
     for i in range(total.shape[0]):
         for j in range(total.shape[1]):
-            total[i, j] += part[j, i]
+            total[i, j] += part[i, j]
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -306,9 +308,9 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     gy:       (N, G, cog, P), read only, used if need_weight (else any 4-D array).
     chunk_columns: about how many columns one matrix product gets (samples
               are multiplied together in chunks of that many columns, at least one sample).
-    dw_parts: (B, G, cog, K), B = number of sample blocks run in parallel (about
-              one per thread); if need_weight, block b writes
-              dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
+    dw_parts: (B, G, K, cog), B = number of sample blocks run in parallel (about
+              one per thread); if need_weight, block b writes the transposed
+              dw_parts[b, g] = sum over its samples of im2col(x[n], g) @ gy[n, g]^T.
     db_parts: (B, C) float64 zeros, or (B, 0); if C > 0, block b adds to
               db_parts[b, c] the sum of x[n, c] over its samples n (float64).
     (conv_transpose2d's backward needs exactly this: conv2d of its output
@@ -383,7 +385,7 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                             row[q] += value
             if need_weight:
                 np.dot(cols, gyc.T, product)              # (K, m*per) @ (m*per, cog) = dW_g^T
-                add_transposed_into(dw_parts[b, g], product)
+                add_into(dw_parts[b, g], product)
 
 
 @njit(parallel=True, cache=True)
@@ -398,8 +400,9 @@ def backward_kernel(x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
               dx[n] = sum over g of col2im(W_g^T @ gy[n, g]) (+ bias, see below).
     bias:     (C,) added to every pixel of dx's channel c (conv_transpose2d's
               forward is this dx), or (0,) for none.
-    dw_parts: (B, G, cog, K) with B = number of blocks; if need_weight, block b
-              writes dw_parts[b, g] = sum over its samples of gy[n, g] @ im2col(x[n], g)^T.
+    dw_parts: (B, G, K, cog) with B = number of blocks; if need_weight, block b
+              writes the transposed dw_parts[b, g] = sum over its samples of
+              im2col(x[n], g) @ gy[n, g]^T (9 above).
               The caller adds the blocks up (one partial sum per thread: no races).
     db_parts: (B, Cout) float64 zeros, or (B, 0); if Cout > 0, block b adds to
               db_parts[b, g*cog + o] the sum of gy[n, g, o] over its samples n
@@ -454,7 +457,7 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
                     else:
                         im2col_padded(xp, kh, kw, dh, dw, offsets, cols, t * per)
                 np.dot(cols, gyc.T, product)              # (K, m*per) @ (m*per, cog) = dW_g^T
-                add_transposed_into(dw_parts[b, g], product)
+                add_into(dw_parts[b, g], product)
             if need_input:
                 np.dot(w_mat[g].T, gyc, cols)             # (K, cog) @ (cog, m*per); junk columns 0
                 for t in range(m):
@@ -471,6 +474,12 @@ def _blocks(n, work):
     """How many blocks of samples to run in parallel: one per thread, or one
     block when the call is too small to gain from threads."""
     return 1 if work < PARALLEL_MIN_WORK else max(1, min(n, numba.get_num_threads()))
+
+
+def _weight_gradient(dw_parts, shape):
+    """The weight gradient from the blocks' transposed partial sums (B, G, K, cog):
+    summed over blocks, transposed to (G, cog, K), as a new array of `shape`."""
+    return np.ascontiguousarray(dw_parts.sum(axis=0).transpose(0, 2, 1)).reshape(shape)
 
 
 def _check_output_size(op, input_hw, weight, stride, padding, dilation, output_hw):
@@ -506,15 +515,15 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     blocks = _blocks(n, out.size * k * (2 if need_weight else 1))
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
-        dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), x.dtype)
+        dw_parts = np.empty((blocks,) + ((groups, k, cog) if need_weight else (0, 0, 0)), x.dtype)
         db_parts = np.zeros((blocks, x.shape[1] if need_input_sums else 0))   # float64 partial sums
         bias = np.zeros(0, x.dtype) if bias is None else kernel_array(bias)
         forward_kernel(x, w_mat, bias, kh, kw, *stride, *padding, *dilation, ho, wo,
                        gy, need_weight, CHUNK_COLUMNS, out, dw_parts, db_parts)
     if need_weight and need_input_sums:
-        return result, dw_parts.sum(axis=0).reshape(weight.shape), db_parts.sum(axis=0).astype(x.dtype)
+        return result, _weight_gradient(dw_parts, weight.shape), db_parts.sum(axis=0).astype(x.dtype)
     if need_weight:
-        return result, dw_parts.sum(axis=0).reshape(weight.shape)
+        return result, _weight_gradient(dw_parts, weight.shape)
     return result
 
 
@@ -535,12 +544,12 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     blocks = _blocks(n, grad_out.size * k)
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
-        dw_parts = np.empty((blocks,) + ((groups, cog, k) if need_weight else (0, 0, 0)), grad_out.dtype)
+        dw_parts = np.empty((blocks,) + ((groups, k, cog) if need_weight else (0, 0, 0)), grad_out.dtype)
         db_parts = np.zeros((blocks, c_out if need_bias else 0))           # float64 partial sums
         bias = np.zeros(0, grad_out.dtype) if add_to_input is None else kernel_array(add_to_input)
         backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,
                         need_input, need_weight, CHUNK_COLUMNS, bias, dx, dw_parts, db_parts)
-    d_weight = dw_parts.sum(axis=0).reshape(weight.shape) if need_weight else None
+    d_weight = _weight_gradient(dw_parts, weight.shape) if need_weight else None
     if need_bias:
         return (dx if need_input else None), d_weight, db_parts.sum(axis=0).astype(grad_out.dtype)
     return (dx if need_input else None), d_weight
