@@ -81,10 +81,13 @@ def test_dense_kernels_equal_the_readable_loops_across_query_blocks(dtype, dropo
         assert_close(np.nan_to_num(a), np.nan_to_num(b), dtype, name)
 
 
+@pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_tiled_kernels_without_causal_mask_equal_the_dense_kernels(dtype):
-    # the entry points send non-causal calls to the dense kernels; the tiled
-    # kernels' non-causal code stays held equal to them here, called directly
+def test_tiled_kernels_equal_the_dense_kernels(dtype, causal):
+    # the entry points send non-causal calls, and causal ones up to
+    # DENSE_CAUSAL_MAX queries and keys, to the dense kernels (which the tests
+    # above hold equal to the readable loops); the tiled kernels stay held
+    # equal to them here, called directly, across tiles and query blocks
     rng = np.random.default_rng(3)
     BH, L, S, E, Ev = 3, attention_fast.DENSE_Q + 9, attention_fast.BLOCK_K + 7, 5, 4
     q, k = rng.standard_normal((BH, L, E)).astype(dtype), rng.standard_normal((BH, S, E)).astype(dtype)
@@ -94,7 +97,7 @@ def test_tiled_kernels_without_causal_mask_equal_the_dense_kernels(dtype):
     bias[:, :, 0] = 0                                      # every row keeps key 0
     bias_index = np.array([0, 1, 0], np.int64)
     seed, threshold, keep_scale = np.uint64(11), dropout_threshold(0.2), dtype(1 / 0.8)
-    args = (q, k, v, bias, bias_index, False, dtype(0.4), seed, threshold, keep_scale)
+    args = (q, k, v, bias, bias_index, causal, dtype(0.4), seed, threshold, keep_scale)
     results = []
     for forward, backward in ((attention_fast.attention_forward_blocked, attention_fast.attention_backward_blocked),
                               (attention_fast.attention_forward_dense, attention_fast.attention_backward_dense)):
@@ -108,6 +111,31 @@ def test_tiled_kernels_without_causal_mask_equal_the_dense_kernels(dtype):
         assert_close(tiled, dense, dtype, name)
 
 
+def test_causal_calls_run_dense_up_to_the_limit_and_tiled_beyond():
+    limit = attention_fast.DENSE_CAUSAL_MAX
+    for L, S, dense in ((limit, limit, True), (7, 5, True), (limit + 1, 5, False), (5, limit + 1, False)):
+        q, k, v = np.zeros((1, L, 4)), np.zeros((1, S, 4)), np.zeros((1, S, 3))
+        assert attention_fast.use_dense(q, k, v, causal=True) is dense, (L, S)
+        assert attention_fast.use_dense(q, k, v, causal=False)
+
+
+def test_causal_beyond_the_limit_equals_the_numpy_twin():
+    # the tiled kernels through the entry points, long enough to run them
+    from minidl.kernels import attention as kernels, use
+    rng = np.random.default_rng(9)
+    L = attention_fast.DENSE_CAUSAL_MAX + 7
+    q, k, v, dout = (rng.standard_normal((2, L, 4)) for _ in range(4))
+    empty_bias, bias_index = np.zeros((0, 1, 1)), np.zeros(2, np.int64)
+    results = {}
+    for backend in ("numba", "numpy"):
+        with use(backend):
+            out, lse = kernels.forward(q, k, v, empty_bias, bias_index, True, 0.5)
+            grads = kernels.backward(q, k, v, empty_bias, bias_index, True, 0.5, 0.0, 0, out, lse, dout)
+        results[backend] = [out, lse] + list(grads)
+    for name, a, b in zip(["out", "lse", "dq", "dk", "dv"], results["numba"], results["numpy"]):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10, err_msg=name)
+
+
 def test_threaded_process_runs_with_two_threads():
     if os.environ.get(THREADED_RUN):
         assert numba.get_num_threads() >= 2
@@ -116,4 +144,4 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=14)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=18)

@@ -1,8 +1,10 @@
 """Attention gradients past many tiles, against references written here.
 
-The fused kernels work on tiles of 32 queries x 64 keys; with L=100 queries
-and S=130 keys every batch-head spans 4 query tiles and 3 key tiles, the
-last of each partial. The gradients of F.scaled_dot_product_attention are
+The tiled kernels work on tiles of 32 queries x 64 keys; with L=100 queries
+and S=130 keys every batch-head would span 4 query tiles and 3 key tiles, the
+last of each partial. (At this length every call, causal too, runs the dense
+kernels, in blocks of 128 query rows; tests/test_attention_fast.py holds the
+tiled kernels equal to them and, past the causal limit, to the NumPy twin.) The gradients of F.scaled_dot_product_attention are
 checked, for float32 and float64, without a mask, with a bool mask, with a
 float (additive) mask holding some -inf, and causal, against
 

@@ -39,10 +39,10 @@ and backward, for dO = dL/d out:
 Which loops run (`minidl.kernels.use`):
 - "python": the readable loops below, interpreted: one query row at a time.
 - "numba":  `attention_fast.py`: the same computation in blocks. With a
-            causal mask: small tiles (online softmax, blocked products, a
-            vectorisable exp), a few KiB per thread. Without: blocks of
-            DENSE_Q query rows (DENSE_Q x S scores per thread) multiplied
-            with BLAS. Never an L x S matrix; beyond inputs and outputs,
+            causal mask over long sequences: small tiles (online softmax,
+            blocked products, a vectorisable exp), a few KiB per thread.
+            Otherwise: blocks of DENSE_Q query rows (DENSE_Q x S scores
+            per thread) multiplied with BLAS. Never an L x S matrix; beyond inputs and outputs,
             memory is the (BH, L) logsumexp plus those per-thread blocks.
             Its docstring explains each step; tests/test_attention_fast.py
             holds it equal to the readable loops.

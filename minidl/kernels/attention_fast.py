@@ -6,8 +6,8 @@ float64, several threads, non-contiguous inputs, masks, causal, dropout) are
 Both compute out_i = sum_j softmax_j(s_ij) v_j with s_ij = scale q_i . k_j + bias_ij,
 and the same gradients. What differs:
 
-With a causal mask (points 1-5; the kernels `attention_forward_blocked` and
-`attention_backward_blocked`):
+With a causal mask over more than DENSE_CAUSAL_MAX queries or keys (points
+1-5; the kernels `attention_forward_blocked` and `attention_backward_blocked`):
 
 1. Tiles instead of rows (forward). The readable loop handles one query row
    at a time and walks all S keys twice (scores and their maximum, then the
@@ -43,11 +43,18 @@ With a causal mask (points 1-5; the kernels `attention_forward_blocked` and
    queries may see; the backward starts at the first query row that sees a
    key block.
 
-Without a causal mask (`attention_forward_dense`, `attention_backward_dense`):
+Without a causal mask, or with one over at most DENSE_CAUSAL_MAX queries and
+keys (`attention_forward_dense`, `attention_backward_dense`):
 
-6. Row blocks and BLAS. Nothing can be skipped, so the work is dense matrix
-   products, where BLAS's register-blocked kernels go well beyond the
-   hand-written tiles above. A task takes DENSE_Q query rows and their whole score rows
+6. Row blocks and BLAS. Without a causal mask nothing can be skipped, so the
+   work is dense matrix products, where BLAS's register-blocked kernels go
+   well beyond the hand-written tiles above. With a causal mask over short
+   sequences the same holds although BLAS then also computes the masked
+   half: at small head sizes (16-64) and L = S up to 256 the dense kernels
+   are faster, most of all backward (benchmarks/results/attention.md, the
+   causal T128 rows); at L = S = 512, head size 64, the tiles are, as
+   skipping half the work then counts more. The mask is applied to each
+   score row (`scores_rows`). A task takes DENSE_Q query rows and their whole score rows
    (DENSE_Q x S), so the row softmax needs no online rescaling, and each
    product (q k^T, p v; backward also dO v^T, dS k, p^T dO, dS^T q) is one
    `np.dot` on blocks large enough for BLAS to run near its peak: one thread
@@ -393,6 +400,7 @@ def backward_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
 # attention.py send causal calls to the tiled kernels above, which skip the
 # masked half of the work.
 DENSE_Q = 128    # query rows per task in the dense kernels
+DENSE_CAUSAL_MAX = 256   # causal calls with at most this many queries and keys run dense (point 6)
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -565,6 +573,8 @@ def add_into(total, part):
 
 
 def use_dense(q, k, v, causal):
-    """True when the dense kernels run: no causal mask, and no empty axis (a
+    """True when the dense kernels run (point 6 above): no causal mask, or one
+    over at most DENSE_CAUSAL_MAX queries and keys; and no empty axis (a
     zero-length key, feature or value axis is left to the tiled kernels)."""
-    return not causal and min(k.shape[1], q.shape[2], v.shape[2]) > 0
+    short = max(q.shape[1], k.shape[1]) <= DENSE_CAUSAL_MAX
+    return (not causal or short) and min(k.shape[1], q.shape[2], v.shape[2]) > 0
