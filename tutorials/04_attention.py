@@ -27,9 +27,9 @@
 # 1. **loops**, straight from the formula;
 # 2. **NumPy**: the whole L x S score matrix at once, as most code does;
 # 3. the **fused kernel** behind `minidl.functional.scaled_dot_product_attention`,
-#    which never stores that whole matrix: with a causal mask it walks it in
-#    small tiles thanks to the *online softmax*; without one, in blocks of
-#    128 query rows.
+#    which never stores that whole matrix: with a causal mask over more than
+#    256 positions it walks it in small tiles thanks to the *online softmax*;
+#    otherwise in blocks of 128 query rows.
 #
 # Then we derive the backward pass and check it against the fused kernel,
 # look at attention weights as a heat map and measure memory against sequence
@@ -305,7 +305,7 @@ tutorial.show(fig, "attention_weights.png")
 # T grows: the NumPy version holds several T x T float32 matrices (4 T² bytes
 # each), the fused kernel only the output, the log-sum-exp and, per thread,
 # one block of scores: 128 x T floats here (no mask), a few small tiles with a
-# causal mask. With two threads, whether their two blocks are alive at the same
+# causal mask over more than 256 positions. With two threads, whether their two blocks are alive at the same
 # moment depends on timing, so we measure on one thread: exactly one block,
 # and a curve that does not change from run to run. (Both curves also include
 # the copies minidl makes when it wraps the NumPy inputs in Tensors:
