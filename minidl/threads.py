@@ -22,6 +22,8 @@ making their idle threads sleep at once:
   fight. MINIDL_BLAS_THREADS overrides the choice.
   benchmarks/results/gpt_step.md measures the choice: a GPT training step is
   faster with both pools quiet and BLAS on every core than with BLAS on one.
+  On entry it also calls `minidl.memory.keep_freed_memory()`, so freed
+  arrays stay in the process for the next step (minidl/memory.py).
 
 For single kernels:
 - `single_threaded_blas()`: while a parallel Numba kernel calls BLAS from
@@ -40,6 +42,8 @@ import os
 
 import numba
 from threadpoolctl import ThreadpoolController, threadpool_limits
+
+from .memory import keep_freed_memory
 
 SMALL = 1 << 18          # elements: below this, one Numba thread is as fast as two
 
@@ -111,6 +115,7 @@ def training_threads():
     if _training_depth:
         yield
         return
+    keep_freed_memory()                   # freed arrays stay in the process for the next step
     start_numba_pool_quietly()
     with _blas_libraries().limit(limits=blas_threads()):
         _training_depth += 1
@@ -128,6 +133,7 @@ def in_training_threads():
 def set_training_threads():
     """For the rest of the process, the threads `training_threads()` sets
     (a benchmark's process that only trains)."""
+    keep_freed_memory()
     start_numba_pool_quietly()
     _blas_libraries().limit(limits=blas_threads())
 

@@ -123,3 +123,17 @@ def test_step_profile_command_writes_a_table_per_step_case(tmp_path):
         assert f"### {name}" in text
     assert "Conv2d.backward" in text and "ScaledDotProductAttention.forward" in text and "Adam.step" in text
     assert text.count("| outside ops |") == 3
+
+
+@pytest.mark.parametrize("name, kept", [("minidl", True), ("minidl, malloc defaults", False)])
+def test_gpt_step_rows_with_and_without_keeping_freed_memory(name, kept):
+    import platform
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("mallopt is glibc's")
+    code = (f"import json\n"
+            f"from minidl import memory\n"
+            f"from minidl.bench import harness, gpt_step as suite\n"
+            f"step = harness.find_case(suite, True, 0).implementations[{name!r}]\n"
+            f"step(); step()\n"
+            f"print(json.dumps(memory.keep_freed_memory()))\n")
+    assert _run_python(code) is kept

@@ -18,11 +18,14 @@ thread count (one per core), minidl with the thread policy `minidl train`
 uses (minidl/threads.py). The table prints each process's thread counts.
 Ratios are against torch (above 1: minidl is slower). "minidl, BLAS 1
 thread" holds NumPy's matrix products to one thread: what letting them use
-every core between Numba's kernels buys.
+every core between Numba's kernels buys. "minidl, malloc defaults" gives
+freed memory back to the system at once, as glibc does by default: what
+keeping it for the next step buys (minidl/memory.py).
 
 The "work" is the nominal matrix-product flops of forward + backward:
 6 * (parameters in the blocks and head) * tokens plus the attention products.
 """
+import os
 import sys
 
 import numpy as np
@@ -70,6 +73,14 @@ def minidl_step(B, T, L, H, E, V, seed=0):
 
 def minidl_as_trained(B, T, L, H, E, V):
     """minidl's step with the threads `minidl train` uses, set for this process."""
+    set_training_threads()
+    return minidl_step(B, T, L, H, E, V)
+
+
+def minidl_malloc_defaults(B, T, L, H, E, V):
+    """The same, but freed memory goes back to the system at glibc's defaults
+    (MINIDL_KEEP_FREED_MEMORY=0, see minidl/memory.py): what keeping it buys."""
+    os.environ["MINIDL_KEEP_FREED_MEMORY"] = "0"        # this process only: read by the next line
     set_training_threads()
     return minidl_step(B, T, L, H, E, V)
 
@@ -169,7 +180,9 @@ def cases(quick=False):
         shape = (B, T, L, H, E, V)
         implementations = {"minidl": BuiltOnFirstCall(lambda s=shape: minidl_as_trained(*s), ("numba", "blas")),
                            "minidl, BLAS 1 thread": BuiltOnFirstCall(lambda s=shape: minidl_blas_one_thread(*s),
-                                                                     ("numba", "blas"))}
+                                                                     ("numba", "blas")),
+                           "minidl, malloc defaults": BuiltOnFirstCall(lambda s=shape: minidl_malloc_defaults(*s),
+                                                                       ("numba", "blas"))}
         if has_torch():
             implementations["torch"] = BuiltOnFirstCall(lambda s=shape: torch_as_default(*s), ("torch",))
         yield Case("gpt train step", label, implementations, work=flops(B, T, L, E, V),
