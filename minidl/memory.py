@@ -37,16 +37,15 @@ def keep_freed_memory():
         value = os.environ.get("MINIDL_KEEP_FREED_MEMORY", "1")
         if value not in ("0", "1"):
             raise ValueError(f"MINIDL_KEEP_FREED_MEMORY must be 0 or 1, got {value!r}")
-        _kept = value == "1" and _mallopt(M_MMAP_THRESHOLD, THRESHOLD) and _mallopt(M_TRIM_THRESHOLD, THRESHOLD)
+        _kept = value == "1" and _raise_thresholds()
     return _kept
 
 
-def _mallopt(parameter, value):
-    """glibc's mallopt(parameter, value); False where there is none or it refuses."""
-    name = ctypes.util.find_library("c")
+def _raise_thresholds():
+    """Both mallopt calls; False where there is no mallopt or it refuses one."""
     try:
-        mallopt = ctypes.CDLL(name).mallopt
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt    # glibc's, looked up once
     except (OSError, AttributeError, TypeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
-    return mallopt(parameter, value) == 1
+    return mallopt(M_MMAP_THRESHOLD, THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, THRESHOLD) == 1

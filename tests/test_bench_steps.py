@@ -137,3 +137,15 @@ def test_gpt_step_rows_with_and_without_keeping_freed_memory(name, kept):
             f"step(); step()\n"
             f"print(json.dumps(memory.keep_freed_memory()))\n")
     assert _run_python(code) is kept
+
+
+def test_gpt_step_cpu_mode_times_only_the_rows_at_each_librarys_defaults():
+    # The BLAS-1-thread and malloc-defaults rows change process-wide settings,
+    # so in the one-process --cpu mode they would skew every row after them.
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")])))
+    result = subprocess.run([sys.executable, "-m", "minidl.bench.gpt_step", "--cpu", "--quick"],
+                            capture_output=True, text=True, env=env, timeout=600)
+    assert result.returncode == 0, result.stderr
+    line = result.stdout.strip().splitlines()[-1]
+    assert "minidl " in line and "CPU ms/step" in line
+    assert "BLAS 1 thread" not in line and "malloc defaults" not in line

@@ -388,17 +388,17 @@ def backward_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
             accumulate_cols(ds, q[b], i0, nr, nc, dk[b], j0)    # dK_j += sum_i dS q_i
 
 
-# ---- without a causal mask: row blocks and BLAS products -------------------------------
+# ---- without a causal mask, or a short one: row blocks and BLAS products ----------------
 # (Contract as above, plus S, E, Ev >= 1: `use_dense` decides.)
 # Without a causal mask every query sees every key, so nothing is skipped and
 # the work is three (forward) or five (backward) dense matrix products per
-# batch-head. A task takes DENSE_Q query rows and holds their whole score rows
+# batch-head (with a short causal mask, the same products, masked per score row). A task takes DENSE_Q query rows and holds their whole score rows
 # (DENSE_Q x S, 256 KiB in float32 at S = 512: it stays in the core's L2
 # cache), so the softmax needs no online rescaling, and every product is one
 # `np.dot` (SciPy's BLAS, one thread per call: see minidl/threads.py) on
 # blocks large enough for BLAS to run near its peak. The entry points in
-# attention.py send causal calls to the tiled kernels above, which skip the
-# masked half of the work.
+# attention.py send causal calls over more than DENSE_CAUSAL_MAX queries or
+# keys to the tiled kernels above, which skip the masked half of the work.
 DENSE_Q = 128    # query rows per task in the dense kernels
 DENSE_CAUSAL_MAX = 256   # causal calls with at most this many queries and keys run dense (point 6)
 
