@@ -11,7 +11,12 @@ Each head h looks at the sequence through its own projections:
 The projections of all heads are stored in one matrix, as in PyTorch:
 `in_proj_weight` (3 * embed_dim, embed_dim) holds W_q, W_k, W_v stacked, and
 `out_proj` is a Linear(embed_dim, embed_dim). The attention itself is
-`F.scaled_dot_product_attention` (the fused kernel).
+`F.scaled_dot_product_attention` (the fused kernel). For self-attention
+(query, key and value the same tensor) the three projections are one
+product with the whole `in_proj_weight`, and `self_attention_heads`
+(minidl/ops/attention.py) splits its (N, T, 3E) result into heads, attends
+and puts the heads side by side again in one op: the same values, with
+fewer copies and one (N, T, 3E) gradient for the projection's backward.
 
 Masks follow PyTorch's MultiheadAttention, which is the OPPOSITE of
 scaled_dot_product_attention's bool convention:
@@ -28,6 +33,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd.grad_mode import no_grad
+from ..ops.attention import self_attention_heads
 from . import init
 from .linear import Linear
 from .module import Module
@@ -62,26 +68,40 @@ class MultiheadAttention(Module):
         y = F.linear(x, weight, bias)                                            # (N, T, E)
         return y.reshape(N, T, self.num_heads, self.head_dim).transpose(1, 2)    # (N, H, T, d)
 
+    def _heads_of(self, qkv, which):
+        """q (0), k (1) or v (2) out of a packed projection (N, T, 3E), as (N, H, T, d)."""
+        N, T, _ = qkv.shape
+        part = qkv[:, :, which * self.embed_dim:(which + 1) * self.embed_dim]   # (N, T, E)
+        return part.reshape(N, T, self.num_heads, self.head_dim).transpose(0, 2, 1, 3)
+
     def forward(self, query, key, value, key_padding_mask=None, need_weights=True,
                 attn_mask=None, average_attn_weights=True, is_causal=False):
+        self_attention = query is key and key is value
         if not self.batch_first:                       # (T, N, E) -> (N, T, E)
             query, key, value = (t.transpose(0, 1) for t in (query, key, value))
         self._check(query, key, value)
         N, L, E = query.shape
         S = key.shape[1]
 
-        q = self._project(query, 0)                    # (N, H, L, d)
-        k = self._project(key, 1)                      # (N, H, S, d)
-        v = self._project(value, 2)                    # (N, H, S, d)
-        mask = self._combined_mask(attn_mask, key_padding_mask, N, L, S, q.dtype)
+        mask = self._combined_mask(attn_mask, key_padding_mask, N, L, S, self.in_proj_weight.dtype)
         causal = is_causal and mask is None
         if is_causal and mask is not None:             # fold causality into the mask
             allowed = np.tril(np.ones((L, S), dtype=bool))
             mask = _and_masks(mask, allowed)
         dropout_p = self.dropout if self.training else 0.0
-        heads = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
-                                               is_causal=causal)                # (N, H, L, d)
-        out = heads.transpose(1, 2).reshape(N, L, E)                            # (N, L, E)
+        if self_attention:                             # one projection for q, k and v
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)       # (N, L, 3E)
+            out = self_attention_heads(qkv, self.num_heads, mask=mask, is_causal=causal,
+                                       dropout_p=dropout_p)                     # (N, L, E)
+            if need_weights:
+                q, k = (self._heads_of(qkv.data, which) for which in (0, 1))    # (N, H, L, d)
+        else:
+            q = self._project(query, 0)                # (N, H, L, d)
+            k = self._project(key, 1)                  # (N, H, S, d)
+            v = self._project(value, 2)                # (N, H, S, d)
+            heads = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p,
+                                                   is_causal=causal)            # (N, H, L, d)
+            out = heads.transpose(1, 2).reshape(N, L, E)                        # (N, L, E)
         out = self.out_proj(out)                                                # (N, L, E)
         if not self.batch_first:
             out = out.transpose(0, 1)
@@ -89,7 +109,7 @@ class MultiheadAttention(Module):
         weights = None
         if need_weights:
             with no_grad():
-                weights = F.attention_weights(q.detach(), k.detach(), attn_mask=mask,
+                weights = F.attention_weights(q, k, attn_mask=mask,
                                               is_causal=causal)                # (N, H, L, S)
                 if average_attn_weights:
                     weights = weights.mean(dim=1)                              # (N, L, S)

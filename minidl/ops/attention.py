@@ -69,6 +69,82 @@ class ScaledDotProductAttention(Function):
         return tuple(result)
 
 
+class SelfAttentionHeads(Function):
+    """Multi-head self-attention on the packed output of ONE in-projection, in
+    PyTorch's MultiheadAttention layout, as one op:
+
+        qkv (N, T, 3E) = [q | k | v] along the last axis, E = H * d; head h of q
+                         is qkv[..., h*d:(h+1)*d], of k E + that, of v 2E + that
+        out (N, T, E)  = the H heads' attention outputs side by side (head h at
+                         columns h*d:(h+1)*d), ready for the output projection
+
+    It computes exactly scaled_dot_product_attention(q, k, v) with q, k, v split
+    into heads (N, H, T, d), followed by the transpose back to (N, T, E). Done
+    as separate ops, the split costs three slices, reshapes and transposes
+    (and as many gradient copies and zero-filled slice gradients in backward);
+    here the heads are gathered with one copy, and backward writes dq, dk, dv
+    straight into one (N, T, 3E) gradient, the layout the in-projection's
+    backward takes. `mask` is a plain array (no gradient): bool True = may
+    attend, or additive float, broadcastable to (N, H, T, T)."""
+
+    def forward(self, qkv, *, num_heads, mask, is_causal, scale, dropout_p):
+        N, T, E3 = qkv.shape
+        E, H = E3 // 3, num_heads
+        d = E // H
+        heads = qkv.reshape(N, T, 3, H, d).transpose(2, 0, 3, 1, 4)      # (3, N, H, T, d) view
+        q3, k3, v3 = np.ascontiguousarray(heads).reshape(3, N * H, T, d)   # one copy; (NH, T, d) each
+        bias, bias_index = _bias(mask, (N, H), T, T, qkv.dtype)         # (MB, 1 or T, T), (NH,)
+        seed = int(_random.generator().integers(0, 2**63)) if dropout_p > 0 else 0
+        out3, lse = kernels.forward(q3, k3, v3, bias, bias_index, is_causal, scale,
+                                    dropout_p, seed)                   # (NH, T, d), (NH, T)
+        self.save_for_backward(q3, k3, v3, bias, bias_index, out3, lse)
+        self.options = (is_causal, scale, dropout_p, seed, N, H)
+        out = np.empty((N, T, H, d), qkv.dtype)                          # (N, T, H, d)
+        out.transpose(0, 2, 1, 3)[...] = out3.reshape(N, H, T, d)        # head h -> columns h*d:(h+1)*d
+        return out.reshape(N, T, E)                                      # (N, T, E)
+
+    def backward(self, grad):
+        q3, k3, v3, bias, bias_index, out3, lse = self.saved_tensors
+        is_causal, scale, dropout_p, seed, N, H = self.options
+        NH, T, d = q3.shape
+        dout = np.empty((N, H, T, d), q3.dtype)                          # (N, H, T, d)
+        dout[...] = grad.reshape(N, T, H, d).transpose(0, 2, 1, 3)       # heads apart (also casts)
+        dq, dk, dv = kernels.backward(q3, k3, v3, bias, bias_index, is_causal, scale, dropout_p,
+                                      seed, out3, lse, dout.reshape(NH, T, d))  # (NH, T, d) each
+        dqkv = np.empty((N, T, 3, H, d), q3.dtype)                       # (N, T, 3, H, d)
+        for i, g in enumerate((dq, dk, dv)):                             # i: q, k or v
+            dqkv[:, :, i] = g.reshape(N, H, T, d).transpose(0, 2, 1, 3)  # (N, T, H, d)
+        return dqkv.reshape(N, T, 3 * H * d)                             # (N, T, 3E)
+
+
+def self_attention_heads(qkv, num_heads, mask=None, is_causal=False, scale=None, dropout_p=0.0):
+    """Multi-head self-attention from a packed projection: qkv (N, T, 3E) ->
+    (N, T, E), the heads' outputs side by side (see SelfAttentionHeads). The
+    same values as splitting qkv into q, k, v (N, H, T, E // H) and calling
+    scaled_dot_product_attention, in one op. mask: None, or an ndarray (bool
+    True = may attend, or float added to the scores) broadcastable to
+    (N, H, T, T), without gradient. scale: default 1/sqrt(E // H)."""
+    op = "self_attention_heads"
+    data = _array("qkv", qkv, op)
+    if isinstance(num_heads, bool) or not isinstance(num_heads, numbers.Integral) or num_heads < 1:
+        raise ValueError(f"{op}: num_heads must be a positive integer, got {num_heads!r}")
+    if data.ndim != 3 or data.shape[2] % (3 * num_heads) != 0:
+        raise ValueError(f"{op}: qkv must be (N, T, 3 * E) with E divisible by num_heads="
+                         f"{num_heads}, got shape {data.shape}")
+    N, T, E3 = data.shape
+    d = E3 // (3 * num_heads)
+    heads = data.reshape(N, T, 3, num_heads, d)
+    q, k = heads[:, :, 0].transpose(0, 2, 1, 3), heads[:, :, 1].transpose(0, 2, 1, 3)  # views
+    v = heads[:, :, 2].transpose(0, 2, 1, 3)
+    if mask is not None and not isinstance(mask, np.ndarray):
+        raise TypeError(f"{op}: mask must be an ndarray or None, got {type(mask).__name__}")
+    mask = _check(op, q, k, v, mask, is_causal, scale, dropout_p)   # dtypes, sizes, mask shape
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    return SelfAttentionHeads.apply(qkv, num_heads=int(num_heads), mask=mask,
+                                    is_causal=bool(is_causal), scale=scale,
+                                    dropout_p=float(dropout_p))
+
+
 def _stack(array, batch):
     """(..., n, d) broadcast to batch + (n, d), as a C-contiguous (BH, n, d) copy."""
     if array.shape[:-2] != batch:                       # broadcast only when needed
