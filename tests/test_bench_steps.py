@@ -121,7 +121,7 @@ def test_step_profile_command_writes_a_table_per_step_case(tmp_path):
     assert "load average" in text
     for name in ("cnn train step", "gpt train step", "dcgan train step"):
         assert f"### {name}" in text
-    assert "Conv2d.backward" in text and "ScaledDotProductAttention.forward" in text and "Adam.step" in text
+    assert "Conv2d.backward" in text and "SelfAttentionHeads.forward" in text and "Adam.step" in text
     assert text.count("| outside ops |") == 3
 
 
