@@ -54,14 +54,20 @@ backward gathers: every input element adds up the gradients of the windows
 covering it (first along W, then along H), each plane by one thread.
 
 Every path (compiled loops, the same loops interpreted, the NumPy twin) is
-held equal by tests/test_pooling.py.
+held equal by tests/test_pooling.py. The "numba" backend runs max_pool2d's
+forward with 2x2 windows, stride 2 and no padding (the common case) through
+`pooling_fast.max_pool2d_2x2_forward`, the same result without data-dependent
+branches (its docstring explains how), also held equal to the loops; with
+NUMBA_DISABLE_JIT=1 it runs the loops, the code a debugger steps through.
 """
+import numba
 import numpy as np
 from numba import njit, prange
 from numpy.lib.stride_tricks import sliding_window_view
 
 from ..threads import single_thread_if_small
-from .backend import dispatch, kernel_array
+from . import pooling_fast
+from .backend import current, dispatch, kernel_array
 from .geometry import conv_output_size
 
 
@@ -240,9 +246,13 @@ def avg_pool2d_backward_numpy(grad_out, h, w, kh, kw, sh, sw, ph, pw):
 # ---- entry points: pick the backend ---------------------------------------------------
 def max_pool2d_forward(x, kernel_size, stride, padding):
     """(out, argmax) of 2-D max pooling; see the module docstring."""
-    fn = dispatch(max_pool2d_forward_loops, max_pool2d_forward_numpy)
+    x = kernel_array(x)
     with single_thread_if_small(x.size):
-        return fn(kernel_array(x), kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
+        if current() == "numba" and kernel_size == stride == (2, 2) and padding == (0, 0) \
+                and not numba.config.DISABLE_JIT:        # with the compiler off, step through the loops
+            return pooling_fast.max_pool2d_2x2_forward(x)      # the common 2x2 pooling, unrolled
+        fn = dispatch(max_pool2d_forward_loops, max_pool2d_forward_numpy)
+        return fn(x, kernel_size[0], kernel_size[1], stride[0], stride[1], padding[0], padding[1])
 
 
 def max_pool2d_backward(grad_out, argmax, input_shape):
