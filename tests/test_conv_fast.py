@@ -87,7 +87,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=34)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=38)
 
 
 # Geometries at the edges of the padded buffer's layout (rows Wp = max(W + pw, wo)
@@ -111,6 +111,31 @@ def test_padded_buffer_edge_geometries(geometry, dtype):
                dilation=dilation, groups=1, bias=True, dtype=dtype, non_contiguous=True, seed=5)
     if output_padding is not None:
         cfg["output_padding"] = output_padding
+    _check(cfg, op, chunk_columns=100)
+
+
+# Stride 1 on either side of conv_fast.wide_columns' rule, 16 channels on the
+# products' output side (conv2d's Cout, conv_transpose2d's Cin): (op, h, w, padding, wide)
+STRIDE_ONE_LAYOUTS = [
+    ("conv2d", 9, 9, 1, True),             # 3x3 padding 1: one junk column per 9 output columns, wide
+    ("conv2d", 5, 5, 0, False),            # 3x3 no padding: two junk columns per 3, strided (offsets)
+    ("conv_transpose2d", 9, 9, 1, True),   # its conv2d: 9x9 -> 9x9, padding 1, wide
+    ("conv_transpose2d", 3, 3, 0, False),  # its conv2d: 5x5 -> 3x3, no padding, strided
+]
+
+
+@pytest.mark.parametrize("op, h, w, padding, wide", STRIDE_ONE_LAYOUTS)
+def test_stride_one_takes_the_layout_the_rule_picks_and_equals_the_readable_loops(op, h, w, padding, wide):
+    transpose = op == "conv_transpose2d"
+    # the conv2d whose products the kernels run (conv_transpose2d's output is its input)
+    conv_w = w + 2 - 2 * padding if transpose else w          # its input width
+    conv_wo = conv_w + 2 * padding - 2                        # its output width
+    assert conv_fast.wide_columns(1, 1, max(conv_w + padding, conv_wo), conv_wo, 16) == wide
+    cfg = dict(n=1, c_in=16 if transpose else 2, c_out=2 if transpose else 16, h=h, w=w, kh=3, kw=3,
+               stride=(1, 1), padding=(padding, padding), dilation=(1, 1), groups=1, bias=True,
+               dtype=np.float64, non_contiguous=False, seed=7)
+    if transpose:
+        cfg["output_padding"] = (0, 0)
     _check(cfg, op, chunk_columns=100)
 
 

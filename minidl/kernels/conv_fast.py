@@ -37,7 +37,10 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    with ox >= wo are junk (Wp - wo of them per row: one for a 3x3 kernel
    with padding 1, thanks to the shared padding column of 2); the GEMM
    computes them and `narrow` drops them, and `widen` writes gradients with
-   those columns zero so they add nothing.
+   those columns zero so they add nothing. Where the junk would cost the
+   products more than the faster copies save (small outputs without
+   padding, two junk columns per row), stride 1 takes the strided columns
+   of 8 instead (`wide_columns`).
 4. Fused extras: the bias is added while each output block is in cache
    (conv2d's forward; conv_transpose2d's forward, in `unpad_sample`), the
    bias gradient is summed while the output gradient is read anyway
@@ -239,6 +242,21 @@ def col2im_wide(cols, offset, kh, kw, dh, dw, ho, dxp):
 
 
 @njit(cache=True)
+def wide_columns(sh, sw, wp, wo, cog):
+    """Whether to build wide columns (3 above) rather than strided ones
+    through the offset table (8 above). Only stride 1 can be wide. Wide
+    columns are copied about four times faster, but every output row carries
+    wp - wo junk columns that all three products (forward, dW, dx) compute
+    for nothing, at about 2*cog multiply-adds each. Copies cost about as much
+    per column entry as cog/8 multiply-adds of a product, so wide wins while
+    the junk share (wp - wo)/wo times cog stays under about 8: a 3x3 kernel
+    with padding 1 (one junk column per row) nearly always, a 3x3 kernel
+    without padding (two per row) on wide images only, e.g. not on 11x11 or
+    3x3 outputs with 64 output channels."""
+    return sh == 1 and sw == 1 and (wp - wo) * cog <= 8 * wo
+
+
+@njit(cache=True)
 def narrow(wide, offset, wp, wo, out):
     """out[o, oy*wo + ox] = wide[o, offset + oy*wp + ox] for ox < wo: one
     sample's output out of a chunk's product, without the junk columns (with
@@ -341,8 +359,8 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     n_blocks = dw_parts.shape[0]
     first, end = b * n // n_blocks, (b + 1) * n // n_blocks   # this block's samples
     cg = k // (kh * kw)                                   # input channels per group
-    wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
     wp = max(width + pw, wo)                              # padded row length (2 above)
+    wide = wide_columns(sh, sw, wp, wo, cog)              # stride 1, little junk: contiguous column rows
     row_step = wp if wide else wo                         # columns per output row in cols
     per = ho * row_step                                   # columns per sample
     chunk = chunk_size(first, end, per, chunk_columns)
@@ -424,8 +442,8 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     cg = k // (kh * kw)                                   # input channels per group
     height = x.shape[2] if need_weight else dx.shape[2]
     width = x.shape[3] if need_weight else dx.shape[3]
-    wide = sh == 1 and sw == 1                            # stride 1: contiguous column rows
     wp = max(width + pw, wo)                              # padded row length (2 above)
+    wide = wide_columns(sh, sw, wp, wo, cog)              # stride 1, little junk: contiguous column rows
     row_step = wp if wide else wo                         # columns per output row in cols
     per = ho * row_step                                   # columns per sample
     chunk = chunk_size(first, end, per, chunk_columns)
