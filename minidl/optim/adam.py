@@ -13,8 +13,10 @@ applied before the Adam step.
 """
 import math
 
+import numba
 import numpy as np
 
+from .adam_update import adam_constants, adam_update
 from .flat_buffer import FlatBuffer
 from .optimizer import Optimizer
 
@@ -98,9 +100,19 @@ class Adam(Optimizer):
 
     def _update(self, p, g, m, v, t, group, work, update):
         """One Adam step at step number t, in place on p, m and v (arrays of one
-        shape; work and update are scratch arrays of that shape; g is not changed)."""
+        shape; work and update are scratch arrays of that shape; g is not changed).
+
+        The NumPy lines below are the rule; `adam_update.adam_update` runs the
+        same operations in one compiled pass over the elements (bit for bit the
+        same result) whenever it can: Python-number hyperparameters and
+        contiguous arrays (see `_fused`)."""
         lr, eps, weight_decay = group["lr"], group["eps"], group["weight_decay"]
         beta1, beta2 = group["betas"]
+        if _fused(p, g, m, v, lr, eps, weight_decay, beta1, beta2):
+            adam_update(p.reshape(-1), g.reshape(-1), m.reshape(-1), v.reshape(-1),
+                        adam_constants(p.dtype, lr, beta1, beta2, eps, weight_decay,
+                                       self.decoupled_weight_decay, t))
+            return
         if weight_decay != 0:
             if self.decoupled_weight_decay:
                 p *= 1 - lr * weight_decay                     # p -= lr * wd * p
@@ -152,3 +164,16 @@ class Adam(Optimizer):
         if flat is None or flat.shape[1] < like.size:
             flat = self._buffers[like.dtype] = np.empty((2, like.size), like.dtype)
         return flat[0, :like.size].reshape(like.shape), flat[1, :like.size].reshape(like.shape)
+
+
+def _fused(p, g, m, v, *hyperparameters):
+    """Can `adam_update` run this step? Only when it gives exactly NumPy's
+    result: every hyperparameter a Python number (NumPy rounds those to the
+    array's dtype; a NumPy float64 scalar would make it compute in float64),
+    p, g, m, v C-contiguous of one float dtype, and the compiler on (with
+    NUMBA_DISABLE_JIT=1 the loop would run element by element in Python)."""
+    return (not numba.config.DISABLE_JIT
+            and all(type(h) in (float, int) for h in hyperparameters)
+            and p.dtype in (np.float32, np.float64)
+            and all(a.dtype == p.dtype and a.flags.c_contiguous for a in (g, m, v))
+            and p.flags.c_contiguous and p.flags.writeable)
