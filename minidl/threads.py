@@ -151,9 +151,23 @@ def _blas_libraries():
 
 @contextlib.contextmanager
 def single_threaded_blas():
-    """Within the block, BLAS (NumPy's and SciPy's) runs one thread per call."""
-    with _blas_libraries().limit(limits=1):
+    """Within the block, BLAS (NumPy's and SciPy's) runs one thread per call;
+    each library gets back its own count on exit.
+
+    Every conv call enters this block, so it sets the libraries' counts
+    directly (about 4 microseconds) rather than through threadpoolctl's
+    `limit()`, which also re-reads each library's details (about 12)."""
+    libraries = _blas_libraries().lib_controllers
+    previous = [library.num_threads for library in libraries]
+    for library, count in zip(libraries, previous):
+        if count != 1:
+            library.set_num_threads(1)
+    try:
         yield
+    finally:
+        for library, count in zip(libraries, previous):
+            if count != 1:
+                library.set_num_threads(count)
 
 
 @contextlib.contextmanager
@@ -161,7 +175,11 @@ def numba_threads(count):
     """Within the block, Numba's parallel loops use `count` threads (at most
     NUMBA_NUM_THREADS); restored on exit."""
     previous = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(count, numba.config.NUMBA_NUM_THREADS)))
+    wanted = max(1, min(count, numba.config.NUMBA_NUM_THREADS))
+    if wanted == previous:              # already so: nothing to set or restore
+        yield
+        return
+    numba.set_num_threads(wanted)
     try:
         yield
     finally:
