@@ -35,7 +35,7 @@ What is different from the readable loop, and why:
    NaN (the readable loop's rule, written as a select, not a jump).
 
 Planes run in parallel (`prange`), one plane per thread at a time, as in the
-readable loop. tests/test_pooling.py holds this equal to the readable loop
+readable loop. tests/test_pooling_fast.py holds this equal to the readable loop
 (float32 and float64, odd sizes, ties, signed zeros, NaN, infinities,
 non-contiguous inputs through the op).
 """

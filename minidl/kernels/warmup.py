@@ -11,7 +11,7 @@ pause visible and optional:
   line to stderr the first time a minidl kernel is actually compiled in a
   process: never when every kernel comes from the cache.
 - `compile_all()` (the `minidl compile` command) runs forward and backward of
-  every kernel family on tiny inputs, in float32 and float64, with a progress
+  every kernel family (and the optimizers' compiled Adam update) on tiny inputs, in float32 and float64, with a progress
   bar, so that nothing compiles later.
 
 The families below call the kernel entry points directly, with the argument
@@ -29,11 +29,11 @@ _listener = None
 
 
 def _on_compile_start(event):
-    """Print NOTICE the first time a kernel of minidl.kernels compiles."""
+    """Print NOTICE the first time a kernel of minidl (minidl.kernels, minidl.optim) compiles."""
     global _announced
     dispatcher = event.data.get("dispatcher") if isinstance(event.data, dict) else None
     module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
-    if not _announced and module.startswith(__package__):
+    if not _announced and module.split(".")[0] == __package__.split(".")[0]:    # any minidl kernel
         _announced = True
         print(NOTICE, file=sys.stderr, flush=True)
 
@@ -118,8 +118,14 @@ def _layer_norm(dtype):
     layer_norm.layer_norm_backward(grad, x, weight, mean, inv_std)
 
 
+def _adam(dtype):
+    from ..optim.adam_update import adam_constants, adam_update
+    p, g, m, v = (np.full(5, value, dtype) for value in (1.0, 0.5, 0.0, 0.0))
+    adam_update(p, g, m, v, adam_constants(dtype, 1e-3, 0.9, 0.999, 1e-8, 0.0, False, 1))
+
+
 FAMILIES = {"conv": _conv, "pooling": _pooling, "softmax": _softmax, "attention": _attention,
-            "gelu": _gelu, "layer_norm": _layer_norm}
+            "gelu": _gelu, "layer_norm": _layer_norm, "adam": _adam}
 
 
 def compile_family(name, dtypes=DTYPES):
@@ -134,7 +140,7 @@ def compile_family(name, dtypes=DTYPES):
 # Families that share no compiled helper (softmax and attention share the fast
 # exp), so two processes can compile them at once without both writing the
 # same cache entries; the two groups take about as long as each other.
-GROUPS = (("attention", "softmax", "gelu"), ("conv", "pooling", "layer_norm"))
+GROUPS = (("attention", "softmax", "gelu", "adam"), ("conv", "pooling", "layer_norm"))
 
 
 def _compile_group(names, dtypes, done):
