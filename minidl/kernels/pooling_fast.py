@@ -43,7 +43,6 @@ import numpy as np
 from numba import njit, prange
 
 
-
 @njit(cache=True)
 def _max_pool_plane_2x2(plane, w, out, argmax):
     """Every 2x2 window (stride 2) of one plane without NaN: plane (H*W,),
