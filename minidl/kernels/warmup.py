@@ -69,6 +69,10 @@ def _conv(dtype):
         out = conv.conv2d_forward(x, w, *args, bias=bias)
         conv.conv2d_backward(out, x, w, *args)
         conv.conv2d_backward(out, x, w, *args, need_input=False)
+    x8, w8 = rng.standard_normal((2, 8, 6, 6)).astype(dtype), rng.standard_normal((4, 8, 4, 4)).astype(dtype)
+    args = (pairs(2, 2), pairs(1, 1), pairs(1, 1), 1)                   # channels-last columns
+    out = conv.conv2d_forward(x8, w8, *args, bias=bias)
+    conv.conv2d_backward(out, x8, w8, *args)
     t_args = ((2, 2), (1, 1), (1, 1), (1, 1), 1)
     wt = rng.standard_normal((3, 4, 3, 3)).astype(dtype)
     out = conv.conv_transpose2d_forward(x, wt, *t_args)

@@ -1,0 +1,270 @@
+"""Strided convolution through channels-last columns: the loops the "numba"
+backend runs for conv2d (and so for conv_transpose2d, its adjoint) when the
+stride is above 1, the dilation is 1 and a group has at least
+CHANNELS_LAST_MIN_CHANNELS input channels. The same mathematics as
+`conv_fast.py` (read its docstring first: one thread pool with samples split
+across it, several samples per matrix product, the bias and its gradient
+fused into the passes); what differs is the layout of the column matrix.
+
+conv_fast.py copies a strided column matrix row by row, (Cg*kh*kw, P): each
+row holds ho*wo pixels read with the stride, and its adjoint, col2im, adds
+them back one pixel at a time through a table of offsets. At the small
+images of a GAN (4x4 to 14x14 outputs) those rows are short and every entry
+is a separate indexed load or read-modify-write.
+
+Here each sample is first copied, padded, into a channels-last buffer
+xp[y, x, c] (rows H + 2ph, columns W + 2pw, Cg channels), and the column
+matrix is built transposed, one output pixel per ROW, its entries ordered
+tap row i, tap column j, channel c:
+
+    colsT[oy*wo + ox, (i*kw + j)*Cg + c] = xp[oy*sh + i, ox*sw + j, c]
+
+For a fixed tap row i, the entries of every j and c are kw*Cg consecutive
+values of xp (the pixels ox*sw .. ox*sw + kw - 1 of row oy*sh + i, all their
+channels): so one row of colsT is kh contiguous copies of kw*Cg values (256
+for a 4x4 kernel over 64 channels), and col2im is kh contiguous additions of
+the same length. Long runs with unit stride compile to SIMD loads and
+stores; no table, no short loops.
+
+The weight is reordered the same way once per call, w_cl[g, o, (i*kw + j)*Cg
++ c] = W[g*cog + o, c, i, j], and the three products become
+    out_g     = w_cl_g @ colsT^T      (cog, K) @ (K, m*P)
+    dW_cl_g   = gy_g @ colsT          (cog, m*P) @ (m*P, K)
+    dcolsT    = gy_g^T @ w_cl_g       (m*P, cog) @ (cog, K)
+(BLAS reads a transposed operand in place). The buffer transposes (a
+sample's channels into xp, the gradient buffer back out to NCHW) are one
+pass over one image each, against kh*kw/(sh*sw) images' worth of column
+entries (4 at k4 s2).
+
+Shapes below: G groups, cog = Cout/G, Cg input channels per group,
+K = kh*kw*Cg, P = ho*wo output pixels per sample.
+"""
+import numpy as np
+from numba import njit, prange
+
+from . import conv_fast    # its helpers, looked up when a kernel compiles (conv_fast imports this file)
+
+# Fewest input channels per group for which the channels-last columns are
+# used: with fewer, a tap row's run (kw*Cg values) is too short to gain from
+# (a first layer's 1 or 3 channels), and conv_fast.py's strided columns run.
+CHANNELS_LAST_MIN_CHANNELS = 8
+
+
+def takes_channels_last(stride, dilation, channels_per_group):
+    """Whether conv_fast.py hands a conv2d with this geometry to this file."""
+    return (stride[0] > 1 or stride[1] > 1) and dilation == (1, 1) \
+        and channels_per_group >= CHANNELS_LAST_MIN_CHANNELS
+
+
+def weight_channels_last(weight, groups):
+    """(Cout, Cg, kh, kw) -> (G, cog, kh*kw*Cg): w_cl[g, o, (i*kw + j)*Cg + c] = W[g*cog + o, c, i, j]."""
+    c_out, cg, kh, kw = weight.shape
+    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(groups, c_out // groups, kh * kw * cg)
+
+
+def weight_from_channels_last(d_weight_cl, shape):
+    """The inverse of weight_channels_last: (G, cog, kh*kw*Cg) -> a new (Cout, Cg, kh, kw) array."""
+    c_out, cg, kh, kw = shape
+    return np.ascontiguousarray(d_weight_cl.reshape(c_out, kh, kw, cg).transpose(0, 3, 1, 2))
+
+
+# ---- channels-last copies ----------------------------------------------------------
+@njit(cache=True)
+def pad_sample_channels_last(x, n, c0, ph, pw, xp):
+    """xp[ph + y, pw + x_, c] = x[n, c0 + c, y, x_] for every c < xp.shape[2].
+    Only the interior of xp is written: its border must already be zero."""
+    height, width, channels = x.shape[2], x.shape[3], xp.shape[2]
+    for y in range(height):
+        dst = xp[ph + y].reshape(-1)[pw * channels:(pw + width) * channels]   # row ph + y, pixels pw .. pw + W - 1
+        for c in range(channels):
+            src = x[n, c0 + c, y]                   # input row y of channel c0 + c
+            for col in range(width):
+                dst[col * channels + c] = src[col]  # pixel pw + col, channel c
+
+
+@njit(cache=True)
+def unpad_sample_channels_last(dxp, ph, pw, n, c0, bias, dx):
+    """dx[n, c0 + c, y, x_] = dxp[ph + y, pw + x_, c] (+ bias[c0 + c]): the interior
+    of a channels-last padded gradient buffer, back in NCHW (gradient on the
+    border is dropped). bias: (C,), or (0,) for none."""
+    height, width, channels = dx.shape[2], dx.shape[3], dxp.shape[2]
+    for y in range(height):
+        src = dxp[ph + y].reshape(-1)[pw * channels:(pw + width) * channels]   # interior of padded row ph + y
+        for c in range(channels):
+            value = bias[c0 + c] if bias.shape[0] > 0 else 0.0
+            dst = dx[n, c0 + c, y]
+            for col in range(width):
+                dst[col] = src[col * channels + c] + value
+
+
+@njit(cache=True)
+def im2col_channels_last(xp, kh, kw, sh, sw, ho, wo, cols_t, first_row):
+    """cols_t[first_row + oy*wo + ox, (i*kw + j)*Cg + c] = xp[oy*sh + i, ox*sw + j, c].
+
+    xp:     (Hp, Wp, Cg) padded sample, C-contiguous, read only; (ho - 1)*sh + kh <= Hp
+            and (wo - 1)*sw + kw <= Wp (the caller's output size fits).
+    cols_t: (>= first_row + ho*wo, kh*kw*Cg), C-contiguous; this sample's ho*wo rows written.
+    """
+    wp, channels = xp.shape[1], xp.shape[2]
+    run = kw * channels                             # one tap row: kw pixels, all channels
+    flat = xp.reshape(-1)                           # (Hp*Wp*Cg,)
+    for oy in range(ho):
+        for ox in range(wo):
+            dst_row = cols_t[first_row + oy * wo + ox]       # this output pixel's K entries
+            for i in range(kh):
+                start = ((oy * sh + i) * wp + ox * sw) * channels   # pixel (oy*sh + i, ox*sw), channel 0
+                src = flat[start:start + run]
+                dst = dst_row[i * run:(i + 1) * run]
+                for q in range(run):
+                    dst[q] = src[q]
+
+
+@njit(cache=True)
+def col2im_channels_last(cols_t, first_row, kh, kw, sh, sw, ho, wo, dxp):
+    """The adjoint of im2col_channels_last:
+    dxp[oy*sh + i, ox*sw + j, c] += cols_t[first_row + oy*wo + ox, (i*kw + j)*Cg + c].
+    dxp: (Hp, Wp, Cg), C-contiguous, ACCUMULATED into (zero it first).
+    Within one run the kw pixels are distinct; overlapping windows add in turn."""
+    wp, channels = dxp.shape[1], dxp.shape[2]
+    run = kw * channels
+    flat = dxp.reshape(-1)
+    for oy in range(ho):
+        for ox in range(wo):
+            src_row = cols_t[first_row + oy * wo + ox]
+            for i in range(kh):
+                start = ((oy * sh + i) * wp + ox * sw) * channels
+                dst = flat[start:start + run]
+                src = src_row[i * run:(i + 1) * run]
+                for q in range(run):
+                    dst[q] += src[q]
+
+
+# ---- the parallel kernels (bare prange over blocks of samples, as in conv_fast.py) ----
+@njit(parallel=True, cache=True)
+def forward_kernel(x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
+                   gy, need_weight, chunk_columns, out, dw_parts, db_parts):
+    """conv_fast.forward_kernel's contract, with the weight and its gradient channels-last:
+    w_cl:     (G, cog, K) = weight_channels_last(W), read only.
+    out:      (N, G, cog, P), every entry written: W_g @ im2col(x[n], g) (+ bias).
+    gy:       (N, G, cog, P), read only, used if need_weight.
+    dw_parts: (B, G, cog, K); if need_weight, block b writes the sum over its samples
+              of gy[n, g] @ colsT(x[n], g) (channels-last order).
+    db_parts: (B, C) float64 zeros or (B, 0): block b adds the sums of x's channels.
+    """
+    for b in prange(dw_parts.shape[0]):
+        forward_block(np.int64(b), x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
+                      gy, need_weight, chunk_columns, out, dw_parts, db_parts)
+
+
+@njit(cache=True)
+def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
+                  gy, need_weight, chunk_columns, out, dw_parts, db_parts):
+    """forward_kernel's work for block b: samples b*N//B .. (b+1)*N//B - 1, in
+    chunks whose rows of colsT sit one sample after the other."""
+    n, height, width = x.shape[0], x.shape[2], x.shape[3]
+    groups, cog, k = w_cl.shape[0], w_cl.shape[1], w_cl.shape[2]
+    n_blocks = dw_parts.shape[0]
+    first, end = b * n // n_blocks, (b + 1) * n // n_blocks   # this block's samples
+    cg = k // (kh * kw)
+    per = ho * wo                                          # rows of colsT per sample
+    chunk = conv_fast.chunk_size(first, end, per, chunk_columns)
+    rest = (end - first) % chunk
+    w_cols = per if need_weight else 0
+    cols_full, cols_rest = np.empty((chunk * per, k), x.dtype), np.empty((rest * per, k), x.dtype)
+    res_full, res_rest = np.empty((cog, chunk * per), x.dtype), np.empty((cog, rest * per), x.dtype)
+    gy_full, gy_rest = np.empty((cog, chunk * w_cols), x.dtype), np.empty((cog, rest * w_cols), x.dtype)
+    product = np.empty((cog, k), x.dtype)                 # one chunk's weight gradient
+    xp = np.zeros((height + 2 * ph, width + 2 * pw, cg), x.dtype)   # padded sample; border stays 0
+    if need_weight:
+        dw_parts[b] = 0.0
+    for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
+        m = min(chunk, end - c0)
+        cols_t = cols_full if m == chunk else cols_rest   # (m*P, K)
+        result = res_full if m == chunk else res_rest     # (cog, m*P)
+        gyc = gy_full if m == chunk else gy_rest          # (cog, m*P) if need_weight
+        for g in range(groups):
+            for t in range(m):                            # sample c0 + t -> rows t*P ..
+                pad_sample_channels_last(x, c0 + t, g * cg, ph, pw, xp)
+                if db_parts.shape[1] > 0:                 # channel sums, while x[c0 + t] is in cache
+                    for c in range(cg):
+                        db_parts[b, g * cg + c] += conv_fast.row_sum(x[c0 + t, g * cg + c].reshape(-1))
+                im2col_channels_last(xp, kh, kw, sh, sw, ho, wo, cols_t, t * per)
+                if need_weight:
+                    for o in range(cog):                  # gy[c0 + t, g] -> columns t*P .. of gyc
+                        src = gy[c0 + t, g, o]
+                        dst = gyc[o, t * per:(t + 1) * per]
+                        for q in range(per):
+                            dst[q] = src[q]
+            np.dot(w_cl[g], cols_t.T, result)             # (cog, K) @ (K, m*P)
+            for t in range(m):
+                for o in range(cog):                      # -> out[c0 + t, g, o], plus the bias
+                    src = result[o, t * per:(t + 1) * per]
+                    dst = out[c0 + t, g, o]
+                    value = bias[g * cog + o] if bias.shape[0] > 0 else 0.0
+                    for q in range(per):
+                        dst[q] = src[q] + value
+            if need_weight:
+                np.dot(gyc, cols_t, product)              # (cog, m*P) @ (m*P, K)
+                conv_fast.add_into(dw_parts[b, g], product)
+
+
+@njit(parallel=True, cache=True)
+def backward_kernel(x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
+                    need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts):
+    """conv_fast.backward_kernel's contract, with the weight and its gradient channels-last:
+    w_cl:     (G, cog, K) = weight_channels_last(W), read only.   gy: (N, G, cog, P), read only.
+    dx:       (N, C, H, W); if need_input, every entry written (+ bias (C,) or none (0,)).
+    dw_parts: (B, G, cog, K); if need_weight, block b writes its samples' sum of gy @ colsT.
+    db_parts: (B, Cout) float64 zeros or (B, 0): block b adds the sums of gy's channels.
+    """
+    for b in prange(dw_parts.shape[0]):
+        backward_block(np.int64(b), x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
+                       need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts)
+
+
+@njit(cache=True)
+def backward_block(b, x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
+                   need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts):
+    """backward_kernel's work for block b, in chunks of samples as in forward_block."""
+    n = gy.shape[0]
+    groups, cog, k = w_cl.shape[0], w_cl.shape[1], w_cl.shape[2]
+    n_blocks = dw_parts.shape[0]
+    first, end = b * n // n_blocks, (b + 1) * n // n_blocks
+    cg = k // (kh * kw)
+    height = x.shape[2] if need_weight else dx.shape[2]
+    width = x.shape[3] if need_weight else dx.shape[3]
+    per = ho * wo
+    chunk = conv_fast.chunk_size(first, end, per, chunk_columns)
+    rest = (end - first) % chunk
+    cols_full, cols_rest = np.empty((chunk * per, k), gy.dtype), np.empty((rest * per, k), gy.dtype)
+    gy_full, gy_rest = np.empty((cog, chunk * per), gy.dtype), np.empty((cog, rest * per), gy.dtype)
+    product = np.empty((cog, k), gy.dtype)
+    xp = np.zeros((height + 2 * ph, width + 2 * pw, cg), gy.dtype)   # padded sample; border stays 0
+    dxp = np.empty((height + 2 * ph, width + 2 * pw, cg), gy.dtype)  # its gradient
+    if need_weight:
+        dw_parts[b] = 0.0
+    for c0 in range(first, end, chunk):
+        m = min(chunk, end - c0)
+        cols_t = cols_full if m == chunk else cols_rest   # columns, then their gradient (m*P, K)
+        gyc = gy_full if m == chunk else gy_rest          # gy of the chunk side by side (cog, m*P)
+        for g in range(groups):
+            for t in range(m):
+                for o in range(cog):
+                    src = gy[c0 + t, g, o]
+                    dst = gyc[o, t * per:(t + 1) * per]
+                    for q in range(per):
+                        dst[q] = src[q]
+                    if db_parts.shape[1] > 0:             # bias gradient, while the row is in cache
+                        db_parts[b, g * cog + o] += conv_fast.row_sum(src)
+            if need_weight:
+                for t in range(m):
+                    pad_sample_channels_last(x, c0 + t, g * cg, ph, pw, xp)
+                    im2col_channels_last(xp, kh, kw, sh, sw, ho, wo, cols_t, t * per)
+                np.dot(gyc, cols_t, product)              # (cog, m*P) @ (m*P, K)
+                conv_fast.add_into(dw_parts[b, g], product)
+            if need_input:
+                np.dot(gyc.T, w_cl[g], cols_t)            # (m*P, cog) @ (cog, K)
+                for t in range(m):
+                    dxp[:] = 0.0                          # col2im adds into it
+                    col2im_channels_last(cols_t, t * per, kh, kw, sh, sw, ho, wo, dxp)
+                    unpad_sample_channels_last(dxp, ph, pw, c0 + t, g * cg, bias, dx)

@@ -1,0 +1,198 @@
+"""The channels-last columns (minidl/kernels/conv_channels_last.py), which the
+"numba" backend runs for strided, undilated convolutions with at least
+CHANNELS_LAST_MIN_CHANNELS input channels per group, agree with the readable
+loops (im2col/col2im in minidl/kernels/conv.py) for conv2d and
+conv_transpose2d: forward and every gradient, float32 and float64, groups,
+odd sizes, output_padding, non-contiguous inputs, samples split over threads
+and chunks. Lowering the channel threshold to 1 lets hypothesis reach the
+path with small, fast shapes; other tests keep the real threshold.
+The last tests rerun this file with two threads and with bounds checks."""
+import contextlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+import minidl as mdl
+import minidl.functional as F
+from conv_helpers import TOLERANCE, conv2d_configs, conv_transpose2d_configs, make_arrays, run
+from minidl.kernels import conv_channels_last, conv_fast
+from test_conv_fast import options_of, split_over_threads
+from threaded_rerun import rerun_with_two_threads
+
+THREADED_RUN = "MINIDL_TEST_CHANNELS_LAST_THREADS"
+BOUNDS_RUN = "MINIDL_TEST_CHANNELS_LAST_BOUNDSCHECK"
+
+
+@contextlib.contextmanager
+def channels_last_from(channels):
+    old = conv_channels_last.CHANNELS_LAST_MIN_CHANNELS
+    conv_channels_last.CHANNELS_LAST_MIN_CHANNELS = channels
+    try:
+        yield
+    finally:
+        conv_channels_last.CHANNELS_LAST_MIN_CHANNELS = old
+
+
+@contextlib.contextmanager
+def counting_channels_last_calls():
+    """Counts the calls of the channels-last parallel kernels (the real ones run)."""
+    calls = []
+    originals = conv_channels_last.forward_kernel, conv_channels_last.backward_kernel
+
+    def counted(name, kernel):
+        def call(*args):
+            calls.append(name)
+            return kernel(*args)
+        return call
+    conv_channels_last.forward_kernel = counted("forward", originals[0])
+    conv_channels_last.backward_kernel = counted("backward", originals[1])
+    try:
+        yield calls
+    finally:
+        conv_channels_last.forward_kernel, conv_channels_last.backward_kernel = originals
+
+
+def conv_geometry(cfg, transpose):
+    """(stride, dilation, input channels per group) of the conv2d the kernels run:
+    for conv_transpose2d, the conv2d whose input is its output."""
+    channels = cfg["c_out"] if transpose else cfg["c_in"]
+    return cfg["stride"], cfg["dilation"], channels // cfg["groups"]
+
+
+def check_against_readable_loops(cfg, op, chunk_columns, expect_channels_last=True):
+    transpose = op == "conv_transpose2d"
+    x, weight, bias = make_arrays(cfg, transpose=transpose)
+    inputs = [a.copy() for a in (x, weight) + ((bias,) if bias is not None else ())]
+    readable = run(op, "python", x, weight, bias, options_of(cfg, transpose))
+    assert conv_channels_last.takes_channels_last(*conv_geometry(cfg, transpose)) == expect_channels_last
+    with split_over_threads(chunk_columns), counting_channels_last_calls() as calls:
+        fast = run(op, "numba", x, weight, bias, options_of(cfg, transpose))
+    assert (len(calls) == 2) == expect_channels_last, calls          # forward and backward took the path
+    for name, a, b in zip(("out", "dx", "dw", "db"), fast, readable):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.dtype == b.dtype == cfg["dtype"], name
+            np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[cfg["dtype"]])
+    for before, after in zip(inputs, (x, weight, bias)):                # the caller's arrays untouched
+        np.testing.assert_array_equal(before, after)
+
+
+CHUNK_COLUMNS = st.sampled_from([1, 24, 100, 4096])
+
+
+@given(conv2d_configs(), CHUNK_COLUMNS)
+@settings(max_examples=30, deadline=None)
+def test_strided_conv2d_through_channels_last_columns_equals_the_readable_loops(cfg, chunk_columns):
+    assume(max(cfg["stride"]) > 1)
+    cfg = dict(cfg, n=2 * cfg["n"] + 1, dilation=(1, 1))               # 3..7 samples to split
+    with channels_last_from(1):
+        check_against_readable_loops(cfg, "conv2d", chunk_columns)
+
+
+@given(conv_transpose2d_configs(), CHUNK_COLUMNS)
+@settings(max_examples=30, deadline=None)
+def test_strided_conv_transpose2d_through_channels_last_columns_equals_the_readable_loops(cfg, chunk_columns):
+    assume(max(cfg["stride"]) > 1)
+    output_padding = tuple(min(op, s - 1) for op, s in zip(cfg["output_padding"], cfg["stride"]))
+    cfg = dict(cfg, n=2 * cfg["n"] + 1, dilation=(1, 1), output_padding=output_padding)
+    for size, k, s, p, op in zip((cfg["h"], cfg["w"]), (cfg["kh"], cfg["kw"]), cfg["stride"],
+                                 cfg["padding"], output_padding):
+        assume((size - 1) * s - 2 * p + k + op >= 1)                     # undilated output size
+    with channels_last_from(1):
+        check_against_readable_loops(cfg, "conv_transpose2d", chunk_columns)
+
+
+# Shapes at the real threshold, as the GAN layers use them, with odd sizes:
+# (op, n, c_in, c_out, h, w, k, stride, padding, output_padding, groups)
+GATED_SHAPES = [
+    ("conv2d", 3, 16, 8, 7, 9, (4, 4), (2, 2), (1, 1), None, 1),            # discriminator's k4 s2 p1
+    ("conv2d", 2, 8, 5, 8, 5, (3, 3), (2, 2), (1, 1), None, 1),             # k3 s2 p1
+    ("conv2d", 2, 16, 6, 6, 7, (3, 2), (3, 1), (0, 1), None, 2),            # 8 per group, stride across rows only
+    ("conv_transpose2d", 3, 6, 16, 3, 4, (4, 4), (2, 2), (1, 1), (0, 0), 1),   # generator's k4 s2 p1
+    ("conv_transpose2d", 2, 5, 8, 4, 3, (3, 3), (2, 2), (1, 1), (1, 1), 1),    # output_padding 1
+    ("conv_transpose2d", 2, 4, 16, 3, 3, (4, 3), (2, 3), (2, 0), (1, 2), 2),   # groups, uneven strides
+]
+
+
+@pytest.mark.parametrize("shape", GATED_SHAPES, ids=lambda s: f"{s[0]}-{s[1]}x{s[2]}->{s[3]}-{s[4]}x{s[5]}-k{s[6]}-s{s[7]}")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("non_contiguous", [False, True])
+def test_edge_gated_shapes_take_channels_last_columns_and_equal_the_readable_loops(shape, dtype, non_contiguous):
+    op, n, c_in, c_out, h, w, k, stride, padding, output_padding, groups = shape
+    cfg = dict(n=n, c_in=c_in, c_out=c_out, h=h, w=w, kh=k[0], kw=k[1], stride=stride, padding=padding,
+               dilation=(1, 1), groups=groups, bias=True, dtype=dtype, non_contiguous=non_contiguous, seed=11)
+    if output_padding is not None:
+        cfg["output_padding"] = output_padding
+    check_against_readable_loops(cfg, op, chunk_columns=40)
+
+
+@pytest.mark.parametrize("op, stride, dilation, channels", [
+    ("conv2d", (1, 1), (1, 1), 16),          # stride 1: conv_fast's columns (wide or strided)
+    ("conv2d", (2, 2), (2, 2), 16),          # dilated
+    ("conv2d", (2, 2), (1, 1), 4),           # too few channels per group
+    ("conv_transpose2d", (2, 2), (1, 1), 1),  # a generator's last layer: one output channel
+])
+def test_other_geometries_keep_the_strided_columns(op, stride, dilation, channels):
+    transpose = op == "conv_transpose2d"
+    cfg = dict(n=2, c_in=5 if transpose else channels, c_out=channels if transpose else 5, h=6, w=5, kh=3,
+               kw=3, stride=stride, padding=(1, 1), dilation=dilation, groups=1, bias=True,
+               dtype=np.float64, non_contiguous=False, seed=2)
+    if transpose:
+        cfg["output_padding"] = (0, 0)
+    check_against_readable_loops(cfg, op, chunk_columns=100, expect_channels_last=False)
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_gradcheck_through_the_public_op_on_the_channels_last_path(op):
+    rng = np.random.default_rng(0)
+    if op == "conv2d":
+        x, weight = rng.standard_normal((2, 8, 5, 6)), rng.standard_normal((3, 8, 4, 4))
+        fn = lambda a, w, b: F.conv2d(a, w, b, stride=2, padding=1)            # noqa: E731
+    else:
+        x, weight = rng.standard_normal((2, 3, 3, 2)), rng.standard_normal((3, 8, 4, 4))
+        fn = lambda a, w, b: F.conv_transpose2d(a, w, b, stride=2, padding=1, output_padding=1)  # noqa: E731
+    bias = rng.standard_normal(weight.shape[0] if op == "conv2d" else weight.shape[1])
+    with counting_channels_last_calls() as calls:
+        assert mdl.gradcheck(fn, [x, weight, bias])
+    assert "forward" in calls and "backward" in calls
+
+
+def test_threaded_process_runs_with_two_threads():
+    if os.environ.get(THREADED_RUN):
+        import numba
+        assert numba.get_num_threads() >= 2
+
+
+def test_equal_with_two_threads_in_a_fresh_process():
+    if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
+        return                                               # this IS the fresh process
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=36)
+
+
+@pytest.mark.slow
+def test_channels_last_columns_stay_inside_their_buffers(tmp_path):
+    """The gated shapes again, in a child process whose kernels are compiled
+    with NUMBA_BOUNDSCHECK=1 (into their own cache): any index outside its
+    array raises there."""
+    if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
+        return
+    here = Path(__file__).resolve()
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path), **{BOUNDS_RUN: "1"})
+    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
+                             "-p", "no:xdist", "--rootdir", str(here.parent.parent), "-k", "edge_gated"],
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"{len(GATED_SHAPES) * 4} passed" in result.stdout, result.stdout[-2000:]
+
+
+def test_the_conv_fast_entry_points_refuse_an_output_too_large_before_this_path():
+    x = np.zeros((2, 16, 8, 8), np.float32)
+    weight = np.zeros((4, 16, 4, 4), np.float32)
+    with pytest.raises(ValueError, match=r"conv2d: output size \(8, 8\)"):
+        conv_fast.conv2d_forward(x, weight, (2, 2), (1, 1), (1, 1), 1, 8, 8)
