@@ -26,7 +26,10 @@ Which loops run (`minidl.kernels.use`):
             with samples split across it, branch-free copies from a padded
             sample, contiguous "wide" columns for stride 1); its docstring
             explains each step. tests/test_conv_fast.py holds it equal to the
-            readable loops here.
+            readable loops here. 3x3 stride-1 convolutions with enough
+            channels run `winograd.py` instead (Winograd F(2x2, 3x3): 16
+            multiplications per 2x2 output tile instead of 36), held equal
+            to the readable loops by tests/test_winograd.py.
 - "numpy":  the vectorised twin below (sliding_window_view + matmul).
 
 conv_transpose2d(x, W) is the adjoint of conv2d(., W): its forward is
@@ -37,7 +40,7 @@ import numpy as np
 from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import conv_fast
+from . import conv_fast, winograd
 from .backend import current, interpreted, kernel_array
 from .geometry import conv_output_size, conv_transpose_output_size
 
@@ -266,6 +269,10 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None,
     x, weight = kernel_array(x), kernel_array(weight)
     if current() == "numba":
         ho, wo = output_hw or _output_hw(*x.shape[2:], *weight.shape[2:], stride, padding, dilation)
+        # ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 convolutions where it wins (winograd.py)
+        if winograd.applies(x.shape, weight.shape, stride, padding, dilation, groups, (ho, wo)):
+            return winograd.conv2d_forward(x, weight, padding, bias=bias)
+        # ----
         return conv_fast.conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, bias=bias)
     fn = conv2d_forward_numpy if current() == "numpy" else _forward_loops
     out = fn(x, weight, stride, padding, dilation, groups, output_hw)
@@ -283,6 +290,11 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     grad_out, weight = kernel_array(grad_out), kernel_array(weight)
     x = kernel_array(x) if need_weight else None
     if current() == "numba":       # the bias gradient is summed while the kernel reads grad_out
+        # ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 convolutions where it wins (winograd.py)
+        if winograd.applies(input_shape, weight.shape, stride, padding, dilation, groups, grad_out.shape[2:]):
+            return winograd.conv2d_backward(grad_out, x, weight, padding, input_shape,
+                                            need_input, need_weight, need_bias=need_bias)
+        # ----
         return conv_fast.conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
                                          input_shape, need_input, need_weight, need_bias=need_bias)
     fn = conv2d_backward_numpy if current() == "numpy" else _backward_loops

@@ -73,6 +73,9 @@ def _conv(dtype):
     args = (pairs(2, 2), pairs(1, 1), pairs(1, 1), 1)                   # channels-last columns
     out = conv.conv2d_forward(x8, w8, *args, bias=bias)
     conv.conv2d_backward(out, x8, w8, *args)
+    from . import winograd                                               # 3x3 stride 1, many channels
+    out = winograd.conv2d_forward(x, w, (1, 1), bias=bias)
+    winograd.conv2d_backward(out, x, w, (1, 1), x.shape, True, True, need_bias=True)
     t_args = ((2, 2), (1, 1), (1, 1), (1, 1), 1)
     wt = rng.standard_normal((3, 4, 3, 3)).astype(dtype)
     out = conv.conv_transpose2d_forward(x, wt, *t_args)
