@@ -81,7 +81,9 @@ from .conv_fast import pad_sample
 # least MIN_CHANNELS and outputs of at least MIN_OUTPUT_PIXELS pixels. With
 # fewer channels the 16 products are too thin for BLAS to run fast, and on
 # small outputs the half-used border tiles and the transforms cost more than
-# the multiplications saved (benchmarks/results/conv.md, cnn_step.md).
+# the multiplications saved. Winograd runs the N64 32->64 14x14 row of
+# benchmarks/results/conv.md and the cnn's second convolution (32->64, an
+# 11x11 output) in cnn_step.md; not the cnn's third (64->64, a 3x3 output).
 MIN_CHANNELS = 16
 MIN_OUTPUT_PIXELS = 64
 
