@@ -28,12 +28,13 @@ stores; no table, no short loops.
 
 The weight is reordered the same way once per call, w_cl[g, o, (i*kw + j)*Cg
 + c] = W[g*cog + o, c, i, j], and the three products become
-    out_g     = w_cl_g @ colsT^T      (cog, K) @ (K, m*P)
+    out_g^T   = colsT @ w_cl_g^T      (m*P, K) @ (K, cog)
     dW_cl_g   = gy_g @ colsT          (cog, m*P) @ (m*P, K)
     dcolsT    = gy_g^T @ w_cl_g       (m*P, cog) @ (cog, K)
-(BLAS reads a transposed operand in place). The buffer transposes (a
-sample's channels into xp, the gradient buffer back out to NCHW) are one
-pass over one image each, against kh*kw/(sh*sw) images' worth of column
+(BLAS reads a transposed operand in place; out_g is computed transposed
+because OpenBLAS runs w_cl_g @ colsT^T 5-20% slower at these shapes). The
+transposes (a sample's channels into xp, the gradient buffer and the
+output back out to NCHW) are one pass over one image each, against kh*kw/(sh*sw) images' worth of column
 entries (4 at k4 s2).
 
 Shapes below: G groups, cog = Cout/G, Cg input channels per group,
@@ -171,7 +172,7 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
     rest = (end - first) % chunk
     w_cols = per if need_weight else 0
     cols_full, cols_rest = np.empty((chunk * per, k), x.dtype), np.empty((rest * per, k), x.dtype)
-    res_full, res_rest = np.empty((cog, chunk * per), x.dtype), np.empty((cog, rest * per), x.dtype)
+    res_full, res_rest = np.empty((chunk * per, cog), x.dtype), np.empty((rest * per, cog), x.dtype)
     gy_full, gy_rest = np.empty((cog, chunk * w_cols), x.dtype), np.empty((cog, rest * w_cols), x.dtype)
     product = np.empty((cog, k), x.dtype)                 # one chunk's weight gradient
     xp = np.zeros((height + 2 * ph, width + 2 * pw, cg), x.dtype)   # padded sample; border stays 0
@@ -180,7 +181,7 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
     for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
         m = min(chunk, end - c0)
         cols_t = cols_full if m == chunk else cols_rest   # (m*P, K)
-        result = res_full if m == chunk else res_rest     # (cog, m*P)
+        result = res_full if m == chunk else res_rest     # (m*P, cog), the output transposed
         gyc = gy_full if m == chunk else gy_rest          # (cog, m*P) if need_weight
         for g in range(groups):
             for t in range(m):                            # sample c0 + t -> rows t*P ..
@@ -195,14 +196,14 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
                         dst = gyc[o, t * per:(t + 1) * per]
                         for q in range(per):
                             dst[q] = src[q]
-            np.dot(w_cl[g], cols_t.T, result)             # (cog, K) @ (K, m*P)
+            np.dot(cols_t, w_cl[g].T, result)             # (m*P, K) @ (K, cog)
             for t in range(m):
+                block = result[t * per:(t + 1) * per]     # (P, cog): sample c0 + t
                 for o in range(cog):                      # -> out[c0 + t, g, o], plus the bias
-                    src = result[o, t * per:(t + 1) * per]
                     dst = out[c0 + t, g, o]
                     value = bias[g * cog + o] if bias.shape[0] > 0 else 0.0
                     for q in range(per):
-                        dst[q] = src[q] + value
+                        dst[q] = block[q, o] + value
             if need_weight:
                 np.dot(gyc, cols_t, product)              # (cog, m*P) @ (m*P, K)
                 conv_fast.add_into(dw_parts[b, g], product)
