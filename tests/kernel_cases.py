@@ -30,6 +30,7 @@ def _inputs(seed=0):
         "soft_x": normal((4, 7)) * 3,
         "gelu_x": normal((5, 6)) * 2,
         "norm_x": normal((3, 5, 8)) + 2, "norm_w": normal(8), "norm_b": normal(8),
+        "bn_w": normal(5), "bn_b": normal(5), "bn_mean": normal(5), "bn_var": rng.uniform(0.5, 2, 5),
         "q": normal((2, 2, 5, 4)), "k": normal((2, 2, 6, 4)), "v": normal((2, 2, 6, 3)),
         "bool_mask": rng.random((5, 6)) < 0.7, "float_mask": normal((2, 1, 5, 6)),
     }
@@ -54,6 +55,10 @@ def _cases(a):
         "log_softmax": (lambda x: F.log_softmax(x, dim=-1), (a["soft_x"],)),
         "gelu": (lambda x: F.gelu(x), (a["gelu_x"],)),
         "layer_norm": (lambda x, w, b: F.layer_norm(x, 8, w, b), (a["norm_x"], a["norm_w"], a["norm_b"])),
+        "batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+                       (a["norm_x"], a["bn_w"], a["bn_b"])),
+        "batch_norm_eval": (lambda x, w, b: F.batch_norm(x, a["bn_mean"], a["bn_var"], w, b),
+                            (a["norm_x"], a["bn_w"], a["bn_b"])),
         "sdpa": (lambda q, k, v: sdpa(q, k, v), (a["q"], a["k"], a["v"])),
         "sdpa_causal": (lambda q, k, v: sdpa(q, k, v, is_causal=True), (a["q"], a["k"], a["v"])),
         "sdpa_bool_mask": (lambda q, k, v: sdpa(q, k, v, attn_mask=bool_mask), (a["q"], a["k"], a["v"])),

@@ -125,6 +125,16 @@ def _layer_norm(dtype):
     layer_norm.layer_norm_backward(grad, x, weight, mean, inv_std)
 
 
+def _batch_norm(dtype):
+    from . import batch_norm
+    rng = np.random.default_rng(0)
+    x, grad = (rng.standard_normal((3, 2, 4)).astype(dtype) for _ in range(2))
+    weight, bias = np.ones(2, dtype), np.zeros(2, dtype)
+    out, mean, var, inv_std = batch_norm.batch_norm_forward(x, weight, bias, 1e-5)
+    batch_norm.batch_norm_normalize(x, weight, bias, mean, inv_std)
+    batch_norm.batch_norm_backward(grad, x, weight, mean, inv_std, True)
+
+
 def _adam(dtype):
     from ..optim.adam_update import adam_constants, adam_update
     p, g, m, v = (np.full(5, value, dtype) for value in (1.0, 0.5, 0.0, 0.0))
@@ -132,7 +142,7 @@ def _adam(dtype):
 
 
 FAMILIES = {"conv": _conv, "pooling": _pooling, "softmax": _softmax, "attention": _attention,
-            "gelu": _gelu, "layer_norm": _layer_norm, "adam": _adam}
+            "gelu": _gelu, "layer_norm": _layer_norm, "batch_norm": _batch_norm, "adam": _adam}
 
 
 def compile_family(name, dtypes=DTYPES):
@@ -147,7 +157,7 @@ def compile_family(name, dtypes=DTYPES):
 # Families that share no compiled helper (softmax and attention share the fast
 # exp), so two processes can compile them at once without both writing the
 # same cache entries; the two groups take about as long as each other.
-GROUPS = (("attention", "softmax", "gelu", "adam"), ("conv", "pooling", "layer_norm"))
+GROUPS = (("attention", "softmax", "gelu", "adam"), ("conv", "pooling", "layer_norm", "batch_norm"))
 
 
 def _compile_group(names, dtypes, done):

@@ -26,6 +26,8 @@ import numpy as np
 from ..autograd.function import Function
 from ..autograd.tensor import Tensor
 from ..kernels.backend import kernel_array
+from ..kernels.batch_norm import (batch_norm_backward, batch_norm_forward, batch_norm_normalize,
+                                  kernel_takes)
 from ..kernels.geometry import DTYPES
 from ..kernels.layer_norm import (layer_norm_backward, layer_norm_backward_numpy, layer_norm_forward,
                                   layer_norm_forward_numpy)
@@ -42,24 +44,6 @@ def _check_float(op_name, x):
         raise TypeError(f"{op_name}: expected a floating-point input, got dtype {dtype}")
 
 
-def _standardized_backward(grad_hat, x_hat, inv_std, axes):
-    """dL/dx of x_hat = (x - mean(x)) * inv_std when mean and var come from x
-    over `axes`; `grad_hat` = dL/dx_hat."""
-    count = int(np.prod([x_hat.shape[a] for a in axes]))          # M: values per mean (a Python int keeps float32)
-    sum_g = grad_hat.sum(axis=axes, keepdims=True)
-    if grad_hat.dtype != x_hat.dtype:                             # mixed dtypes: NumPy's promotion decides
-        sum_gx = (grad_hat * x_hat).sum(axis=axes, keepdims=True)
-        return (inv_std / count) * (count * grad_hat - sum_g - x_hat * sum_gx)
-    work = grad_hat * x_hat                                       # two new arrays, the rest in place
-    sum_gx = work.sum(axis=axes, keepdims=True)
-    np.multiply(x_hat, sum_gx, out=work)                          # x_hat * sum(gh x_hat)
-    grad_x = grad_hat * count
-    grad_x -= sum_g
-    grad_x -= work
-    grad_x *= inv_std / count
-    return grad_x
-
-
 # ---- batch_norm ---------------------------------------------------------------
 class BatchNorm(Function):
     """y = (x - mean) / sqrt(var + eps) * weight + bias, per channel (axis 1).
@@ -71,51 +55,50 @@ class BatchNorm(Function):
     eval: mean/var are the running averages, constants for backward.
     Backward: dL/dweight = sum(g * x_hat), dL/dbias = sum(g) over (N, *spatial);
     dL/dx as in the module docstring.
-    """
+
+    The work runs on x viewed as (N, C, S), S = the product of the spatial
+    dims, in minidl/kernels/batch_norm.py: one fused pass per channel forward
+    (statistics, then the output), one backward (float32 and float64; other
+    float dtypes, or a weight, bias or gradient of another dtype than x, take
+    the kernels' NumPy twin)."""
 
     def forward(self, x, *affine, running_mean, running_var, training, momentum, eps,
                 has_weight, has_bias):
-        weight = affine[0] if has_weight else None
-        bias = affine[-1] if has_bias else None
-        channels = x.shape[1]
-        axes = (0,) + tuple(range(2, x.ndim))                      # all but the channel axis
-        view = (1, channels) + (1,) * (x.ndim - 2)                 # (1, C, 1, 1) for NCHW
+        samples, channels = x.shape[0], x.shape[1]
+        spatial = int(np.prod(x.shape[2:], dtype=np.int64))       # S: 1 for (N, C)
+        weight = affine[0] if has_weight else np.ones(channels, x.dtype)    # (C,)
+        bias = affine[-1] if has_bias else np.zeros(channels, x.dtype)      # (C,)
+        x3 = x.reshape(samples, channels, spatial)                 # (N, C, S)
+        if kernel_takes(x3, weight, bias):
+            x3 = kernel_array(x3)                                  # kept for backward: contiguous once
         use_batch_stats = training or running_mean is None
         if use_batch_stats:
-            mean = x.mean(axis=axes)                               # (C,)
-            var = x.var(axis=axes)                                 # (C,) biased
+            out, mean, var, inv_std = batch_norm_forward(x3, weight, bias, eps)   # (N, C, S), 3 x (C,)
             if training and running_mean is not None:
-                count = x.size // channels
-                unbiased = var * (count / (count - 1))
+                count = samples * spatial                          # M: values per channel
+                unbiased = var.astype(x.dtype) * (count / (count - 1))
                 running_mean *= 1 - momentum                       # in place: buffers move
-                running_mean += momentum * mean
+                running_mean += momentum * mean.astype(x.dtype)
                 running_var *= 1 - momentum
                 running_var += momentum * unbiased
         else:
-            mean = running_mean.astype(x.dtype)
-            var = running_var.astype(x.dtype)
-        inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype).reshape(view)   # (1, C, 1, 1)
-        x_hat = (x - mean.astype(x.dtype).reshape(view)) * inv_std           # (N, C, H, W)
-        out = x_hat * weight.reshape(view) if weight is not None else x_hat.copy()
-        if bias is not None:
-            out += bias.reshape(view)
-        self.save_for_backward(x_hat, inv_std, weight)
-        self.axes, self.view, self.batch_stats = axes, view, use_batch_stats
+            mean = running_mean.astype(np.float64)                 # (C,) constants
+            inv_std = 1.0 / np.sqrt(running_var.astype(np.float64) + eps)
+            out = batch_norm_normalize(x3, weight, bias, mean, inv_std)
+        self.save_for_backward(x3, weight, mean, inv_std)
+        self.x_shape, self.batch_stats = x.shape, use_batch_stats
         self.has_weight, self.has_bias = has_weight, has_bias
-        return out
+        return out.reshape(x.shape)
 
     def backward(self, grad):
-        x_hat, inv_std, weight = self.saved_tensors
-        grad_hat = grad * weight.reshape(self.view) if weight is not None else grad
-        if self.batch_stats:
-            grad_x = _standardized_backward(grad_hat, x_hat, inv_std, self.axes)
-        else:
-            grad_x = grad_hat * inv_std
-        grads = [grad_x]
+        x3, weight, mean, inv_std = self.saved_tensors            # (N, C, S), (C,), (C,), (C,)
+        grad_x, grad_weight, grad_bias = batch_norm_backward(grad.reshape(x3.shape), x3, weight,
+                                                             mean, inv_std, self.batch_stats)
+        grads = [grad_x.reshape(self.x_shape)]
         if self.has_weight:
-            grads.append((grad * x_hat).sum(axis=self.axes))      # (C,)
+            grads.append(grad_weight)                              # (C,)
         if self.has_bias:
-            grads.append(grad.sum(axis=self.axes))                  # (C,)
+            grads.append(grad_bias)                                # (C,)
         return tuple(grads)
 
 
