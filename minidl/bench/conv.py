@@ -15,6 +15,12 @@ from .. import kernels
 from ..autograd.tensor import Tensor
 from ..ops.conv import conv2d, conv_transpose2d
 
+TABLE_NOTE = (
+    "Rates count the multiply-adds of a direct convolution. Where minidl runs Winograd "
+    "F(2x2, 3x3) (stride-1 3x3 convolutions with at least 16 input and output channels, "
+    "minidl/kernels/winograd.py), it does fewer multiplications than that count, so its "
+    "rate is an effective rate and can exceed what matrix products reach on the same cores.")
+
 # (op, label, N, Cin, Cout, H, W, k, stride, padding, output_padding)
 STANDARD = [
     ("conv2d", "N64 1->32 28x28 k3 p1", 64, 1, 32, 28, 28, 3, 1, 1, 0),

@@ -54,6 +54,9 @@ def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
         print(harness.format_rows(rows))
         with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
             f.write(harness.to_markdown(rows, title))
+            note = getattr(module, "TABLE_NOTE", "")     # how to read the suite's table, if it says
+            if note:
+                f.write("\n" + note + "\n")
         harness.bar_chart(rows, os.path.join(out_dir, f"{name}.png"), title)
         print(f"wrote {out_dir}/{name}.md and {name}.png")
 
