@@ -9,9 +9,6 @@ path with small, fast shapes; other tests keep the real threshold.
 The last tests rerun this file with two threads and with bounds checks."""
 import contextlib
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -23,7 +20,7 @@ import minidl.functional as F
 from conv_helpers import TOLERANCE, conv2d_configs, conv_transpose2d_configs, make_arrays, run
 from minidl.kernels import conv_channels_last, conv_fast
 from test_conv_fast import options_of, split_over_threads
-from threaded_rerun import rerun_with_two_threads
+from threaded_rerun import rerun_with_bounds_check, rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_CHANNELS_LAST_THREADS"
 BOUNDS_RUN = "MINIDL_TEST_CHANNELS_LAST_BOUNDSCHECK"
@@ -182,13 +179,8 @@ def test_channels_last_columns_stay_inside_their_buffers(tmp_path):
     array raises there."""
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return
-    here = Path(__file__).resolve()
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path), **{BOUNDS_RUN: "1"})
-    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
-                             "-p", "no:xdist", "--rootdir", str(here.parent.parent), "-k", "edge_gated"],
-                            env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert f"{len(GATED_SHAPES) * 4} passed" in result.stdout, result.stdout[-2000:]
+    rerun_with_bounds_check(__file__, BOUNDS_RUN, "edge_gated", tmp_path,
+                            expected_passed=len(GATED_SHAPES) * 4)
 
 
 def test_the_conv_fast_entry_points_refuse_an_output_too_large_before_this_path():

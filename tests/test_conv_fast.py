@@ -13,9 +13,6 @@ that there are at least two threads even on a one-core machine.
 """
 import contextlib
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numba
 import numpy as np
@@ -27,7 +24,7 @@ from conv_helpers import (TOLERANCE, conv2d_configs, conv_transpose2d_configs, m
                           run)
 from minidl.kernels import conv_fast
 
-from threaded_rerun import rerun_with_two_threads
+from threaded_rerun import rerun_with_bounds_check, rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_CONV_THREADS"        # set in the subprocess below
 BOUNDS_RUN = "MINIDL_TEST_CONV_BOUNDSCHECK"      # set in the bounds-checked subprocess below
@@ -148,13 +145,8 @@ def test_edge_geometries_stay_inside_their_buffers(tmp_path):
     outside its array raises there."""
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS a child process
-    here = Path(__file__).resolve()
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(tmp_path), **{BOUNDS_RUN: "1"})
-    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
-                             "-p", "no:xdist", "--rootdir", str(here.parent.parent), "-k", "edge_geometries"],
-                            env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert f"{2 * len(EDGE_GEOMETRIES) + 1} passed" in result.stdout, result.stdout[-2000:]
+    rerun_with_bounds_check(__file__, BOUNDS_RUN, "edge_geometries", tmp_path,
+                            expected_passed=2 * len(EDGE_GEOMETRIES) + 1)
 
 
 def test_an_output_larger_than_the_input_gives_is_refused_before_the_kernel():

@@ -1,8 +1,10 @@
-"""Rerun a test file in a fresh process with NUMBA_NUM_THREADS=2.
+"""Rerun a test file in a fresh process: with NUMBA_NUM_THREADS=2, or with
+its kernels compiled with index checks (NUMBA_BOUNDSCHECK=1).
 
-Numba fixes its thread count when its pool first starts, so a test file that
-wants its checks repeated on two threads runs itself again in a child pytest
-with `marker` set in the environment (the child then skips the rerun)."""
+Numba fixes its thread count when its pool first starts, and its compile
+options when a kernel first compiles, so a test file that wants its checks
+repeated that way runs itself again in a child pytest with `marker` set in
+the environment (the child then skips the rerun)."""
 import os
 import subprocess
 import sys
@@ -16,6 +18,21 @@ def rerun_with_two_threads(test_file, marker, expected_passed):
     env = dict(os.environ, NUMBA_NUM_THREADS="2", **{marker: "1"})
     result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
                              "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert f"{expected_passed} passed" in result.stdout, result.stdout[-2000:]
+
+
+def rerun_with_bounds_check(test_file, marker, keyword, cache_dir, expected_passed):
+    """Run the tests of `test_file` matching `keyword` in a child pytest whose
+    kernels are compiled with NUMBA_BOUNDSCHECK=1 into `cache_dir` (so no
+    cached, unchecked machine code is reused) and `marker`=1 set: any index
+    outside its array raises there. Assert that it passed and that
+    `expected_passed` tests ran."""
+    here = Path(test_file).resolve()
+    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(cache_dir), **{marker: "1"})
+    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
+                             "-p", "no:xdist", "--rootdir", str(here.parent.parent), "-k", keyword],
                             env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert f"{expected_passed} passed" in result.stdout, result.stdout[-2000:]
