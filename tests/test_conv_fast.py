@@ -51,7 +51,7 @@ def _check(cfg, op, chunk_columns):
     x, weight, bias = make_arrays(cfg, transpose=transpose)
     readable = run(op, "python", x, weight, bias, options_of(cfg, transpose))
     with split_over_threads(chunk_columns):
-        assert conv_fast._blocks(cfg["n"], 1) == min(cfg["n"], numba.get_num_threads())
+        assert conv_fast.sample_blocks(cfg["n"], 1) == min(cfg["n"], numba.get_num_threads())
         fast = run(op, "numba", x, weight, bias, options_of(cfg, transpose))
     for name, a, b in zip(("out", "dx", "dw", "db"), fast, readable):
         assert (a is None) == (b is None), name

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 import minidl as mdl
 from minidl import kernels
 from minidl.kernels import conv as conv_kernels
-from minidl.kernels import winograd
+from minidl.kernels import conv_fast, winograd
 from minidl.ops.conv import conv2d
 
 from conv_helpers import maybe_transposed, run
@@ -40,12 +40,12 @@ RELATIVE_ERROR = {np.float32: 8e-6, np.float64: 2e-14}
 def split_into_chunks(chunk_tiles):
     """Every call with N >= 2 splits into min(N, threads) blocks, each into
     chunks of about `chunk_tiles` tiles (at least one sample)."""
-    old = winograd.PARALLEL_MIN_WORK, winograd.CHUNK_TILES
-    winograd.PARALLEL_MIN_WORK, winograd.CHUNK_TILES = 0, chunk_tiles
+    old = conv_fast.PARALLEL_MIN_WORK, winograd.CHUNK_TILES      # conv_fast.sample_blocks reads the first
+    conv_fast.PARALLEL_MIN_WORK, winograd.CHUNK_TILES = 0, chunk_tiles
     try:
         yield
     finally:
-        winograd.PARALLEL_MIN_WORK, winograd.CHUNK_TILES = old
+        conv_fast.PARALLEL_MIN_WORK, winograd.CHUNK_TILES = old
 
 
 def readable(grad_out, x, weight, padding, bias):

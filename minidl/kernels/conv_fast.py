@@ -492,7 +492,7 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
 
 
 # ---- entry points (called by conv.py on the "numba" backend) -----------------------
-def _blocks(n, work):
+def sample_blocks(n, work):
     """How many blocks of samples to run in parallel: one per thread, or one
     block when the call is too small to gain from threads."""
     return 1 if work < PARALLEL_MIN_WORK else max(1, min(n, numba.get_num_threads()))
@@ -534,7 +534,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     out = result.reshape(n, groups, cog, ho * wo)                      # (N, G, cog, P), a view the kernel writes
     need_weight = grad_for_weight is not None
     gy = grad_for_weight.reshape(out.shape) if need_weight else out    # (N, G, cog, P)
-    blocks = _blocks(n, out.size * k * (2 if need_weight else 1))
+    blocks = sample_blocks(n, out.size * k * (2 if need_weight else 1))
     channels_last = conv_channels_last.takes_channels_last(stride, dilation, cg)
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
@@ -572,7 +572,7 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     gy = grad_out.reshape(n, groups, cog, ho * wo)                     # (N, G, cog, P)
     dx = np.empty(input_shape if need_input else (0, 0, 0, 0), grad_out.dtype)
     source = x if need_weight else dx                                  # any 4-D array of the dtype
-    blocks = _blocks(n, grad_out.size * k)
+    blocks = sample_blocks(n, grad_out.size * k)
     channels_last = conv_channels_last.takes_channels_last(stride, dilation, cg)
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)

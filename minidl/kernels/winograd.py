@@ -70,12 +70,11 @@ the rounding error is somewhat larger than a direct convolution's (in
 float32 about 1e-6 to 1e-5 relative to the magnitudes summed), never an
 approximation of the mathematics.
 """
-import numba
 import numpy as np
 from numba import njit, prange
 
 from ..threads import numba_threads, single_threaded_blas
-from .conv_fast import pad_sample
+from .conv_fast import pad_sample, sample_blocks
 
 # The shapes where Winograd is taken (`applies`): both channel counts at
 # least MIN_CHANNELS and outputs of at least MIN_OUTPUT_PIXELS pixels. With
@@ -89,9 +88,6 @@ MIN_OUTPUT_PIXELS = 64
 
 # About how many tiles (columns of V and M) one chunk of samples gets.
 CHUNK_TILES = 256
-
-# Below this many multiply-adds (of the direct convolution) a call runs on one thread.
-PARALLEL_MIN_WORK = 1 << 20
 
 # The transform matrices of F(2x2, 3x3) (see the module docstring).
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
@@ -403,11 +399,6 @@ def weight_gradient(du, dtype):
     return np.ascontiguousarray(dw.reshape(c_out, c_in, 3, 3), dtype=dtype)
 
 
-def _blocks(n, work):
-    """Blocks of samples to run in parallel: one per thread, or one when small."""
-    return 1 if work < PARALLEL_MIN_WORK else max(1, min(n, numba.get_num_threads()))
-
-
 def conv2d_forward(x, weight, padding, bias=None):
     """(N, Cout, Ho, Wo) = conv2d(x, weight, stride 1, padding) (+ bias (Cout,)), a new array."""
     n, _, height, width = x.shape
@@ -417,7 +408,7 @@ def conv2d_forward(x, weight, padding, bias=None):
     u = weight_transform(weight)                                      # (16, Cout, Cin)
     bias = np.zeros(c_out, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     out = np.empty((n, c_out, ho, wo), x.dtype)
-    blocks = _blocks(n, out.size * weight[0].size)
+    blocks = sample_blocks(n, out.size * weight[0].size)
     with numba_threads(blocks), single_threaded_blas():
         forward_kernel(x, u, bias, ph, pw, CHUNK_TILES, blocks, out)
     return out
@@ -431,7 +422,7 @@ def conv2d_backward(grad_out, x, weight, padding, input_shape, need_input, need_
     u = weight_transform(weight)                                      # (16, Cout, Cin)
     dx = np.empty(input_shape if need_input else (0, 0, 0, 0), grad_out.dtype)
     source = x if need_weight else dx                                 # any 4-D array of the dtype
-    blocks = _blocks(n, grad_out.size * weight[0].size)
+    blocks = sample_blocks(n, grad_out.size * weight[0].size)
     with numba_threads(blocks), single_threaded_blas():
         du_parts = np.empty((blocks,) + ((16, c_out, c_in) if need_weight else (0, 0, 0)), grad_out.dtype)
         db_parts = np.zeros((blocks, c_out if need_bias else 0))      # float64 partial sums
