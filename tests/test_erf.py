@@ -9,7 +9,9 @@ import pytest
 from minidl import kernels
 from numba import njit
 
-from minidl.kernels.erf import erf, erf_branch_free, erf_loop, erf_numpy, normal_cdf_branch_free
+from minidl.kernels import erf as erf_module
+from minidl.kernels.erf import (erf, erf_branch_free, erf_loop, erf_numpy, fit_erfc_float32,
+                                normal_cdf_branch_free, normal_cdf_fast, normal_cdf_float32)
 
 
 def _reference(x):
@@ -112,3 +114,101 @@ def test_branch_free_erf_and_normal_cdf_in_their_own_precision(dtype):
     assert not bad.any(), (x[bad][:5], cdf[bad][:5], want[bad][:5])
     special = _normal_cdf_array(np.array([np.nan, np.inf, -np.inf, 0.0], dtype))
     assert np.isnan(special[0]) and list(special[1:]) == [1.0, 0.0, 0.5]
+
+
+# ---- the float32 normal CDF from one formula (GELU's fast loops, float32) ---------------
+@njit(cache=False)
+def _normal_cdf_fast_array(x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = normal_cdf_fast(x[i])
+    return out
+
+
+@njit(cache=False)
+def _normal_cdf_float32_array(x):
+    out = np.empty_like(x)
+    for i in range(x.shape[0]):
+        out[i] = normal_cdf_float32(x[i])
+    return out
+
+
+def _cdf_outside_bound(cdf, x):
+    """The x whose Phi misses 4 eps (1 + x^2) relative (plus the smallest normal
+    float32, for subnormal results), against math.erfc in float64."""
+    x64 = x.astype(np.float64)
+    want = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in x64])
+    eps, tiny = np.finfo(np.float32).eps, np.finfo(np.float32).tiny
+    bad = np.abs(cdf.astype(np.float64) - want) > 4 * eps * (1 + x64 * x64) * want + tiny
+    return x[bad]
+
+
+def test_float32_normal_cdf_keeps_the_bound_of_the_three_range_version():
+    """Within 4 eps (1 + x^2) of math.erfc from -40 to 40, the same bound as
+    Cody's ranges in float32; special values as they give."""
+    x = np.concatenate([np.linspace(-40, 40, 160001),
+                        [-14.14, -14.15, 14.15, -1e-30, 1e-30, -1e-45]]).astype(np.float32)
+    cdf = _normal_cdf_fast_array(x)
+    assert cdf.dtype == np.float32
+    assert _cdf_outside_bound(cdf, x).size == 0, _cdf_outside_bound(cdf, x)[:5]
+    special = _normal_cdf_fast_array(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0], np.float32))
+    assert np.isnan(special[0]) and list(special[1:]) == [1.0, 0.0, 0.5, 0.5]
+
+
+def _relative_errors_in_eps(cdf, x):
+    """|Phi - math.erfc-based Phi| / Phi in float32 eps, elementwise."""
+    want = np.array([0.5 * math.erfc(-v / math.sqrt(2.0)) for v in x.astype(np.float64)])
+    return np.abs(cdf.astype(np.float64) - want) / want / np.finfo(np.float32).eps
+
+
+def _accurate_where_not_small(cdf, x):
+    """Within 12 float32 eps relative over [-3, 3] (where GELU's inputs mostly
+    lie), and within 2 eps over [-1, 3]."""
+    relative = _relative_errors_in_eps(cdf, x)
+    return relative.max() < 12 and relative[x >= -1].max() < 2
+
+
+def test_float32_normal_cdf_is_accurate_where_it_is_not_small():
+    x = np.linspace(-3, 3, 60001).astype(np.float32)
+    assert _accurate_where_not_small(_normal_cdf_fast_array(x), x)
+
+
+def test_normal_cdf_fast_picks_the_float32_formula_for_float32_only():
+    x32 = np.random.default_rng(3).standard_normal(5000).astype(np.float32) * 4
+    fast32 = _normal_cdf_fast_array(x32)
+    assert np.array_equal(fast32, _normal_cdf_float32_array(x32))
+    assert not np.array_equal(fast32, _normal_cdf_array(x32))       # Cody's differs in some last bits
+    x64 = x32.astype(np.float64)
+    assert np.array_equal(_normal_cdf_fast_array(x64), _normal_cdf_array(x64))   # float64: Cody's
+    assert normal_cdf_fast(np.float32(-1.0)) == normal_cdf_float32(np.float32(-1.0))  # plain Python too
+    assert normal_cdf_fast(-1.0) == normal_cdf_branch_free(-1.0)
+
+
+def test_float32_coefficients_are_the_fit():
+    """The stored Q is fit_erfc_float32() rounded to float32 (within one float32
+    rounding step, as LAPACK builds may differ in the last float64 bits)."""
+    pytest.importorskip("scipy.special")
+    stored = np.array(erf_module._ERFC_Q32, np.float64)
+    np.testing.assert_allclose(fit_erfc_float32(), stored, rtol=2 ** -23, atol=0)
+
+
+def test_float32_formula_has_the_accuracy_the_fit_claims():
+    """In float64 arithmetic the formula with the fitted Q is within 2e-8 relative of
+    math.erfc over [0, 26] (a sixth of a float32 ulp)."""
+    q = fit_erfc_float32()
+    z = np.linspace(0, 26, 20001)
+    t = 1 / (1 + z / 2)
+    u = z * t / 2
+    approx = t * np.exp(u * np.polynomial.polynomial.polyval(u, q) - z * z)
+    want = np.array([math.erfc(v) for v in z])
+    assert np.max(np.abs(approx / want - 1)) < 2e-8
+
+
+def test_a_perturbed_coefficient_is_caught(monkeypatch):
+    """Planted bug: one coefficient off by 1e-4 fails the accuracy the tests hold."""
+    x = np.linspace(-3, 3, 1201).astype(np.float32)
+    assert _accurate_where_not_small(np.array([normal_cdf_float32.py_func(v) for v in x]), x)
+    wrong = list(erf_module._ERFC_Q32)
+    wrong[1] = np.float32(wrong[1] + 1e-4)
+    monkeypatch.setattr(erf_module, "_ERFC_Q32", tuple(wrong))
+    assert not _accurate_where_not_small(np.array([normal_cdf_float32.py_func(v) for v in x]), x)

@@ -194,3 +194,17 @@ def test_backward_with_a_gradient_of_another_dtype_follows_numpy_promotion():
     x = mdl.tensor(np.array([0.5, -1.5], np.float32), requires_grad=True)
     F.gelu(x).backward(np.array([1.0, 2.0]))                                # float64 gradient
     np.testing.assert_allclose(x.grad, np.array([1.0, 2.0]) * scipy_gelu([0.5, -1.5])[1], rtol=1e-6)
+
+
+def test_float32_fast_loops_run_the_one_formula_normal_cdf():
+    """The fast float32 forward's cdf is erf.normal_cdf_float32 of each element
+    (bit for bit but for the odd last bit a compiler may round differently in a
+    SIMD loop), not Cody's three ranges, which differ in the last bit of about
+    a third of them; float64 keeps Cody's."""
+    from minidl.kernels.erf import normal_cdf_branch_free, normal_cdf_float32
+    x = (np.random.default_rng(5).standard_normal(3000) * 3).astype(np.float32)
+    _, cdf = gelu_forward(x)
+    assert np.mean(cdf == np.array([normal_cdf_float32(v) for v in x], np.float32)) > 0.95
+    assert np.mean(cdf == np.array([normal_cdf_branch_free(v) for v in x], np.float32)) < 0.85
+    _, cdf64 = gelu_forward(x.astype(np.float64))
+    assert np.array_equal(cdf64, np.array([normal_cdf_branch_free(v) for v in x.astype(np.float64)]))
