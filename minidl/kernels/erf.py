@@ -52,7 +52,7 @@ from numba import njit, types
 from numba.extending import overload
 
 from .backend import current, interpreted
-from .fast_exp import cast_like, exp_like
+from .fast_exp import cast_like, exp_like, fast_exp32_nonpositive
 
 
 # ---- loop kernel (compiled by Numba; interpreted by the "python" backend) -------------
@@ -301,7 +301,7 @@ def normal_cdf_float32(x):
     u = _HALF32 * z * t                                      # 1 - t without cancellation
     q = (((((((((c[10] * u + c[9]) * u + c[8]) * u + c[7]) * u + c[6]) * u + c[5]) * u + c[4]) * u
            + c[3]) * u + c[2]) * u + c[1]) * u + c[0]       # Q(u), Horner
-    erfc = t * exp_like(u * q - z * z)                       # erfc(z)
+    erfc = t * fast_exp32_nonpositive(u * q - z * z)         # erfc(z); u Q(u) - z^2 <= 0 (z^2 >= 0, Q < 0)
     erfc = erfc if abs(t_signed) <= _Z_MAX32 else _ZERO32    # 0 beyond the clamp
     tail = _HALF32 * erfc                                    # Phi(-|x|)
     result = _ONE32 - tail if t_signed > 0 else tail

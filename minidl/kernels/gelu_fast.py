@@ -15,7 +15,9 @@ What differs from the readable loops, and why:
   division, one exp and 11 multiply-adds (`normal_cdf_float32`, about a third
   of the work: float32 does not need Cody's 19 digits). tests/test_erf.py
   measures both.
-- exp: likewise `exp_like` (fast_exp.py) in place of `math.exp` in phi(x).
+- exp: likewise `exp_nonpositive_like` (fast_exp.py: exp for arguments <= 0,
+  as -x**2 / 2 is; in float32 results below the smallest normal number
+  become 0) in place of `math.exp` in phi(x).
 - precision: each element is computed in the arrays' own dtype (the readable
   loops go through float64), so float32 arithmetic runs twice the lanes;
   gelu.py's docstring states the resulting error.
@@ -34,7 +36,7 @@ import numpy as np
 from numba import njit, prange
 
 from .erf import normal_cdf_fast
-from .fast_exp import cast_like, exp_like
+from .fast_exp import cast_like, exp_nonpositive_like
 from .gelu import INV_SQRT_2PI
 
 BLOCK = 16384            # elements per parallel task (64 KiB of float32 per array)
@@ -62,7 +64,7 @@ def _backward_block(grad, x, cdf, grad_x):
     minus_half = cast_like(-0.5, x[0])
     for i in range(x.shape[0]):
         value = x[i]
-        density = scale * exp_like(minus_half * value * value)       # phi(x)
+        density = scale * exp_nonpositive_like(minus_half * value * value)   # phi(x); -x^2 / 2 <= 0
         grad_x[i] = grad[i] * (cdf[i] + value * density)
 
 
