@@ -76,7 +76,8 @@ def _eval(args):
         return 0 if recorded is None or recorded == result["miou"] else 1
     if models.model_entry(model).kind != "classifier":
         print(f"minidl eval: {args.run_dir} holds a {model!r} run, a generative model; its "
-              f"metrics.json has its losses, and `minidl sample {args.run_dir}` draws from it")
+              f"metrics.json has its losses, and `minidl sample {args.run_dir}` draws from it",
+              file=sys.stderr)
         return 2
     result = evaluate_run(args.run_dir, best=args.best)
     recorded = result["recorded_acc"]
@@ -86,12 +87,17 @@ def _eval(args):
 def _sample(args):
     from .training import RunDirectory
 
+    if args.num < 1:
+        raise ValueError(f"--num must be a positive integer, got {args.num}")
+    if args.length < 0:
+        raise ValueError(f"--length must be >= 0, got {args.length}")
     config = RunDirectory(args.run_dir).load_config()
     entry = models.model_entry(config["model"])
     if entry.kind != "generator":
         print(f"minidl sample: {args.run_dir} holds a {config['model']!r} run, a classifier, "
               f"not a generative model; models that can sample: "
-              f"{', '.join(models.available_models('generator')) or 'none registered yet'}")
+              f"{', '.join(models.available_models('generator')) or 'none registered yet'}",
+              file=sys.stderr)
         return 2
     return entry.sampler(args.run_dir, args) or 0
 
@@ -231,7 +237,8 @@ def build_parser():
         "sample", help="draw samples from a generative model's run (GPT text, GAN images)",
         description="Load RUN_DIR and sample from it; what that means depends on the model.")
     sample.add_argument("run_dir", metavar="RUN_DIR")
-    sample.add_argument("--num", type=int, default=16, help="how many samples (images or texts)")
+    sample.add_argument("--num", type=int, default=16,
+                        help="how many images (image models; a text model writes one text)")
     sample.add_argument("--length", type=int, default=500, help="characters to generate (text models)")
     sample.add_argument("--prompt", default="", help="text to start from (text models)")
     sample.add_argument("--temperature", type=float, default=1.0)

@@ -113,7 +113,7 @@ def test_eval_of_a_directory_without_a_run_fails_clearly(tmp_path, capsys):
 def test_sample_on_a_classifier_run_says_it_is_not_generative(tmp_path, capsys):
     RunDirectory(tmp_path).create().save_config({"model": "mlp", "dataset": "digits"})
     assert cli.main(["sample", str(tmp_path)]) == 2
-    assert "not a generative model" in capsys.readouterr().out
+    assert "not a generative model" in capsys.readouterr().err
 
 
 def test_gradcheck_command_passes_correct_ops(capsys):
@@ -346,3 +346,126 @@ def test_a_diverging_run_through_the_real_command_exits_1_and_writes_no_checkpoi
     assert "diverged at epoch 1, step" in result.stderr and "learning rate 1e+06" in result.stderr
     assert "Try a smaller learning rate, e.g. --lr 1e+05" in result.stderr
     assert not (run / "checkpoint.npz").exists() and not (run / "best.npz").exists()
+
+
+# ---- fault injection on a finished run: damaged files end in one line and exit 1 ----
+@pytest.fixture(scope="module")
+def finished_mlp_run(tmp_path_factory):
+    """A one-epoch mlp run on the bundled digits (trained once for the tests below)."""
+    run = tmp_path_factory.mktemp("finished") / "mlp"
+    assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
+    return run
+
+
+def _copy_run(source, tmp_path):
+    import shutil
+
+    return Path(shutil.copytree(source, tmp_path / "copy"))
+
+
+def _rewrite_checkpoint(run, change):
+    """Load checkpoint.npz as plain arrays, let `change` edit the dict, write it back."""
+    path = run / "checkpoint.npz"
+    with np.load(path) as archive:
+        entries = dict(archive)
+    change(entries)
+    np.savez(path, **entries)
+
+
+def _first_weight(entries):
+    return next(k for k in sorted(entries) if k.startswith("model.") and k.endswith("weight"))
+
+
+@pytest.mark.parametrize("command", [["eval"], ["train", "mlp", "--epochs", "2", "--no-progress", "--resume"]])
+@pytest.mark.parametrize("damage, message", [
+    (lambda e: e.__setitem__(_first_weight(e), e[_first_weight(e)].astype(np.int32)),
+     "dtype int32 in the state_dict, but float32 in the model"),
+    (lambda e: e.__setitem__(_first_weight(e), e[_first_weight(e)].astype(np.float64)),
+     "dtype float64 in the state_dict, but float32 in the model"),
+    (lambda e: e.__setitem__(_first_weight(e), e[_first_weight(e)][:-1]), "in the state_dict, but"),
+    (lambda e: e.pop(_first_weight(e)), "missing key"),
+    (lambda e: e.__setitem__("model.extra", np.zeros(3, np.float32)), "unexpected key 'extra'"),
+    (lambda e: e[_first_weight(e)].__setitem__((0, 0), np.nan), "holds NaN or infinite values"),
+    (lambda e: e.__setitem__("epoch", np.array("one")), "'epoch' must be a non-negative integer"),
+    (lambda e: e.__setitem__("epoch", np.array([1, 2])), "'epoch' must be a non-negative integer"),
+    (lambda e: e.pop("optimizer.0"), "entries are damaged"),
+    (lambda e: e.__setitem__("optimizer_layout", np.frombuffer(b"{not json", np.uint8)), "entries are damaged"),
+    (lambda e: e.pop("config"), "not a minidl training checkpoint (no 'config' entry)"),
+])
+def test_a_damaged_checkpoint_is_refused_in_one_line(finished_mlp_run, tmp_path, capsys, command, damage, message):
+    run = _copy_run(finished_mlp_run, tmp_path)
+    _rewrite_checkpoint(run, damage)
+    before = (run / "checkpoint.npz").read_bytes()
+    assert cli.main([*command, str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith(f"minidl {command[0]}:") and message in err, err
+    assert (run / "checkpoint.npz").read_bytes() == before        # a failed resume never overwrites it
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda data: data[:len(data) // 2], "truncated"),
+    (lambda data: b"not a zip at all", "not a zip archive"),
+    (lambda data: b"", "not a zip archive"),
+])
+def test_a_truncated_or_foreign_checkpoint_file_is_one_line(finished_mlp_run, tmp_path, capsys, damage, message):
+    run = _copy_run(finished_mlp_run, tmp_path)
+    path = run / "checkpoint.npz"
+    path.write_bytes(damage(path.read_bytes()))
+    assert cli.main(["eval", str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1 and "checkpoint.npz" in err and message in err, err
+
+
+def test_a_pickled_object_in_a_checkpoint_is_refused(finished_mlp_run, tmp_path, capsys):
+    run = _copy_run(finished_mlp_run, tmp_path)
+    _rewrite_checkpoint(run, lambda e: e.__setitem__("model.payload", np.array([{"x": 1}], dtype=object)))
+    assert cli.main(["eval", str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "'model.payload' holds an object array" in err and "refusing" in err, err
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"lr": "fast"}, "lr must be a number, got 'fast'"),
+    ({"epochs": 2.5}, "epochs must be an integer, got 2.5"),
+    ({"batch_size": None}, "batch_size must be an integer, got None"),
+    ({"seed": "a"}, "seed must be an integer, got 'a'"),
+    ({"augment": "yes"}, "augment must be true or false, got 'yes'"),
+    ({"dataset": 7}, "dataset must be a string, got 7"),
+    ({"scheduler": 5}, "scheduler must be a string or null, got 5"),
+    ({"epochs": 0}, "epochs must be a positive integer, got 0"),
+])
+@pytest.mark.parametrize("command", [["eval"], ["train", "mlp", "--no-progress", "--resume"]])
+def test_a_hand_edited_config_with_a_wrong_type_is_one_line(finished_mlp_run, tmp_path, capsys,
+                                                            change, message, command):
+    run = _copy_run(finished_mlp_run, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    config.update(change)
+    (run / "config.json").write_text(json.dumps(config))
+    assert cli.main([*command, str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1 and err.startswith(f"minidl {command[0]}: train: {message}"), err
+
+
+@pytest.mark.parametrize("text", ["[1, 2]", '{"epochs": 3}', '{"epochs": [1]}'])
+def test_damaged_metrics_are_one_line_on_resume(finished_mlp_run, tmp_path, capsys, text):
+    run = _copy_run(finished_mlp_run, tmp_path)
+    (run / "metrics.json").write_text(text)
+    assert cli.main(["train", "mlp", "--epochs", "2", "--no-progress", "--resume", str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "metrics.json does not hold minidl metrics" in err, err
+
+
+@pytest.mark.parametrize("args, message", [(["--num", "0"], "--num must be a positive integer, got 0"),
+                                           (["--num", "-2"], "--num must be a positive integer, got -2"),
+                                           (["--length", "-1"], "--length must be >= 0, got -1")])
+def test_sample_refuses_a_bad_count_before_loading_anything(tmp_path, capsys, args, message):
+    assert cli.main(["sample", str(tmp_path / "no-run"), *args]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == f"minidl sample: {message}", err
+
+
+def test_eval_of_a_generative_run_exits_2_with_the_reason_on_stderr(tmp_path, capsys):
+    RunDirectory(tmp_path).create().save_config({"model": "gan", "dataset": "digits"})
+    assert cli.main(["eval", str(tmp_path)]) == 2
+    captured = capsys.readouterr()
+    assert "a generative model" in captured.err and "minidl sample" in captured.err and captured.out == ""

@@ -13,6 +13,8 @@ epochs after the checkpoint see the same batches as in an uninterrupted run.
 """
 import dataclasses
 import math
+import numbers
+import os
 
 import numpy as np
 
@@ -40,6 +42,7 @@ class TrainConfig:
     label_smoothing: float = 0.0   # classifiers: cross-entropy against (1 - e) one-hot + e / classes
 
     def __post_init__(self):
+        self._check_types()
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"train: unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
@@ -62,6 +65,29 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(f"train: label_smoothing must be in [0, 1), got {self.label_smoothing!r}")
 
+    def _check_types(self):
+        """Each field has its type (a hand-edited config.json may not): a ValueError
+        naming the field, the value and what was expected, before any use."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if value is None and field.name in OPTIONAL:
+                continue
+            expected = FIELD_TYPES[field.name]
+            if expected is bool:
+                fits = isinstance(value, bool)
+            elif expected is int:
+                fits = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+            elif expected is float:
+                fits = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            elif field.name == "data_root":
+                fits = isinstance(value, (str, os.PathLike))
+            else:
+                fits = isinstance(value, str)
+            if not fits:
+                text = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[expected]
+                also = " or null" if field.name in OPTIONAL else ""
+                raise ValueError(f"train: {field.name} must be {text}{also}, got {value!r}")
+
     def to_dict(self):
         return dataclasses.asdict(self)
 
@@ -69,6 +95,13 @@ class TrainConfig:
     def from_dict(cls, values):
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+FIELD_TYPES = dict(model=str, dataset=str, epochs=int, batch_size=int, lr=float, optimizer=str,
+                   momentum=float, weight_decay=float, seed=int, augment=bool, data_root=str,
+                   eval_batch_size=int, kind=str, scheduler=str, clip_grad_norm=float,
+                   label_smoothing=float)
+OPTIONAL = ("weight_decay", "data_root", "scheduler", "clip_grad_norm")   # may be None
 
 
 def make_config(model, **overrides):

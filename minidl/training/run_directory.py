@@ -152,7 +152,12 @@ class RunDirectory:
     def load_metrics(self):
         if not self.file(METRICS).is_file():
             return []
-        return self._read_json(METRICS)["epochs"]
+        metrics = self._read_json(METRICS)
+        records = metrics.get("epochs") if isinstance(metrics, dict) else None
+        if not isinstance(records, list) or not all(isinstance(r, dict) and "epoch" in r for r in records):
+            raise ValueError(f"{self.file(METRICS)} does not hold minidl metrics (an \"epochs\" list of "
+                             "per-epoch records); is it damaged?")
+        return records
 
     # ---- checkpoint --------------------------------------------------------
     def save_checkpoint(self, model, optimizer, epoch, config, schedulers=(), name=CHECKPOINT):
@@ -192,12 +197,26 @@ class RunDirectory:
             if key not in entries:
                 raise ValueError(f"{path}: not a minidl training checkpoint (no {key!r} entry)")
         model_state = {k[len("model."):]: v for k, v in entries.items() if k.startswith("model.")}
-        layout = json.loads(array_to_text(entries["optimizer_layout"]))
-        schedulers = []
-        if "schedulers_layout" in entries:
-            schedulers = unflatten_state(json.loads(array_to_text(entries["schedulers_layout"])), entries)
-        return dict(model=model_state, optimizer=unflatten_state(layout, entries), schedulers=schedulers,
-                    epoch=int(entries["epoch"]), config=json.loads(array_to_text(entries["config"])))
+        for key, value in model_state.items():
+            if value.dtype.kind in "fc" and not np.all(np.isfinite(value)):
+                raise ValueError(f"{path}: 'model.{key}' holds NaN or infinite values; minidl never "
+                                 "writes such a checkpoint, so this file was damaged or edited")
+        epoch = entries["epoch"]
+        if epoch.shape != () or epoch.dtype.kind not in "iu" or epoch < 0:
+            raise ValueError(f"{path}: 'epoch' must be a non-negative integer scalar, got an array "
+                             f"of dtype {epoch.dtype} and shape {epoch.shape}")
+        try:
+            layout = json.loads(array_to_text(entries["optimizer_layout"]))
+            schedulers = []
+            if "schedulers_layout" in entries:
+                schedulers = unflatten_state(json.loads(array_to_text(entries["schedulers_layout"])), entries)
+            optimizer = unflatten_state(layout, entries)
+            config = json.loads(array_to_text(entries["config"]))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{path}: the optimizer, scheduler or config entries are damaged "
+                             f"({type(error).__name__}: {error})") from None
+        return dict(model=model_state, optimizer=optimizer, schedulers=schedulers,
+                    epoch=int(epoch), config=config)
 
     def resume(self, model, optimizer, schedulers=()):
         """Load the checkpoint into `model`, `optimizer` and `schedulers` (in
