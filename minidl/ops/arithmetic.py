@@ -102,7 +102,8 @@ class Pow(Function):
     """out = a ** b (both tensors);  dL/da = g * b * a**(b-1),  dL/db = g * out * ln(a)
 
     Like PyTorch, dL/db is taken as 0 where a == 0 and b >= 0 (ln 0 = -inf
-    times out = 0 would give NaN, but out is flat in b there)."""
+    times out = 0 would give NaN, but out is flat in b there), and dL/da as 0
+    where b == 0 (out = 1 whatever a is; 0 * 0**-1 would give NaN at a = 0)."""
 
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -115,18 +116,19 @@ class Pow(Function):
         a, b, out = self.saved_tensors
         need_a, need_b = self.needs_input_grad
         grad_a = grad_b = None
-        if need_a:
-            grad_a = sum_to(grad * b * a ** (b - 1), a.shape)
-        if need_b:
+        if need_a:                                  # b = 0: out is 1 whatever a is (0 ** -1 would give NaN)
             with np.errstate(divide="ignore", invalid="ignore"):
-                log_a = np.log(a)
+                slope = np.where(b == 0, 0, b * a ** (b - 1))
+            grad_a = sum_to(grad * slope, a.shape)
+        if need_b:
             flat = (a == 0) & (b >= 0)
-            grad_b = sum_to(np.where(flat, 0, grad * out * log_a), b.shape)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                grad_b = sum_to(np.where(flat, 0, grad * out * np.log(a)), b.shape)
         return grad_a, grad_b
 
 
 class PowScalar(Function):
-    """out = a ** p for a Python number p;  dL/da = g * p * a**(p-1)"""
+    """out = a ** p for a Python number p;  dL/da = g * p * a**(p-1)  (0 for p = 0, as in PyTorch)"""
 
     def forward(self, a, exponent):
         self.exponent = exponent
@@ -138,6 +140,8 @@ class PowScalar(Function):
         p = self.exponent
         if p == 2:                              # the common case, without a power
             return grad * (2 * a)
+        if p == 0:                              # out = 1 everywhere (0 ** -1 would give NaN at 0)
+            return np.zeros_like(grad)
         return grad * (p * a ** (p - 1))
 
 
