@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 
 import minidl as mdl
 import minidl.functional as F
+from minidl import nn
 from minidl.gradcheck import gradcheck
 
 
@@ -76,6 +77,18 @@ def test_embedding_accepts_index_tensor_and_padding_idx_gets_no_gradient():
     out = F.embedding(mdl.tensor(np.array([0, 2, 2, 3])), weight, padding_idx=2)
     out.backward(np.ones((4, 2)))
     np.testing.assert_array_equal(weight.grad, [[1, 1], [0, 0], [0, 0], [1, 1]])
+
+
+@pytest.mark.parametrize("padding_idx, row", [(-1, 3), (-4, 0), (-2, 2), (1, 1)])
+def test_a_negative_padding_idx_counts_from_the_end_like_pytorch(padding_idx, row):
+    weight = mdl.tensor(np.ones((4, 2)), requires_grad=True)
+    F.embedding(np.array([0, 1, 2, 3, 3]), weight, padding_idx=padding_idx).backward(np.ones((5, 2)))
+    expected = np.array([[1, 1], [1, 1], [1, 1], [2, 2]], dtype=np.float64)
+    expected[row] = 0
+    np.testing.assert_array_equal(weight.grad, expected)
+    layer = nn.Embedding(4, 2, padding_idx=padding_idx)
+    assert layer.padding_idx == row
+    np.testing.assert_array_equal(layer.weight.data[row], 0)
 
 
 @pytest.mark.parametrize("indices, error, message", [

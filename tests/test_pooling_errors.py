@@ -22,6 +22,8 @@ X = np.zeros((2, 3, 6, 5), np.float32)
     (X, dict(kernel_size=2, stride=0), ValueError, ["stride", "(2, 3, 6, 5)"]),
     (X, dict(kernel_size=2, stride=-1), ValueError, ["stride"]),
     (X, dict(kernel_size=3, padding=2), ValueError, ["padding", "half"]),
+    (X, dict(kernel_size=3, padding=(2, 0)), ValueError, ["padding", "half"]),     # the height alone
+    (X, dict(kernel_size=(4, 2), padding=(3, 1)), ValueError, ["padding", "half"]),
     (X, dict(kernel_size=2, padding=-1), ValueError, ["padding"]),
     (X, dict(kernel_size=7), ValueError, ["larger than the padded input", "(2, 3, 6, 5)"]),
     (X, dict(kernel_size=(2, 8), padding=(0, 1)), ValueError, ["(6, 7)"]),
