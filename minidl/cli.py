@@ -87,8 +87,7 @@ def _eval(args):
 def _sample(args):
     from .training import RunDirectory
 
-    if args.num < 1:
-        raise ValueError(f"--num must be a positive integer, got {args.num}")
+    _positive("--num", args.num)
     if args.length < 0:
         raise ValueError(f"--length must be >= 0, got {args.length}")
     config = RunDirectory(args.run_dir).load_config()
@@ -130,8 +129,18 @@ def _compile(args):
     return 0
 
 
+def _positive(option, value):
+    """A ValueError naming the option unless `value` is a positive integer."""
+    if value < 1:
+        raise ValueError(f"{option} must be a positive integer, got {value}")
+
+
 def _explain(args):
     from .explain import explain_run
+
+    _positive("--num", args.num)
+    if not 0 < args.fraction < 1:
+        raise ValueError(f"--fraction must be between 0 and 1 (the share of pixels hidden), got {args.fraction}")
 
     explain_run(args.run_dir, num=args.num, layer=args.layer, fraction=args.fraction, out=args.out)
     return 0
@@ -140,6 +149,11 @@ def _explain(args):
 def _complete(args):
     from .completion import complete_run
 
+    _positive("--num", args.num)
+    _positive("--samples", args.samples)
+    if args.temperature is not None and not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
+
     complete_run(args.run_dir, num=args.num, samples=args.samples, classifier_run=args.classifier,
                  temperature=args.temperature, seed=args.seed, out=args.out, start=args.start)
     return 0
@@ -147,6 +161,8 @@ def _complete(args):
 
 def _bench(args):
     from .bench import runner
+
+    _positive("--processes", args.processes)
 
     runner.run(args.suites, processes=args.processes, quick=args.quick, out_dir=args.out)
     return 0

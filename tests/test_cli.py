@@ -469,3 +469,28 @@ def test_eval_of_a_generative_run_exits_2_with_the_reason_on_stderr(tmp_path, ca
     assert cli.main(["eval", str(tmp_path)]) == 2
     captured = capsys.readouterr()
     assert "a generative model" in captured.err and "minidl sample" in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("args, message", [
+    (["explain", "RUN", "--num", "0"], "--num must be a positive integer, got 0"),
+    (["explain", "RUN", "--num", "-3"], "--num must be a positive integer, got -3"),
+    (["explain", "RUN", "--fraction", "2"], "--fraction must be between 0 and 1"),
+    (["explain", "RUN", "--fraction", "-0.1"], "--fraction must be between 0 and 1"),
+    (["explain", "RUN", "--fraction", "0"], "--fraction must be between 0 and 1"),
+    (["complete", "RUN", "--num", "0"], "--num must be a positive integer, got 0"),
+    (["complete", "RUN", "--samples", "-1"], "--samples must be a positive integer, got -1"),
+    (["complete", "RUN", "--temperature", "0"], "--temperature must be > 0, got 0.0"),
+    (["complete", "RUN", "--temperature", "nan"], "--temperature must be > 0, got nan"),
+    (["bench", "overhead", "--quick", "--processes", "0"], "--processes must be a positive integer, got 0"),
+])
+def test_out_of_range_options_are_one_line_and_write_nothing(finished_mlp_run, tmp_path, capsys, args, message):
+    run = _copy_run(finished_mlp_run, tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    args = [str(run) if a == "RUN" else a for a in args]
+    if args[0] == "bench":
+        args += ["--out", str(tmp_path / "bench")]
+    assert cli.main(args) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == f"minidl {args[0]}: {message}" or (err.startswith(f"minidl {args[0]}: ") and message in err), err
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert not (tmp_path / "bench").exists()
