@@ -29,7 +29,12 @@ Which loops run (`minidl.kernels.use`):
             readable loops here. 3x3 stride-1 convolutions with enough
             channels run `winograd.py` instead (Winograd F(2x2, 3x3): 16
             multiplications per 2x2 output tile instead of 36), held equal
-            to the readable loops by tests/test_winograd.py.
+            to the readable loops by tests/test_winograd.py. conv_transpose2d
+            with 4x4 kernels, stride 2, padding 1 and enough channels runs
+            `conv_transpose_sub_pixel.py` (split by output parity into four
+            stride-1 2x2 convolutions, each by Winograd F(2x2, 2x2): 9
+            multiplications for every 16), held equal to the readable loops
+            by tests/test_conv_transpose_sub_pixel.py.
 - "numpy":  the vectorised twin below (sliding_window_view + matmul).
 
 conv_transpose2d(x, W) is the adjoint of conv2d(., W): its forward is
@@ -40,7 +45,7 @@ import numpy as np
 from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
-from . import conv_fast, winograd
+from . import conv_fast, conv_transpose_sub_pixel, winograd
 from .backend import current, interpreted, kernel_array
 from .geometry import conv_output_size, conv_transpose_output_size
 
@@ -325,6 +330,13 @@ def conv_transpose2d_forward(x, weight, stride, padding, output_padding, dilatio
               zip((h, w), (kh, kw), stride, padding, output_padding, dilation))
     out_shape = (n, weight.shape[1] * groups, ho, wo)
     if current() == "numba":       # the bias is added while each sample's result is copied out
+        # ---- the sub-pixel Winograd split for 4x4 kernels, stride 2, padding 1 (conv_transpose_sub_pixel.py)
+        if conv_transpose_sub_pixel.applies(x.shape, weight.shape, stride, padding, output_padding,
+                                            dilation, groups):
+            bias = None if bias is None else kernel_array(np.asarray(bias, dtype=x.dtype))
+            return conv_transpose_sub_pixel.conv_transpose2d_forward(kernel_array(x), kernel_array(weight),
+                                                                     output_padding, bias=bias)
+        # ----
         d_input, _ = conv_fast.conv2d_backward(kernel_array(x), None, kernel_array(weight), stride, padding,
                                                dilation, groups, out_shape, need_input=True, need_weight=False,
                                                add_to_input=bias)
@@ -344,6 +356,15 @@ def conv_transpose2d_backward(grad_out, x, weight, stride, padding, dilation, gr
     gradient with conv input grad_out and conv output gradient x; dbias = the
     sums of grad_out's channels."""
     d_input = d_weight = None
+    if current() == "numba":
+        # ---- the sub-pixel Winograd split for 4x4 kernels, stride 2, padding 1 (conv_transpose_sub_pixel.py)
+        output_padding = (grad_out.shape[2] - 2 * x.shape[2], grad_out.shape[3] - 2 * x.shape[3])
+        if conv_transpose_sub_pixel.applies(x.shape, weight.shape, stride, padding, output_padding,
+                                            dilation, groups):
+            return conv_transpose_sub_pixel.conv_transpose2d_backward(
+                kernel_array(grad_out), kernel_array(x), kernel_array(weight), need_input, need_weight,
+                need_bias=need_bias)
+        # ----
     if need_input and need_weight and current() == "numba":    # one pass over grad_out for all three
         return conv_fast.conv2d_forward(kernel_array(grad_out), kernel_array(weight),
                                         stride, padding, dilation, groups, *x.shape[2:],
