@@ -1,6 +1,6 @@
 """Sub-pixel Winograd conv_transpose2d: what the "numba" backend runs for
 conv_transpose2d with a 4x4 kernel, stride 2, padding 1, dilation 1, groups 1
-and enough channels and pixels (`applies`), the generator layer of a DCGAN.
+and enough channels and pixels (`applies`), the upsampling layer of DCGAN-style generators.
 It computes exactly what `conv.py`'s readable loops compute (im2col/col2im;
 tests/test_conv_transpose_sub_pixel.py holds the two equal), with 9
 multiplications for every 16 a direct computation does.
@@ -51,20 +51,20 @@ input window per tile, tiles stepping by 2 input pixels and 4 output pixels),
 For Cin input and Cout output channels the sum over input channels happens in
 the transformed domain, where it is a matrix product. With 5 x 5 = 25 data
 positions (a, b) and 6 x 6 = 36 slot pairs (s, s'):
-    V[5a + b, c, t]    = (Z d_t[c] Z^T)[a, b]                     (25, Cin, T)
+    V[5a + b][t, c]    = (Z d_t[c] Z^T)[a, b]                     25 x (T, Cin)
     U[block, o, c]     = sum_ij SLOT_FILTER[s, i] SLOT_FILTER[s', j] w[c, o, i, j]   (36, Cout, Cin)
-    M[block]           = U[block] @ V[5 a(s) + a(s')]              (36, Cout, T)
-    out tile t of o    = the 2-D output sums of M[:, o, t]
+    M[block]           = V[5 a(s) + a(s')] @ U[block]^T            36 x (T, Cout)
+    out tile t of o    = the 2-D output sums of M[:][t, o]
 Slot pairs sharing a data position are numbered next to each other (`BLOCK`),
-so each data position is ONE matrix product of a stack of 1, 2 or 4 filter
-blocks: (k*Cout, Cin) @ (Cin, T), 25 products in all.
+so each data position is ONE matrix product with a stack of 1, 2 or 4 filter
+blocks: (T, Cin) @ (Cin, k*Cout), 25 products in all.
 
 Gradients: every step is linear, so the backward pass runs each step's
 transpose in reverse order, as winograd.py does for conv2d:
     dM[block, o, t]  = the transposed output sums of the 4x4 tile of grad_out (zero past Ho, Wo)
-    dV[position]     = U[blocks]^T @ dM[blocks]          (Cin, k*Cout) @ (k*Cout, T)
+    dV[position]     = dM[blocks] @ U[blocks]            (T, k*Cout) @ (k*Cout, Cin)
     dx              += Z^T dV Z onto the tile's 4x4 input window (windows overlap; padding dropped)
-    dU[blocks]       = dM[blocks] @ V[position]^T        (k*Cout, T) @ (T, Cin)
+    dU[blocks]       = dM[blocks]^T @ V[position]        (k*Cout, T) @ (T, Cin)
     dW[c, o, i, j]   = sum over blocks of SLOT_FILTER[s, i] SLOT_FILTER[s', j] dU[block, o, c]
 This is conv_transpose2d's input gradient (the stride-2 conv2d of grad_out,
 which splits by the same parities) and weight gradient, exactly. The bias
@@ -72,12 +72,19 @@ gradient (the sums of grad_out's channels) is summed in float64 while
 grad_out is read.
 
 How it runs (as winograd.py): a `prange` over blocks of samples, one per
-thread; each block works in chunks of samples whose tiles sit side by side as
-the columns of V and M (about CHUNK_TILES columns), calling a single-threaded
-BLAS for the products. Each sample is first copied into a zero-bordered
-buffer (`conv_fast.pad_sample`) big enough for every tile's window, so the
-transforms read without branches. An output side that is not a multiple of 4
-computes whole tiles into a buffer and copies out the part that exists.
+thread; each block works in chunks of samples whose tiles are the rows of V
+and M (about CHUNK_TILES rows), calling a single-threaded BLAS for the
+products. Inside a chunk everything is channels last: each sample is copied
+into a zero-bordered (rows, columns, Cin) buffer big enough for every tile's
+window, so the transforms read without branches, and each transformed value
+is a contiguous row of channels, computed by a short loop the compiler turns
+into SIMD code. The output tiles are written channels last into a buffer and
+copied out to (Cout, Ho, Wo), bias added, keeping only the pixels that exist.
+V's 25 matrices and M's 25 groups lie one after another in two flat buffers,
+each started at an odd number of cache lines after the previous one
+(`buffer_layout`): at sizes that are multiples of 4 KiB they would all map to
+the same L1 cache set and the transforms, which touch all of them for every
+tile, ran several times slower.
 
 Accuracy: the transforms only add and subtract (no halving), so the rounding
 error is close to a direct convolution's; never an approximation.
@@ -88,14 +95,20 @@ from numba import njit, prange
 from ..threads import numba_threads, single_threaded_blas
 from .conv_fast import sample_blocks
 
-# The shapes where this path is taken (`applies`): at least MIN_CHANNELS
-# input and output channels and an input of at least MIN_INPUT_PIXELS pixels.
-# With fewer channels the products are too thin for BLAS to run fast; on tiny
-# inputs the half-used border tiles and the transforms cost more than the
-# multiplications saved. It runs the conv_transpose2d row of
-# benchmarks/results/conv.md (N64 128->64 7x7).
-MIN_CHANNELS = 16
-MIN_INPUT_PIXELS = 16
+# The shapes where this path is taken (`applies`), chosen by timing it side by
+# side with conv_fast.py's im2col path (each in fresh processes, float32,
+# forward and forward + backward): at least MIN_CHANNELS input and output
+# channels, an input of at least MIN_INPUT_PIXELS pixels, and 4x4 output tiles
+# that are mostly used: at least MIN_USED of the pixels the whole tiles compute
+# must lie inside the output. An odd input side wastes a row or column of
+# half-used tiles (a 7x7 input computes 16x16 outputs for a 14x14 output, 77%
+# used); then the multiplications saved no longer pay for the transforms and
+# the smaller products, and im2col was faster (N64 128->64 from 7x7: this path
+# was slower; from 8x8, 14x14 and 15x15 it was faster). With 16 channels, or
+# a 4x4 input, the products are too thin and im2col was faster too.
+MIN_CHANNELS = 32
+MIN_INPUT_PIXELS = 64
+MIN_USED = 0.85
 
 # About how many tiles (columns of V and M) one chunk of samples gets.
 CHUNK_TILES = 128
@@ -143,15 +156,19 @@ del _s, _s_
 def applies(input_shape, weight_shape, stride, padding, output_padding, dilation, groups):
     """True when conv_transpose2d with these arguments runs here (on the "numba"
     backend): a 4x4 kernel, stride 2, padding 1, output_padding 0 or 1,
-    dilation 1, one group, enough channels and input pixels."""
+    dilation 1, one group, enough channels and input pixels, and tiles that
+    are mostly used (see MIN_USED)."""
     c_in, c_out, kh, kw = weight_shape
     if not (kh == 4 and kw == 4 and tuple(stride) == (2, 2) and tuple(padding) == (1, 1)
             and tuple(dilation) == (1, 1) and groups == 1):
         return False
     if not all(op in (0, 1) for op in output_padding):
         return False
-    return (c_in >= MIN_CHANNELS and c_out >= MIN_CHANNELS
-            and input_shape[2] * input_shape[3] >= MIN_INPUT_PIXELS)
+    height, width = input_shape[2], input_shape[3]
+    ho, wo = 2 * height + output_padding[0], 2 * width + output_padding[1]   # the output size
+    covered = 16 * ((ho + 3) // 4) * ((wo + 3) // 4)    # output pixels the whole 4x4 tiles compute
+    return (c_in >= MIN_CHANNELS and c_out >= MIN_CHANNELS and height * width >= MIN_INPUT_PIXELS
+            and ho * wo >= MIN_USED * covered)
 
 
 # ---- the transforms along one axis (nested for 4x4 windows and tiles below) ---------
