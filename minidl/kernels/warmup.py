@@ -80,6 +80,10 @@ def _conv(dtype):
     wt = rng.standard_normal((3, 4, 3, 3)).astype(dtype)
     out = conv.conv_transpose2d_forward(x, wt, *t_args)
     conv.conv_transpose2d_backward(out, x, wt, (2, 2), (1, 1), (1, 1), 1)
+    from . import conv_transpose_sub_pixel                               # 4x4 kernels, stride 2, padding 1
+    wt4 = rng.standard_normal((3, 4, 4, 4)).astype(dtype)
+    out = conv_transpose_sub_pixel.conv_transpose2d_forward(x, wt4, (0, 0), bias=bias)
+    conv_transpose_sub_pixel.conv_transpose2d_backward(out, x, wt4, True, True, need_bias=True)
 
 
 def _pooling(dtype):
