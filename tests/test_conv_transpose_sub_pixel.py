@@ -328,6 +328,6 @@ def test_sub_pixel_kernels_stay_inside_their_buffers(tmp_path):
     with NUMBA_BOUNDSCHECK=1 (into their own cache): any index outside its array raises."""
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return
-    rerun_with_bounds_check(__file__, BOUNDS_RUN, "equal_the_readable_loops", tmp_path, expected_passed=7)
+    rerun_with_bounds_check(__file__, BOUNDS_RUN, "readable_loops", tmp_path, expected_passed=7)
 
 
