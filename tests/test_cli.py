@@ -398,7 +398,7 @@ def test_a_damaged_checkpoint_is_refused_in_one_line(finished_mlp_run, tmp_path,
     before = (run / "checkpoint.npz").read_bytes()
     assert cli.main([*command, str(run)]) == 1
     err = _one_line(capsys.readouterr().err)
-    assert err.startswith(f"minidl {command[0]}:") and message in err, err
+    assert len(err.splitlines()) == 1 and err.startswith(f"minidl {command[0]}:") and message in err, err
     assert (run / "checkpoint.npz").read_bytes() == before        # a failed resume never overwrites it
 
 

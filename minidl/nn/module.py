@@ -261,8 +261,7 @@ class Module:
             problems += [f"unexpected key '{key}' (in the state_dict, not in the model)"
                          for key in unexpected]
         if problems:
-            raise ValueError(f"load_state_dict into {type(self).__name__} failed:\n  "
-                             + "\n  ".join(problems))
+            raise ValueError(f"load_state_dict into {type(self).__name__} failed: " + "; ".join(problems))
         for key, target in own.items():
             if key in state_dict:
                 value = state_dict[key]
