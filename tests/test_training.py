@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import scipy.special
 
 import minidl as mdl
 from minidl import models, nn, optim
@@ -172,6 +173,26 @@ def test_evaluate_is_repeatable_and_matches_a_direct_computation():
     np.testing.assert_array_equal(first["predictions"], second["predictions"])
     logits = data.images.reshape(20, 4) @ model[1].weight.data.T + model[1].bias.data   # dropout is off in eval
     np.testing.assert_array_equal(first["predictions"], np.argmax(logits, axis=1))
+    # the loss is the mean over all 20 samples, although the batches hold 7, 7 and 6
+    logits64 = logits.astype(np.float64)
+    log_softmax = logits64 - scipy.special.logsumexp(logits64, axis=1, keepdims=True)
+    expected_loss = -np.mean(log_softmax[np.arange(20), data.labels])
+    assert first["loss"] == pytest.approx(expected_loss, rel=1e-5)
+    assert first["correct"] == int(np.sum(np.argmax(logits, axis=1) == data.labels))
+    assert first["acc"] == first["correct"] / 20
+
+
+def test_the_classifier_step_counts_the_samples_it_got_right_before_the_update():
+    mdl.manual_seed(3)
+    model, data = nn.Sequential(nn.Flatten(), nn.Linear(4, 3)), _tiny_dataset(12)
+    logits = data.images.reshape(12, 4) @ model[1].weight.data.T + model[1].bias.data
+    expected = int(np.sum(np.argmax(logits, axis=1) == data.labels))
+    loss, correct = classifier.classifier_step(model, optim.SGD(model.parameters(), lr=0.1),
+                                               mdl.tensor(data.images), mdl.tensor(data.labels), "tiny")
+    assert correct == expected
+    log_softmax = logits.astype(np.float64) - scipy.special.logsumexp(logits.astype(np.float64), axis=1,
+                                                                      keepdims=True)
+    assert loss == pytest.approx(-np.mean(log_softmax[np.arange(12), data.labels]), rel=1e-5)
 
 
 def test_same_seed_gives_the_same_run_bit_for_bit(tmp_path):

@@ -251,9 +251,12 @@ def test_best_npz_holds_the_epoch_with_the_best_test_accuracy(tmp_path, capsys):
     assert evaluate_run(run, log=lambda *a: None, best=True)["acc"] == max(accuracies)
 
 
-def test_best_npz_is_only_replaced_by_a_better_epoch(tmp_path, monkeypatch):
-    """Test accuracies 0.5, 0.9, 0.7 (injected): best.npz keeps epoch 2."""
-    figures = iter([0.5, 0.9, 0.7])
+@pytest.mark.parametrize("accuracies, best_epoch", [([0.5, 0.9, 0.7], 2), ([0.5, 0.9, 0.9], 2),
+                                                    ([0.9, 0.5, 0.9], 1)])
+def test_best_npz_is_only_replaced_by_a_better_epoch(tmp_path, monkeypatch, accuracies, best_epoch):
+    """Injected test accuracies: best.npz keeps the first epoch that reached the
+    best one (a later tie does not replace it)."""
+    figures = iter(accuracies)
     real = classifier.ClassifierTask.evaluate
 
     def scripted(self, epoch):
@@ -261,8 +264,8 @@ def test_best_npz_is_only_replaced_by_a_better_epoch(tmp_path, monkeypatch):
 
     monkeypatch.setattr(classifier.ClassifierTask, "evaluate", scripted)
     result = fit(make_config("mlp", epochs=3), tmp_path / "r", **QUIET)
-    assert result["best_epoch"] == 2
-    assert RunDirectory(tmp_path / "r").load_checkpoint("best.npz")["epoch"] == 2
+    assert result["best_epoch"] == best_epoch
+    assert RunDirectory(tmp_path / "r").load_checkpoint("best.npz")["epoch"] == best_epoch
 
 
 def test_eval_best_of_a_run_without_best_npz_fails_in_one_line(tmp_path, capsys):
