@@ -114,6 +114,8 @@ def test_conv_default_init_is_pytorch_uniform_over_fan_in(layer, args, fan_in):
     weights = conv.weight.data
     assert np.abs(weights).max() > 0.95 * bound                    # the full range is used
     np.testing.assert_allclose(weights.std(), bound / math.sqrt(3), rtol=0.1)   # uniform's std
+    biases = conv.bias.data                                        # 8 to 200 draws from the same range
+    assert np.abs(biases).max() > (0.5 if biases.size < 20 else 0.9) * bound
     mdl.manual_seed(0)
     np.testing.assert_array_equal(layer(*args).weight.data, weights)           # seeded
 
