@@ -30,6 +30,10 @@ def _train(args):
     from .training import TrainConfig, RunDirectory, TrainingInterrupted, default_run_dir, make_config
 
     entry = models.model_entry(args.model)
+    if args.label_smoothing is not None and entry.kind != "classifier":
+        raise ValueError(f"--label-smoothing applies to classifiers; {args.model} is a {entry.kind}")
+    if args.augment is not None and entry.kind == "generator":
+        raise ValueError(f"--augment applies to classifiers and segmenters; {args.model} is a generator")
     given = dict(dataset=args.dataset, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                  optimizer=args.optimizer, seed=args.seed, augment=args.augment,
                  weight_decay=args.weight_decay, data_root=args.data_root, scheduler=args.scheduler,

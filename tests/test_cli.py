@@ -494,3 +494,28 @@ def test_out_of_range_options_are_one_line_and_write_nothing(finished_mlp_run, t
     assert err == f"minidl {args[0]}: {message}" or (err.startswith(f"minidl {args[0]}: ") and message in err), err
     assert sorted(p.name for p in run.iterdir()) == before
     assert not (tmp_path / "bench").exists()
+
+
+@pytest.mark.parametrize("model, args, message", [
+    ("gan", ["--label-smoothing", "0.1"], "--label-smoothing applies to classifiers; gan is a generator"),
+    ("unet", ["--label-smoothing", "0.1"], "--label-smoothing applies to classifiers; unet is a segmenter"),
+    ("gpt", ["--augment"], "--augment applies to classifiers and segmenters; gpt is a generator"),
+    ("dcgan", ["--no-augment"], "--augment applies to classifiers and segmenters; dcgan is a generator"),
+])
+def test_an_option_the_model_would_ignore_is_refused(tmp_path, capsys, model, args, message):
+    run = tmp_path / "run"
+    assert cli.main(["train", model, *args, "--out", str(run), "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == f"minidl train: {message}", err
+    assert not run.exists()
+
+
+def test_a_batch_larger_than_a_drop_last_training_set_is_one_line(tmp_path, capsys):
+    """The GAN drops an incomplete last batch: with batch_size above the 1347
+    training digits no batch is left (this ended in a KeyError traceback)."""
+    run = tmp_path / "run"
+    assert cli.main(["train", "gan", "--batch-size", "100000", "--epochs", "1", "--out", str(run),
+                     "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert "an epoch of gan has no batches: batch_size 100000" in err, err
+    assert not (run / "checkpoint.npz").exists()

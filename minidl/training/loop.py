@@ -321,6 +321,10 @@ class Trainer:
         task.model.train()
         batches = task.batches(epoch, seed)
         steps = len(batches)
+        if steps == 0:
+            raise ValueError(f"an epoch of {self.config.model} has no batches: batch_size "
+                             f"{self.config.batch_size} is more than the training set holds "
+                             "(or leaves only an incomplete batch, which this task drops)")
         sums, samples, done = {}, 0, 0
         start = clock()
         with tqdm(total=steps, desc=f"epoch {epoch}/{self.config.epochs}", unit="step",
