@@ -73,3 +73,27 @@ def test_float64_is_needed_the_same_check_in_float32_fails():
 def test_gradcheck_rejects_an_output_that_lost_float64():
     with pytest.raises(TypeError, match="dtype float32"):
         gradcheck(lambda x: x.float() * 2.0, [np.ones(3)])
+
+
+class SquareWithZeroBackward(Function):
+    """out = a^2 with a backward that returns 0: gradcheck must report the numeric derivative."""
+
+    def forward(self, a):
+        return a * a
+
+    def backward(self, grad):
+        return np.zeros_like(grad)
+
+
+def test_the_numeric_derivative_is_a_central_difference():
+    """For out = a^2 a central difference is exact up to rounding, (a+e)^2 - (a-e)^2 = 4 a e;
+    a one-sided one would be off by e = 1e-6. The error message's numeric value must be
+    the weight times 2 a (gradcheck's weights are standard normal draws seeded by `seed`)."""
+    import re
+
+    a = np.array([3.0])
+    with pytest.raises(GradcheckError) as info:
+        gradcheck(lambda x: SquareWithZeroBackward.apply(x), [a], seed=0)
+    numeric = float(re.search(r"numeric (\S+),", str(info.value)).group(1))
+    weight = np.random.default_rng(0).standard_normal((1,))[0]
+    assert numeric == pytest.approx(weight * 2 * 3.0, rel=1e-8)

@@ -41,6 +41,14 @@ def test_cosine_annealing_by_hand():
     assert lrs(CosineAnnealingLR(sgd(1.0), T_max=4, eta_min=0.1), 2)[2] == pytest.approx(0.55, rel=1e-12)
 
 
+def test_default_arguments_are_pytorchs():
+    """LinearLR(opt): a third of the lr rising to all of it over 5 steps; StepLR's
+    gamma 0.1; CosineAnnealingLR's eta_min 0."""
+    assert lrs(LinearLR(sgd(3.0)), 7) == pytest.approx([1.0, 1.4, 1.8, 2.2, 2.6, 3.0, 3.0, 3.0], rel=1e-12)
+    assert lrs(StepLR(sgd(1.0), step_size=2), 4) == pytest.approx([1.0, 1.0, 0.1, 0.1, 0.01], rel=1e-12)
+    assert lrs(CosineAnnealingLR(sgd(1.0), T_max=2), 2)[-1] == pytest.approx(0.0, abs=1e-15)
+
+
 def test_linear_warm_up_by_hand():
     assert lrs(LinearLR(sgd(1.0), start_factor=0.25, end_factor=1.0, total_iters=3), 5) == pytest.approx(
         [0.25, 0.5, 0.75, 1.0, 1.0, 1.0], rel=1e-12)

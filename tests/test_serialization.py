@@ -110,3 +110,24 @@ def test_npz_with_object_arrays_is_refused(tmp_path):
         mdl.load(path)
     with zipfile.ZipFile(path) as archive:             # it really is pickle inside
         assert any(name.startswith("payload") for name in archive.namelist())
+
+
+def test_a_save_that_fails_midway_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "ckpt.npz"
+    mdl.save({"w": np.arange(3.0)}, path)
+    before = path.read_bytes()
+    real, calls = np.lib.format.write_array, []
+
+    def fail_on_the_second_array(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(np.lib.format, "write_array", fail_on_the_second_array)
+    with pytest.raises(OSError, match="No space left"):
+        mdl.save({"w": np.zeros(3), "b": np.ones(2)}, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz"]
+    monkeypatch.undo()
+    np.testing.assert_array_equal(mdl.load(path)["w"], np.arange(3.0))

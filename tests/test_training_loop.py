@@ -406,6 +406,39 @@ def test_a_new_task_gets_checkpoints_best_npz_and_resume_from_the_trainer(tmp_pa
     assert math.isclose(resumed["history"][-1]["distance"], distances[-1] * 0.9 ** 5, rel_tol=1e-3)
 
 
+class SizedQuadratic(Quadratic):
+    """Quadratic whose 5 steps report batches of 1, 2, 3, 4 and 5 samples and a
+    step figure equal to the step number, and which records the seed of each epoch."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.seeds, self.step_number = {}, 0
+
+    def batches(self, epoch, seed):
+        self.seeds[epoch] = seed                 # (the Trainer also asks for epoch 1's length first)
+        self.step_number = 0
+        return StepBatches(5, lambda: None)
+
+    def train_step(self, batch):
+        figures = super().train_step(batch)
+        self.step_number += 1
+        return dict(figures, step_number=float(self.step_number), size=self.step_number)
+
+
+def test_epoch_means_weight_each_step_by_its_batch_size_and_each_epoch_has_its_own_seed(tmp_path):
+    from minidl.training.config import epoch_seed
+
+    config = make_config("mlp", epochs=3, lr=0.05, seed=4)
+    task = SizedQuadratic(config)
+    result = Trainer(task, config, tmp_path / "q", progress=False, log=lambda *a: None).run()
+    for record in result["history"]:
+        # sum of k * k over k = 1..5 divided by the 15 samples (not by the 5 steps)
+        assert record["step_number"] == pytest.approx(55 / 15, rel=1e-12)
+        assert record["steps"] == 5
+    assert task.seeds == {epoch: epoch_seed(4, epoch) for epoch in (1, 2, 3)}
+    assert len(set(task.seeds.values())) == 3
+
+
 class PoisonedQuadratic(Quadratic):
     """Quadratic with a fault planted at step `at` of epoch 1: a NaN gradient, an
     infinite weight after the update, or a loss multiplied by `scale`."""
