@@ -245,3 +245,10 @@ def test_upsample_layer_is_interpolate_with_its_settings():
     np.testing.assert_array_equal(layer(x).data, F.interpolate(x, scale_factor=2, mode="bilinear").data)
     assert list(layer.parameters()) == [] and "scale_factor=2" in repr(layer)
     assert nn.Upsample(size=(3, 5))(x).shape == (2, 3, 3, 5)
+
+
+def test_upsample_defaults_to_nearest_neighbours_like_pytorch():
+    x = mdl.tensor(np.array([[[[1.0, 2.0], [3.0, 4.0]]]], dtype=np.float32))    # (1, 1, 2, 2)
+    np.testing.assert_array_equal(nn.Upsample(scale_factor=2)(x).data[0, 0],
+                                  [[1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]])
+    assert nn.Upsample(scale_factor=2).mode == "nearest"

@@ -118,6 +118,19 @@ def test_make_optimizer_builds_the_named_optimizer_at_the_given_lr(name, cls):
     assert type(optimizer) is cls and optimizer.param_groups[0]["lr"] == 0.125
 
 
+@pytest.mark.parametrize("name, weight_decay, expected", [("sgd", None, 0.0), ("adam", None, 0.0),
+                                                          ("adamw", None, 1e-2), ("adamw", 0.0, 0.0),
+                                                          ("sgd", 0.25, 0.25), ("adam", 0.5, 0.5)])
+def test_make_optimizer_passes_weight_decay_and_the_sgd_momentum(name, weight_decay, expected):
+    """weight_decay None means the optimizer's own default (AdamW's 0.01); SGD gets config.momentum."""
+    model, _ = _tiny_model_and_optimizer()
+    config = make_config("mlp", optimizer=name, weight_decay=weight_decay)
+    group = make_optimizer(config, model.parameters()).param_groups[0]
+    assert group["weight_decay"] == expected
+    if name == "sgd":
+        assert group["momentum"] == config.momentum == 0.9
+
+
 def test_epoch_seeds_differ_between_epochs_and_runs_but_repeat():
     seeds = {epoch_seed(s, e) for s in range(3) for e in range(1, 4)}
     assert len(seeds) == 9
