@@ -78,6 +78,28 @@ def test_checkpoint_restores_weights_optimizer_state_epoch_and_config(tmp_path):
         np.testing.assert_array_equal(a.data, b.data)
 
 
+def test_resume_returns_the_checkpoint_epoch_and_only_the_metrics_up_to_it(tmp_path):
+    """metrics.json may hold an epoch the checkpoint does not (a run stopped between
+    the two writes): resume keeps only the records of the epochs the weights saw."""
+    model, optimizer = _tiny_model_and_optimizer(0)
+    run = RunDirectory(tmp_path / "run").create()
+    run.save_checkpoint(model, optimizer, 2, {"model": "tiny"})
+    run.save_metrics([{"epoch": 1, "loss": 3.0}, {"epoch": 2, "loss": 2.0}, {"epoch": 3, "loss": 1.0}])
+    done, records = run.resume(*_tiny_model_and_optimizer(1))
+    assert done == 2 and records == [{"epoch": 1, "loss": 3.0}, {"epoch": 2, "loss": 2.0}]
+
+
+def test_resume_refuses_a_checkpoint_with_another_number_of_schedulers(tmp_path):
+    from minidl.optim.lr_scheduler import StepLR
+
+    model, optimizer = _tiny_model_and_optimizer(0)
+    run = RunDirectory(tmp_path / "run").create()
+    run.save_checkpoint(model, optimizer, 1, {"model": "tiny"})              # no scheduler
+    model, optimizer = _tiny_model_and_optimizer(0)
+    with pytest.raises(ValueError, match="holds 0 learning-rate schedulers, this run has 1"):
+        run.resume(model, optimizer, [StepLR(optimizer, step_size=2)])
+
+
 def test_loading_a_missing_checkpoint_says_no_epoch_finished(tmp_path):
     with pytest.raises(FileNotFoundError, match="not finished an epoch"):
         RunDirectory(tmp_path).load_checkpoint()
