@@ -97,3 +97,13 @@ def test_the_numeric_derivative_is_a_central_difference():
     numeric = float(re.search(r"numeric (\S+),", str(info.value)).group(1))
     weight = np.random.default_rng(0).standard_normal((1,))[0]
     assert numeric == pytest.approx(weight * 2 * 3.0, rel=1e-8)
+
+
+def test_float32_arrays_and_tensors_are_checked_in_float64():
+    """A float32 input is cast to float64 first (in float32 the differences would be noise)."""
+    rng = np.random.default_rng(1)
+    a = rng.uniform(1, 2, (3, 4)).astype(np.float32)
+    assert gradcheck(lambda x: (x * x).sum(), [a])
+    assert gradcheck(lambda x: (x * x).sum(), [mdl.tensor(a, requires_grad=True)])
+    with pytest.raises(GradcheckError):
+        gradcheck(lambda x: SquareWithZeroBackward.apply(x), [a])
