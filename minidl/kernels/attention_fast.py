@@ -60,13 +60,16 @@ keys (`attention_forward_dense`, `attention_backward_dense`):
    `np.dot` on blocks large enough for BLAS to run near its peak: one thread
    per call, inside Numba's parallel loop, so one thread pool runs (as in
    conv_fast.py). The backward runs one task per batch-head and adds each
-   query block's share of dK and dV into them.
+   query block's share of dK and dV into them. With a causal mask, the row
+   maximum and the exponentials run over the keys a row may see (about half
+   of them) and the masked weights are set to 0; the forward's exponentials
+   take `exp_nonpositive_like` (scores minus their row maximum are <= 0).
 """
 import numpy as np
 from numba import njit, prange
 
 from .dropout_hash import dropout_keep
-from .fast_exp import cast_like, exp_like, fast_exp
+from .fast_exp import cast_like, exp_like, exp_nonpositive_like, fast_exp
 from .softmax import _row_max
 
 # fastmath flags for loops: allow reassociation (vectorised sums) and fused
@@ -457,17 +460,20 @@ def forward_dense_task(task, q, k, v, bias, bias_index, causal, scale, seed, thr
         i = i0 + r
         scores_rows(s, r, i, b, bias, bias_index, causal, scale)
         row = s[r]                                         # (S,)
-        m = _row_max(row)                                  # the row max (vectorised)
+        seen = min(i + 1, S) if causal else S              # keys 0 .. seen-1 are not causally masked
+        m = _row_max(row[:seen])                           # the row max (vectorised); the rest is -inf
         if m == -np.inf:                                   # every key masked, or NaN
             row_kind[r] = 2 if has_nan(row) else 1
             for c in range(S):
                 row[c] = 0
             continue
         total = 0.0                                        # float64 sum
-        for c in range(S):
-            e = exp_like(row[c] - m)                       # in [0, 1]; 0 where masked
+        for c in range(seen):
+            e = exp_nonpositive_like(row[c] - m)           # in [0, 1] (row[c] <= m); 0 where masked
             row[c] = e
             total += e
+        for c in range(seen, S):                           # exp(-inf) = 0 without computing it
+            row[c] = 0
         if total != total:                                 # a NaN score (or +inf)
             row_kind[r] = 2
             for c in range(S):
@@ -538,8 +544,11 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
             for d in range(Ev):
                 d_i += dout[b, i, d] * out[b, i, d]
             d_i_like = cast_like(d_i, prow[0])
-            for c in range(S):                             # p_ij = exp(s_ij - lse_i), s - lse in float64
+            seen = min(i + 1, S) if causal else S          # keys 0 .. seen-1 are not causally masked
+            for c in range(seen):                          # p_ij = exp(s_ij - lse_i), s - lse in float64
                 prow[c] = exp_like(cast_like(np.float64(prow[c]) - lse_i, prow[0]))
+            for c in range(seen, S):                       # causally masked: exp(-inf) = 0
+                prow[c] = 0
             if threshold > 0:
                 base = np.uint64((b * L + i) * S)          # flat index of (b, i, 0)
                 for c in range(S):
