@@ -81,6 +81,31 @@ def test_dense_kernels_equal_the_readable_loops_across_query_blocks(dtype, dropo
         assert_close(np.nan_to_num(a), np.nan_to_num(b), dtype, name)
 
 
+@pytest.mark.parametrize("L,S", [(attention_fast.DENSE_Q + 6, 40), (40, attention_fast.DENSE_Q + 6), (1, 1)])
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_causal_kernels_equal_the_readable_loops(dtype, dropout_p, L, S):
+    # causal and short: the dense kernels run, taking the maximum and the
+    # exponentials of each row only over the keys it may see (i + 1 of them,
+    # all S once i >= S); more queries than keys and fewer, a NaN query row,
+    # a non-contiguous query, two query blocks in the first case
+    rng = np.random.default_rng(11)
+    q = rng.standard_normal((2, 3, L)).astype(dtype).swapaxes(-1, -2)        # (2, L, 3) view
+    k, v = rng.standard_normal((2, S, 3)).astype(dtype), rng.standard_normal((2, S, 2)).astype(dtype)
+    if L > 2:
+        q[1, L - 2, 0] = np.nan
+    assert attention_fast.use_dense(q, k, v, causal=True)
+    grad_out = rng.standard_normal((2, L, 2)).astype(dtype)
+    out_fast, grads_fast = run("numba", q, k, v, causal=True, dropout_p=dropout_p, seed=3, grad_out=grad_out)
+    out_read, grads_read = run("python", q, k, v, causal=True, dropout_p=dropout_p, seed=3, grad_out=grad_out)
+    if L > 2:
+        assert np.isnan(out_fast[1, L - 2]).all() and not np.isnan(out_fast[0]).any()
+    for name, a, b in zip(["out", "dq", "dk", "dv"], [out_fast] + grads_fast, [out_read] + grads_read):
+        assert a.dtype == dtype
+        np.testing.assert_array_equal(np.isnan(a), np.isnan(b), err_msg=name)   # the same NaNs
+        assert_close(np.nan_to_num(a), np.nan_to_num(b), dtype, name)
+
+
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tiled_kernels_equal_the_dense_kernels(dtype, causal):
