@@ -184,3 +184,17 @@ def test_mse_loss_hand_case_and_shape_error():
     assert loss.item() == pytest.approx((0 + 4 + 9) / 3)
     with pytest.raises(ValueError, match="mse_loss: target shape"):
         F.mse_loss(mdl.tensor(np.zeros((4, 1))), mdl.tensor(np.zeros(4)))
+
+
+def test_the_default_reduction_is_the_mean_for_every_loss():
+    """PyTorch's default: reduction='mean' (one hand-checkable case per loss)."""
+    x = np.array([[0.0, 2.0], [-1.0, 3.0]])
+    y = np.array([[1.0, 0.0], [0.0, 1.0]])
+    per_element = np.maximum(x, 0) - x * y + np.log1p(np.exp(-np.abs(x)))
+    assert F.binary_cross_entropy_with_logits(mdl.tensor(x), mdl.tensor(y)).item() == pytest.approx(
+        per_element.mean(), rel=1e-12)
+    assert F.mse_loss(mdl.tensor(x), mdl.tensor(y)).item() == pytest.approx(((x - y) ** 2).mean(), rel=1e-12)
+    logits, target = np.array([[2.0, 0.0], [0.0, 1.0]]), np.array([0, 0])
+    log_softmax = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
+    assert F.cross_entropy(mdl.tensor(logits), target).item() == pytest.approx(
+        -log_softmax[[0, 1], [0, 0]].mean(), rel=1e-12)

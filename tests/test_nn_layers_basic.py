@@ -162,6 +162,10 @@ def test_dropout_zeroes_about_p_and_scales_survivors():
     assert out.dtype == np.float32
 
 
+def test_dropout_module_defaults_to_p_one_half():
+    assert nn.Dropout().p == 0.5 and "p=0.5" in repr(nn.Dropout())
+
+
 def test_dropout_module_train_and_eval():
     layer = nn.Dropout(0.5)
     x = mdl.tensor(np.ones((100, 100), np.float32))
