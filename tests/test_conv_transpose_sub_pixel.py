@@ -27,6 +27,7 @@ from minidl.kernels import conv_fast
 from minidl.kernels import conv_transpose_sub_pixel as sub_pixel
 
 from conv_helpers import maybe_transposed, run
+from kernel_calls import counting_kernel_calls
 from threaded_rerun import rerun_with_bounds_check, rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_SUB_PIXEL_THREADS"        # set in the two-thread rerun below
@@ -58,27 +59,6 @@ def gate_open_to_every_size():
         yield
     finally:
         sub_pixel.MIN_CHANNELS, sub_pixel.MIN_INPUT_PIXELS, sub_pixel.MIN_USED = old
-
-
-@contextlib.contextmanager
-def counting_sub_pixel_calls():
-    """Counts the calls of the two parallel kernels while the block is open."""
-    calls = {"forward": 0, "backward": 0}
-    forward, backward = sub_pixel.forward_kernel, sub_pixel.backward_kernel
-
-    def counted_forward(*args):
-        calls["forward"] += 1
-        return forward(*args)
-
-    def counted_backward(*args):
-        calls["backward"] += 1
-        return backward(*args)
-
-    sub_pixel.forward_kernel, sub_pixel.backward_kernel = counted_forward, counted_backward
-    try:
-        yield calls
-    finally:
-        sub_pixel.forward_kernel, sub_pixel.backward_kernel = forward, backward
 
 
 def readable(grad_out, x, weight, output_padding, bias):
@@ -209,7 +189,7 @@ def test_gated_shape_runs_sub_pixel_through_the_public_op_and_equals_the_readabl
     copies = [a.copy() for a in (x, weight, bias)]
     options = dict(stride=2, padding=1, output_padding=output_padding)
     assert sub_pixel.applies(x.shape, weight.shape, (2, 2), (1, 1), output_padding, (1, 1), 1)
-    with counting_sub_pixel_calls() as calls:
+    with counting_kernel_calls(sub_pixel) as calls:
         fast = run("conv_transpose2d", "numba", x, weight, bias, options)
     assert calls == {"forward": 1, "backward": 1}
     slow = run("conv_transpose2d", "python", x, weight, bias, options)
@@ -275,7 +255,7 @@ def test_gradcheck_through_the_public_op_with_sub_pixel_taken(output_padding):
     weight = mdl.Tensor(rng.standard_normal((3, 2, 4, 4)), requires_grad=True)
     bias = mdl.Tensor(rng.standard_normal(2), requires_grad=True)
     fn = lambda a, w, b: F.conv_transpose2d(a, w, b, stride=2, padding=1, output_padding=output_padding)  # noqa: E731
-    with gate_open_to_every_size(), counting_sub_pixel_calls() as calls:
+    with gate_open_to_every_size(), counting_kernel_calls(sub_pixel) as calls:
         assert mdl.gradcheck(fn, [x, weight, bias])
     assert calls["forward"] > 0 and calls["backward"] > 0
 

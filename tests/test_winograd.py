@@ -28,6 +28,7 @@ from minidl.kernels import conv_fast, winograd
 from minidl.ops.conv import conv2d
 
 from conv_helpers import maybe_transposed, run
+from kernel_calls import counting_kernel_calls
 from threaded_rerun import rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_WINOGRAD_THREADS"       # set in the two-thread rerun below
@@ -131,27 +132,6 @@ def test_the_transform_matrices_compute_two_outputs_of_a_3_tap_correlation():
 
 
 # ---- the public op: Winograd is what runs on the shapes it is gated to ----------------
-@contextlib.contextmanager
-def counting_winograd_calls():
-    """Counts the calls of Winograd's two kernels while the block is open."""
-    calls = {"forward": 0, "backward": 0}
-    forward, backward = winograd.forward_kernel, winograd.backward_kernel
-
-    def counted_forward(*args):
-        calls["forward"] += 1
-        return forward(*args)
-
-    def counted_backward(*args):
-        calls["backward"] += 1
-        return backward(*args)
-
-    winograd.forward_kernel, winograd.backward_kernel = counted_forward, counted_backward
-    try:
-        yield calls
-    finally:
-        winograd.forward_kernel, winograd.backward_kernel = forward, backward
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("h, w, padding", [(8, 8, 1), (11, 10, 0), (9, 13, 2)])
 def test_the_public_op_runs_winograd_on_a_gated_shape_and_equals_the_readable_loops(h, w, padding, dtype):
@@ -163,7 +143,7 @@ def test_the_public_op_runs_winograd_on_a_gated_shape_and_equals_the_readable_lo
     options = dict(stride=1, padding=padding)
     assert winograd.applies(x.shape, weight.shape, (1, 1), (padding, padding), (1, 1), 1,
                             (h + 2 * padding - 2, w + 2 * padding - 2))
-    with counting_winograd_calls() as calls:
+    with counting_kernel_calls(winograd) as calls:
         fast = run("conv2d", "numba", x, weight, bias, options)
     assert calls == {"forward": 1, "backward": 1}
     slow = run("conv2d", "python", x, weight, bias, options)
@@ -221,7 +201,7 @@ def test_gradcheck_through_the_public_op_with_winograd_taken(padding):
     x = mdl.Tensor(rng.standard_normal((2, c, 10, 11)), requires_grad=True)
     weight = mdl.Tensor(rng.standard_normal((c, c, 3, 3)) * 0.1, requires_grad=True)
     bias = mdl.Tensor(rng.standard_normal(c), requires_grad=True)
-    with counting_winograd_calls() as calls:
+    with counting_kernel_calls(winograd) as calls:
         assert mdl.gradcheck(lambda a, b, c_: conv2d(a, b, c_, padding=padding), [x, weight, bias])
     assert calls["forward"] > 0 and calls["backward"] > 0
 
