@@ -16,6 +16,21 @@ from minidl.ops.conv import conv2d, conv_transpose2d
 TOLERANCE = {np.float32: dict(rtol=2e-4, atol=2e-4), np.float64: dict(rtol=1e-10, atol=1e-10)}
 
 
+# error a transform-domain convolution (Winograd) may make, relative to the
+# magnitude of the terms summed into each entry
+TRANSFORM_RELATIVE_ERROR = {np.float32: 8e-6, np.float64: 2e-14}
+
+
+def assert_close_in_magnitude(name, got, want, magnitude, dtype):
+    """`got` has `dtype`, `want`'s shape, and lies within
+    TRANSFORM_RELATIVE_ERROR[dtype] * (magnitude + 1) of `want` everywhere, where
+    `magnitude` is the same sum taken over absolute values."""
+    assert got.dtype == dtype and got.shape == want.shape, name
+    allowed = TRANSFORM_RELATIVE_ERROR[dtype] * (magnitude + 1.0)
+    excess = np.abs(got.astype(np.float64) - want) - allowed
+    assert excess.max() <= 0, f"{name}: worst excess {excess.max():.3g} at {np.unravel_index(excess.argmax(), excess.shape)}"
+
+
 def maybe_transposed(rng, shape, dtype, non_contiguous):
     """A standard-normal array of `shape`; when non_contiguous, a transposed view
     of every other column of a (..., W, 2H) array, so its memory is not

@@ -26,15 +26,13 @@ from minidl.kernels import conv as conv_kernels
 from minidl.kernels import conv_fast
 from minidl.kernels import conv_transpose_sub_pixel as sub_pixel
 
-from conv_helpers import maybe_transposed, run
+from conv_helpers import assert_close_in_magnitude, maybe_transposed, run
 from kernel_calls import counting_kernel_calls
 from threaded_rerun import rerun_with_bounds_check, rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_SUB_PIXEL_THREADS"        # set in the two-thread rerun below
 BOUNDS_RUN = "MINIDL_TEST_SUB_PIXEL_BOUNDSCHECK"      # set in the bounds-checked rerun below
 
-# error allowed, relative to the magnitude of the terms summed into each entry
-RELATIVE_ERROR = {np.float32: 8e-6, np.float64: 2e-14}
 GEOMETRY = ((2, 2), (1, 1))                            # stride, padding: the only ones this path takes
 
 
@@ -79,13 +77,6 @@ def magnitudes(grad_out, x, weight, output_padding):
     return out, dx, dw, np.abs(grad_out).sum(axis=(0, 2, 3))
 
 
-def assert_close(name, got, want, magnitude, dtype):
-    assert got.dtype == dtype and got.shape == want.shape, name
-    allowed = RELATIVE_ERROR[dtype] * (magnitude + 1.0)
-    excess = np.abs(got.astype(np.float64) - want) - allowed
-    assert excess.max() <= 0, f"{name}: worst excess {excess.max():.3g} at {np.unravel_index(excess.argmax(), excess.shape)}"
-
-
 @st.composite
 def sub_pixel_cases(draw):
     """Sizes around the tile size (a tile is 2x2 input pixels, 4x4 output pixels)."""
@@ -125,7 +116,7 @@ def test_sub_pixel_kernels_equal_the_readable_loops(case):
         dx_only, none_w = sub_pixel.conv_transpose2d_backward(cg, cx, cw, True, False)
         none_x, dw_only = sub_pixel.conv_transpose2d_backward(cg, cx, cw, False, True)
     for name, got, expected, size in zip(("out", "dx", "dw", "db"), (out, dx, dw, db), want, sizes):
-        assert_close(name, got, expected, size, dtype)
+        assert_close_in_magnitude(name, got, expected, size, dtype)
     assert none_w is None and none_x is None
     np.testing.assert_array_equal(dx_only, dx)          # the same sums whichever gradients are asked for
     np.testing.assert_array_equal(dw_only, dw)
@@ -197,7 +188,7 @@ def test_gated_shape_runs_sub_pixel_through_the_public_op_and_equals_the_readabl
     sizes = magnitudes(upstream, x, weight, output_padding)
     sizes = (sizes[0] + np.abs(bias).reshape(1, -1, 1, 1),) + sizes[1:]
     for name, got, want, size in zip(("out", "dx", "dw", "db"), fast, slow, sizes):
-        assert_close(name, got, want, size, dtype)
+        assert_close_in_magnitude(name, got, want, size, dtype)
     for original, copy in zip((x, weight, bias), copies):
         np.testing.assert_array_equal(original, copy)
 

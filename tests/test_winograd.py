@@ -27,14 +27,11 @@ from minidl.kernels import conv as conv_kernels
 from minidl.kernels import conv_fast, winograd
 from minidl.ops.conv import conv2d
 
-from conv_helpers import maybe_transposed, run
+from conv_helpers import assert_close_in_magnitude, maybe_transposed, run
 from kernel_calls import counting_kernel_calls
 from threaded_rerun import rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_WINOGRAD_THREADS"       # set in the two-thread rerun below
-
-# error allowed, relative to the magnitude of the terms summed into each entry
-RELATIVE_ERROR = {np.float32: 8e-6, np.float64: 2e-14}
 
 
 @contextlib.contextmanager
@@ -65,13 +62,6 @@ def magnitudes(grad_out, x, weight, padding):
         out = conv_kernels.conv2d_forward(np.abs(x), np.abs(weight), *geometry)
         dx, dw = conv_kernels.conv2d_backward(np.abs(grad_out), np.abs(x), np.abs(weight), *geometry)
     return out, dx, dw, np.abs(grad_out).sum(axis=(0, 2, 3))
-
-
-def assert_close(name, got, want, magnitude, dtype):
-    assert got.dtype == dtype and got.shape == want.shape, name
-    allowed = RELATIVE_ERROR[dtype] * (magnitude + 1.0)
-    excess = np.abs(got.astype(np.float64) - want) - allowed
-    assert excess.max() <= 0, f"{name}: worst excess {excess.max():.3g} at {np.unravel_index(excess.argmax(), excess.shape)}"
 
 
 @st.composite
@@ -114,7 +104,7 @@ def test_winograd_kernels_equal_the_readable_loops(case):
         dx_only, none_w = winograd.conv2d_backward(cg, None, cw, padding, x.shape, True, False)
         none_x, dw_only = winograd.conv2d_backward(cg, cx, cw, padding, x.shape, False, True)
     for name, got, expected, size in zip(("out", "dx", "dw", "db"), (out, dx, dw, db), want, sizes):
-        assert_close(name, got, expected, size, dtype)
+        assert_close_in_magnitude(name, got, expected, size, dtype)
     assert none_w is None and none_x is None
     np.testing.assert_array_equal(dx_only, dx)          # the same sums whichever gradients are asked for
     np.testing.assert_array_equal(dw_only, dw)
@@ -152,7 +142,7 @@ def test_the_public_op_runs_winograd_on_a_gated_shape_and_equals_the_readable_lo
     sizes = magnitudes(upstream, x, weight, pad)
     sizes = (sizes[0] + np.abs(bias).reshape(1, -1, 1, 1),) + sizes[1:]
     for name, got, want, size in zip(("out", "dx", "dw", "db"), fast, slow, sizes):
-        assert_close(name, got, want, size, dtype)
+        assert_close_in_magnitude(name, got, want, size, dtype)
 
 
 def test_a_wrong_filter_transform_is_caught():
