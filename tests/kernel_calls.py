@@ -27,3 +27,36 @@ def counting_kernel_calls(module, names=("forward_kernel", "backward_kernel")):
     finally:
         for name, kernel in originals.items():
             setattr(module, name, kernel)
+
+
+
+def blas_threads_seen(module, names, call):
+    """Run `call()` with every loaded BLAS set to two threads, each
+    `module.<name>` (a Python function of the module that calls BLAS) wrapped
+    to record the BLAS thread count in force when it runs. Returns (seen,
+    after): seen maps each name to one entry per call, the most threads any
+    BLAS would use then; after is that count once `call()` has returned."""
+    from threadpoolctl import threadpool_limits
+    from minidl.threads import _blas_libraries
+
+    def most_threads():
+        return max(library.num_threads for library in _blas_libraries().lib_controllers)
+
+    seen = {name: [] for name in names}
+    originals = {name: getattr(module, name) for name in names}
+
+    def recorded(name, function):
+        def wrapper(*args, **kwargs):
+            seen[name].append(most_threads())
+            return function(*args, **kwargs)
+        return wrapper
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        for name, function in originals.items():
+            setattr(module, name, recorded(name, function))
+        try:
+            call()
+        finally:
+            for name, function in originals.items():
+                setattr(module, name, function)
+        return seen, most_threads()

@@ -27,7 +27,7 @@ from minidl.kernels import conv_fast
 from minidl.kernels import conv_transpose_sub_pixel as sub_pixel
 
 from conv_helpers import assert_close_in_magnitude, maybe_transposed, run
-from kernel_calls import counting_kernel_calls
+from kernel_calls import blas_threads_seen, counting_kernel_calls
 from threaded_rerun import rerun_with_bounds_check, rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_SUB_PIXEL_THREADS"        # set in the two-thread rerun below
@@ -193,6 +193,23 @@ def test_gated_shape_runs_sub_pixel_through_the_public_op_and_equals_the_readabl
         np.testing.assert_array_equal(original, copy)
 
 
+def test_weight_transforms_run_single_threaded_blas_while_the_pool_works():
+    """The filter transform and its adjoint are BLAS products too: they run inside
+    the single-threaded-BLAS block, so a BLAS pool left on two threads never
+    wakes threads that would spin beside Numba's kernel. The count comes back after."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 32, 8, 8)).astype(np.float32)
+    weight = rng.standard_normal((32, 32, 4, 4)).astype(np.float32)
+
+    def forward_and_backward():
+        out = sub_pixel.conv_transpose2d_forward(x, weight, (0, 0))
+        sub_pixel.conv_transpose2d_backward(np.ones_like(out), x, weight, True, True)
+
+    seen, after = blas_threads_seen(sub_pixel, ("weight_transform", "weight_gradient"), forward_and_backward)
+    assert seen == {"weight_transform": [1, 1], "weight_gradient": [1]}
+    assert after == 2
+
+
 def test_a_wrong_filter_transform_is_caught():
     """The comparison is sharp enough to catch a transform matrix off in one entry."""
     rng = np.random.default_rng(2)
@@ -290,7 +307,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=37)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=38)
 
 
 @pytest.mark.slow

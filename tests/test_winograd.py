@@ -28,7 +28,7 @@ from minidl.kernels import conv_fast, winograd
 from minidl.ops.conv import conv2d
 
 from conv_helpers import assert_close_in_magnitude, maybe_transposed, run
-from kernel_calls import counting_kernel_calls
+from kernel_calls import blas_threads_seen, counting_kernel_calls
 from threaded_rerun import rerun_with_two_threads
 
 THREADED_RUN = "MINIDL_TEST_WINOGRAD_THREADS"       # set in the two-thread rerun below
@@ -145,6 +145,23 @@ def test_the_public_op_runs_winograd_on_a_gated_shape_and_equals_the_readable_lo
         assert_close_in_magnitude(name, got, want, size, dtype)
 
 
+def test_weight_transforms_run_single_threaded_blas_while_the_pool_works():
+    """The filter transform and its adjoint are BLAS products too: they run inside
+    the single-threaded-BLAS block, as the kernel's own products do. The count
+    comes back after."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 16, 6, 6)).astype(np.float32)
+    weight = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+
+    def forward_and_backward():
+        out = winograd.conv2d_forward(x, weight, (1, 1))
+        winograd.conv2d_backward(np.ones_like(out), x, weight, (1, 1), x.shape, True, True)
+
+    seen, after = blas_threads_seen(winograd, ("weight_transform", "weight_gradient"), forward_and_backward)
+    assert seen == {"weight_transform": [1, 1], "weight_gradient": [1]}
+    assert after == 2
+
+
 def test_a_wrong_filter_transform_is_caught():
     """The comparison above is sharp enough to catch a transform matrix off by one entry."""
     rng = np.random.default_rng(2)
@@ -204,4 +221,4 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=22)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=23)

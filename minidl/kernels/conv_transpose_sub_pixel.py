@@ -633,11 +633,13 @@ def conv_transpose2d_forward(x, weight, output_padding, bias=None):
     n, _, height, width = x.shape
     c_out = weight.shape[1]
     ho, wo = 2 * height + output_padding[0], 2 * width + output_padding[1]
-    u = weight_transform(weight)                                      # (36, Cout, Cin)
     bias = np.zeros(c_out, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     out = np.empty((n, c_out, ho, wo), x.dtype)
     blocks = sample_blocks(n, x.size * weight[0].size)               # multiply-adds of the direct sum
+    # the filter transform is a BLAS product too: inside the block, so no BLAS threads
+    # wake to spin beside the kernel's pool (the same for its adjoint after the kernel)
     with numba_threads(blocks), single_threaded_blas():
+        u = weight_transform(weight)                                  # (36, Cout, Cin)
         forward_kernel(x, u, bias, BLOCK, FIRST_BLOCK, BLOCK_COUNT, CHUNK_TILES, blocks, out)
     return out
 
@@ -647,16 +649,18 @@ def conv_transpose2d_backward(grad_out, x, weight, need_input, need_weight, need
     with need_bias. x: (N, Cin, H, W) is read only if need_weight; its shape is always used."""
     n, c_out = grad_out.shape[:2]
     c_in = weight.shape[0]
-    u = weight_transform(weight)                                      # (36, Cout, Cin)
     dx = np.empty(x.shape if need_input else (0, 0, 0, 0), grad_out.dtype)
     source = x if need_weight else dx                                 # any 4-D array of the dtype
     blocks = sample_blocks(n, x.size * weight[0].size)
+    # the filter transform is a BLAS product too: inside the block, so no BLAS threads
+    # wake to spin beside the kernel's pool (the same for its adjoint after the kernel)
     with numba_threads(blocks), single_threaded_blas():
+        u = weight_transform(weight)                                  # (36, Cout, Cin)
         du_parts = np.empty((blocks,) + ((36, c_out, c_in) if need_weight else (0, 0, 0)), grad_out.dtype)
         db_parts = np.zeros((blocks, c_out if need_bias else 0))      # float64 partial sums
         backward_kernel(source, u, grad_out, BLOCK, FIRST_BLOCK, BLOCK_COUNT, need_input, need_weight,
                         CHUNK_TILES, dx, du_parts, db_parts)
-    d_weight = weight_gradient(du_parts.sum(axis=0), grad_out.dtype) if need_weight else None
+        d_weight = weight_gradient(du_parts.sum(axis=0), grad_out.dtype) if need_weight else None
     d_input = dx if need_input else None
     if need_bias:
         return d_input, d_weight, db_parts.sum(axis=0).astype(grad_out.dtype)

@@ -405,11 +405,13 @@ def conv2d_forward(x, weight, padding, bias=None):
     c_out = weight.shape[0]
     ph, pw = padding
     ho, wo = height + 2 * ph - 2, width + 2 * pw - 2
-    u = weight_transform(weight)                                      # (16, Cout, Cin)
     bias = np.zeros(c_out, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
     out = np.empty((n, c_out, ho, wo), x.dtype)
     blocks = sample_blocks(n, out.size * weight[0].size)
+    # the filter transform is a BLAS product too: inside the block, so no BLAS threads
+    # wake to spin beside the kernel's pool (the same for its adjoint after the kernel)
     with numba_threads(blocks), single_threaded_blas():
+        u = weight_transform(weight)                                  # (16, Cout, Cin)
         forward_kernel(x, u, bias, ph, pw, CHUNK_TILES, blocks, out)
     return out
 
@@ -419,16 +421,18 @@ def conv2d_backward(grad_out, x, weight, padding, input_shape, need_input, need_
     x is read only if need_weight (it may then be None otherwise)."""
     n, c_out = grad_out.shape[:2]
     c_in = weight.shape[1]
-    u = weight_transform(weight)                                      # (16, Cout, Cin)
     dx = np.empty(input_shape if need_input else (0, 0, 0, 0), grad_out.dtype)
     source = x if need_weight else dx                                 # any 4-D array of the dtype
     blocks = sample_blocks(n, grad_out.size * weight[0].size)
+    # the filter transform is a BLAS product too: inside the block, so no BLAS threads
+    # wake to spin beside the kernel's pool (the same for its adjoint after the kernel)
     with numba_threads(blocks), single_threaded_blas():
+        u = weight_transform(weight)                                  # (16, Cout, Cin)
         du_parts = np.empty((blocks,) + ((16, c_out, c_in) if need_weight else (0, 0, 0)), grad_out.dtype)
         db_parts = np.zeros((blocks, c_out if need_bias else 0))      # float64 partial sums
         backward_kernel(source, u, grad_out, padding[0], padding[1], need_input, need_weight,
                         CHUNK_TILES, dx, du_parts, db_parts)
-    d_weight = weight_gradient(du_parts.sum(axis=0), grad_out.dtype) if need_weight else None
+        d_weight = weight_gradient(du_parts.sum(axis=0), grad_out.dtype) if need_weight else None
     d_input = dx if need_input else None
     if need_bias:
         return d_input, d_weight, db_parts.sum(axis=0).astype(grad_out.dtype)
