@@ -17,6 +17,7 @@
 `main(argv)` returns the exit code, so tests call it in-process.
 """
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -94,6 +95,7 @@ def _sample(args):
     _positive("--num", args.num)
     if args.length < 0:
         raise ValueError(f"--length must be >= 0, got {args.length}")
+    _writable_file("--out", args.out)
     config = RunDirectory(args.run_dir).load_config()
     entry = models.model_entry(config["model"])
     if entry.kind != "generator":
@@ -139,12 +141,33 @@ def _positive(option, value):
         raise ValueError(f"{option} must be a positive integer, got {value}")
 
 
+def _writable_file(option, path):
+    """A ValueError naming the option unless a file can be written at `path`:
+    checked before any work, by creating and removing a probe file beside it
+    (so nothing is left behind, and a read-only place is caught even as root)."""
+    if path is None:
+        return
+    target = Path(path)
+    parent = target.parent
+    if target.is_dir():
+        raise ValueError(f"{option} {path} is a directory; give a file name")
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: the directory {parent} does not exist")
+    probe = parent / f".minidl-write-test-{os.getpid()}"
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"{option} {path}: cannot write in {parent} ({error.strerror or error})") from None
+
+
 def _explain(args):
     from .explain import explain_run
 
     _positive("--num", args.num)
     if not 0 < args.fraction < 1:
         raise ValueError(f"--fraction must be between 0 and 1 (the share of pixels hidden), got {args.fraction}")
+    _writable_file("--out", args.out)
 
     explain_run(args.run_dir, num=args.num, layer=args.layer, fraction=args.fraction, out=args.out)
     return 0
@@ -157,6 +180,7 @@ def _complete(args):
     _positive("--samples", args.samples)
     if args.temperature is not None and not args.temperature > 0:
         raise ValueError(f"--temperature must be > 0, got {args.temperature}")
+    _writable_file("--out", args.out)
 
     complete_run(args.run_dir, num=args.num, samples=args.samples, classifier_run=args.classifier,
                  temperature=args.temperature, seed=args.seed, out=args.out, start=args.start)

@@ -519,3 +519,68 @@ def test_a_batch_larger_than_a_drop_last_training_set_is_one_line(tmp_path, caps
     err = _one_line(capsys.readouterr().err)
     assert "an epoch of gan has no batches: batch_size 100000" in err, err
     assert not (run / "checkpoint.npz").exists()
+
+
+# ---- --out of explain / sample / complete is checked before any work ----
+def _unwritable_directory(tmp_path):
+    """A directory no file can be created in (for root too: /proc/self refuses everyone)."""
+    import os
+
+    if os.geteuid() == 0:
+        return Path("/proc/self")
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    return locked
+
+
+@pytest.mark.parametrize("where, message", [
+    ("missing", "the directory {parent} does not exist"),
+    ("read-only", "cannot write in {parent}"),
+    ("a directory", "is a directory; give a file name"),
+])
+@pytest.mark.parametrize("command", ["explain", "sample", "complete"])
+def test_an_unwritable_out_path_is_refused_before_any_work(finished_mlp_run, tmp_path, capsys, monkeypatch,
+                                                           command, where, message):
+    """The check comes first: the command's own work (monkeypatched to record
+    that it ran) never starts, nothing is written, and the one line names the
+    option and the path."""
+    from minidl import completion, explain, models
+
+    started = []
+    monkeypatch.setattr(explain, "explain_run", lambda *a, **k: started.append("explain"))
+    monkeypatch.setattr(completion, "complete_run", lambda *a, **k: started.append("complete"))
+    monkeypatch.setattr(models, "model_entry", lambda name: started.append("sample"))
+    run = _copy_run(finished_mlp_run, tmp_path)
+    before = sorted(p.name for p in run.iterdir())
+    if where == "missing":
+        out = tmp_path / "no-such-dir" / "grid.png"
+    elif where == "read-only":
+        out = _unwritable_directory(tmp_path) / "grid.png"
+    else:
+        out = tmp_path
+    assert cli.main([command, str(run), "--out", str(out)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert len(err.splitlines()) == 1, err
+    assert err.startswith(f"minidl {command}: --out {out}"), err
+    assert message.format(parent=out.parent) in err, err
+    assert started == []
+    assert sorted(p.name for p in run.iterdir()) == before
+    assert not out.exists() or out.is_dir()
+    assert not (tmp_path / "no-such-dir").exists()
+    if where == "read-only":
+        assert not any(p.name.startswith(".minidl-write-test") for p in out.parent.iterdir())
+
+
+def test_a_writable_out_path_reaches_the_sampler_unchanged(monkeypatch, tmp_path):
+    from minidl import models
+
+    seen = []
+    entry = models.ModelEntry("toy-gen", lambda shape, classes: None, kind="generator",
+                              trainer=lambda *a, **k: None, sampler=lambda run_dir, args: seen.append(args.out))
+    monkeypatch.setitem(models.REGISTRY, "toy-gen", entry)
+    RunDirectory(tmp_path / "run").create().save_config({"model": "toy-gen"})
+    out = tmp_path / "samples.png"
+    assert cli.main(["sample", str(tmp_path / "run"), "--out", str(out)]) == 0
+    assert seen == [str(out)] and not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]          # the probe file is gone
