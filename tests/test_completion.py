@@ -174,3 +174,44 @@ def test_completion_without_the_class_reaches_its_measured_floor(tmp_path):
     assert report["start"] == "inferred" and report["digits"] == 450
     assert report["without_class"] >= 0.62 and report["with_class"] >= 0.8, message
     assert report["without_class"] > report["top_half_only"] + 0.35, message
+
+
+class StampsTheStartToken:
+    """A stand-in pixel-gpt: its completions have ink in the bottom half exactly
+    when the start token is the class token of a 7; it scores every token alike."""
+
+    def __init__(self, task):
+        self.config = GPTConfig(vocab_size=task.vocab_size)
+        self.training = False
+
+    def eval(self):
+        self.training = False
+        return self
+
+    def train(self, mode=True):
+        self.training = mode
+        return self
+
+    def __call__(self, idx):
+        return mdl.tensor(np.zeros(np.shape(idx) + (self.config.vocab_size,), np.float32))
+
+    def generate(self, prompt, new_tokens, temperature=1.0, rng=None):
+        ink = np.where(prompt[:, :1] == LEVELS + 7, LEVELS - 1, 0)                    # (N, 1)
+        return np.concatenate([prompt, np.broadcast_to(ink, (len(prompt), new_tokens))], axis=1)
+
+
+def test_report_pairs_each_completion_with_its_own_digit_and_says_which_had_the_class(task):
+    """Worked out by hand with the stand-ins: with the class, a 7 is completed
+    with ink (read 7) and every other digit without (read 1), so the share read
+    right is the share of 1s and 7s; without the class ("unknown" start) no
+    completion has ink, so it is the share of 1s. The 2 samples of a digit sit
+    next to each other and are compared with that digit's label."""
+    labels = task.test_images.labels[:40]
+    assert 0 < np.mean(labels == 7) and 0 < np.mean(labels == 1)
+    report = completion.completion_report(StampsTheStartToken(task), task, ReadsBottomRow(), count=40,
+                                          samples=2, start="unknown")
+    assert report["with_class"] == pytest.approx(np.mean((labels == 7) | (labels == 1)))
+    assert report["without_class"] == pytest.approx(np.mean(labels == 1))
+    assert report["inferred_class"] == pytest.approx(np.mean(labels == 0))        # all scores tie: class 0
+    bottom_ink = task.eval_windows[:40, -8:].max(axis=1) > 0
+    assert report["quantised_originals"] == pytest.approx(np.mean(np.where(bottom_ink, 7, 1) == labels))
