@@ -165,3 +165,34 @@ def test_explain_command_writes_the_grid_and_the_faithfulness_figures(trained_cn
     assert "most important pixels hidden" in capsys.readouterr().out
     assert cli.main(["explain", str(run_dir), "--layer", "fc1"]) == 1      # not a conv map: clear error
     assert "grad_cam" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("mode", [True, False])
+def test_saliency_and_grad_cam_leave_the_model_in_the_mode_they_found(mode):
+    from minidl.models.cnn import CNN
+
+    mdl.manual_seed(4)
+    model = CNN(1, 10, (8, 8), dropout=0.5)
+    x = np.random.default_rng(4).standard_normal((2, 1, 8, 8)).astype(np.float32)
+    for explain_with in (lambda: explain.saliency(model, x), lambda: explain.grad_cam(model, "conv3", x)):
+        model.train(mode)
+        explain_with()
+        assert all(m.training is mode for m in model.modules())
+
+
+def test_explain_command_titles_each_image_true_then_predicted(tmp_path, monkeypatch):
+    """The grid's titles read "true -> predicted" for each test image; a
+    one-epoch MLP gets some wrong, so a swap would show."""
+    run_dir = tmp_path / "mlp"
+    result = fit(make_config("mlp", epochs=1), run_dir, progress=False, log=lambda *a: None, plots=False)
+    test = load_dataset("digits", "test")
+    model = result["model"].eval()
+    with mdl.no_grad():
+        predicted = model(prepare_batch(test.images, "digits")).data.argmax(axis=1)
+    assert np.any(predicted != test.labels)
+    seen = {}
+    monkeypatch.setattr(explain, "plot_explanations",
+                        lambda images, maps, path, titles=None: seen.update(titles=titles, n=len(images)))
+    explain.explain_run(run_dir, num=len(test.labels), log=lambda *a: None)
+    expected = [f"{test.classes[t]} -> {test.classes[p]}" for t, p in zip(test.labels, predicted)]
+    assert seen["n"] == len(test.labels) and seen["titles"] == expected
