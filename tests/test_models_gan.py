@@ -254,3 +254,16 @@ def test_training_updates_the_dcgan_average_once_per_step_and_checkpoints_it(tmp
         np.testing.assert_array_equal(saved[f"generator_average.{name}"], value, err_msg=name)
     live = result["model"].generator.state_dict()
     assert any(not np.array_equal(live[k], v) for k, v in result["model"].generator_average.state_dict().items())
+
+
+def test_the_generator_average_starts_as_a_copy_of_the_generator():
+    """Before any update, sampling from the average is sampling from G itself."""
+    mdl.manual_seed(0)
+    model = GAN(GANConfig(image_size=8, latent_dim=8, width=8), kind="dcgan", ema_decay=0.999)
+    for name, value in model.generator.state_dict().items():
+        np.testing.assert_array_equal(model.generator_average.state_dict()[name], value, err_msg=name)
+    z = model.noise(3, np.random.default_rng(2))
+    model.generator.eval()
+    with mdl.no_grad():
+        direct = model.generator(Tensor(z)).data
+    np.testing.assert_array_equal(model.sample(z=z), direct)
