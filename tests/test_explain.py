@@ -196,3 +196,33 @@ def test_explain_command_titles_each_image_true_then_predicted(tmp_path, monkeyp
     explain.explain_run(run_dir, num=len(test.labels), log=lambda *a: None)
     expected = [f"{test.classes[t]} -> {test.classes[p]}" for t, p in zip(test.labels, predicted)]
     assert seen["n"] == len(test.labels) and seen["titles"] == expected
+
+
+def test_hidden_pixels_take_the_given_value_in_every_channel():
+    images = np.ones((2, 3, 2, 2), dtype=np.float32)
+    pixels = np.array([[[True, False], [False, False]], [[False, False], [False, True]]])
+    hidden = explain.hide(images, pixels, value=-0.5)
+    assert hidden[0, :, 0, 0].tolist() == [-0.5] * 3 and hidden[1, :, 1, 1].tolist() == [-0.5] * 3
+    assert (hidden == 1).sum() == 2 * 3 * 3
+
+
+def test_deletion_check_hides_the_given_value_and_its_random_pixels_follow_the_seed():
+    """A stand-in classifier records what it is shown: the hidden pixels carry
+    `value`; the same seed hides the same random pixels, another seed others."""
+    images = np.ones((4, 1, 5, 5), dtype=np.float32)
+    maps = np.random.default_rng(0).random((4, 5, 5))
+    shown = []
+
+    def classify(batch):
+        shown.append(np.array(batch))
+        return np.zeros(len(batch), dtype=np.int64)
+
+    def random_hidden(seed):
+        shown.clear()
+        explain.deletion_check(classify, images, np.zeros(4), maps, fraction=0.2, seed=seed, value=-2.0)
+        original, salient, randomly = shown
+        assert original.min() == 1.0 and (salient == -2.0).sum() == 4 * 5 and (randomly == -2.0).sum() == 4 * 5
+        return randomly == -2.0
+
+    assert np.array_equal(random_hidden(3), random_hidden(3))
+    assert not np.array_equal(random_hidden(3), random_hidden(4))
