@@ -215,3 +215,25 @@ def test_report_pairs_each_completion_with_its_own_digit_and_says_which_had_the_
     assert report["inferred_class"] == pytest.approx(np.mean(labels == 0))        # all scores tie: class 0
     bottom_ink = task.eval_windows[:40, -8:].max(axis=1) > 0
     assert report["quantised_originals"] == pytest.approx(np.mean(np.where(bottom_ink, 7, 1) == labels))
+
+
+class StampsTheStartTokenAndPrefersSevens(StampsTheStartToken):
+    """As above, but after the class token of a 7 every pixel is more likely
+    (start tokens are ruled out), so the top half of any digit reads best as a 7."""
+
+    def __call__(self, idx):
+        logits = np.zeros(np.shape(idx) + (self.config.vocab_size,), np.float32)
+        logits[np.asarray(idx)[:, 0] == LEVELS + 7, :, LEVELS:] = -10.0
+        return mdl.tensor(logits)
+
+
+def test_the_default_start_without_the_class_is_the_class_the_model_infers(task):
+    """The module's documented default: with no `start` given, a completion
+    without the class starts from the model's own reading of the top half (here
+    always 7, so every completion has ink and is read as a 7)."""
+    labels = task.test_images.labels[:40]
+    report = completion.completion_report(StampsTheStartTokenAndPrefersSevens(task), task, ReadsBottomRow(),
+                                          count=40, samples=2)
+    assert report["inferred_class"] == pytest.approx(np.mean(labels == 7))
+    assert report["without_class"] == pytest.approx(np.mean(labels == 7))
+    assert report["start"] == "inferred"
