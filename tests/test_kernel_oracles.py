@@ -356,3 +356,44 @@ def test_attention_dropout_drops_a_share_p_and_scales_the_rest_by_one_over_one_m
     np.testing.assert_allclose(dq, n(tq.grad), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(dk, n(tk.grad), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(dv, n(tv.grad), rtol=1e-8, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_softmax_row_max_sees_every_lane(backend):
+    # each row's largest entry sits at a different position of the first eight
+    # (and one in the tail): the shift must be the true maximum, or exp overflows
+    x = np.zeros((9, 11))
+    for r in range(9):
+        x[r, r] = 800.0
+    with kernels.use(backend), np.errstate(over="ignore", invalid="ignore"):
+        y = softmax.softmax_forward(x, False)
+        log_y = softmax.softmax_forward(x, True)
+    np.testing.assert_allclose(y, n(torch.softmax(t(x), dim=1)), rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(log_y, n(torch.log_softmax(t(x), dim=1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_max_pool2d_ties_in_a_plane_holding_nan(backend):
+    # 2x2 windows, stride 2: the left window holds the NaN (it wins); the right
+    # one holds a tie, which still goes to its first maximum in scan order
+    x = np.array([[[[1.0, np.nan, 0.0, 7.0],
+                    [2.0, 3.0, 7.0, 7.0]]]])
+    with kernels.use(backend):
+        out, argmax = pooling.max_pool2d_forward(x, (2, 2), (2, 2), (0, 0))
+    assert np.isnan(out[0, 0, 0, 0]) and out[0, 0, 0, 1] == 7.0
+    np.testing.assert_array_equal(argmax[0, 0], [[1, 3]])
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_gelu_over_several_parallel_blocks_matches_torch(backend):
+    from minidl.kernels import gelu_fast
+    x = np.linspace(-5, 5, 2 * gelu_fast.BLOCK + 5)        # the last block is short
+    tx = t(x, True)
+    expected = torch.nn.functional.gelu(tx)
+    gy = np.cos(x)
+    expected.backward(t(gy))
+    with kernels.use(backend):
+        out, cdf = gelu.gelu_forward(x)
+        dx = gelu.gelu_backward(gy, x, cdf)
+    np.testing.assert_allclose(out, n(expected), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(dx, n(tx.grad), rtol=1e-12, atol=1e-14)
