@@ -14,6 +14,7 @@ import pytest
 
 from minidl import kernels
 from minidl.kernels import attention, batch_norm, conv, gelu, layer_norm, pooling, softmax, winograd
+from minidl.kernels.dropout_hash import dropout_threshold
 from minidl.kernels.geometry import as_pair, conv_output_size, conv_transpose_output_size
 
 torch = pytest.importorskip("torch")
@@ -397,3 +398,34 @@ def test_gelu_over_several_parallel_blocks_matches_torch(backend):
         dx = gelu.gelu_backward(gy, x, cdf)
     np.testing.assert_allclose(out, n(expected), rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(dx, n(tx.grad), rtol=1e-12, atol=1e-14)
+
+
+def _splitmix64_top24(seed, index):
+    """SplitMix64's published finaliser of seed + index * golden ratio, top 24
+    bits, in Python integers (wrapped to 64 bits by hand)."""
+    mask = (1 << 64) - 1
+    z = (seed + index * 0x9E3779B97F4A7C15) & mask
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+    return (z ^ (z >> 31)) >> 40
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_dropout_keeps_an_element_whose_hash_equals_the_threshold(backend):
+    """An element is kept when its 24-bit hash is >= the threshold: choose p so
+    that the threshold is exactly the hash of element 1 under seed 0."""
+    h = _splitmix64_top24(0, 1)
+    assert 0 < h < 1 << 24
+    p = h / (1 << 24)
+    assert int(dropout_threshold(p)) == h
+    L = S = 2
+    eye = np.eye(S)[None]
+    q = k = np.zeros((1, L, 1))                       # equal weights 1/2
+    no_mask, index = np.zeros((0, 1, S)), np.zeros(1, np.int64)
+    with kernels.use(backend):
+        out, _ = attention.forward(q, k, eye, no_mask, index, False, 1.0, dropout_p=p, seed=0)
+    # out[0, 0, 1] is weight (0, 0, 1), flat index 1: kept and scaled
+    np.testing.assert_allclose(out[0, 0, 1], 0.5 / (1 - p), rtol=1e-12)
+    for i, j in [(0, 0), (1, 0), (1, 1)]:             # the others follow the same rule
+        kept = _splitmix64_top24(0, i * S + j) >= h
+        np.testing.assert_allclose(out[0, i, j], 0.5 / (1 - p) if kept else 0.0, rtol=1e-12)
