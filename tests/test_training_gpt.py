@@ -122,7 +122,9 @@ def test_sample_into_a_missing_directory_fails_in_one_line(tmp_path, small_model
     target = tmp_path / "no" / "such" / "dir" / "sample.txt"
     assert cli.main(["sample", str(run), "--length", "5", "--out", str(target)]) == 1
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "No such file or directory" in err and str(target) in err
+    assert len(err.splitlines()) == 1 and "--out" in err and str(target) in err
+    assert f"the directory {target.parent} does not exist" in err
+    assert not target.parent.exists()
 
 
 def test_best_npz_keeps_the_epoch_with_the_lowest_validation_loss(tmp_path, small_models):
