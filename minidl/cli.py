@@ -17,7 +17,6 @@
 `main(argv)` returns the exit code, so tests call it in-process.
 """
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -142,9 +141,10 @@ def _positive(option, value):
 
 
 def _writable_file(option, path):
-    """A ValueError naming the option unless a file can be written at `path`:
-    checked before any work, by creating and removing a probe file beside it
-    (so nothing is left behind, and a read-only place is caught even as root)."""
+    """A ValueError naming the option unless a file can be written at `path`,
+    checked before any work (a probe file beside it, removed at once)."""
+    from .training.run_directory import probe_write
+
     if path is None:
         return
     target = Path(path)
@@ -153,10 +153,8 @@ def _writable_file(option, path):
         raise ValueError(f"{option} {path} is a directory; give a file name")
     if not parent.is_dir():
         raise ValueError(f"{option} {path}: the directory {parent} does not exist")
-    probe = parent / f".minidl-write-test-{os.getpid()}"
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_write(parent)
     except OSError as error:
         raise ValueError(f"{option} {path}: cannot write in {parent} ({error.strerror or error})") from None
 

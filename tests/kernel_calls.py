@@ -1,16 +1,30 @@
-"""Count the calls of a kernel module's parallel kernels, so that a test can
-prove the public op took the path it checks (the real kernels still run)."""
+"""Watch the calls of a kernel module's functions while the real ones still
+run: count its parallel kernels, so that a test can prove the public op took
+the path it checks, or record the BLAS threads in force when a function runs."""
 import contextlib
 
 
 @contextlib.contextmanager
-def counting_kernel_calls(module, names=("forward_kernel", "backward_kernel")):
-    """While the block is open, each `module.<name>` is wrapped so that its
-    calls are counted. Yields a dict from each name without its "_kernel"
-    suffix to its count, e.g. {"forward": 1, "backward": 1}; the originals are
-    put back when the block closes, also after an error."""
-    calls = {name.removesuffix("_kernel"): 0 for name in names}
+def _wrapped(module, names, wrap):
+    """While the block is open, each `module.<name>` is replaced by
+    wrap(name, original); the originals are put back when the block closes,
+    also after an error."""
     originals = {name: getattr(module, name) for name in names}
+    for name, function in originals.items():
+        setattr(module, name, wrap(name, function))
+    try:
+        yield
+    finally:
+        for name, function in originals.items():
+            setattr(module, name, function)
+
+
+@contextlib.contextmanager
+def counting_kernel_calls(module, names=("forward_kernel", "backward_kernel")):
+    """While the block is open, the calls of each `module.<name>` are counted.
+    Yields a dict from each name without its "_kernel" suffix to its count,
+    e.g. {"forward": 1, "backward": 1}."""
+    calls = {name.removesuffix("_kernel"): 0 for name in names}
 
     def counted(name, kernel):
         key = name.removesuffix("_kernel")
@@ -20,14 +34,8 @@ def counting_kernel_calls(module, names=("forward_kernel", "backward_kernel")):
             return kernel(*args)
         return call
 
-    for name, kernel in originals.items():
-        setattr(module, name, counted(name, kernel))
-    try:
+    with _wrapped(module, names, counted):
         yield calls
-    finally:
-        for name, kernel in originals.items():
-            setattr(module, name, kernel)
-
 
 
 def blas_threads_seen(module, names, call):
@@ -43,7 +51,6 @@ def blas_threads_seen(module, names, call):
         return max(library.num_threads for library in _blas_libraries().lib_controllers)
 
     seen = {name: [] for name in names}
-    originals = {name: getattr(module, name) for name in names}
 
     def recorded(name, function):
         def wrapper(*args, **kwargs):
@@ -52,11 +59,6 @@ def blas_threads_seen(module, names, call):
         return wrapper
 
     with threadpool_limits(limits=2, user_api="blas"):
-        for name, function in originals.items():
-            setattr(module, name, recorded(name, function))
-        try:
+        with _wrapped(module, names, recorded):
             call()
-        finally:
-            for name, function in originals.items():
-                setattr(module, name, function)
         return seen, most_threads()

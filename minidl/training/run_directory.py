@@ -90,6 +90,15 @@ def unflatten_state(layout, arrays):
     return layout
 
 
+def probe_write(directory):
+    """Create and remove an empty file in `directory`; OSError where nothing can
+    be written there. Asking the file system itself catches a read-only place
+    even for root, for whom permission bits allow everything."""
+    probe = Path(directory) / f".minidl-write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
+
+
 class RunDirectory:
     """Reads and writes the files of one run (see the module docstring)."""
 
@@ -110,9 +119,7 @@ class RunDirectory:
             raise ValueError(f"{path} is an existing file, not a directory; choose another run directory")
         try:
             path.mkdir(parents=True, exist_ok=True)
-            probe = path / ".minidl-write-test"
-            probe.write_bytes(b"")
-            probe.unlink()
+            probe_write(path)
         except OSError as error:
             raise ValueError(f"cannot write the run directory {path}: "
                              f"{error.strerror or error}") from None
