@@ -27,7 +27,7 @@ the same length. Long runs with unit stride compile to SIMD loads and
 stores; no table, no short loops.
 
 The weight is reordered the same way once per call, w_cl[g, o, (i*kw + j)*Cg
-+ c] = W[g*cog + o, c, i, j], and the three products become
++ c] = W[g*cog + o, c, i, j] (`reorder_weight`), and the three products become
     out_g^T   = colsT @ w_cl_g^T      (m*P, K) @ (K, cog)
     dW_cl_g   = gy_g @ colsT          (cog, m*P) @ (m*P, K)
     dcolsT    = gy_g^T @ w_cl_g       (m*P, cog) @ (cog, K)
@@ -35,7 +35,10 @@ The weight is reordered the same way once per call, w_cl[g, o, (i*kw + j)*Cg
 because OpenBLAS runs w_cl_g @ colsT^T 5-20% slower at these shapes). The
 transposes (a sample's channels into xp, the gradient buffer and the
 output back out to NCHW) are one pass over one image each, against kh*kw/(sh*sw) images' worth of column
-entries (4 at k4 s2).
+entries (4 at k4 s2). The reordering of the weight and the sum of the
+blocks' weight gradients (back in W's order, `sum_weight_parts`) run inside
+the parallel kernels too, split over the threads by output channel: cheaper
+than NumPy transposes and a NumPy sum, and no calls of their own.
 
 Shapes below: G groups, cog = Cout/G, Cg input channels per group,
 K = kh*kw*Cg, P = ho*wo output pixels per sample.
@@ -57,16 +60,42 @@ def takes_channels_last(stride, dilation, channels_per_group):
         and channels_per_group >= CHANNELS_LAST_MIN_CHANNELS
 
 
-def weight_channels_last(weight, groups):
-    """(Cout, Cg, kh, kw) -> (G, cog, kh*kw*Cg): w_cl[g, o, (i*kw + j)*Cg + c] = W[g*cog + o, c, i, j]."""
-    c_out, cg, kh, kw = weight.shape
-    return np.ascontiguousarray(weight.transpose(0, 2, 3, 1)).reshape(groups, c_out // groups, kh * kw * cg)
+# ---- the weight and its gradient, channels last (run inside the parallel kernels) ----
+@njit(cache=True)
+def reorder_weight(weight, w_cl, first, end):
+    """w_cl[g, o, (i*kw + j)*Cg + c] = W[g*cog + o, c, i, j] for output channels
+    g*cog + o in first .. end - 1 (the order of a row of colsT).
+    weight: (Cout, Cg, kh, kw) read only; w_cl: (G, cog, kh*kw*Cg)."""
+    cog = w_cl.shape[1]
+    cg, taps = weight.shape[1], weight.shape[2] * weight.shape[3]
+    for channel in range(first, end):
+        src = weight[channel].reshape(cg, taps)                          # [c, i*kw + j]
+        dst = w_cl[channel // cog, channel % cog].reshape(taps, cg)      # [i*kw + j, c]
+        for tap in range(taps):
+            for c in range(cg):
+                dst[tap, c] = src[c, tap]
 
 
-def weight_from_channels_last(d_weight_cl, shape):
-    """The inverse of weight_channels_last: (G, cog, kh*kw*Cg) -> a new (Cout, Cg, kh, kw) array."""
-    c_out, cg, kh, kw = shape
-    return np.ascontiguousarray(d_weight_cl.reshape(c_out, kh, kw, cg).transpose(0, 3, 1, 2))
+@njit(cache=True)
+def sum_weight_parts(dw_parts, d_weight, first, end):
+    """d_weight[g*cog + o, c, i, j] = sum over blocks b of dw_parts[b, g, o, (i*kw + j)*Cg + c]
+    for output channels g*cog + o in first .. end - 1: the blocks' partial
+    weight gradients added up (in block order) and put back in W's order.
+    dw_parts: (B, G, cog, kh*kw*Cg), those channels' rows of block 0 overwritten
+    with the sum (added along the rows, then reordered once); d_weight: (Cout, Cg, kh, kw)."""
+    cog = dw_parts.shape[2]
+    cg, taps = d_weight.shape[1], d_weight.shape[2] * d_weight.shape[3]
+    for channel in range(first, end):
+        total = dw_parts[0, channel // cog, channel % cog]              # (K,): block 0's row, then the sum
+        for b in range(1, dw_parts.shape[0]):
+            part = dw_parts[b, channel // cog, channel % cog]
+            for q in range(total.shape[0]):
+                total[q] += part[q]
+        src = total.reshape(taps, cg)                                    # [i*kw + j, c]
+        dst = d_weight[channel].reshape(cg, taps)                        # [c, i*kw + j]
+        for c in range(cg):
+            for tap in range(taps):
+                dst[c, tap] = src[tap, c]
 
 
 # ---- channels-last copies ----------------------------------------------------------
@@ -142,19 +171,29 @@ def col2im_channels_last(cols_t, first_row, kh, kw, sh, sw, ho, wo, dxp):
 
 # ---- the parallel kernels (bare prange over blocks of samples, as in conv_fast.py) ----
 @njit(parallel=True, cache=True)
-def forward_kernel(x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
-                   gy, need_weight, chunk_columns, out, dw_parts, db_parts):
+def forward_kernel(x, weight, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
+                   gy, need_weight, chunk_columns, out, dw_parts, d_weight, db_parts):
     """conv_fast.forward_kernel's contract, with the weight and its gradient channels-last:
-    w_cl:     (G, cog, K) = weight_channels_last(W), read only.
+    weight:   (Cout, Cg, kh, kw), read only.
+    w_cl:     (G, cog, K) scratch: first written with the weight, reordered (reorder_weight).
     out:      (N, G, cog, P), every entry written: W_g @ im2col(x[n], g) (+ bias).
     gy:       (N, G, cog, P), read only, used if need_weight.
-    dw_parts: (B, G, cog, K); if need_weight, block b writes the sum over its samples
-              of gy[n, g] @ colsT(x[n], g) (channels-last order).
+    dw_parts: (B, G, cog, K) scratch; if need_weight, block b writes the sum over
+              its samples of gy[n, g] @ colsT(x[n], g) (channels-last order) ...
+    d_weight: (Cout, Cg, kh, kw); ... and then the blocks' sum is written here, in W's order.
     db_parts: (B, C) float64 zeros or (B, 0): block b adds the sums of x's channels.
+    Three parallel loops, each split over the B blocks: reorder the weight,
+    the blocks of samples, add up the weight gradient (output channels split).
     """
-    for b in prange(dw_parts.shape[0]):
+    n_blocks, c_out = dw_parts.shape[0], weight.shape[0]
+    for b in prange(n_blocks):                    # output channels b*Cout//B .. of w_cl
+        reorder_weight(weight, w_cl, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
+    for b in prange(n_blocks):
         forward_block(np.int64(b), x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
                       gy, need_weight, chunk_columns, out, dw_parts, db_parts)
+    if need_weight:
+        for b in prange(n_blocks):                # output channels b*Cout//B .. of d_weight
+            sum_weight_parts(dw_parts, d_weight, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
 
 
 @njit(cache=True)
@@ -176,7 +215,7 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
     gy_full, gy_rest = np.empty((cog, chunk * w_cols), x.dtype), np.empty((cog, rest * w_cols), x.dtype)
     product = np.empty((cog, k), x.dtype)                 # one chunk's weight gradient
     xp = np.zeros((height + 2 * ph, width + 2 * pw, cg), x.dtype)   # padded sample; border stays 0
-    if need_weight:
+    if need_weight and first == end:                      # no samples: a zero part (else the first chunk writes it)
         dw_parts[b] = 0.0
     for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
         m = min(chunk, end - c0)
@@ -204,23 +243,35 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
                     value = bias[g * cog + o] if bias.shape[0] > 0 else 0.0
                     for q in range(per):
                         dst[q] = block[q, o] + value
-            if need_weight:
-                np.dot(gyc, cols_t, product)              # (cog, m*P) @ (m*P, K)
-                conv_fast.add_into(dw_parts[b, g], product)
+            if need_weight:                               # (cog, m*P) @ (m*P, K)
+                if c0 == first:                           # the block's first chunk: straight into its part
+                    np.dot(gyc, cols_t, dw_parts[b, g])
+                else:
+                    np.dot(gyc, cols_t, product)
+                    conv_fast.add_into(dw_parts[b, g], product)
 
 
 @njit(parallel=True, cache=True)
-def backward_kernel(x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
-                    need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts):
+def backward_kernel(x, weight, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
+                    need_input, need_weight, chunk_columns, bias, dx, dw_parts, d_weight, db_parts):
     """conv_fast.backward_kernel's contract, with the weight and its gradient channels-last:
-    w_cl:     (G, cog, K) = weight_channels_last(W), read only.   gy: (N, G, cog, P), read only.
+    weight:   (Cout, Cg, kh, kw), read only.   gy: (N, G, cog, P), read only.
+    w_cl:     (G, cog, K) scratch: first written with the weight, reordered (reorder_weight).
     dx:       (N, C, H, W); if need_input, every entry written (+ bias (C,) or none (0,)).
-    dw_parts: (B, G, cog, K); if need_weight, block b writes its samples' sum of gy @ colsT.
+    dw_parts: (B, G, cog, K) scratch; if need_weight, block b writes its samples' sum of gy @ colsT ...
+    d_weight: (Cout, Cg, kh, kw); ... and then the blocks' sum is written here, in W's order.
     db_parts: (B, Cout) float64 zeros or (B, 0): block b adds the sums of gy's channels.
+    Three parallel loops, as in forward_kernel.
     """
-    for b in prange(dw_parts.shape[0]):
+    n_blocks, c_out = dw_parts.shape[0], weight.shape[0]
+    for b in prange(n_blocks):                    # output channels b*Cout//B .. of w_cl
+        reorder_weight(weight, w_cl, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
+    for b in prange(n_blocks):
         backward_block(np.int64(b), x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
                        need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts)
+    if need_weight:
+        for b in prange(n_blocks):                # output channels b*Cout//B .. of d_weight
+            sum_weight_parts(dw_parts, d_weight, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
 
 
 @njit(cache=True)
@@ -242,7 +293,7 @@ def backward_block(b, x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
     product = np.empty((cog, k), gy.dtype)
     xp = np.zeros((height + 2 * ph, width + 2 * pw, cg), gy.dtype)   # padded sample; border stays 0
     dxp = np.empty((height + 2 * ph, width + 2 * pw, cg), gy.dtype)  # its gradient
-    if need_weight:
+    if need_weight and first == end:                      # no samples: a zero part (else the first chunk writes it)
         dw_parts[b] = 0.0
     for c0 in range(first, end, chunk):
         m = min(chunk, end - c0)
@@ -261,8 +312,11 @@ def backward_block(b, x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
                 for t in range(m):
                     pad_sample_channels_last(x, c0 + t, g * cg, ph, pw, xp)
                     im2col_channels_last(xp, kh, kw, sh, sw, ho, wo, cols_t, t * per)
-                np.dot(gyc, cols_t, product)              # (cog, m*P) @ (m*P, K)
-                conv_fast.add_into(dw_parts[b, g], product)
+                if c0 == first:                           # (cog, m*P) @ (m*P, K); the block's first chunk
+                    np.dot(gyc, cols_t, dw_parts[b, g])   # straight into its part
+                else:
+                    np.dot(gyc, cols_t, product)
+                    conv_fast.add_into(dw_parts[b, g], product)
             if need_input:
                 np.dot(gyc.T, w_cl[g], cols_t)            # (m*P, cog) @ (cog, K)
                 for t in range(m):

@@ -543,16 +543,18 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
         db_parts = np.zeros((blocks, x.shape[1] if need_input_sums else 0))   # float64 partial sums
         bias = np.zeros(0, x.dtype) if bias is None else kernel_array(bias)
         if channels_last:          # strided, enough channels: conv_channels_last.py's columns
+            # (it reorders the weight into a scratch array and writes the summed weight gradient itself)
+            d_weight = np.empty(weight.shape if need_weight else (0, 0, 0, 0), x.dtype)
             conv_channels_last.forward_kernel(
-                x, conv_channels_last.weight_channels_last(weight, groups), bias, kh, kw, *stride, *padding,
-                ho, wo, gy, need_weight, CHUNK_COLUMNS, out, dw_parts, db_parts)
+                x, weight, np.empty((groups, cog, k), x.dtype), bias, kh, kw, *stride, *padding,
+                ho, wo, gy, need_weight, CHUNK_COLUMNS, out, dw_parts, d_weight, db_parts)
         else:
             forward_kernel(x, w_mat, bias, kh, kw, *stride, *padding, *dilation, ho, wo,
                            gy, need_weight, CHUNK_COLUMNS, out, dw_parts, db_parts)
     if not need_weight:
         return result
-    d_weight = (conv_channels_last.weight_from_channels_last(dw_parts.sum(axis=0), weight.shape)
-                if channels_last else _weight_gradient(dw_parts, weight.shape))
+    if not channels_last:
+        d_weight = _weight_gradient(dw_parts, weight.shape)   # the blocks' partial sums, added up
     if need_input_sums:
         return result, d_weight, db_parts.sum(axis=0).astype(x.dtype)
     return result, d_weight
@@ -581,16 +583,18 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
         db_parts = np.zeros((blocks, c_out if need_bias else 0))           # float64 partial sums
         bias = np.zeros(0, grad_out.dtype) if add_to_input is None else kernel_array(add_to_input)
         if channels_last:          # strided, enough channels: conv_channels_last.py's columns
+            # (it reorders the weight into a scratch array and writes the summed weight gradient itself)
+            d_weight = np.empty(weight.shape if need_weight else (0, 0, 0, 0), grad_out.dtype)
             conv_channels_last.backward_kernel(
-                source, conv_channels_last.weight_channels_last(weight, groups), gy, kh, kw, *stride, *padding,
-                ho, wo, need_input, need_weight, CHUNK_COLUMNS, bias, dx, dw_parts, db_parts)
+                source, weight, np.empty((groups, cog, k), grad_out.dtype), gy, kh, kw, *stride, *padding,
+                ho, wo, need_input, need_weight, CHUNK_COLUMNS, bias, dx, dw_parts, d_weight, db_parts)
         else:
             backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,
                             need_input, need_weight, CHUNK_COLUMNS, bias, dx, dw_parts, db_parts)
-    d_weight = None
-    if need_weight:
-        d_weight = (conv_channels_last.weight_from_channels_last(dw_parts.sum(axis=0), weight.shape)
-                    if channels_last else _weight_gradient(dw_parts, weight.shape))
+    if not need_weight:
+        d_weight = None
+    elif not channels_last:
+        d_weight = _weight_gradient(dw_parts, weight.shape)   # the blocks' partial sums, added up
     if need_bias:
         return (dx if need_input else None), d_weight, db_parts.sum(axis=0).astype(grad_out.dtype)
     return (dx if need_input else None), d_weight
