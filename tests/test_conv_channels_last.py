@@ -143,6 +143,40 @@ def test_gradcheck_through_the_public_op_on_the_channels_last_path(op):
     assert calls["forward"] > 0 and calls["backward"] > 0
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_weight_reordering_and_block_sum_equal_numpy_transposes(dtype):
+    rng = np.random.default_rng(5)
+    groups, cog, cg, kh, kw, blocks = 2, 3, 5, 3, 2, 3
+    weight = rng.standard_normal((groups * cog, cg, kh, kw)).astype(dtype)
+    w_cl = np.full((groups, cog, kh * kw * cg), np.nan, dtype)
+    for first, end in ((0, 4), (4, 6)):                 # two uneven ranges of output channels, as two threads
+        conv_channels_last.reorder_weight(weight, w_cl, first, end)
+    expected_cl = weight.transpose(0, 2, 3, 1).reshape(groups, cog, kh * kw * cg)
+    np.testing.assert_array_equal(w_cl, expected_cl)
+
+    parts = rng.standard_normal((blocks, groups, cog, kh * kw * cg)).astype(dtype)
+    expected = parts.sum(axis=0).reshape(groups * cog, kh, kw, cg).transpose(0, 3, 1, 2)
+    d_weight = np.full(weight.shape, np.nan, dtype)
+    for first, end in ((0, 1), (1, 6)):
+        conv_channels_last.sum_weight_parts(parts.copy(), d_weight, first, end)
+    np.testing.assert_allclose(d_weight, expected, **TOLERANCE[dtype])
+    block_0_alone = parts[0].reshape(groups * cog, kh, kw, cg).transpose(0, 3, 1, 2)
+    assert not np.allclose(block_0_alone, expected)     # the check would see a sum that skipped blocks
+
+
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+def test_more_sample_blocks_than_threads_add_up_to_the_readable_loops(op, monkeypatch):
+    """Three blocks of uneven size (1, 1 and 2 samples; more than the threads):
+    each writes its own part of the weight gradient, and the kernel's sum of the
+    parts is the whole gradient."""
+    monkeypatch.setattr(conv_fast, "sample_blocks", lambda n, work: min(n, 3))
+    cfg = dict(n=4, c_in=16, c_out=8, h=7, w=6, kh=3, kw=3, stride=(2, 2), padding=(1, 1), dilation=(1, 1),
+               groups=2 if op == "conv2d" else 1, bias=True, dtype=np.float64, non_contiguous=False, seed=4)
+    if op == "conv_transpose2d":
+        cfg = dict(cfg, c_in=3, c_out=16, output_padding=(1, 0))
+    check_against_readable_loops(cfg, op, chunk_columns=40)
+
+
 def test_threaded_process_runs_with_two_threads():
     if os.environ.get(THREADED_RUN):
         import numba
@@ -152,7 +186,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=36)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=40)
 
 
 @pytest.mark.slow
