@@ -164,6 +164,107 @@ def test_weight_reordering_and_block_sum_equal_numpy_transposes(dtype):
     assert not np.allclose(block_0_alone, expected)     # the check would see a sum that skipped blocks
 
 
+def numpy_columns_channels_last(x, kh, kw, stride, padding, groups, ho, wo):
+    """The column matrices of the module docstring, from NumPy slicing:
+    columns[g, n*P + oy*wo + ox, (i*kw + j)*Cg + c] = x_pad[n, g*Cg + c, oy*sh + i, ox*sw + j]."""
+    (sh, sw), (ph, pw) = stride, padding
+    n, c_in = x.shape[:2]
+    cg = c_in // groups
+    x_pad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    taps = np.empty((n, c_in, kh, kw, ho, wo), x.dtype)           # taps[n, c, i, j, oy, ox]
+    for i in range(kh):
+        for j in range(kw):
+            taps[:, :, i, j] = x_pad[:, :, i:i + sh * (ho - 1) + 1:sh, j:j + sw * (wo - 1) + 1:sw]
+    taps = taps.reshape(n, groups, cg, kh, kw, ho, wo)
+    return taps.transpose(1, 0, 5, 6, 3, 4, 2).reshape(groups, n * ho * wo, kh * kw * cg)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_kept_columns_and_weight_follow_the_layout_of_the_docstring(dtype, groups):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 16, 7, 6)).astype(dtype)
+    weight = rng.standard_normal((6, 16 // groups, 3, 4)).astype(dtype)
+    stride, padding, ho, wo = (2, 2), (1, 2), 4, 4
+    out, kept = conv_fast.conv2d_forward(x, weight, stride, padding, (1, 1), groups, ho, wo, keep_columns=True)
+    columns, w_cl = kept
+    np.testing.assert_array_equal(columns, numpy_columns_channels_last(x, 3, 4, stride, padding, groups, ho, wo))
+    cog = weight.shape[0] // groups
+    np.testing.assert_array_equal(w_cl, weight.transpose(0, 2, 3, 1).reshape(groups, cog, -1))
+    plain = conv_fast.conv2d_forward(x, weight, stride, padding, (1, 1), groups, ho, wo)
+    np.testing.assert_array_equal(out, plain)                        # keeping changes nothing in the output
+    _, nothing = conv_fast.conv2d_forward(x, weight, (1, 1), padding, (1, 1), groups, 7, 7, keep_columns=True)
+    assert nothing == ()                                             # stride 1: another path, nothing kept
+
+
+@given(conv2d_configs(), CHUNK_COLUMNS, st.booleans(), st.booleans())
+@settings(max_examples=25, deadline=None)
+def test_backward_from_kept_columns_equals_backward_that_rebuilds_them(cfg, chunk_columns, need_input, need_bias):
+    assume(max(cfg["stride"]) > 1)
+    cfg = dict(cfg, n=2 * cfg["n"] + 1, dilation=(1, 1))
+    x, weight, _ = make_arrays(cfg)
+    x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    params = (cfg["stride"], cfg["padding"], (1, 1), cfg["groups"])
+    with channels_last_from(1), split_over_threads(chunk_columns):
+        ho = (x.shape[2] + 2 * cfg["padding"][0] - cfg["kh"]) // cfg["stride"][0] + 1
+        wo = (x.shape[3] + 2 * cfg["padding"][1] - cfg["kw"]) // cfg["stride"][1] + 1
+        out, kept = conv_fast.conv2d_forward(x, weight, *params, ho, wo, keep_columns=True)
+        assert len(kept) == 2
+        kept_before = [a.copy() for a in kept]
+        grad = np.random.default_rng(3).standard_normal(out.shape).astype(out.dtype)
+        rebuilt = conv_fast.conv2d_backward(grad, x, weight, *params, x.shape, need_input, True,
+                                            need_bias=need_bias)
+        reused = conv_fast.conv2d_backward(grad, x, weight, *params, x.shape, need_input, True,
+                                           need_bias=need_bias, kept=kept)
+    for name, a, b in zip(("dx", "dw", "db"), reused, rebuilt):
+        assert (a is None) == (b is None), name
+        if a is not None:
+            np.testing.assert_allclose(a, b, err_msg=name, **TOLERANCE[cfg["dtype"]])
+    for before, after in zip(kept_before, kept):                     # read, not written
+        np.testing.assert_array_equal(before, after)
+
+
+def test_the_public_op_keeps_columns_only_when_the_weight_needs_its_gradient():
+    """A frozen weight (or no_grad) keeps nothing, and its input gradient is still right."""
+    cfg = dict(n=3, c_in=16, c_out=8, h=7, w=6, kh=3, kw=3, stride=(2, 2), padding=(1, 1), dilation=(1, 1),
+               groups=1, bias=True, dtype=np.float64, non_contiguous=False, seed=6)
+    x, weight, bias = make_arrays(cfg)
+    options = options_of(cfg, False)
+    upstream = np.random.default_rng(1).standard_normal((3, 8, 4, 3))
+    for weight_grad in (True, False):
+        xt, wt = mdl.Tensor(x, requires_grad=True), mdl.Tensor(weight, requires_grad=weight_grad)
+        out = F.conv2d(xt, wt, mdl.Tensor(bias), **options)
+        assert len(out.grad_fn.saved_tensors) == (4 if weight_grad else 2)   # x, weight (+ columns, weight reordered)
+        out.backward(upstream)
+        readable = run("conv2d", "python", x, weight, bias, options)
+        np.testing.assert_allclose(xt.grad, readable[1], **TOLERANCE[np.float64])
+        assert (wt.grad is None) != weight_grad
+    with mdl.no_grad():
+        assert F.conv2d(mdl.Tensor(x), mdl.Tensor(weight, requires_grad=True), **options).grad_fn is None
+
+
+def test_retained_graph_runs_the_backward_twice_from_the_same_kept_columns():
+    rng = np.random.default_rng(8)
+    x = mdl.Tensor(rng.standard_normal((2, 8, 6, 6)), requires_grad=True)
+    weight = mdl.Tensor(rng.standard_normal((4, 8, 4, 4)), requires_grad=True)
+    out = F.conv2d(x, weight, stride=2, padding=1)
+    out.sum().backward(retain_graph=True)
+    first = weight.grad.copy()
+    out.sum().backward()
+    np.testing.assert_allclose(weight.grad, 2 * first, rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", ["shape", "dtype"])
+def test_kept_arrays_of_another_call_are_refused_before_the_kernel(bad):
+    x = np.ones((2, 8, 6, 6), np.float32)
+    weight = np.ones((4, 8, 4, 4), np.float32)
+    out, (columns, w_cl) = conv_fast.conv2d_forward(x, weight, (2, 2), (1, 1), (1, 1), 1, 3, 3, keep_columns=True)
+    wrong = columns[:, :-1] if bad == "shape" else columns.astype(np.float64)
+    with pytest.raises(ValueError, match=r"conv2d backward: the kept channels-last columns"):
+        conv_fast.conv2d_backward(out, x, weight, (2, 2), (1, 1), (1, 1), 1, x.shape, True, True,
+                                  kept=(wrong, w_cl))
+
+
 @pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
 def test_more_sample_blocks_than_threads_add_up_to_the_readable_loops(op, monkeypatch):
     """Three blocks of uneven size (1, 1 and 2 samples; more than the threads):
@@ -186,7 +287,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=40)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=49)
 
 
 @pytest.mark.slow

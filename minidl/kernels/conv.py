@@ -267,30 +267,37 @@ def _backward_loops(grad_out, x, weight, stride, padding, dilation, groups,
     return d_input, d_weight
 
 
-def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None, bias=None):
+def conv2d_forward(x, weight, stride, padding, dilation, groups, output_hw=None, bias=None,
+                   keep_columns=False):
     """out[n, o, oy, ox] = sum_{c,i,j} W[o, c, i, j] * x_pad[n, g*Cg + c, oy*sh + i*dh, ox*sw + j*dw] (+ bias[o]),
     g = o // (Cout/groups). Returns a new (N, Cout, Ho, Wo) array; `output_hw`
-    overrides (Ho, Wo) (used by conv_transpose2d when output_padding >= stride)."""
+    overrides (Ho, Wo) (used by conv_transpose2d when output_padding >= stride).
+    With keep_columns, returns (out, kept): arrays the backward may reuse
+    (the "numba" backend's channels-last columns, conv_channels_last.py), or ()."""
     x, weight = kernel_array(x), kernel_array(weight)
     if current() == "numba":
         ho, wo = output_hw or _output_hw(*x.shape[2:], *weight.shape[2:], stride, padding, dilation)
         # ---- Winograd F(2x2, 3x3) for the 3x3 stride-1 convolutions where it wins (winograd.py)
         if winograd.applies(x.shape, weight.shape, stride, padding, dilation, groups, (ho, wo)):
-            return winograd.conv2d_forward(x, weight, padding, bias=bias)
+            out = winograd.conv2d_forward(x, weight, padding, bias=bias)
+            return (out, ()) if keep_columns else out
         # ----
-        return conv_fast.conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, bias=bias)
+        return conv_fast.conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, bias=bias,
+                                        keep_columns=keep_columns)
     fn = conv2d_forward_numpy if current() == "numpy" else _forward_loops
     out = fn(x, weight, stride, padding, dilation, groups, output_hw)
     if bias is not None:
         add_bias(out, bias)
-    return out
+    return (out, ()) if keep_columns else out
 
 
 def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
-                    input_shape=None, need_input=True, need_weight=True, need_bias=False):
+                    input_shape=None, need_input=True, need_weight=True, need_bias=False, kept=()):
     """(dL/dx, dL/dW) of conv2d_forward given dL/dout (N, Cout, Ho, Wo); either
     is None when not needed. With need_bias, (dL/dx, dL/dW, dL/dbias). `x`
-    may be None if need_weight is False, then `input_shape` gives dx's shape."""
+    may be None if need_weight is False, then `input_shape` gives dx's shape.
+    kept: what conv2d_forward(..., keep_columns=True) returned with the output
+    (the "numba" backend reads it; the others rebuild what they need)."""
     input_shape = tuple(input_shape if input_shape is not None else x.shape)
     grad_out, weight = kernel_array(grad_out), kernel_array(weight)
     x = kernel_array(x) if need_weight else None
@@ -301,7 +308,8 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
                                             need_input, need_weight, need_bias=need_bias)
         # ----
         return conv_fast.conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
-                                         input_shape, need_input, need_weight, need_bias=need_bias)
+                                         input_shape, need_input, need_weight, need_bias=need_bias,
+                                         kept=kept)
     fn = conv2d_backward_numpy if current() == "numpy" else _backward_loops
     grads = fn(grad_out, x, weight, stride, padding, dilation, groups,
                input_shape, need_input, need_weight)

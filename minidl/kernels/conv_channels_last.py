@@ -40,6 +40,16 @@ blocks' weight gradients (back in W's order, `sum_weight_parts`) run inside
 the parallel kernels too, split over the threads by output channel: cheaper
 than NumPy transposes and a NumPy sum, and no calls of their own.
 
+Kept for the backward. When the weight will need its gradient, the public
+conv2d asks the forward to write every sample's columns into one array
+`columns` (G, N*P, K) instead of a scratch chunk, and keeps it with w_cl
+until the backward. The backward's weight gradient then reads those columns
+and the weight already reordered: no padding copy, no im2col and no
+reordering pass in the backward. The cost is memory: the whole column matrix
+(kh*kw/(sh*sw) times the input, 2.25x at k3 s2) lives from forward to backward.
+Without it (a frozen weight, or no_grad) the backward rebuilds the columns
+from x chunk by chunk as before.
+
 Shapes below: G groups, cog = Cout/G, Cg input channels per group,
 K = kh*kw*Cg, P = ho*wo output pixels per sample.
 """
@@ -172,7 +182,7 @@ def col2im_channels_last(cols_t, first_row, kh, kw, sh, sw, ho, wo, dxp):
 # ---- the parallel kernels (bare prange over blocks of samples, as in conv_fast.py) ----
 @njit(parallel=True, cache=True)
 def forward_kernel(x, weight, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
-                   gy, need_weight, chunk_columns, out, dw_parts, d_weight, db_parts):
+                   gy, need_weight, chunk_columns, out, dw_parts, d_weight, db_parts, columns):
     """conv_fast.forward_kernel's contract, with the weight and its gradient channels-last:
     weight:   (Cout, Cg, kh, kw), read only.
     w_cl:     (G, cog, K) scratch: first written with the weight, reordered (reorder_weight).
@@ -182,6 +192,9 @@ def forward_kernel(x, weight, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
               its samples of gy[n, g] @ colsT(x[n], g) (channels-last order) ...
     d_weight: (Cout, Cg, kh, kw); ... and then the blocks' sum is written here, in W's order.
     db_parts: (B, C) float64 zeros or (B, 0): block b adds the sums of x's channels.
+    columns:  (G, N*P, K) or (0, 0, 0): if it has rows, every sample's columns are
+              written there (sample n, group g: rows n*P .. (n+1)*P - 1 of columns[g]),
+              to be kept for the backward, instead of into a scratch chunk.
     Three parallel loops, each split over the B blocks: reorder the weight,
     the blocks of samples, add up the weight gradient (output channels split).
     """
@@ -190,7 +203,7 @@ def forward_kernel(x, weight, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
         reorder_weight(weight, w_cl, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
     for b in prange(n_blocks):
         forward_block(np.int64(b), x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
-                      gy, need_weight, chunk_columns, out, dw_parts, db_parts)
+                      gy, need_weight, chunk_columns, out, dw_parts, db_parts, columns)
     if need_weight:
         for b in prange(n_blocks):                # output channels b*Cout//B .. of d_weight
             sum_weight_parts(dw_parts, d_weight, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
@@ -198,9 +211,10 @@ def forward_kernel(x, weight, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
 
 @njit(cache=True)
 def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
-                  gy, need_weight, chunk_columns, out, dw_parts, db_parts):
+                  gy, need_weight, chunk_columns, out, dw_parts, db_parts, columns):
     """forward_kernel's work for block b: samples b*N//B .. (b+1)*N//B - 1, in
-    chunks whose rows of colsT sit one sample after the other."""
+    chunks whose rows of colsT sit one sample after the other (in `columns`,
+    when it has rows, else in a scratch chunk)."""
     n, height, width = x.shape[0], x.shape[2], x.shape[3]
     groups, cog, k = w_cl.shape[0], w_cl.shape[1], w_cl.shape[2]
     n_blocks = dw_parts.shape[0]
@@ -210,7 +224,10 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
     chunk = conv_fast.chunk_size(first, end, per, chunk_columns)
     rest = (end - first) % chunk
     w_cols = per if need_weight else 0
-    cols_full, cols_rest = np.empty((chunk * per, k), x.dtype), np.empty((rest * per, k), x.dtype)
+    keep = columns.shape[1] > 0                            # the columns go to the caller's array
+    scratch = 0 if keep else 1
+    cols_full = np.empty((chunk * per * scratch, k), x.dtype)
+    cols_rest = np.empty((rest * per * scratch, k), x.dtype)
     res_full, res_rest = np.empty((chunk * per, cog), x.dtype), np.empty((rest * per, cog), x.dtype)
     gy_full, gy_rest = np.empty((cog, chunk * w_cols), x.dtype), np.empty((cog, rest * w_cols), x.dtype)
     product = np.empty((cog, k), x.dtype)                 # one chunk's weight gradient
@@ -223,6 +240,8 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
         result = res_full if m == chunk else res_rest     # (m*P, cog), the output transposed
         gyc = gy_full if m == chunk else gy_rest          # (cog, m*P) if need_weight
         for g in range(groups):
+            if keep:                                      # samples c0 .. c0 + m - 1 of group g: (m*P, K)
+                cols_t = columns[g, c0 * per:(c0 + m) * per]
             for t in range(m):                            # sample c0 + t -> rows t*P ..
                 pad_sample_channels_last(x, c0 + t, g * cg, ph, pw, xp)
                 if db_parts.shape[1] > 0:                 # channel sums, while x[c0 + t] is in cache
@@ -253,7 +272,8 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
 
 @njit(parallel=True, cache=True)
 def backward_kernel(x, weight, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
-                    need_input, need_weight, chunk_columns, bias, dx, dw_parts, d_weight, db_parts):
+                    need_input, need_weight, chunk_columns, bias, dx, dw_parts, d_weight, db_parts,
+                    columns):
     """conv_fast.backward_kernel's contract, with the weight and its gradient channels-last:
     weight:   (Cout, Cg, kh, kw), read only.   gy: (N, G, cog, P), read only.
     w_cl:     (G, cog, K) scratch: first written with the weight, reordered (reorder_weight).
@@ -261,14 +281,19 @@ def backward_kernel(x, weight, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
     dw_parts: (B, G, cog, K) scratch; if need_weight, block b writes its samples' sum of gy @ colsT ...
     d_weight: (Cout, Cg, kh, kw); ... and then the blocks' sum is written here, in W's order.
     db_parts: (B, Cout) float64 zeros or (B, 0): block b adds the sums of gy's channels.
-    Three parallel loops, as in forward_kernel.
+    columns:  (G, N*P, K) kept by forward_kernel, or (0, 0, 0). If it has rows,
+              w_cl already holds the reordered weight (the forward's) and the
+              weight gradient reads the kept columns: no reordering, no padding
+              copy, no im2col; x is not read. Read only.
+    Three parallel loops, as in forward_kernel (two with kept columns).
     """
     n_blocks, c_out = dw_parts.shape[0], weight.shape[0]
-    for b in prange(n_blocks):                    # output channels b*Cout//B .. of w_cl
-        reorder_weight(weight, w_cl, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
+    if columns.shape[1] == 0:
+        for b in prange(n_blocks):                # output channels b*Cout//B .. of w_cl
+            reorder_weight(weight, w_cl, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
     for b in prange(n_blocks):
         backward_block(np.int64(b), x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
-                       need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts)
+                       need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts, columns)
     if need_weight:
         for b in prange(n_blocks):                # output channels b*Cout//B .. of d_weight
             sum_weight_parts(dw_parts, d_weight, b * c_out // n_blocks, (b + 1) * c_out // n_blocks)
@@ -276,13 +301,14 @@ def backward_kernel(x, weight, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
 
 @njit(cache=True)
 def backward_block(b, x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
-                   need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts):
+                   need_input, need_weight, chunk_columns, bias, dx, dw_parts, db_parts, columns):
     """backward_kernel's work for block b, in chunks of samples as in forward_block."""
     n = gy.shape[0]
     groups, cog, k = w_cl.shape[0], w_cl.shape[1], w_cl.shape[2]
     n_blocks = dw_parts.shape[0]
     first, end = b * n // n_blocks, (b + 1) * n // n_blocks
     cg = k // (kh * kw)
+    kept = columns.shape[1] > 0                           # the forward's columns, in place of im2col
     height = x.shape[2] if need_weight else dx.shape[2]
     width = x.shape[3] if need_weight else dx.shape[3]
     per = ho * wo
@@ -291,7 +317,7 @@ def backward_block(b, x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
     cols_full, cols_rest = np.empty((chunk * per, k), gy.dtype), np.empty((rest * per, k), gy.dtype)
     gy_full, gy_rest = np.empty((cog, chunk * per), gy.dtype), np.empty((cog, rest * per), gy.dtype)
     product = np.empty((cog, k), gy.dtype)
-    xp = np.zeros((height + 2 * ph, width + 2 * pw, cg), gy.dtype)   # padded sample; border stays 0
+    xp = np.zeros((0 if kept else height + 2 * ph, width + 2 * pw, cg), gy.dtype)   # padded sample; border stays 0
     dxp = np.empty((height + 2 * ph, width + 2 * pw, cg), gy.dtype)  # its gradient
     if need_weight and first == end:                      # no samples: a zero part (else the first chunk writes it)
         dw_parts[b] = 0.0
@@ -309,13 +335,17 @@ def backward_block(b, x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
                     if db_parts.shape[1] > 0:             # bias gradient, while the row is in cache
                         db_parts[b, g * cog + o] += conv_fast.row_sum(src)
             if need_weight:
-                for t in range(m):
-                    pad_sample_channels_last(x, c0 + t, g * cg, ph, pw, xp)
-                    im2col_channels_last(xp, kh, kw, sh, sw, ho, wo, cols_t, t * per)
-                if c0 == first:                           # (cog, m*P) @ (m*P, K); the block's first chunk
-                    np.dot(gyc, cols_t, dw_parts[b, g])   # straight into its part
+                source = cols_t                           # this chunk's columns (m*P, K)
+                if kept:
+                    source = columns[g, c0 * per:(c0 + m) * per]
                 else:
-                    np.dot(gyc, cols_t, product)
+                    for t in range(m):
+                        pad_sample_channels_last(x, c0 + t, g * cg, ph, pw, xp)
+                        im2col_channels_last(xp, kh, kw, sh, sw, ho, wo, cols_t, t * per)
+                if c0 == first:                           # (cog, m*P) @ (m*P, K); the block's first chunk
+                    np.dot(gyc, source, dw_parts[b, g])   # straight into its part
+                else:
+                    np.dot(gyc, source, product)
                     conv_fast.add_into(dw_parts[b, g], product)
             if need_input:
                 np.dot(gyc.T, w_cl[g], cols_t)            # (m*P, cog) @ (cog, K)

@@ -492,6 +492,14 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
 
 
 # ---- entry points (called by conv.py on the "numba" backend) -----------------------
+def _check_kept(columns, w_cl, columns_shape, weight_shape, dtype):
+    """Refuse kept arrays that do not belong to this call (before a kernel reads them)."""
+    for name, array, shape in (("columns", columns, columns_shape), ("weight", w_cl, weight_shape)):
+        if array.shape != shape or array.dtype != dtype or not array.flags.c_contiguous:
+            raise ValueError(f"conv2d backward: the kept channels-last {name} are {array.dtype} "
+                             f"{array.shape}, expected C-contiguous {np.dtype(dtype)} {shape}")
+
+
 def sample_blocks(n, work):
     """How many blocks of samples to run in parallel: one per thread, or one
     block when the call is too small to gain from threads."""
@@ -519,12 +527,15 @@ def _check_output_size(op, input_hw, weight, stride, padding, dilation, output_h
 
 
 def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_for_weight=None, bias=None,
-                   need_input_sums=False):
+                   need_input_sums=False, keep_columns=False):
     """(N, Cout, ho, wo) = conv2d(x, weight) (+ bias, if given); x, weight C-contiguous, same float dtype.
     With grad_for_weight (N, Cout, ho, wo) given, return (out, dW) where dW is
     conv2d's weight gradient for input x and output gradient grad_for_weight;
     with need_input_sums also, (out, dW, sums) where sums (C,) = x summed over
-    (N, H, W) (conv_transpose2d's bias gradient, x being its output gradient)."""
+    (N, H, W) (conv_transpose2d's bias gradient, x being its output gradient).
+    With keep_columns (and no grad_for_weight), return (out, kept): on the
+    channels-last path kept = (columns (G, N*P, K), reordered weight (G, cog, K)),
+    which conv2d_backward reads instead of rebuilding them; else kept = ()."""
     _check_output_size("conv2d", x.shape[2:], weight, stride, padding, dilation, (ho, wo))
     n = x.shape[0]
     c_out, cg, kh, kw = weight.shape
@@ -536,6 +547,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     gy = grad_for_weight.reshape(out.shape) if need_weight else out    # (N, G, cog, P)
     blocks = sample_blocks(n, out.size * k * (2 if need_weight else 1))
     channels_last = conv_channels_last.takes_channels_last(stride, dilation, cg)
+    kept = ()
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
         part_shape = (groups, cog, k) if channels_last else (groups, k, cog)
@@ -543,16 +555,21 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
         db_parts = np.zeros((blocks, x.shape[1] if need_input_sums else 0))   # float64 partial sums
         bias = np.zeros(0, x.dtype) if bias is None else kernel_array(bias)
         if channels_last:          # strided, enough channels: conv_channels_last.py's columns
-            # (it reorders the weight into a scratch array and writes the summed weight gradient itself)
+            # (it reorders the weight into w_cl and writes the summed weight gradient itself)
             d_weight = np.empty(weight.shape if need_weight else (0, 0, 0, 0), x.dtype)
+            w_cl = np.empty((groups, cog, k), x.dtype)                                 # (G, cog, K)
+            keep = keep_columns and not need_weight
+            columns = np.empty((groups, n * ho * wo, k) if keep else (0, 0, 0), x.dtype)   # (G, N*P, K)
             conv_channels_last.forward_kernel(
-                x, weight, np.empty((groups, cog, k), x.dtype), bias, kh, kw, *stride, *padding,
-                ho, wo, gy, need_weight, CHUNK_COLUMNS, out, dw_parts, d_weight, db_parts)
+                x, weight, w_cl, bias, kh, kw, *stride, *padding,
+                ho, wo, gy, need_weight, CHUNK_COLUMNS, out, dw_parts, d_weight, db_parts, columns)
+            if keep:
+                kept = (columns, w_cl)
         else:
             forward_kernel(x, w_mat, bias, kh, kw, *stride, *padding, *dilation, ho, wo,
                            gy, need_weight, CHUNK_COLUMNS, out, dw_parts, db_parts)
     if not need_weight:
-        return result
+        return (result, kept) if keep_columns else result
     if not channels_last:
         d_weight = _weight_gradient(dw_parts, weight.shape)   # the blocks' partial sums, added up
     if need_input_sums:
@@ -561,11 +578,13 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
 
 
 def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
-                    input_shape, need_input, need_weight, need_bias=False, add_to_input=None):
+                    input_shape, need_input, need_weight, need_bias=False, add_to_input=None, kept=()):
     """(dL/dx or None, dL/dW or None) of conv2d_forward; inputs C-contiguous.
     With need_bias, (dL/dx, dL/dW, dL/dbias) (bias gradient (Cout,) summed in
     float64 while grad_out is read). add_to_input (C,): added to every pixel
-    of dL/dx's channel (conv_transpose2d's bias: its forward is this dL/dx)."""
+    of dL/dx's channel (conv_transpose2d's bias: its forward is this dL/dx).
+    kept: what conv2d_forward(..., keep_columns=True) returned for this x and
+    weight (read, not changed), or () to rebuild the columns from x."""
     n, _, ho, wo = grad_out.shape
     _check_output_size("conv2d backward", input_shape[2:], weight, stride, padding, dilation, (ho, wo))
     c_out, cg, kh, kw = weight.shape
@@ -585,9 +604,15 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
         if channels_last:          # strided, enough channels: conv_channels_last.py's columns
             # (it reorders the weight into a scratch array and writes the summed weight gradient itself)
             d_weight = np.empty(weight.shape if need_weight else (0, 0, 0, 0), grad_out.dtype)
+            if kept:               # the forward's columns and reordered weight
+                columns, w_cl = kept
+                _check_kept(columns, w_cl, (groups, n * ho * wo, k), (groups, cog, k), grad_out.dtype)
+            else:
+                columns = np.empty((0, 0, 0), grad_out.dtype)
+                w_cl = np.empty((groups, cog, k), grad_out.dtype)                      # (G, cog, K)
             conv_channels_last.backward_kernel(
-                source, weight, np.empty((groups, cog, k), grad_out.dtype), gy, kh, kw, *stride, *padding,
-                ho, wo, need_input, need_weight, CHUNK_COLUMNS, bias, dx, dw_parts, d_weight, db_parts)
+                source, weight, w_cl, gy, kh, kw, *stride, *padding, ho, wo, need_input, need_weight,
+                CHUNK_COLUMNS, bias, dx, dw_parts, d_weight, db_parts, columns)
         else:
             backward_kernel(source, w_mat, gy, kh, kw, *stride, *padding, *dilation, ho, wo,
                             need_input, need_weight, CHUNK_COLUMNS, bias, dx, dw_parts, db_parts)

@@ -13,7 +13,9 @@ means cross-correlation: the kernel is not flipped.
 """
 import numpy as np
 
+from ..autograd import grad_mode
 from ..autograd.function import Function
+from ..autograd.tensor import Tensor
 from ..kernels import conv as kernels
 from .conv_checks import check_conv2d, check_conv_transpose2d
 
@@ -22,22 +24,27 @@ class Conv2d(Function):
     """out[n, o] = sum_c W[o, c] (cross-correlated with) x[n, g*Cg + c] + b[o]
     dL/dx = col2im(W^T gy),   dL/dW = gy cols^T,   dL/db = sum of gy over (N, Ho, Wo)"""
 
-    def forward(self, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    def forward(self, x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, keep_columns=False):
+        """keep_columns: the weight will need its gradient, so keep what the
+        kernel can reuse for it (the column matrix, on some paths: more memory
+        until backward, less work in it)."""
         self.params = check_conv2d(x, weight, bias, stride, padding, dilation, groups)
         x = np.ascontiguousarray(x)                    # (N, Cin, H, W); a copy only if needed
         weight = np.ascontiguousarray(weight)          # (Cout, Cin/groups, kH, kW)
-        out = kernels.conv2d_forward(x, weight, *self.params, bias=bias)   # (N, Cout, Ho, Wo), a new array
+        out = kernels.conv2d_forward(x, weight, *self.params, bias=bias,
+                                     keep_columns=keep_columns)   # (N, Cout, Ho, Wo), a new array
+        out, kept = out if keep_columns else (out, ())             # kept: () or arrays for backward
         self.has_bias = bias is not None
-        self.save_for_backward(x, weight)
+        self.save_for_backward(x, weight, *kept)
         return out
 
     def backward(self, grad):
-        x, weight = self.saved_tensors
+        x, weight, *kept = self.saved_tensors
         need_x, need_w = self.needs_input_grad[0], self.needs_input_grad[1]
         need_b = self.has_bias and self.needs_input_grad[2]
         # (dL/dx, dL/dW) or, with need_b, (dL/dx, dL/dW, dL/db (Cout,)) in one pass over grad
-        grads = kernels.conv2d_backward(grad, x, weight, *self.params,
-                                        need_input=need_x, need_weight=need_w, need_bias=need_b)
+        grads = kernels.conv2d_backward(grad, x, weight, *self.params, need_input=need_x,
+                                        need_weight=need_w, need_bias=need_b, kept=tuple(kept))
         if self.has_bias and not need_b:
             return grads + (None,)
         return grads
@@ -74,7 +81,8 @@ class ConvTranspose2d(Function):
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation) over NCHW input; see the module docstring."""
-    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups)
+    keep = grad_mode.is_grad_enabled() and isinstance(weight, Tensor) and weight.requires_grad
+    options = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, keep_columns=keep)
     if bias is None:
         return Conv2d.apply(x, weight, **options)
     return Conv2d.apply(x, weight, bias, **options)
