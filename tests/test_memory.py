@@ -15,6 +15,9 @@ PACKAGE_PARENT = str(Path(minidl.__file__).resolve().parents[1])
 GLIBC = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
 
 # Resident memory given back when a 64 MiB array is freed, in a fresh process.
+# Threads the setup started may touch a page or two of their own meanwhile,
+# so "kept" means less than KEPT_NOISE_MIB given back (-1 when they grew),
+# far from the 64 MiB that glibc's defaults give back.
 PROBE = """
 import numpy as np
 {setup}
@@ -25,6 +28,9 @@ before = resident()
 del a
 print(kept, (before - resident()) >> 20)
 """
+
+
+KEPT_NOISE_MIB = 4
 
 
 def given_back(setup, **env):
@@ -39,7 +45,8 @@ def given_back(setup, **env):
 @pytest.mark.skipif(not GLIBC, reason="mallopt is glibc's")
 def test_freed_memory_stays_in_the_process_and_the_variable_turns_it_off():
     setup = "from minidl.memory import keep_freed_memory; kept = keep_freed_memory()"
-    assert given_back(setup) == ("True", 0)
+    kept, mib = given_back(setup)
+    assert kept == "True" and mib < KEPT_NOISE_MIB, mib
     kept, mib = given_back(setup, MINIDL_KEEP_FREED_MEMORY="0")
     assert kept == "False" and mib >= 60, mib          # glibc's default: the pages go back at once
 
@@ -48,7 +55,8 @@ def test_freed_memory_stays_in_the_process_and_the_variable_turns_it_off():
 def test_training_threads_keeps_freed_memory():
     setup = ("from minidl.threads import training_threads\n"
              "block = training_threads(); block.__enter__(); kept = 'inside'")
-    assert given_back(setup) == ("inside", 0)
+    kept, mib = given_back(setup)
+    assert kept == "inside" and mib < KEPT_NOISE_MIB, mib
     setup_outside = "import minidl; kept = 'outside'"
     kept, mib = given_back(setup_outside)
     assert mib >= 60, mib                                  # importing minidl alone changes nothing
