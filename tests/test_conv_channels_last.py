@@ -19,6 +19,7 @@ import minidl as mdl
 import minidl.functional as F
 from conv_helpers import TOLERANCE, conv2d_configs, conv_transpose2d_configs, make_arrays, run
 from kernel_calls import counting_kernel_calls
+from minidl.kernels import conv as conv_kernels
 from minidl.kernels import conv_channels_last, conv_fast
 from test_conv_fast import options_of, split_over_threads
 from threaded_rerun import rerun_with_bounds_check, rerun_with_two_threads
@@ -224,23 +225,34 @@ def test_backward_from_kept_columns_equals_backward_that_rebuilds_them(cfg, chun
         np.testing.assert_array_equal(before, after)
 
 
-def test_the_public_op_keeps_columns_only_when_the_weight_needs_its_gradient():
+def test_the_public_op_keeps_columns_only_when_the_weight_needs_its_gradient(monkeypatch):
     """A frozen weight (or no_grad) keeps nothing, and its input gradient is still right."""
+    asked = []                                                       # keep_columns of each forward
+    original = conv_kernels.conv2d_forward
+
+    def recording(*args, keep_columns=False, **kwargs):
+        asked.append(keep_columns)
+        return original(*args, keep_columns=keep_columns, **kwargs)
+
+    monkeypatch.setattr(conv_kernels, "conv2d_forward", recording)
     cfg = dict(n=3, c_in=16, c_out=8, h=7, w=6, kh=3, kw=3, stride=(2, 2), padding=(1, 1), dilation=(1, 1),
                groups=1, bias=True, dtype=np.float64, non_contiguous=False, seed=6)
     x, weight, bias = make_arrays(cfg)
     options = options_of(cfg, False)
     upstream = np.random.default_rng(1).standard_normal((3, 8, 4, 3))
+    readable = run("conv2d", "python", x, weight, bias, options)     # (out, dx, dW, db), grad_seed 1
+    asked.clear()
     for weight_grad in (True, False):
         xt, wt = mdl.Tensor(x, requires_grad=True), mdl.Tensor(weight, requires_grad=weight_grad)
         out = F.conv2d(xt, wt, mdl.Tensor(bias), **options)
         assert len(out.grad_fn.saved_tensors) == (4 if weight_grad else 2)   # x, weight (+ columns, weight reordered)
         out.backward(upstream)
-        readable = run("conv2d", "python", x, weight, bias, options)
         np.testing.assert_allclose(xt.grad, readable[1], **TOLERANCE[np.float64])
         assert (wt.grad is None) != weight_grad
+    assert asked == [True, False]
     with mdl.no_grad():
         assert F.conv2d(mdl.Tensor(x), mdl.Tensor(weight, requires_grad=True), **options).grad_fn is None
+    assert asked == [True, False, False]                             # no_grad: not asked to keep
 
 
 def test_retained_graph_runs_the_backward_twice_from_the_same_kept_columns():
