@@ -28,7 +28,7 @@ def _check_table(out, suite, processes):
     text = (out / f"{suite}.md").read_text()
     title = text.splitlines()[0]
     assert re.fullmatch(rf"## {suite}: each implementation in its own fresh process, median of {processes} "
-                        r"alternating rounds \(load average [0-9.]+ [0-9.]+ [0-9.]+ at start\)", title), title
+                        r"alternating rounds \(load average [0-9.]+ [0-9.]+ [0-9.]+ at start\) on .+, \d+ CPUs?.*", title), title
     rows = [line for line in text.splitlines()[4:] if line.startswith("| ")]
     assert rows, text
     for row in rows:

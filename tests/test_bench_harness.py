@@ -86,3 +86,35 @@ def test_summary_command_line_help_and_a_missing_folder(tmp_path):
     written = run(str(tmp_path))
     assert written.returncode == 0, written.stderr
     assert "No rows" in (tmp_path / "summary.md").read_text()
+
+
+def test_machine_description_names_the_processor_its_cpus_and_vector_width(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Example   CPU 9000\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
+                       "processor\t: 1\nmodel name\t: Example   CPU 9000\nflags\t\t: fpu sse2 avx avx2 fma\n")
+    cpus = len(os.sched_getaffinity(0))
+    assert harness.machine_description(str(cpuinfo)) == f"Example CPU 9000, {cpus} CPU{'s' if cpus != 1 else ''}, AVX2"
+    cpuinfo.write_text("model name\t: Wide CPU\nflags\t\t: avx2 avx512f avx512bw\n")
+    assert harness.machine_description(str(cpuinfo)).endswith(", AVX-512")
+    cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: sse2\n")
+    assert harness.machine_description(str(cpuinfo)).endswith(f"{cpus} CPU{'s' if cpus != 1 else ''}")
+    # No /proc/cpuinfo (another system): still a description, never an exception.
+    assert f"{cpus} CPU" in harness.machine_description(str(tmp_path / "missing"))
+
+
+def test_summary_warns_when_its_tables_come_from_different_processors(tmp_path):
+    from minidl.bench import summary
+    rows = [dict(op="softmax", shape="4x5", implementation=name, ms=ms, unit="GB/s", rate=None)
+            for name, ms in (("numba fwd+bwd", 2.0), ("torch fwd+bwd", 4.0))]
+    start = "each implementation in its own fresh process, median of 3 alternating rounds (load average 0.1 0.1 0.1 at start)"
+    (tmp_path / "softmax.md").write_text(harness.to_markdown(rows, f"softmax: {start} on Chip A, 2 CPUs, AVX2"))
+    (tmp_path / "pool.md").write_text(harness.to_markdown(rows, f"pool: {start} on Chip A, 2 CPUs, AVX2"))
+    assert summary.machine_of(f"softmax: {start} on Chip A, 2 CPUs, AVX2") == "Chip A, 2 CPUs, AVX2"
+    same = summary.to_markdown(summary.summarise(str(tmp_path)))
+    assert "different processors" not in same
+    (tmp_path / "pool.md").write_text(harness.to_markdown(rows, f"pool: {start} on Chip B, 2 CPUs, AVX-512"))
+    mixed = summary.to_markdown(summary.summarise(str(tmp_path)))
+    assert "different processors" in mixed
+    assert "(Chip B, 2 CPUs, AVX-512; Chip A, 2 CPUs, AVX2)" in mixed    # in the order the suites are read
+    (tmp_path / "pool.md").write_text(harness.to_markdown(rows, f"pool: {start}"))   # an older title
+    assert "processor not recorded" in summary.to_markdown(summary.summarise(str(tmp_path)))

@@ -196,9 +196,10 @@ def run(steps=200, batch_size=32, chunk=20, lr=2e-3, configs=DEFAULT_CONFIGS, lo
         torch_version = torch.__version__
     except ImportError:
         torch_version = None
+    from . import harness
     log(f"data: {source}, {len(images)} images; batch {batch_size}; {steps} timed steps per side "
         f"(+{warmup} warm-up), chunks of {chunk}; Adam lr {lr}; torch {torch_version or 'not installed'}; "
-        f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {os.cpu_count()} cores")
+        f"load average {' '.join(f'{v:.1f}' for v in os.getloadavg())} on {harness.machine_description()}")
     results = []
     for threads, blas in parse_configs(configs):
         with thread_setting_with_torch(threads, blas):

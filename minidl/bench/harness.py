@@ -126,6 +126,38 @@ def thread_counts(libraries=("numba", "blas", "torch")):
     return counts
 
 
+def machine_description(cpuinfo="/proc/cpuinfo"):
+    """The processor a table was measured on, for its title: model name, how
+    many CPUs this process may use, and the widest vector instructions the
+    processor has ("Intel(R) Xeon(R) Processor, 2 CPUs, AVX-512"). Ratios
+    against PyTorch change from one processor to another (its kernels and
+    ours use the vector units differently), so a table says where it ran."""
+    import os
+    import platform
+    model, flags = "", set()
+    try:
+        with open(cpuinfo) as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "model name" and not model:
+                    model = " ".join(value.split())
+                elif key in ("flags", "Features") and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    model = model or platform.processor() or platform.machine() or "unknown processor"
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    parts = [model, f"{cpus} CPU{'s' if cpus != 1 else ''}"]
+    if "avx512f" in flags:
+        parts.append("AVX-512")
+    elif "avx2" in flags:
+        parts.append("AVX2")
+    elif "asimd" in flags:
+        parts.append("NEON")
+    return ", ".join(parts)
+
+
 def find_case(module, quick, index):
     """The index-th Case of a suite module's `cases(quick)`."""
     for i, case in enumerate(module.cases(quick)):

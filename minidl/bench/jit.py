@@ -74,7 +74,8 @@ def measure(train=True, families=None):
     families measured (default: all)."""
     dtypes = ("float32", "float64")
     families = list(families or FAMILIES)
-    figures = dict(load_before=os.getloadavg(), families={})
+    from . import harness
+    figures = dict(load_before=os.getloadavg(), machine=harness.machine_description(), families={})
     with tempfile.TemporaryDirectory() as root:
         for name in families:
             cache = os.path.join(root, f"cache-{name}")
@@ -119,7 +120,8 @@ def to_markdown(f):
     lines = ["# JIT: first use (cold) and later processes (warm)", "",
              "Reproduce with `minidl bench jit` (every figure from fresh processes; see",
              "`minidl/bench/jit.py`). Load average (1, 5, 15 min) before the run: "
-             f"{load(f['load_before'])}; after: {load(f['load_after'])}. Compile times grow with load.", "",
+             f"{load(f['load_before'])}; after: {load(f['load_after'])}. Compile times grow with load.",
+             f"Processor: {f.get('machine', 'not recorded')}.", "",
              "Compiling is single-threaded, so its CPU seconds are what it costs on an idle",
              "machine; the wall-clock seconds include waiting for a core on a loaded one.", "",
              "## Cold: each family alone, empty cache (wall seconds / CPU seconds)", "",

@@ -50,7 +50,8 @@ def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
         rows = harness.measure_isolated(name, quick=quick, rounds=processes,
                                         log=lambda text: print(text, file=sys.stderr))
         title = (f"{name}: each implementation in its own fresh process, median of {processes} "
-                 f"alternating rounds (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start)")
+                 f"alternating rounds (load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start) "
+                 f"on {harness.machine_description()}")
         print(harness.format_rows(rows))
         with open(os.path.join(out_dir, f"{name}.md"), "w") as f:
             f.write(harness.to_markdown(rows, title))

@@ -123,11 +123,13 @@ def main(argv):
         return
     quick = "--quick" in argv
     out = argv[argv.index("--out") + 1] if "--out" in argv else None
+    from . import harness
     load = os.getloadavg()
     parts = [f"## Where minidl's training step spends its time (`python -m minidl.bench.step_profile`)",
              "", f"Each case in its own fresh process, {STEPS} steps after {WARMUP} warm-up steps, "
              f"every op's forward and backward and the optimizer's step timed "
-             f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start).", ""]
+             f"(load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} at start) "
+             f"on {harness.machine_description()}.", ""]
     for suite in SUITES:
         for index, (op, shape) in enumerate(_case_list(suite, quick)):
             profile = profile_in_fresh_process(suite, index, quick)

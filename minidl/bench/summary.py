@@ -60,13 +60,31 @@ def summarise(results_dir="benchmarks/results"):
     return found
 
 
+def machine_of(title):
+    """The processor a suite table's title names ("... at start) on Intel(R) Xeon(R)
+    Processor, 2 CPUs, AVX-512"), or "" for a table written before titles named it."""
+    head, found, machine = title.rpartition(" at start) on ")
+    return machine.strip() if found else ""
+
+
+def machines_note(titles):
+    """Lines warning that the tables listed came from different processors (or
+    some from an unnamed one), else no lines: a ratio from one processor says
+    little about another's, so rows are compared within one processor only."""
+    machines = list(dict.fromkeys(machine_of(t) or "processor not recorded" for t in titles))
+    if len(machines) <= 1:
+        return []
+    return ["", "**These tables were measured on different processors** (" + "; ".join(machines)
+            + "): compare ratios within one table, not across tables."]
+
+
 def to_markdown(found):
     lines = ["# Summary: minidl / PyTorch, forward + backward, float32", "",
              "Read from the suite tables by `python -m minidl.bench.summary`; each row is",
              "the median over alternating rounds, every implementation in its own fresh",
              f"process. Target: ratio <= {TARGET:.1f}.", ""]
-    for title in dict.fromkeys(t for _, t, *_ in found):
-        lines.append(f"- {title}")
+    titles = list(dict.fromkeys(t for _, t, *_ in found))
+    lines += [f"- {title}" for title in titles] + machines_note(titles)
     lines += ["", "| workload | shape | minidl ms | torch ms | ratio | target | met |",
               "|---|---|---|---|---|---|---|"]
     for suite, _, op, shape, ms, torch_ms, ratio in found:
@@ -100,8 +118,8 @@ def steps_markdown(found):
              "defaults in its own fresh process, median over alternating rounds (`minidl bench",
              f"cnn_step gpt_step gan_step`). Target: ratio <= {STEP_TARGET:.1f}. Where minidl's",
              "step spends its time, op by op: step_profile.md (`python -m minidl.bench.step_profile`).", ""]
-    for title in dict.fromkeys(t for _, t, *_ in found):
-        lines.append(f"- {title}")
+    titles = list(dict.fromkeys(t for _, t, *_ in found))
+    lines += [f"- {title}" for title in titles] + machines_note(titles)
     lines += ["", "| workload | shape | minidl ms | torch ms | ratio | target | met | threads |",
               "|---|---|---|---|---|---|---|---|"]
     for suite, _, op, shape, ms, torch_ms, ratio, threads in found:
