@@ -305,7 +305,7 @@ tutorial.show(fig, "attention_weights.png")
 # T grows: the NumPy version holds several T x T float32 matrices (4 T² bytes
 # each), the fused kernel only the output, the log-sum-exp and, per thread,
 # one block of scores: 128 x T floats here (no mask), a few small tiles with a
-# causal mask over more than 256 positions. With two threads, whether their two blocks are alive at the same
+# causal mask over more than 512 positions. With two threads, whether their two blocks are alive at the same
 # moment depends on timing, so we measure on one thread: exactly one block,
 # and a curve that does not change from run to run. (Both curves also include
 # the copies minidl makes when it wraps the NumPy inputs in Tensors:

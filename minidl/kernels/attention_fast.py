@@ -48,21 +48,27 @@ keys (`attention_forward_dense`, `attention_backward_dense`):
 
 6. Row blocks and BLAS. Without a causal mask nothing can be skipped, so the
    work is dense matrix products, where BLAS's register-blocked kernels go
-   well beyond the hand-written tiles above. With a causal mask over short
-   sequences the same holds although BLAS then also computes the masked
-   half: at small head sizes (16-64) and L = S up to 256 the dense kernels
-   are faster, most of all backward (benchmarks/results/attention.md, the
-   causal T128 rows); at L = S = 512, head size 64, the tiles are, as
-   skipping half the work then counts more. The mask is applied to each
-   score row (`scores_rows`). A task takes DENSE_Q query rows and their whole score rows
-   (DENSE_Q x S), so the row softmax needs no online rescaling, and each
+   well beyond the hand-written tiles above. A task takes a block of query
+   rows (DENSE_Q of them; DENSE_Q_CAUSAL with a causal mask, `dense_rows`)
+   and their whole score rows, so the row softmax needs no online
+   rescaling. With a causal mask the block of rows i0 .. i0 + nr - 1 sees
+   only the keys j < i0 + nr (Sk of them): its products run over those keys
+   alone, so the masked keys past the block cost nothing, and the smaller
+   causal blocks leave fewer masked keys inside a block. Up to L = S = 512
+   (DENSE_CAUSAL_MAX) that beats the tiles, which skip the masked keys too
+   but multiply with hand-written loops: benchmarks/results/attention.md,
+   the causal T128 and T512 rows. The mask inside a block is applied to
+   each score row (`scores_rows`). Each
    product (q k^T, p v; backward also dO v^T, dS k, p^T dO, dS^T q) is one
    `np.dot` on blocks large enough for BLAS to run near its peak: one thread
    per call, inside Numba's parallel loop, so one thread pool runs (as in
    conv_fast.py). The backward runs one task per batch-head and adds each
-   query block's share of dK and dV into them. With a causal mask, the row
-   maximum and the exponentials run over the keys a row may see (about half
-   of them) and the masked weights are set to 0; the forward's exponentials
+   query block's share of dK and dV into them (keys a causal block does not
+   see get nothing from it; but a NaN query row's weights are NaN for every
+   key, so it makes every key's dK and dV NaN, as in the readable loops).
+   With a causal mask, the row
+   maximum and the exponentials run over the keys a row may see
+   and the masked weights are set to 0; the forward's exponentials
    take `exp_nonpositive_like` (scores minus their row maximum are <= 0).
 """
 import numpy as np
@@ -395,7 +401,9 @@ def backward_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
 # (Contract as above, plus S, E, Ev >= 1: `use_dense` decides.)
 # Without a causal mask every query sees every key, so nothing is skipped and
 # the work is three (forward) or five (backward) dense matrix products per
-# batch-head (with a short causal mask, the same products, masked per score row). A task takes DENSE_Q query rows and holds their whole score rows
+# batch-head (with a causal mask over at most DENSE_CAUSAL_MAX positions, the
+# same products over the keys each block of rows sees, masked per score row).
+# A task takes dense_rows(causal) query rows and holds their score rows
 # (DENSE_Q x S, 256 KiB in float32 at S = 512: it stays in the core's L2
 # cache), so the softmax needs no online rescaling, and every product is one
 # `np.dot` (SciPy's BLAS, one thread per call: see minidl/threads.py) on
@@ -403,7 +411,14 @@ def backward_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
 # attention.py send causal calls over more than DENSE_CAUSAL_MAX queries or
 # keys to the tiled kernels above, which skip the masked half of the work.
 DENSE_Q = 128    # query rows per task in the dense kernels
-DENSE_CAUSAL_MAX = 256   # causal calls with at most this many queries and keys run dense (point 6)
+DENSE_Q_CAUSAL = 64      # ... with a causal mask: smaller blocks skip more of the masked keys
+DENSE_CAUSAL_MAX = 512   # causal calls with at most this many queries and keys run dense (point 6)
+
+
+@njit(cache=True)
+def dense_rows(causal):
+    """Query rows per block in the dense kernels."""
+    return DENSE_Q_CAUSAL if causal else DENSE_Q
 
 
 @njit(cache=True, fastmath=FASTMATH)
@@ -436,8 +451,9 @@ def has_nan(row):
 def attention_forward_dense(q, k, v, bias, bias_index, causal, scale, seed, threshold,
                             keep_scale, out, lse):
     """Same contract as `attention_forward_blocked` (and the readable loops);
-    one task per (batch-head, block of DENSE_Q query rows)."""
-    for task in prange(q.shape[0] * ((q.shape[1] + DENSE_Q - 1) // DENSE_Q)):
+    one task per (batch-head, block of dense_rows(causal) query rows)."""
+    rows = dense_rows(causal)
+    for task in prange(q.shape[0] * ((q.shape[1] + rows - 1) // rows)):
         forward_dense_task(np.int64(task), q, k, v, bias, bias_index, causal, scale, seed,
                            threshold, keep_scale, out, lse)
 
@@ -448,23 +464,25 @@ def forward_dense_task(task, q, k, v, bias, bias_index, causal, scale, seed, thr
     """attention_forward_dense's work for one (batch-head, query row block)."""
     L, S = q.shape[1], k.shape[1]
     Ev = v.shape[2]
-    n_qblocks = (L + DENSE_Q - 1) // DENSE_Q
+    rows = dense_rows(causal)
+    n_qblocks = (L + rows - 1) // rows
     b = task // n_qblocks                                  # batch-head
-    i0 = (task - b * n_qblocks) * DENSE_Q                  # first query row of the block
-    nr = min(DENSE_Q, L - i0)
-    s = np.empty((nr, S), q.dtype)                         # scores, then exp(s - max)
+    i0 = (task - b * n_qblocks) * rows                     # first query row of the block
+    nr = min(rows, L - i0)
+    Sk = min(S, i0 + nr) if causal else S                  # causal: the block's last row sees keys < i0 + nr
+    s = np.empty((nr, Sk), q.dtype)                        # scores, then exp(s - max); keys >= Sk weigh 0
     inv_total = np.empty(nr)                               # 1 / sum_j exp(s_ij - m_i)
     row_kind = np.zeros(nr, np.int64)                      # 0 normal, 1 fully masked, 2 NaN
-    np.dot(q[b, i0:i0 + nr], k[b].T, s)                    # (nr, E) @ (E, S): q_i . k_j
+    np.dot(q[b, i0:i0 + nr], k[b, :Sk].T, s)               # (nr, E) @ (E, Sk): q_i . k_j
     for r in range(nr):
         i = i0 + r
         scores_rows(s, r, i, b, bias, bias_index, causal, scale)
-        row = s[r]                                         # (S,)
-        seen = min(i + 1, S) if causal else S              # keys 0 .. seen-1 are not causally masked
+        row = s[r]                                         # (Sk,)
+        seen = min(i + 1, Sk) if causal else Sk            # keys 0 .. seen-1 are not causally masked
         m = _row_max(row[:seen])                           # the row max (vectorised); the rest is -inf
         if m == -np.inf:                                   # every key masked, or NaN
             row_kind[r] = 2 if has_nan(row) else 1
-            for c in range(S):
+            for c in range(Sk):
                 row[c] = 0
             continue
         total = 0.0                                        # float64 sum
@@ -472,24 +490,24 @@ def forward_dense_task(task, q, k, v, bias, bias_index, causal, scale, seed, thr
             e = exp_nonpositive_like(row[c] - m)           # in [0, 1] (row[c] <= m); 0 where masked
             row[c] = e
             total += e
-        for c in range(seen, S):                           # exp(-inf) = 0 without computing it
+        for c in range(seen, Sk):                          # exp(-inf) = 0 without computing it
             row[c] = 0
         if total != total:                                 # a NaN score (or +inf)
             row_kind[r] = 2
-            for c in range(S):
+            for c in range(Sk):
                 row[c] = 0
             continue
         inv_total[r] = 1.0 / total
         lse[b, i] = m + np.log(total)
         if threshold > 0:                                  # dropout: weights of dropped keys -> 0
-            base = np.uint64((b * L + i) * S)              # flat index of (b, i, 0)
-            for c in range(S):
+            base = np.uint64((b * L + i) * S)              # flat index of (b, i, 0): S, all the keys
+            for c in range(Sk):
                 if dropout_keep(seed, base + np.uint64(c), threshold):
                     row[c] *= keep_scale
                 else:
                     row[c] = 0
     o = out[b, i0:i0 + nr]                                 # (nr, Ev)
-    np.dot(s, v[b], o)                                     # unnormalised sum_j e_ij z_ij v_j
+    np.dot(s, v[b, :Sk], o)                                # (nr, Sk) @ (Sk, Ev): unnormalised sum_j e_ij z_ij v_j
     for r in range(nr):
         if row_kind[r] == 0:
             inv = o.dtype.type(inv_total[r])
@@ -519,23 +537,31 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
     rows, p = exp(s - lse) and dS from two products, then dV, dQ, dK from three."""
     L, S = q.shape[1], k.shape[1]
     E, Ev = q.shape[2], v.shape[2]
-    nq = min(DENSE_Q, L)
-    p = np.empty((nq, S), q.dtype)                         # weights p_ij z_ij of a block
-    ds = np.empty((nq, S), q.dtype)                        # dP, then scale * dS
+    rows = dense_rows(causal)
+    nq = min(rows, L)
+    p = np.empty(nq * S, q.dtype)                          # weights p_ij z_ij of a block (flat)
+    ds = np.empty(nq * S, q.dtype)                         # dP, then scale * dS (flat)
     part_k = np.empty((S, E), q.dtype)                     # one block's share of dK
     part_v = np.empty((S, Ev), q.dtype)                    # one block's share of dV
-    for i0 in range(0, L, DENSE_Q):
-        nr = min(DENSE_Q, L - i0)
-        pb, dsb = p[:nr], ds[:nr]                          # (nr, S) each
-        np.dot(q[b, i0:i0 + nr], k[b].T, pb)               # q_i . k_j
-        np.dot(dout[b, i0:i0 + nr], v[b].T, dsb)           # dO_i . v_j
+    if causal:                                             # keys no query block reaches get no gradient
+        dk[b] = 0
+        dv[b] = 0
+    for i0 in range(0, L, rows):
+        nr = min(rows, L - i0)
+        Sk = min(S, i0 + nr) if causal else S              # causal: the block's rows see keys < i0 + nr
+        pb = p[:nr * Sk].reshape(nr, Sk)                   # (nr, Sk), contiguous
+        dsb = ds[:nr * Sk].reshape(nr, Sk)                 # (nr, Sk), contiguous
+        np.dot(q[b, i0:i0 + nr], k[b, :Sk].T, pb)          # q_i . k_j
+        np.dot(dout[b, i0:i0 + nr], v[b, :Sk].T, dsb)      # dO_i . v_j
+        nan_row = False                                    # a NaN row poisons every key's dK, dV
         for r in range(nr):
             i = i0 + r
             lse_i = lse[b, i]
-            prow, dsrow = pb[r], dsb[r]                    # (S,) each
+            prow, dsrow = pb[r], dsb[r]                    # (Sk,) each
             if lse_i == -np.inf or lse_i != lse_i:         # fully masked: 0; NaN row: NaN
                 fill = 0.0 if lse_i == -np.inf else np.nan
-                for c in range(S):
+                nan_row = nan_row or lse_i != lse_i
+                for c in range(Sk):
                     prow[c] = fill
                     dsrow[c] = fill
                 continue
@@ -544,14 +570,14 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
             for d in range(Ev):
                 d_i += dout[b, i, d] * out[b, i, d]
             d_i_like = cast_like(d_i, prow[0])
-            seen = min(i + 1, S) if causal else S          # keys 0 .. seen-1 are not causally masked
+            seen = min(i + 1, Sk) if causal else Sk        # keys 0 .. seen-1 are not causally masked
             for c in range(seen):                          # p_ij = exp(s_ij - lse_i), s - lse in float64
                 prow[c] = exp_like(cast_like(np.float64(prow[c]) - lse_i, prow[0]))
-            for c in range(seen, S):                       # causally masked: exp(-inf) = 0
+            for c in range(seen, Sk):                      # causally masked: exp(-inf) = 0
                 prow[c] = 0
             if threshold > 0:
-                base = np.uint64((b * L + i) * S)          # flat index of (b, i, 0)
-                for c in range(S):
+                base = np.uint64((b * L + i) * S)          # flat index of (b, i, 0): S, all the keys
+                for c in range(Sk):
                     if dropout_keep(seed, base + np.uint64(c), threshold):
                         dsrow[c] = scale * prow[c] * (dsrow[c] * keep_scale - d_i_like)
                         prow[c] *= keep_scale
@@ -559,18 +585,21 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
                         dsrow[c] = scale * prow[c] * (0 - d_i_like)
                         prow[c] = 0
             else:
-                for c in range(S):                         # scale * dS_ij
+                for c in range(Sk):                        # scale * dS_ij
                     dsrow[c] = scale * prow[c] * (dsrow[c] - d_i_like)
         q_blk, dout_blk = q[b, i0:i0 + nr], dout[b, i0:i0 + nr]
-        np.dot(dsb, k[b], dq[b, i0:i0 + nr])               # dQ_i = sum_j scale dS_ij k_j
-        if i0 == 0:                                        # first block: write dK, dV directly
-            np.dot(pb.T, dout_blk, dv[b])                  # dV_j = sum_i p z dO_i
-            np.dot(dsb.T, q_blk, dk[b])                    # dK_j = sum_i scale dS_ij q_i
+        np.dot(dsb, k[b, :Sk], dq[b, i0:i0 + nr])          # dQ_i = sum_j scale dS_ij k_j
+        if i0 == 0:                                        # first block: write dK, dV (keys < Sk) directly
+            np.dot(pb.T, dout_blk, dv[b, :Sk])             # dV_j = sum_i p z dO_i
+            np.dot(dsb.T, q_blk, dk[b, :Sk])               # dK_j = sum_i scale dS_ij q_i
         else:                                              # later blocks: add their share
-            np.dot(pb.T, dout_blk, part_v)
-            np.dot(dsb.T, q_blk, part_k)
-            add_into(dv[b], part_v)
-            add_into(dk[b], part_k)
+            np.dot(pb.T, dout_blk, part_v[:Sk])
+            np.dot(dsb.T, q_blk, part_k[:Sk])
+            add_into(dv[b, :Sk], part_v[:Sk])
+            add_into(dk[b, :Sk], part_k[:Sk])
+        if nan_row:                                        # its weights are NaN for the keys >= Sk too
+            dv[b, Sk:] = np.nan
+            dk[b, Sk:] = np.nan
 
 
 @njit(cache=True, fastmath=FASTMATH)
