@@ -17,9 +17,14 @@ from minidl.bench import harness, runner
 PACKAGE_PARENT = str(Path(minidl.__file__).resolve().parents[1])
 
 
-def _minidl(*args):
+def _minidl(*args, coretype=None):
+    """Run `minidl ARGS`; coretype: OPENBLAS_CORETYPE for the run (None: unset, as
+    `env -u OPENBLAS_CORETYPE minidl bench` in the README)."""
     environment = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT,
                                                                            os.environ.get("PYTHONPATH")])))
+    environment.pop("OPENBLAS_CORETYPE", None)
+    if coretype is not None:
+        environment["OPENBLAS_CORETYPE"] = coretype
     return subprocess.run([sys.executable, "-m", "minidl.cli", *map(str, args)], env=environment,
                           capture_output=True, text=True, timeout=1800)
 
@@ -46,6 +51,15 @@ def test_bench_one_suite_quick_writes_its_table_and_chart(tmp_path):
     for implementation in ["minidl", "numpy"] + (["torch"] if harness.has_torch() else []):
         assert f"| {implementation} |" in text, text
     assert sorted(p.name for p in tmp_path.iterdir()) == ["overhead.md", "overhead.png"]
+    title = text.splitlines()[0]
+    assert "OpenBLAS" in title and "forced" not in title, title     # the kernels OpenBLAS picked itself
+
+
+def test_bench_title_says_when_the_environment_forced_the_blas_kernels(tmp_path):
+    result = _minidl("bench", "overhead", "--quick", "--processes", "1", "--out", tmp_path, coretype="Haswell")
+    assert result.returncode == 0, result.stderr[-3000:]
+    title = _check_table(tmp_path, "overhead", 1).splitlines()[0]
+    assert title.endswith(" kernels (forced by OPENBLAS_CORETYPE=Haswell)"), title
 
 
 def test_bench_refuses_an_unknown_suite(tmp_path):

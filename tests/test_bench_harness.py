@@ -3,6 +3,9 @@ own fresh process, so the same code against itself reads ~1.0 (A/A), and an
 implementation timed inside a suite (after another library's kernel ran in
 the same suite) reads what it reads alone, within 20%."""
 import os
+import platform
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -93,13 +96,40 @@ def test_machine_description_names_the_processor_its_cpus_and_vector_width(tmp_p
     cpuinfo.write_text("processor\t: 0\nmodel name\t: Example   CPU 9000\nflags\t\t: fpu sse2 avx avx2 fma\n\n"
                        "processor\t: 1\nmodel name\t: Example   CPU 9000\nflags\t\t: fpu sse2 avx avx2 fma\n")
     cpus = len(os.sched_getaffinity(0))
-    assert harness.machine_description(str(cpuinfo)) == f"Example CPU 9000, {cpus} CPU{'s' if cpus != 1 else ''}, AVX2"
+    plural = f"{cpus} CPU{'s' if cpus != 1 else ''}"
+    assert harness.machine_description(str(cpuinfo), blas="") == f"Example CPU 9000, {plural}, AVX2"
     cpuinfo.write_text("model name\t: Wide CPU\nflags\t\t: avx2 avx512f avx512bw\n")
-    assert harness.machine_description(str(cpuinfo)).endswith(", AVX-512")
+    assert harness.machine_description(str(cpuinfo), blas="").endswith(", AVX-512")
     cpuinfo.write_text("model name\t: Old CPU\nflags\t\t: sse2\n")
-    assert harness.machine_description(str(cpuinfo)).endswith(f"{cpus} CPU{'s' if cpus != 1 else ''}")
+    assert harness.machine_description(str(cpuinfo), blas="").endswith(plural)
+    # x86 family and model numbers tell generations apart behind a generic name
+    cpuinfo.write_text("cpu family\t: 26\nmodel\t\t: 2\nmodel name\t: AMD EPYC\nflags\t\t: avx2 avx512f\n")
+    assert (harness.machine_description(str(cpuinfo), blas="OpenBLAS SkylakeX kernels")
+            == f"AMD EPYC (family 26, model 2), {plural}, AVX-512, OpenBLAS SkylakeX kernels")
     # No /proc/cpuinfo (another system): still a description, never an exception.
     assert f"{cpus} CPU" in harness.machine_description(str(tmp_path / "missing"))
+
+
+def test_blas_kernels_names_openblas_kernels_and_says_when_the_environment_forced_them():
+    script = ("from minidl.bench import harness; print(harness.blas_kernels()); "
+              "print(harness.machine_description())")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    chosen = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    kernels = chosen.stdout.splitlines()[0]
+    assert kernels.startswith("OpenBLAS ") and kernels.endswith(" kernels"), kernels
+    assert "forced" not in kernels
+    assert chosen.stdout.splitlines()[1].endswith(kernels)
+    forced = subprocess.run([sys.executable, "-c", script], env=dict(env, OPENBLAS_CORETYPE="Haswell"),
+                            capture_output=True, text=True, check=True)
+    assert forced.stdout.splitlines()[0].endswith(" kernels (forced by OPENBLAS_CORETYPE=Haswell)")
+    # the README's way to see the kernels in your own environment
+    readme = subprocess.run([sys.executable, "-c", "import threadpoolctl, scipy.linalg; "
+                             "print(threadpoolctl.threadpool_info())"],
+                            env=dict(env, OPENBLAS_CORETYPE="Haswell"), capture_output=True, text=True, check=True)
+    assert "'architecture'" in readme.stdout and "'internal_api': 'openblas'" in readme.stdout, readme.stdout
+    if platform.machine() in ("x86_64", "AMD64"):     # an x86 core type: OpenBLAS takes it
+        assert "'architecture': 'Haswell'" in readme.stdout
+        assert forced.stdout.splitlines()[0] == "OpenBLAS Haswell kernels (forced by OPENBLAS_CORETYPE=Haswell)"
 
 
 def test_summary_warns_when_its_tables_come_from_different_processors(tmp_path):

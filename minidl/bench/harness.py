@@ -126,27 +126,38 @@ def thread_counts(libraries=("numba", "blas", "torch")):
     return counts
 
 
-def machine_description(cpuinfo="/proc/cpuinfo"):
-    """The processor a table was measured on, for its title: model name, how
-    many CPUs this process may use, and the widest vector instructions the
-    processor has ("Intel(R) Xeon(R) Processor, 2 CPUs, AVX-512"). Ratios
-    against PyTorch change from one processor to another (its kernels and
-    ours use the vector units differently), so a table says where it ran."""
+def machine_description(cpuinfo="/proc/cpuinfo", blas=None):
+    """The processor a table was measured on, for its title: model name (with
+    the x86 family and model numbers, which tell processor generations apart
+    where the name is only "AMD EPYC"), how many CPUs this process may use,
+    the widest vector instructions the processor has, and the kernels OpenBLAS
+    runs ("AMD EPYC (family 26, model 2), 2 CPUs, AVX-512, OpenBLAS SkylakeX
+    kernels"). Ratios against PyTorch change from one processor to another
+    (its kernels and ours use the vector units differently), and minidl's
+    matrix products run in OpenBLAS, whose kernels an environment variable
+    can force narrower than the processor's (`blas_kernels`), so a table says
+    where and how it ran. blas: that part given, instead of asking OpenBLAS."""
     import os
     import platform
-    model, flags = "", set()
+    model, flags, family, number = "", set(), "", ""
     try:
         with open(cpuinfo) as f:
             for line in f:
                 key, _, value = line.partition(":")
-                key = key.strip()
+                key, value = key.strip(), value.strip()
                 if key == "model name" and not model:
                     model = " ".join(value.split())
                 elif key in ("flags", "Features") and not flags:
                     flags = set(value.split())
+                elif key == "cpu family" and not family:
+                    family = value
+                elif key == "model" and not number:
+                    number = value
     except OSError:
         pass
     model = model or platform.processor() or platform.machine() or "unknown processor"
+    if family and number:
+        model += f" (family {family}, model {number})"
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     parts = [model, f"{cpus} CPU{'s' if cpus != 1 else ''}"]
     if "avx512f" in flags:
@@ -155,7 +166,33 @@ def machine_description(cpuinfo="/proc/cpuinfo"):
         parts.append("AVX2")
     elif "asimd" in flags:
         parts.append("NEON")
+    blas = blas_kernels() if blas is None else blas
+    if blas:
+        parts.append(blas)
     return ", ".join(parts)
+
+
+def blas_kernels():
+    """Which OpenBLAS kernels minidl's matrix products run ("OpenBLAS SkylakeX
+    kernels"), read through threadpoolctl from the libraries NumPy and SciPy
+    loaded (Numba's np.dot calls SciPy's). OpenBLAS picks its kernels for the
+    processor it finds, unless the environment variable OPENBLAS_CORETYPE
+    names others: OPENBLAS_CORETYPE=Haswell on an AVX-512 processor runs
+    AVX2 kernels, at about half the speed, and the description then says it
+    was forced. "" where no OpenBLAS is found."""
+    import os
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that Numba's np.dot calls)
+        from threadpoolctl import threadpool_info
+        found = [info.get("architecture") for info in threadpool_info()
+                 if info.get("internal_api") == "openblas" and info.get("architecture")]
+    except Exception:              # no SciPy or threadpoolctl: a description without it
+        return ""
+    if not found:
+        return ""
+    text = "OpenBLAS " + "/".join(dict.fromkeys(found)) + " kernels"
+    forced = os.environ.get("OPENBLAS_CORETYPE")
+    return f"{text} (forced by OPENBLAS_CORETYPE={forced})" if forced else text
 
 
 def find_case(module, quick, index):

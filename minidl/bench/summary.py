@@ -61,8 +61,9 @@ def summarise(results_dir="benchmarks/results"):
 
 
 def machine_of(title):
-    """The processor a suite table's title names ("... at start) on Intel(R) Xeon(R)
-    Processor, 2 CPUs, AVX-512"), or "" for a table written before titles named it."""
+    """The processor (and BLAS kernels) a suite table's title names ("... at start)
+    on AMD EPYC (family 26, model 2), 2 CPUs, AVX-512, OpenBLAS SkylakeX kernels"),
+    or "" for a table written before titles named it."""
     head, found, machine = title.rpartition(" at start) on ")
     return machine.strip() if found else ""
 
@@ -74,8 +75,8 @@ def machines_note(titles):
     machines = list(dict.fromkeys(machine_of(t) or "processor not recorded" for t in titles))
     if len(machines) <= 1:
         return []
-    return ["", "**These tables were measured on different processors** (" + "; ".join(machines)
-            + "): compare ratios within one table, not across tables."]
+    return ["", "**These tables were measured on different processors (or BLAS kernels)** ("
+            + "; ".join(machines) + "): compare ratios within one table, not across tables."]
 
 
 def to_markdown(found):
