@@ -56,8 +56,9 @@ keys (`attention_forward_dense`, `attention_backward_dense`):
    alone, so the masked keys past the block cost nothing, and the smaller
    causal blocks leave fewer masked keys inside a block. Up to L = S = 512
    (DENSE_CAUSAL_MAX) that beats the tiles, which skip the masked keys too
-   but multiply with hand-written loops: benchmarks/results/attention.md,
-   the causal T128 and T512 rows. The mask inside a block is applied to
+   but multiply with hand-written loops (set DENSE_CAUSAL_MAX below 128 and
+   time the causal rows of `minidl bench attention` to see the tiles'
+   figures). The mask inside a block is applied to
    each score row (`scores_rows`). Each
    product (q k^T, p v; backward also dO v^T, dS k, p^T dO, dS^T q) is one
    `np.dot` on blocks large enough for BLAS to run near its peak: one thread
