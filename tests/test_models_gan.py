@@ -166,9 +166,12 @@ def _trained_quality(name, tmp_path):
 
 @pytest.mark.slow
 def test_classic_gan_defaults_give_confident_samples_of_every_class(tmp_path):
-    """`minidl train gan` (dense G and D) with its defaults: >= 60% of 1000
-    samples classified with confidence >= 0.9 by the reference CNN, every class
-    >= 4% of the samples, Frechet distance <= 5% of the noise ceiling."""
+    """`minidl train gan` (dense G and D, samples from the moving average of G)
+    with its defaults: >= 60% of 1000 samples classified with confidence >= 0.9
+    by the reference CNN, every class >= 4% of the samples, Frechet distance
+    <= 5% of the noise ceiling. Without the average, the same seed read a
+    Frechet distance of 6.7% of the ceiling on an AMD Zen 5 processor after
+    passing on others: the average is what makes the target hold there."""
     quality, figure = _trained_quality("gan", tmp_path)
     assert quality["confident_fraction"] >= 0.60, figure
     assert quality["min_class_share"] >= 0.04, figure

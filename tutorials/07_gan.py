@@ -313,6 +313,11 @@ if report["frechet"] > ceiling:
 #   paid for total certainty, so its logits stay moderate and G's gradient
 #   keeps pointing somewhere useful.
 #
+# `minidl train gan` also draws its samples from a moving average of G's
+# weights, as the DCGAN above does: a dense GAN's samples wobble from epoch to
+# epoch, and the average smooths that out. The comparison below leaves the
+# average out, to show what the three changes do on their own.
+#
 # Below, the same number of steps (the registry's 150 epochs of batch 64) for
 # the plain version and the recipe, both measured as above.
 

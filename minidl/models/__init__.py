@@ -101,7 +101,7 @@ register("dcgan", build_dcgan, gan_training.fit_gan, kind="generator", sampler=g
          description="DCGAN: ConvTranspose2d+BatchNorm generator, Conv2d+LeakyReLU discriminator",
          epochs=300, batch_size=64, optimizer="adam", lr=5e-4)   # digits: 82-86% confident, see docs/results/gan/
 register("gan", build_mlp_gan, gan_training.fit_gan, kind="generator", sampler=gan_training.sample_from_run,
-         description="the classic fully connected GAN: batch norm in G, dropout in D, label smoothing 0.9",
+         description="the classic fully connected GAN: batch norm in G, dropout in D, label smoothing 0.9, averaged G",
          epochs=150, batch_size=64, optimizer="adam", lr=2e-4)
 register("unet", build_unet, segmentation.fit, kind="segmenter",
          description="U-Net: conv blocks 16-32-64, max-pool down, bilinear upsample + skip connections up",

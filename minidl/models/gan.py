@@ -225,5 +225,11 @@ def build_dcgan(input_shape, num_classes=None):
 
 
 def build_mlp_gan(input_shape, num_classes=None):
-    """"gan": the classic fully connected G and D for images of shape (C, S, S)."""
-    return GAN(gan_config(input_shape), kind="mlp")
+    """"gan": the classic fully connected G and D for images of shape (C, S, S);
+    samples are drawn from the moving average of G's weights, ema_decay 0.999,
+    as for "dcgan". In the registry's 150 epochs of digits (3150 updates) the
+    average covers roughly the last 350 updates, about the last 17 epochs.
+    Without it, how close the samples come to real digits depends on where
+    the last epoch's oscillation of the game happens to stop, and moves with
+    float rounding from one processor to another."""
+    return GAN(gan_config(input_shape), kind="mlp", ema_decay=0.999)
