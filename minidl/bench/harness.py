@@ -181,12 +181,11 @@ def blas_kernels():
     AVX2 kernels, at about half the speed, and the description then says it
     was forced. "" where no OpenBLAS is found."""
     import os
+    from ..threads import _blas_libraries      # NumPy's and SciPy's BLAS, found once
     try:
-        import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS that Numba's np.dot calls)
-        from threadpoolctl import threadpool_info
-        found = [info.get("architecture") for info in threadpool_info()
+        found = [info.get("architecture") for info in _blas_libraries().info()
                  if info.get("internal_api") == "openblas" and info.get("architecture")]
-    except Exception:              # no SciPy or threadpoolctl: a description without it
+    except Exception:              # no SciPy BLAS to ask: a description without it
         return ""
     if not found:
         return ""
