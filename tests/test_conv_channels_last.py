@@ -299,7 +299,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=49)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=54)
 
 
 @pytest.mark.slow
@@ -318,3 +318,57 @@ def test_the_conv_fast_entry_points_refuse_an_output_too_large_before_this_path(
     weight = np.zeros((4, 16, 4, 4), np.float32)
     with pytest.raises(ValueError, match=r"conv2d: output size \(8, 8\)"):
         conv_fast.conv2d_forward(x, weight, (2, 2), (1, 1), (1, 1), 1, 8, 8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_blocks_without_samples_write_zero_weight_gradient_parts(dtype):
+    """dw_parts is scratch (np.empty in conv_fast.py): a block that gets no
+    sample (a batch of 0, or more blocks than samples) must still write its
+    part, as zeros, or the sum of the parts reads garbage. Scratch filled with
+    NaN here, and two blocks of four left without samples."""
+    rng = np.random.default_rng(11)
+    n, c_in, c_out, kh, kw, (sh, sw), (ph, pw) = 2, 8, 4, 3, 3, (2, 2), (1, 1)
+    x = rng.standard_normal((n, c_in, 6, 6)).astype(dtype)
+    weight = rng.standard_normal((c_out, c_in, kh, kw)).astype(dtype)
+    ho = wo = 3
+    k = c_in * kh * kw
+    gy = rng.standard_normal((n, 1, c_out, ho * wo)).astype(dtype)           # (N, G, cog, P)
+    _, expected = conv_kernels.conv2d_backward_numpy(gy.reshape(n, c_out, ho, wo), x, weight, (sh, sw), (ph, pw),
+                                                     (1, 1), 1, x.shape, need_input=False)
+    blocks = n + 2
+    none = np.zeros(0, dtype)
+    for kernel in ("forward", "backward"):
+        dw_parts = np.full((blocks, 1, c_out, k), np.nan, dtype)
+        d_weight = np.full(weight.shape, np.nan, dtype)
+        w_cl = np.empty((1, c_out, k), dtype)
+        db_parts, columns = np.zeros((blocks, 0)), np.empty((0, 0, 0), dtype)
+        if kernel == "forward":
+            out = np.empty((n, 1, c_out, ho * wo), dtype)
+            conv_channels_last.forward_kernel(x, weight, w_cl, none, kh, kw, sh, sw, ph, pw, ho, wo, gy, True,
+                                              conv_fast.CHUNK_COLUMNS, out, dw_parts, d_weight, db_parts, columns)
+        else:
+            dx = np.empty(x.shape, dtype)
+            conv_channels_last.backward_kernel(x, weight, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo, False, True,
+                                               conv_fast.CHUNK_COLUMNS, none, dx, dw_parts, d_weight, db_parts,
+                                               columns)
+        np.testing.assert_allclose(d_weight, expected, err_msg=kernel, **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize("op, stride", [("conv2d", 2), ("conv2d", 1), ("conv_transpose2d", 2)])
+def test_a_batch_of_no_samples_gives_zero_parameter_gradients(op, stride):
+    """Zero samples: an empty output, and the weight and bias gradients are
+    exactly zero (sums over no samples), on the channels-last path (stride 2)
+    and the others."""
+    x = mdl.Tensor(np.zeros((0, 16, 6, 6), np.float32), requires_grad=True)
+    shape = (8, 16, 3, 3) if op == "conv2d" else (16, 8, 4, 4)
+    weight = mdl.Tensor(np.ones(shape, np.float32), requires_grad=True)
+    bias = mdl.Tensor(np.ones(8, np.float32), requires_grad=True)
+    if op == "conv2d":
+        out = F.conv2d(x, weight, bias, stride=stride, padding=1)
+    else:
+        out = F.conv_transpose2d(x, weight, bias, stride=stride, padding=1)
+    assert out.shape[0] == 0 and out.shape[1] == 8
+    out.sum().backward()
+    assert x.grad.shape == x.shape
+    np.testing.assert_array_equal(weight.grad, np.zeros(shape, np.float32))
+    np.testing.assert_array_equal(bias.grad, np.zeros(8, np.float32))

@@ -84,7 +84,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=38)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=41)
 
 
 # Geometries at the edges of the padded buffer's layout (rows Wp = max(W + pw, wo)
@@ -158,6 +158,31 @@ def test_an_output_larger_than_the_input_gives_is_refused_before_the_kernel():
         conv_fast.conv2d_backward(grad, x, weight, *geometry, x.shape, True, True)
     with pytest.raises(ValueError, match=r"conv2d: output size \(28, 28\)"):
         conv_fast.conv2d_forward(x, weight, *geometry, 28, 28)
+
+
+@pytest.mark.parametrize("output_hw", [(10, 11), (11, 10)])
+def test_an_output_one_too_large_on_one_side_is_refused(output_hw):
+    """Each side is checked on its own: one row or one column too many would
+    already read and write past the padded buffers."""
+    x = np.zeros((2, 1, 28, 28), np.float32)
+    weight = np.zeros((4, 1, 3, 3), np.float32)
+    grad = np.ones((2, 4) + output_hw, np.float32)
+    geometry = ((3, 3), (1, 1), (1, 1), 1)                # 10x10 is the largest
+    with pytest.raises(ValueError, match=r"expected at most \(10, 10\)"):
+        conv_fast.conv2d_forward(x, weight, *geometry, *output_hw)
+    with pytest.raises(ValueError, match=r"expected at most \(10, 10\)"):
+        conv_fast.conv2d_backward(grad, x, weight, *geometry, x.shape, True, True)
+
+
+def test_never_more_sample_blocks_than_samples_nor_threads(monkeypatch):
+    """One block for work too small to wake the pool; else one per thread, but
+    never more blocks than samples (a block without samples would only wake a thread)."""
+    big = 100 * conv_fast.PARALLEL_MIN_WORK
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)     # as in a process with two threads
+    assert conv_fast.sample_blocks(5, conv_fast.PARALLEL_MIN_WORK - 1) == 1
+    assert conv_fast.sample_blocks(64, conv_fast.PARALLEL_MIN_WORK) == 2
+    assert conv_fast.sample_blocks(1, big) == 1
+    assert conv_fast.sample_blocks(0, big) == 1
 
 
 @pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
