@@ -67,6 +67,36 @@ def test_multihead_attention_masks_match_reference():
     np.testing.assert_allclose(out_causal.data, expected_causal, rtol=1e-10, atol=1e-12)
 
 
+def test_multihead_attention_is_causal_with_a_padding_mask_blocks_both():
+    """is_causal=True and a key_padding_mask together: the module folds causality
+    into the mask, so a query sees neither a later key nor a padded one."""
+    module = to_float64(nn.MultiheadAttention(8, 2))
+    x = np.random.default_rng(3).standard_normal((2, 5, 8))
+    padding = np.array([[False, False, True, False, False], [False, False, False, False, True]])
+    t = mdl.tensor(x)
+    out, weights = module(t, t, t, key_padding_mask=padding, is_causal=True)
+    block = np.triu(np.ones((5, 5), dtype=bool), k=1)[None, None] | padding[:, None, None, :]
+    expected, expected_weights = numpy_mha(module, x, block)
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(weights.data, expected_weights, rtol=1e-10, atol=1e-12)
+    assert np.all(weights.data[np.broadcast_to(block.any(axis=1), weights.shape)] == 0)
+
+
+def test_multihead_attention_takes_one_mask_per_head():
+    """A 3-D attn_mask (N*H, L, S): mask n*H + h applies to sample n, head h."""
+    module = to_float64(nn.MultiheadAttention(8, 2))
+    N, H, T = 2, 2, 4
+    x = np.random.default_rng(4).standard_normal((N, T, 8))
+    per_head = np.random.default_rng(5).random((N * H, T, T)) < 0.4       # True = blocked
+    per_head[:, :, 0] = False                                            # every query keeps a key
+    t = mdl.tensor(x)
+    out, weights = module(t, t, t, attn_mask=per_head, average_attn_weights=False)
+    expected, _ = numpy_mha(module, x, per_head.reshape(N, H, T, T))
+    np.testing.assert_allclose(out.data, expected, rtol=1e-10, atol=1e-12)
+    assert weights.shape == (N, H, T, T)
+    np.testing.assert_array_equal(weights.data == 0, per_head.reshape(N, H, T, T))
+
+
 def test_multihead_attention_gradcheck():
     """Gradients for the input and for every projection weight, with a causal mask.
     The checker makes its own float64 tensors, so they are put in the parameters' places."""
