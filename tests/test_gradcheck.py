@@ -107,3 +107,24 @@ def test_float32_arrays_and_tensors_are_checked_in_float64():
     assert gradcheck(lambda x: (x * x).sum(), [mdl.tensor(a, requires_grad=True)])
     with pytest.raises(GradcheckError):
         gradcheck(lambda x: SquareWithZeroBackward.apply(x), [a])
+
+
+class FirstTimesTwoDroppingTheSecond(Function):
+    """out = 2a + b, whose backward returns None for b: a missing gradient, on purpose."""
+
+    def forward(self, a, b):
+        return 2 * a + b
+
+    def backward(self, grad):
+        return 2 * grad, None
+
+
+def test_an_input_that_gets_no_gradient_counts_as_a_zero_gradient():
+    """An input the output does not depend on passes (its gradient is 0 both
+    ways); one it does depend on but whose backward gave nothing fails, at that
+    input, as a zero analytic gradient would."""
+    rng = np.random.default_rng(2)
+    a, b = rng.uniform(1, 2, (2, 3)), rng.uniform(1, 2, (2, 3))
+    assert gradcheck(lambda x, unused: x * 3.0, [a, b])
+    with pytest.raises(GradcheckError, match=r"input 1 \(shape \(2, 3\)\) at index \(0, 0\): analytic 0"):
+        gradcheck(lambda x, y: FirstTimesTwoDroppingTheSecond.apply(x, y), [a, b])
