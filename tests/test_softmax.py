@@ -277,3 +277,57 @@ def test_kernels_write_into_out_and_refuse_a_wrong_one(backend):
         for bad in (np.empty((4, 5), np.float32), np.empty((4, 6)), np.empty((6, 4), np.float32).T):
             with pytest.raises(ValueError, match=r"softmax_forward: out must be a C-contiguous, writeable \(4, 6\) float32"):
                 softmax_forward(x, False, out=bad)
+
+
+def _float32_backward_case(log, seed=11):
+    """A float32 (grad, y) pair whose row sum (sum g for log_softmax, <g, y>
+    for softmax) cancels: large terms of both signs and small ones. Summed in
+    float64 from the float32 values, as the compiled loops do, it is exact to
+    ~1e-16; a float32 running sum (or float32 products) loses the small terms
+    next to the large ones."""
+    rng = np.random.default_rng(seed)
+    n = 64
+    rows = []
+    for _ in range(3):
+        x = rng.standard_normal(n)
+        p = scipy.special.softmax(x)
+        y = np.log(p) if log else p
+        g = rng.standard_normal(n)                     # the small terms
+        big = 2.0 ** 25 if log else 1e6
+        i, j = rng.choice(n, 2, replace=False)
+        g[i] = big                                     # a large pair that (nearly) cancels
+        g[j] = -big if log else -big * p[i] / p[j]
+        rows.append((g, y))
+    g = np.array([r[0] for r in rows], np.float32)
+    y = np.array([r[1] for r in rows], np.float32)
+    return g, y
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_compiled_float32_backward_sums_in_float64(log):
+    """softmax's backward sums each row in float64 for float32 rows too (the
+    module docstring): against the formula evaluated in float64 on the same
+    float32 grad and y. The entries with small gradients depend on the row sum
+    to full precision; with a float32 sum they would be off by ~1e-2 and more."""
+    from minidl.kernels.softmax import softmax_backward
+    g, y = _float32_backward_case(log)
+    g64, y64 = g.astype(np.float64), y.astype(np.float64)
+    if log:
+        want = g64 - np.exp(y64) * g64.sum(axis=1, keepdims=True)
+    else:
+        want = y64 * (g64 - (g64 * y64).sum(axis=1, keepdims=True))
+    with kernels.use("numba"):
+        got = softmax_backward(g, y, log)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
+
+
+def test_fast_exp_keeps_the_last_subnormal_step():
+    """Results in the last subnormal step (x from about -745.13 to -744.4, where
+    exp(x) rounds to 2**-1074) come out as that step, not 0: 2**k is applied
+    as two factors, so it never underflows on its own before the polynomial's
+    value scales it."""
+    x = np.linspace(-745.5, -740.0, 5501)
+    got, want = fast_exp_array(x), np.exp(x)
+    assert np.all(got[want > 0] > 0), x[(want > 0) & (got == 0)][:5]
+    assert np.all(np.abs(got - want) <= 5e-324)
