@@ -232,3 +232,26 @@ def test_input_gradient_is_a_new_array_that_owns_its_memory(pool, backend):
         ref = mdl.tensor(x, requires_grad=True)
         fn(ref, 2).backward(np.ones((2, 3, 3, 3)))
     np.testing.assert_allclose(t.grad, ref.grad, rtol=1e-12)
+
+
+def test_compiled_avg_pool_float32_sums_each_window_in_float64():
+    """The compiled loops add a float32 window in float64 and round once (the
+    module docstring's float64 accumulator): a window holding 2**24, 1, 1 and
+    -2**24 sums to 2, where a float32 running sum loses both ones (2**24 + 1
+    rounds back to 2**24). The reference is NumPy's float64 mean of the same
+    float32 values, rounded to float32. (The NumPy twin sums in float32 and the
+    interpreted loops, under NumPy 2's promotion, in float32 too; see the
+    tolerances above.)"""
+    big = np.float32(2.0 ** 24)
+    plane = np.array([[big, 1, 5, 7],
+                      [1, -big, -3, 2],
+                      [-big, 3, 1, big],
+                      [1, big, 1, -big]], np.float32)    # windows in several orders and positions
+    x = np.stack([plane, plane.T, -plane])[None]       # (1, 3, 4, 4)
+    with kernels.use("numba"):
+        for k, s in (((2, 2), (2, 2)), ((2, 2), (1, 1)), ((4, 4), (1, 1)), ((2, 3), (1, 1))):
+            out = F.avg_pool2d(mdl.tensor(x), kernel_size=k, stride=s).data
+            windows = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), k, axis=(2, 3))
+            want = windows[:, :, ::s[0], ::s[1]].mean(axis=(-2, -1)).astype(np.float32)
+            assert out.dtype == np.float32
+            np.testing.assert_array_equal(out, want, err_msg=f"kernel {k}, stride {s}")
