@@ -204,4 +204,65 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=39)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=42)
+
+
+def test_tiled_forward_nan_rows_equal_the_numpy_twin():
+    # a NaN in a query row makes that row's output and logsumexp NaN; a NaN in
+    # a key makes every row that sees the key NaN (causal: rows from the key on),
+    # across key tiles and query blocks; every other row as without the NaN
+    from minidl.kernels import attention as kernels, use
+    rng = np.random.default_rng(10)
+    L = attention_fast.DENSE_CAUSAL_MAX + 7
+    q, k, v = (rng.standard_normal((2, L, 4)) for _ in range(3))
+    q[0, 100, 2] = np.nan                                   # row 100 of batch-head 0
+    k[1, 300, 0] = np.nan                                   # rows 300.. of batch-head 1
+    empty_bias, bias_index = np.zeros((0, 1, 1)), np.zeros(2, np.int64)
+    assert not attention_fast.use_dense(q, k, v, causal=True)
+    results = {}
+    for backend in ("numba", "numpy"):
+        with use(backend):
+            results[backend] = kernels.forward(q, k, v, empty_bias, bias_index, True, 0.5)
+    (out, lse), (want_out, want_lse) = results["numba"], results["numpy"]
+    nan_rows = np.zeros((2, L), bool)
+    nan_rows[0, 100] = True
+    nan_rows[1, 300:] = True
+    np.testing.assert_array_equal(np.isnan(lse), nan_rows)
+    np.testing.assert_array_equal(np.isnan(out), np.broadcast_to(nan_rows[..., None], out.shape))
+    np.testing.assert_allclose(out, want_out, rtol=1e-9, atol=1e-10)    # NaN where the twin has NaN
+    np.testing.assert_allclose(lse, want_lse, rtol=1e-9, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tiled_kernels_fully_masked_rows_give_zeros(dtype):
+    # a row whose every key the bias masks: output 0, logsumexp -inf, no
+    # gradient from it; rows 0, BLOCK_Q (first rows of their query blocks),
+    # a row inside a block and the last row, with and without a causal mask
+    rng = np.random.default_rng(4)
+    BH, L, S, E, Ev = 2, 2 * attention_fast.BLOCK_Q + 5, attention_fast.BLOCK_K + 3, 3, 2
+    q, k = rng.standard_normal((BH, L, E)).astype(dtype), rng.standard_normal((BH, S, E)).astype(dtype)
+    v, dout = rng.standard_normal((BH, S, Ev)).astype(dtype), rng.standard_normal((BH, L, Ev)).astype(dtype)
+    masked = [0, attention_fast.BLOCK_Q, attention_fast.BLOCK_Q + 7, L - 1]
+    bias = np.zeros((1, L, S), dtype)
+    bias[0, masked] = -np.inf
+    bias_index = np.zeros(BH, np.int64)
+    for causal in (False, True):
+        args = (q, k, v, bias, bias_index, causal, dtype(0.5), np.uint64(0), np.uint64(0), dtype(1))
+        out, lse = np.full((BH, L, Ev), np.nan, dtype), np.full((BH, L), np.nan)
+        with single_threaded_blas():
+            attention_fast.attention_forward_blocked(*args, out, lse)
+            grads = [np.zeros_like(q), np.zeros_like(k), np.zeros_like(v)]
+            attention_fast.attention_backward_blocked(*args, out, lse, dout, *grads)
+        assert (out[:, masked] == 0).all() and (lse[:, masked] == -np.inf).all()
+        assert (grads[0][:, masked] == 0).all()
+        others = np.setdiff1d(np.arange(L), masked)
+        assert np.isfinite(out[:, others]).all() and np.isfinite(lse[:, others]).all()
+        # the same rows computed by the readable loops, interpreted
+        from minidl.kernels import attention as kernels, use
+        with use("python"):
+            want_out, want_lse = kernels.forward(q, k, v, bias, bias_index, causal, 0.5)
+            want_grads = kernels.backward(q, k, v, bias, bias_index, causal, 0.5, 0.0, 0,
+                                          want_out, want_lse, dout)
+        np.testing.assert_allclose(lse, want_lse, rtol=1e-5)          # -inf where masked
+        for name, a, b in zip(["out", "dq", "dk", "dv"], [out] + grads, [want_out] + list(want_grads)):
+            assert_close(a, b, dtype, name)
