@@ -430,3 +430,28 @@ def test_dropout_keeps_an_element_whose_hash_equals_the_threshold(backend):
     for i, j in [(0, 0), (1, 0), (1, 1)]:             # the others follow the same rule
         kept = _splitmix64_top24(0, i * S + j) >= h
         np.testing.assert_allclose(out[0, i, j], 0.5 / (1 - p) if kept else 0.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 99, 2**63 + 12345])
+def test_dropout_hash_of_every_path_is_splitmix64(seed):
+    """The compiled hash (the loops' and the tiles'), the NumPy twin's and the
+    plain-integer SplitMix64 above keep the same elements, over a few thousand
+    indices and thresholds near the middle and the ends of the 24-bit range:
+    the twin draws the mask the loops draw."""
+    from minidl.kernels.dropout_hash import dropout_keep, dropout_keep_numpy
+    indices = np.arange(3000, dtype=np.uint64)
+    hashes = np.array([_splitmix64_top24(seed, int(i)) for i in indices])
+    for threshold in (1, 1 << 23, (1 << 24) - 1, int(np.median(hashes))):
+        want = hashes >= threshold
+        twin = dropout_keep_numpy(np.uint64(seed), indices, np.uint64(threshold))
+        compiled = np.array([dropout_keep(np.uint64(seed), i, np.uint64(threshold)) for i in indices])
+        np.testing.assert_array_equal(twin, want)
+        np.testing.assert_array_equal(compiled, want)
+
+
+def test_dropout_threshold_is_p_rounded_to_the_nearest_24_bit_step():
+    """dropout_threshold(p) / 2**24 is within 2**-25 of p (the nearest step),
+    so the share dropped is p to within half a step."""
+    for p in np.concatenate([np.linspace(0.0, 1.0, 1001), [0.1, 0.3, 1 / 3, 0.7, 1e-7, 1 - 1e-7]]):
+        t = int(dropout_threshold(p))
+        assert abs(t - p * (1 << 24)) <= 0.5, (p, t)
