@@ -142,6 +142,20 @@ def test_small_probabilities_keep_their_relative_precision(backend, dtype):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+def test_float64_probabilities_far_in_the_tail_keep_their_relative_precision(backend):
+    """Phi(x) for x from -36.9 to -37.4 (|x| / sqrt 2 past 26, the last stretch
+    before erfc leaves the normal float64 range), against SciPy's erfc: Cody's
+    third range holds there, in the twin and the fast loops alike."""
+    x = np.array([-36.9, -37.2, -37.4])
+    want = 0.5 * scipy.special.erfc(-x / math.sqrt(2.0))
+    assert (want > np.finfo(np.float64).tiny).all()
+    with kernels.use(backend):
+        out, cdf = gelu_forward(x)
+    np.testing.assert_allclose(cdf, want, rtol=1e-12, err_msg=backend)
+    np.testing.assert_allclose(out, x * want, rtol=1e-12, err_msg=backend)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_special_values(backend, dtype):
     x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 40.0, -40.0], dtype)
