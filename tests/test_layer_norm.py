@@ -10,7 +10,10 @@ it for the output and 2e-5 for the gradients (statistics and sums accumulate in
 float64, each element's arithmetic is float32; the weight and bias gradients
 sum up to 70 rows).
 """
+import os
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -181,3 +184,38 @@ def test_float32_rows_far_from_zero_keep_float32_precision_in_the_backward():
         for what, g, w in zip(("out", "grad_x", "grad_weight", "grad_bias"), got, want):
             error = np.abs(g.astype(np.float64) - w).max() / np.abs(w).max()
             assert error < 1e-5, f"{backend}: {what} off by {error:.1e} of its largest value"
+
+
+TWO_THREAD_CHILD = """
+import numba, numpy as np
+from minidl.kernels.layer_norm import layer_norm_backward, layer_norm_forward
+from minidl.threads import numba_threads
+assert numba.get_num_threads() == 2
+rng = np.random.default_rng(0)
+x = rng.standard_normal((131072, 8)).astype(np.float32)   # 4096 row blocks of 8 columns
+weight, bias = rng.standard_normal(8).astype(np.float32), np.zeros(8, np.float32)
+grad = rng.standard_normal(x.shape).astype(np.float32)
+out, mean, inv_std = layer_norm_forward(x, weight, bias, 1e-5)
+x_hat = (x.astype(np.float64) - mean[:, None]) * inv_std[:, None]
+want_weight, want_bias = (grad * x_hat).sum(axis=0), grad.astype(np.float64).sum(axis=0)
+with numba_threads(1):
+    one = layer_norm_backward(grad, x, weight, mean, inv_std)
+for _ in range(50):
+    two = layer_norm_backward(grad, x, weight, mean, inv_std)
+    for a, b in zip(one, two):
+        assert np.array_equal(a, b), "two threads gave another result than one"
+    np.testing.assert_allclose(two[1], want_weight, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(two[2], want_bias, rtol=1e-5, atol=1e-3)
+"""
+
+
+def test_weight_and_bias_gradients_on_two_threads_equal_one_thread():
+    """Each row block sums its rows into its own line, so two threads never add
+    into the same numbers: in a child with two Numba threads, fifty backward
+    passes over 4096 row blocks of narrow rows (where two threads adding into
+    one shared line would lose updates often) give the one-thread result bit
+    for bit, and the float64 sums."""
+    env = dict(os.environ, NUMBA_NUM_THREADS="2", OPENBLAS_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, "-c", TWO_THREAD_CHILD], env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
