@@ -331,3 +331,20 @@ def test_fast_exp_keeps_the_last_subnormal_step():
     got, want = fast_exp_array(x), np.exp(x)
     assert np.all(got[want > 0] > 0), x[(want > 0) & (got == 0)][:5]
     assert np.all(np.abs(got - want) <= 5e-324)
+
+
+@pytest.mark.parametrize("log", [False, True])
+def test_compiled_float32_forward_sums_in_float64(log):
+    """softmax's forward adds a float32 row's exponentials in float64 (the
+    module docstring): a row with one logit at 0 and 100000 at -17, whose
+    exponentials (4e-8) are each below half a float32 step of 1, sums to
+    1.0041; a float32 running sum that holds the 1 drops them. Against SciPy
+    in float64 on the same float32 logits."""
+    n = 100_000
+    x = np.full((3, n), -17.0, np.float32)
+    x[0, 0], x[1, n // 2 + 3], x[2, n - 1] = 0.0, 0.0, 0.0   # the large term early, inside, last
+    want = OPS["log_softmax" if log else "softmax"][1](x.astype(np.float64), axis=-1)
+    with kernels.use("numba"):
+        y = (F.log_softmax if log else F.softmax)(mdl.tensor(x), dim=-1).data
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y, want, rtol=1e-6, atol=0)
