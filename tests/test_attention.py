@@ -333,3 +333,22 @@ def test_input_gradients_own_their_memory_and_match_the_twin():
     for got, want in zip(results["numba"], results["numpy"]):
         assert got.shape == (2, 3, 5, 4) and got.base is None and got.flags.owndata
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
+
+
+def test_compiled_float32_rows_sum_their_weights_in_float64():
+    """The dense kernels add a float32 row's exponentials in float64: one key
+    with score 0 and 100000 at -17, whose weights (4e-8 each before
+    normalising) are each below half a float32 step of 1, sum to 1.0041; a
+    float32 running sum that holds the 1 drops them. With v = 1 at the first
+    key only, out is that key's weight. Against the float64 reference."""
+    S = 100_000
+    q = np.ones((1, 1, 1, 1), np.float32)
+    k = np.full((1, 1, S, 1), -17.0, np.float32)
+    k[0, 0, 0, 0] = 0.0
+    v = np.zeros((1, 1, S, 1), np.float32)
+    v[0, 0, 0, 0] = 1.0
+    want, _ = reference(q.astype(np.float64), k.astype(np.float64), v.astype(np.float64), scale=1.0)
+    with kernels.use("numba"):
+        out = F.scaled_dot_product_attention(mdl.tensor(q), mdl.tensor(k), mdl.tensor(v), scale=1.0).data
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, want, rtol=1e-6)
