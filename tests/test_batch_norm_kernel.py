@@ -314,3 +314,22 @@ def test_other_dtypes_and_mixed_dtypes_take_the_numpy_twin():
 def test_bad_kernel_input_raises_before_any_kernel(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_compiled_float32_backward_sums_over_samples_in_float64():
+    """The backward's per-channel sums of grad run in float64 for float32
+    input (module docstring): with grad 2**25 in sample 0 and -2**25 in sample
+    2 (at equal x, so the grad * x_hat sums cancel as well) and small values in
+    sample 1, grad_bias is the small values' sum and the small sample's grad_x
+    follows the formulas; a float32 sum over the samples loses the small
+    values next to 2**25."""
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((3, 2, 5)).astype(np.float32)
+    x[2] = x[0]
+    weight, bias = rng.standard_normal(2).astype(np.float32), np.zeros(2, np.float32)
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+    grad[0], grad[2] = 2.0 ** 25, -2.0 ** 25
+    _, want_grad_x, _, want_grad_bias = formulas(x, weight, bias, grad)
+    _, grad_x, _, grad_bias = run("numba", x, weight, bias, grad)
+    np.testing.assert_allclose(grad_bias, want_grad_bias, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(grad_x[1], want_grad_x[1], rtol=1e-4, atol=1e-4)

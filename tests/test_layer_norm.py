@@ -219,3 +219,22 @@ def test_weight_and_bias_gradients_on_two_threads_equal_one_thread():
     done = subprocess.run([sys.executable, "-c", TWO_THREAD_CHILD], env=env, capture_output=True,
                           text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_compiled_float32_backward_sums_each_row_in_float64():
+    """The backward's row sums (of gh = grad * weight and gh * x_hat) run in
+    float64 for float32 rows (module docstring): a row whose gh holds 2**25
+    and -2**25 at two equal x values, and small terms between them, sums to
+    the small terms exactly; a float32 sum loses them next to 2**25, and the
+    small entries of grad_x with them. Against the float64 formulas."""
+    rng = np.random.default_rng(6)
+    rows, m = 4, 40
+    x = rng.standard_normal((rows, m)).astype(np.float32)
+    x[:, -1] = x[:, 0]                                  # equal x_hat: the big gh * x_hat cancel too
+    weight = np.ones(m, np.float32)
+    grad = rng.standard_normal((rows, m)).astype(np.float32)
+    grad[:, 0], grad[:, -1] = 2.0 ** 25, -2.0 ** 25
+    want_grad_x = formulas(x, weight, np.zeros(m, np.float32), grad)[1]
+    got_grad_x = run("numba", x, weight, np.zeros(m, np.float32), grad)[1]
+    inner = slice(1, m - 1)                             # the entries with small gradients
+    np.testing.assert_allclose(got_grad_x[:, inner], want_grad_x[:, inner], rtol=1e-4, atol=1e-4)
