@@ -13,6 +13,7 @@ it for the output and 2e-5 for the gradients (statistics and sums accumulate
 in float64, each element's arithmetic is float32), and 1e-4 where the
 float32 twin's statistics (NumPy's float32 mean and var) are compared.
 """
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -22,9 +23,13 @@ import minidl.functional as F
 from minidl import kernels, nn
 from minidl.kernels import batch_norm as kernel
 from minidl.kernels.batch_norm import batch_norm_backward, batch_norm_forward, batch_norm_normalize
-from minidl.threads import numba_threads
+from minidl.threads import SMALL, numba_threads
 
 from layer_check import gradcheck_module
+from threaded_rerun import in_two_thread_child
+
+TWO_THREAD_RUN = "MINIDL_TEST_BATCH_NORM_THREADS"        # set in the child that repeats a thread-count test
+
 
 BACKENDS = ("numba", "numpy", "python")
 EPS = 1e-5
@@ -146,12 +151,17 @@ def test_normalize_with_given_statistics_and_constant_statistics_backward():
 
 
 def test_result_does_not_depend_on_the_thread_count():
+    if not in_two_thread_child(__file__, "test_result_does_not_depend_on_the_thread_count", TWO_THREAD_RUN):
+        return                                                   # checked in a child with two threads
     rng = np.random.default_rng(3)
-    x = rng.standard_normal((64, 32, 49)).astype(np.float32)     # 1568 positions: several chunks
+    # 4608 positions, several chunks; above threads.SMALL elements, below which the kernel runs one thread
+    x = rng.standard_normal((64, 32, 144)).astype(np.float32)
+    assert x.size >= SMALL
     weight, bias = rng.standard_normal(32).astype(np.float32), rng.standard_normal(32).astype(np.float32)
     results = []
     for threads in (1, 2):
         with numba_threads(threads):
+            assert numba.get_num_threads() == threads
             results.append(run("numba", x, weight, bias, x[::-1].copy()))
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)

@@ -3,6 +3,7 @@ windows, stride 2, no padding) against the readable loop it replaces,
 bit for bit, values and argmax: odd sizes, ties, signed zeros, NaN and
 infinities, float32 and float64, one and several threads; and through the op:
 non-contiguous inputs, the caller's array untouched, the gradient."""
+import numba
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -12,6 +13,10 @@ import minidl.functional as F
 from minidl import kernels
 from minidl.kernels import pooling, pooling_fast
 from minidl.threads import numba_threads
+
+from threaded_rerun import in_two_thread_child
+
+TWO_THREAD_RUN = "MINIDL_TEST_POOLING_FAST_THREADS"        # set in the child that repeats a thread-count test
 
 
 def same_bits(a, b):
@@ -67,13 +72,16 @@ def test_hand_case_ties_signed_zero_nan_inf():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_several_threads_and_a_nan_plane_among_many(dtype):
+def test_several_threads_and_a_nan_plane_among_many(dtype, request):
+    if not in_two_thread_child(__file__, request.node.name, TWO_THREAD_RUN):
+        return                                                   # checked in a child with two threads
     rng = np.random.default_rng(7)
     x = rng.integers(-3, 4, size=(8, 40, 27, 26)).astype(dtype)   # ties everywhere, odd H
     x[3, 5, 10, 10] = np.nan
     want = pooling.max_pool2d_forward_loops(x, 2, 2, 2, 2, 0, 0)
     for threads in (1, 2):
         with numba_threads(threads):
+            assert numba.get_num_threads() == threads
             got = pooling_fast.max_pool2d_2x2_forward(x)
         assert same_bits(got[0], want[0]) and same_bits(got[1], want[1])
 

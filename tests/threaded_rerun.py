@@ -36,3 +36,23 @@ def rerun_with_bounds_check(test_file, marker, keyword, cache_dir, expected_pass
                             env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert f"{expected_passed} passed" in result.stdout, result.stdout[-2000:]
+
+
+def in_two_thread_child(test_file, test_name, marker):
+    """For a test that compares thread counts: True when this process can run
+    two Numba threads (or is the child started here). Otherwise runs
+    `test_file::test_name` (every parametrization) in a child pytest with
+    NUMBA_NUM_THREADS=2 and `marker`=1, asserts that it passed, and returns
+    False: the caller then returns, its check done in the child. (The test
+    processes run one Numba thread, which `numba_threads(2)` cannot raise.)"""
+    import numba
+    if numba.config.NUMBA_NUM_THREADS >= 2 or os.environ.get(marker):
+        return True
+    here = Path(test_file).resolve()
+    env = dict(os.environ, NUMBA_NUM_THREADS="2", **{marker: "1"})
+    result = subprocess.run([sys.executable, "-m", "pytest", f"{here}::{test_name}", "-q", "-p", "no:cacheprovider",
+                             "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert " passed" in result.stdout and " skipped" not in result.stdout, result.stdout[-2000:]
+    return False
