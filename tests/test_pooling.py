@@ -234,21 +234,22 @@ def test_input_gradient_is_a_new_array_that_owns_its_memory(pool, backend):
     np.testing.assert_allclose(t.grad, ref.grad, rtol=1e-12)
 
 
-def test_compiled_avg_pool_float32_sums_each_window_in_float64():
-    """The compiled loops add a float32 window in float64 and round once (the
-    module docstring's float64 accumulator): a window holding 2**24, 1, 1 and
-    -2**24 sums to 2, where a float32 running sum loses both ones (2**24 + 1
+@pytest.mark.parametrize("backend", ["numba", "python"])
+def test_avg_pool_loops_sum_a_float32_window_in_float64(backend):
+    """The loops add a float32 window in float64 and round once, compiled and
+    interpreted (the module docstring's float64 accumulator): a window holding
+    2**24, 1, 1 and -2**24 sums to 2, where a float32 running sum loses both ones (2**24 + 1
     rounds back to 2**24). The reference is NumPy's float64 mean of the same
-    float32 values, rounded to float32. (The NumPy twin sums in float32 and the
-    interpreted loops, under NumPy 2's promotion, in float32 too; see the
-    tolerances above.)"""
+    float32 values, rounded to float32. (The NumPy twin sums in float32; see
+    the tolerances above. The loops start their sum at np.float64(0.0): a
+    plain 0.0 would stay float32 once interpreted, under NumPy 2's promotion.)"""
     big = np.float32(2.0 ** 24)
     plane = np.array([[big, 1, 5, 7],
                       [1, -big, -3, 2],
                       [-big, 3, 1, big],
                       [1, big, 1, -big]], np.float32)    # windows in several orders and positions
     x = np.stack([plane, plane.T, -plane])[None]       # (1, 3, 4, 4)
-    with kernels.use("numba"):
+    with kernels.use(backend):
         for k, s in (((2, 2), (2, 2)), ((2, 2), (1, 1)), ((4, 4), (1, 1)), ((2, 3), (1, 1))):
             out = F.avg_pool2d(mdl.tensor(x), kernel_size=k, stride=s).data
             windows = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), k, axis=(2, 3))

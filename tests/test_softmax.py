@@ -303,11 +303,12 @@ def _float32_backward_case(log, seed=11):
     return g, y
 
 
+@pytest.mark.parametrize("backend", ["numba", "python"])
 @pytest.mark.parametrize("log", [False, True])
-def test_compiled_float32_backward_sums_in_float64(log):
-    """softmax's backward sums each row in float64 for float32 rows too (the
-    module docstring): against the formula evaluated in float64 on the same
-    float32 grad and y. The entries with small gradients depend on the row sum
+def test_float32_backward_sums_in_float64(log, backend):
+    """softmax's backward sums each row in float64 for float32 rows too,
+    compiled and interpreted (the module docstring): against the formula
+    evaluated in float64 on the same float32 grad and y. The entries with small gradients depend on the row sum
     to full precision; with a float32 sum they would be off by ~1e-2 and more."""
     from minidl.kernels.softmax import softmax_backward
     g, y = _float32_backward_case(log)
@@ -316,7 +317,7 @@ def test_compiled_float32_backward_sums_in_float64(log):
         want = g64 - np.exp(y64) * g64.sum(axis=1, keepdims=True)
     else:
         want = y64 * (g64 - (g64 * y64).sum(axis=1, keepdims=True))
-    with kernels.use("numba"):
+    with kernels.use(backend):
         got = softmax_backward(g, y, log)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=0)
@@ -333,10 +334,11 @@ def test_fast_exp_keeps_the_last_subnormal_step():
     assert np.all(np.abs(got - want) <= 5e-324)
 
 
+@pytest.mark.parametrize("backend", ["numba", "python"])
 @pytest.mark.parametrize("log", [False, True])
-def test_compiled_float32_forward_sums_in_float64(log):
-    """softmax's forward adds a float32 row's exponentials in float64 (the
-    module docstring): a row with one logit at 0 and 100000 at -17, whose
+def test_float32_forward_sums_in_float64(log, backend):
+    """softmax's forward adds a float32 row's exponentials in float64, compiled
+    and interpreted (the module docstring): a row with one logit at 0 and 100000 at -17, whose
     exponentials (4e-8) are each below half a float32 step of 1, sums to
     1.0041; a float32 running sum that holds the 1 drops them. Against SciPy
     in float64 on the same float32 logits."""
@@ -344,7 +346,7 @@ def test_compiled_float32_forward_sums_in_float64(log):
     x = np.full((3, n), -17.0, np.float32)
     x[0, 0], x[1, n // 2 + 3], x[2, n - 1] = 0.0, 0.0, 0.0   # the large term early, inside, last
     want = OPS["log_softmax" if log else "softmax"][1](x.astype(np.float64), axis=-1)
-    with kernels.use("numba"):
+    with kernels.use(backend):
         y = (F.log_softmax if log else F.softmax)(mdl.tensor(x), dim=-1).data
     assert y.dtype == np.float32
     np.testing.assert_allclose(y, want, rtol=1e-6, atol=0)

@@ -72,7 +72,7 @@ def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, thre
         largest = -np.inf
         has_nan = False
         for j in range(S):
-            t = 0.0
+            t = np.float64(0.0)
             for e in range(E):
                 t += q[b, i, e] * k[b, j, e]             # q_i . k_j
             t *= scale
@@ -91,7 +91,7 @@ def attention_forward_loops(q, k, v, bias, bias_index, causal, scale, seed, thre
             out[b, i, :] = 0
             lse[b, i] = -np.inf
             continue
-        total = 0.0
+        total = np.float64(0.0)
         for j in range(S):
             scores[j] = np.exp(scores[j] - largest)      # in (0, 1]; 0 where masked
             total += scores[j]
@@ -126,13 +126,13 @@ def attention_backward_loops(q, k, v, bias, bias_index, causal, scale, seed, thr
                 dk[b, :, :] = np.nan
                 dv[b, :, :] = np.nan
                 continue
-            d_i = 0.0                                    # D_i = dO_i . out_i
+            d_i = np.float64(0.0)                        # D_i = dO_i . out_i
             for d in range(Ev):
                 d_i += dout[b, i, d] * out[b, i, d]
             for j in range(S):
                 if causal and j > i:
                     continue                             # masked: p_ij = 0
-                s = 0.0                                  # s_ij, recomputed
+                s = np.float64(0.0)                      # s_ij, recomputed
                 for e in range(E):
                     s += q[b, i, e] * k[b, j, e]
                 s *= scale
@@ -143,7 +143,7 @@ def attention_backward_loops(q, k, v, bias, bias_index, causal, scale, seed, thr
                 if threshold > 0:
                     keep = dropout_keep(seed, np.uint64((b * L + i) * S + j), threshold)
                     z = keep_scale if keep else 0.0
-                dp = 0.0                                 # dP_ij = z_ij dO_i . v_j
+                dp = np.float64(0.0)                     # dP_ij = z_ij dO_i . v_j
                 for d in range(Ev):
                     dp += dout[b, i, d] * v[b, j, d]
                 dp *= z

@@ -282,7 +282,7 @@ def forward_task(task, q, k, v, bias, bias_index, causal, scale, seed, threshold
                 continue
             alpha = np.exp(m[r] - m_new)       # 0 when m[r] is -inf
             exp_shifted(s[r], nc, m_new)  # s[r, c] <- exp(s[r, c] - m_new)
-            total = 0.0
+            total = np.float64(0.0)
             for c in range(nc):
                 total += s[r, c]
             l[r] = l[r] * alpha + total
@@ -344,7 +344,7 @@ def backward_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
     dropout = threshold > 0
     delta = np.empty(L)                        # D_i = dO_i . out_i
     for i in range(L):
-        total = 0.0
+        total = np.float64(0.0)
         for d in range(Ev):
             total += dout[b, i, d] * out[b, i, d]
         delta[i] = total
@@ -486,7 +486,7 @@ def forward_dense_task(task, q, k, v, bias, bias_index, causal, scale, seed, thr
             for c in range(Sk):
                 row[c] = 0
             continue
-        total = 0.0                                        # float64 sum
+        total = np.float64(0.0)                            # float64 sum
         for c in range(seen):
             e = exp_nonpositive_like(row[c] - m)           # in [0, 1] (row[c] <= m); 0 where masked
             row[c] = e
@@ -567,7 +567,7 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
                     dsrow[c] = fill
                 continue
             scores_rows(pb, r, i, b, bias, bias_index, causal, scale)
-            d_i = 0.0                                      # D_i = dO_i . out_i
+            d_i = np.float64(0.0)                          # D_i = dO_i . out_i
             for d in range(Ev):
                 d_i += dout[b, i, d] * out[b, i, d]
             d_i_like = cast_like(d_i, prow[0])

@@ -304,7 +304,7 @@ def row_sum(row):
     """The sum of a 1-D array, accumulated in float64. `reassoc` lets the
     compiler split the sum over SIMD lanes (a different order of additions,
     exact up to float64 rounding); a plain loop would add one at a time."""
-    total = 0.0
+    total = np.float64(0.0)
     for q in range(row.shape[0]):
         total += row[q]
     return total

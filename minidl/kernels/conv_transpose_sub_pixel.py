@@ -566,7 +566,7 @@ def backward_block(b, x, u, gy, block, first_block, block_count, need_input, nee
                 dst = gz[row]                            # (4*tiles_w, Cout): one row of grad_out, in L1
                 for o in range(c_out):
                     src = sample[o, row]
-                    total = 0.0
+                    total = np.float64(0.0)
                     for col in range(wo):
                         dst[col, o] = src[col]
                         total += src[col]

@@ -137,7 +137,7 @@ def avg_pool2d_forward_loops(x, kh, kw, sh, sw, ph, pw):
             for j in range(ow):
                 left = j * sw - pw
                 c0, c1 = max(left, 0), min(left + kw, w)
-                total = 0.0                              # float64 accumulator
+                total = np.float64(0.0)                  # float64 accumulator (also interpreted)
                 for r in range(r0, r1):
                     for col in range(c0, c1):
                         total += planes[p, r, col]
@@ -176,7 +176,7 @@ def avg_pool2d_backward_loops(grad_out, h, w, kh, kw, sh, sw, ph, pw, grad_input
         across = np.empty(oh * w, np.float64)            # (OH, W): sums over covering columns
         for i in range(oh):
             for col in range(w):
-                t = 0.0
+                t = np.float64(0.0)
                 for j in range(col_first[col], col_stop[col]):
                     t += gp[i * ow + j]
                 across[i * w + col] = t

@@ -100,7 +100,7 @@ def softmax_forward_loops(x, log, out):
     for r in prange(rows):
         row, o = x[r], out[r]
         m = _row_max(row)                                # pass 1: the row max (row dtype)
-        total = 0.0                                      # pass 2: sum of exp(x - m), float64
+        total = np.float64(0.0)                          # pass 2: sum of exp(x - m), float64
         if log:
             for j in range(n):
                 total += exp_nonpositive_like(row[j] - m)   # row[j] - m <= 0
@@ -123,7 +123,7 @@ def softmax_backward_loops(grad, y, log, grad_x):
     rows, n = y.shape                                    # grad_x: (rows, n), written row by row
     for r in prange(rows):
         g, yr, gx = grad[r], y[r], grad_x[r]
-        total = 0.0                                      # float64 accumulator
+        total = np.float64(0.0)                          # float64 accumulator
         if log:
             for j in range(n):                           # sum_j g_j
                 total += g[j]

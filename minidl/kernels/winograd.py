@@ -340,7 +340,7 @@ def backward_block(b, x, u, gy, ph, pw, need_input, need_weight, chunk_tiles, dx
             if db_parts.shape[1] > 0:                    # bias gradient, while the sample is in cache
                 for o in range(c_out):
                     flat = sample[o].reshape(-1)
-                    total = 0.0
+                    total = np.float64(0.0)
                     for q in range(flat.shape[0]):
                         total += flat[q]
                     db_parts[b, o] += total
