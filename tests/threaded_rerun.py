@@ -11,16 +11,25 @@ import sys
 from pathlib import Path
 
 
-def rerun_with_two_threads(test_file, marker, expected_passed):
-    """Run `test_file` in a child pytest with two Numba threads and `marker`=1
-    set; assert that it passed and that `expected_passed` tests ran."""
+def _child_pytest(test_file, marker, settings, node="", extra=()):
+    """Run pytest on `test_file` (its test `node` only, if given; `extra`
+    arguments after it) in a child process with the environment variables
+    `settings` and `marker`=1; assert that it exited cleanly; return its output."""
     here = Path(test_file).resolve()
-    env = dict(os.environ, NUMBA_NUM_THREADS="2", **{marker: "1"})
-    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
+    env = dict(os.environ, **settings, **{marker: "1"})
+    target = f"{here}::{node}" if node else str(here)
+    result = subprocess.run([sys.executable, "-m", "pytest", target, *extra, "-q", "-p", "no:cacheprovider",
                              "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
                             env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert f"{expected_passed} passed" in result.stdout, result.stdout[-2000:]
+    return result.stdout
+
+
+def rerun_with_two_threads(test_file, marker, expected_passed):
+    """Run `test_file` in a child pytest with two Numba threads and `marker`=1
+    set; assert that it passed and that `expected_passed` tests ran."""
+    output = _child_pytest(test_file, marker, {"NUMBA_NUM_THREADS": "2"})
+    assert f"{expected_passed} passed" in output, output[-2000:]
 
 
 def rerun_with_bounds_check(test_file, marker, keyword, cache_dir, expected_passed):
@@ -29,30 +38,21 @@ def rerun_with_bounds_check(test_file, marker, keyword, cache_dir, expected_pass
     cached, unchecked machine code is reused) and `marker`=1 set: any index
     outside its array raises there. Assert that it passed and that
     `expected_passed` tests ran."""
-    here = Path(test_file).resolve()
-    env = dict(os.environ, NUMBA_BOUNDSCHECK="1", NUMBA_CACHE_DIR=str(cache_dir), **{marker: "1"})
-    result = subprocess.run([sys.executable, "-m", "pytest", str(here), "-q", "-p", "no:cacheprovider",
-                             "-p", "no:xdist", "--rootdir", str(here.parent.parent), "-k", keyword],
-                            env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert f"{expected_passed} passed" in result.stdout, result.stdout[-2000:]
+    output = _child_pytest(test_file, marker, {"NUMBA_BOUNDSCHECK": "1", "NUMBA_CACHE_DIR": str(cache_dir)},
+                           extra=("-k", keyword))
+    assert f"{expected_passed} passed" in output, output[-2000:]
 
 
 def in_two_thread_child(test_file, test_name, marker):
     """For a test that compares thread counts: True when this process can run
     two Numba threads (or is the child started here). Otherwise runs
-    `test_file::test_name` (every parametrization) in a child pytest with
+    `test_file::test_name` (one parametrization, or all of a test) in a child pytest with
     NUMBA_NUM_THREADS=2 and `marker`=1, asserts that it passed, and returns
     False: the caller then returns, its check done in the child. (The test
     processes run one Numba thread, which `numba_threads(2)` cannot raise.)"""
     import numba
     if numba.config.NUMBA_NUM_THREADS >= 2 or os.environ.get(marker):
         return True
-    here = Path(test_file).resolve()
-    env = dict(os.environ, NUMBA_NUM_THREADS="2", **{marker: "1"})
-    result = subprocess.run([sys.executable, "-m", "pytest", f"{here}::{test_name}", "-q", "-p", "no:cacheprovider",
-                             "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
-                            env=env, capture_output=True, text=True, timeout=900)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
-    assert " passed" in result.stdout and " skipped" not in result.stdout, result.stdout[-2000:]
+    output = _child_pytest(test_file, marker, {"NUMBA_NUM_THREADS": "2"}, node=test_name)
+    assert " passed" in output and " skipped" not in output, output[-2000:]
     return False
