@@ -315,6 +315,11 @@ def test_nan_input_gives_nan_not_zeros(backend):
     out, (dq, dk, dv) = run(backend, q, k, v)
     assert np.all(np.isnan(out[1])) and np.all(np.isfinite(out[[0, 2]]))
     assert np.all(np.isnan(dq[1])) and np.all(np.isnan(dk)) and np.all(np.isnan(dv))
+    # causal: the same, although keys 2 and 3 come after query 1 (masked for it)
+    out, (dq, dk, dv) = run(backend, q, k, v, causal=True)
+    assert np.all(np.isnan(out[1])) and np.all(np.isfinite(out[[0, 2]]))
+    assert np.all(np.isnan(dq[1])) and np.all(np.isfinite(dq[[0, 2]]))
+    assert np.all(np.isnan(dk)) and np.all(np.isnan(dv))
 
 
 def test_input_gradients_own_their_memory_and_match_the_twin():

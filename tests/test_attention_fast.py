@@ -204,7 +204,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=42)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=43)
 
 
 def test_tiled_forward_nan_rows_equal_the_numpy_twin():
@@ -231,6 +231,35 @@ def test_tiled_forward_nan_rows_equal_the_numpy_twin():
     np.testing.assert_array_equal(np.isnan(out), np.broadcast_to(nan_rows[..., None], out.shape))
     np.testing.assert_allclose(out, want_out, rtol=1e-9, atol=1e-10)    # NaN where the twin has NaN
     np.testing.assert_allclose(lse, want_lse, rtol=1e-9, atol=1e-10)
+
+
+def test_tiled_backward_nan_row_makes_its_batch_heads_key_gradients_nan():
+    # a NaN query row: its row of dq is NaN, and every key's dk and dv in its
+    # batch-head (also the key tiles after the row, which the causal mask lets
+    # the tiled kernel skip for it), as in the twin and the readable loops;
+    # the other batch-head and the other rows of dq equal the twin's
+    from minidl.kernels import attention as kernels, use
+    rng = np.random.default_rng(12)
+    L = attention_fast.DENSE_CAUSAL_MAX + 7
+    q, k, v, dout = (rng.standard_normal((2, L, 4)) for _ in range(4))
+    q[0, 100, 2] = np.nan                                   # row 100 of batch-head 0
+    empty_bias, bias_index = np.zeros((0, 1, 1)), np.zeros(2, np.int64)
+    assert not attention_fast.use_dense(q, k, v, causal=True)
+    results = {}
+    for backend in ("numba", "numpy"):
+        with use(backend):
+            out, lse = kernels.forward(q, k, v, empty_bias, bias_index, True, 0.5)
+            results[backend] = kernels.backward(q, k, v, empty_bias, bias_index, True, 0.5, 0.0, 0,
+                                                out, lse, dout)
+    (dq, dk, dv), (want_dq, want_dk, want_dv) = results["numba"], results["numpy"]
+    nan_dq = np.zeros(dq.shape, bool)
+    nan_dq[0, 100] = True
+    np.testing.assert_array_equal(np.isnan(dq), nan_dq)
+    for name, got, want in (("dk", dk, want_dk), ("dv", dv, want_dv)):
+        assert np.isnan(got[0]).all() and np.isnan(want[0]).all(), name
+        assert not np.isnan(got[1]).any(), name
+    for name, got, want in (("dq", dq, want_dq), ("dk", dk, want_dk), ("dv", dv, want_dv)):
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-10, err_msg=name)  # NaN where the twin has NaN
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -18,7 +18,10 @@ Contract (the op, minidl/ops/attention.py, validates before anything here runs):
 - Writes out (BH, L, Ev) and lse (BH, L) float64, the logsumexp of each row's
   masked scores. A row whose every key is masked gives an output row of
   zeros, lse -inf and zero gradients (PyTorch's math backend gives NaN
-  there); a NaN score makes its row's output, lse and gradients NaN.
+  there). A NaN score makes its row's output and lse NaN, the row of dq
+  NaN, and all of its batch-head's dk and dv NaN, whatever the mask (as in
+  PyTorch's math backend; the kernels' matrix products would spread the NaN
+  through the zero weights of masked keys anyway, 0 * NaN being NaN).
   Inputs are never written.
 
 The math, for query row i:
@@ -209,6 +212,9 @@ def attention_backward_numpy(q, k, v, bias, bias_index, causal, scale, seed, thr
     ds = p * (dp - delta)                                    # (BH, L, S)
     dq = np.matmul(ds, k) * scale                            # (BH, L, E)
     dk = np.matmul(ds.transpose(0, 2, 1), q) * scale         # (BH, S, E)
+    nan_rows = np.isnan(lse).any(axis=1)                     # (BH,) batch-heads with a NaN row:
+    dk[nan_rows] = np.nan                                    # all their keys' gradients NaN
+    dv[nan_rows] = np.nan                                    # (the causal zeros would spare some)
     return dq.astype(q.dtype), dk.astype(q.dtype), dv.astype(q.dtype), ds.astype(q.dtype)
 
 # ---- entry points: pick the backend ---------------------------------------------------

@@ -396,6 +396,11 @@ def backward_task(b, q, k, v, bias, bias_index, causal, scale, seed, threshold,
             accumulate_cols(p, dout[b], i0, nr, nc, dv[b], j0)  # dV_j += sum_i p z dO_i
             accumulate_rows(ds, k[b], j0, nr, nc, dq[b], i0)    # dQ_i += sum_j dS k_j
             accumulate_cols(ds, q[b], i0, nr, nc, dk[b], j0)    # dK_j += sum_i dS q_i
+    for i in range(L):                         # a NaN row: every key's dK and dV NaN, also the
+        if lse[b, i] != lse[b, i]:             # key tiles the causal mask skipped for it
+            dk[b] = np.nan
+            dv[b] = np.nan
+            break
 
 
 # ---- without a causal mask, or a short one: row blocks and BLAS products ----------------
