@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minidl.kernels import attention_fast
+from minidl.kernels import attention as kernels, attention_fast, use
 from minidl.kernels.dropout_hash import dropout_threshold
 from minidl.threads import single_threaded_blas
 from test_attention import assert_close, attention_case, run
@@ -181,7 +181,6 @@ def test_causal_calls_run_dense_up_to_the_limit_and_tiled_beyond():
 
 def test_causal_beyond_the_limit_equals_the_numpy_twin():
     # the tiled kernels through the entry points, long enough to run them
-    from minidl.kernels import attention as kernels, use
     rng = np.random.default_rng(9)
     L = attention_fast.DENSE_CAUSAL_MAX + 7
     q, k, v, dout = (rng.standard_normal((2, L, 4)) for _ in range(4))
@@ -211,7 +210,6 @@ def test_tiled_forward_nan_rows_equal_the_numpy_twin():
     # a NaN in a query row makes that row's output and logsumexp NaN; a NaN in
     # a key makes every row that sees the key NaN (causal: rows from the key on),
     # across key tiles and query blocks; every other row as without the NaN
-    from minidl.kernels import attention as kernels, use
     rng = np.random.default_rng(10)
     L = attention_fast.DENSE_CAUSAL_MAX + 7
     q, k, v = (rng.standard_normal((2, L, 4)) for _ in range(3))
@@ -238,7 +236,6 @@ def test_tiled_backward_nan_row_makes_its_batch_heads_key_gradients_nan():
     # batch-head (also the key tiles after the row, which the causal mask lets
     # the tiled kernel skip for it), as in the twin and the readable loops;
     # the other batch-head and the other rows of dq equal the twin's
-    from minidl.kernels import attention as kernels, use
     rng = np.random.default_rng(12)
     L = attention_fast.DENSE_CAUSAL_MAX + 7
     q, k, v, dout = (rng.standard_normal((2, L, 4)) for _ in range(4))
@@ -287,7 +284,6 @@ def test_tiled_kernels_fully_masked_rows_give_zeros(dtype):
         others = np.setdiff1d(np.arange(L), masked)
         assert np.isfinite(out[:, others]).all() and np.isfinite(lse[:, others]).all()
         # the same rows computed by the readable loops, interpreted
-        from minidl.kernels import attention as kernels, use
         with use("python"):
             want_out, want_lse = kernels.forward(q, k, v, bias, bias_index, causal, 0.5)
             want_grads = kernels.backward(q, k, v, bias, bias_index, causal, 0.5, 0.0, 0,
