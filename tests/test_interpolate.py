@@ -197,6 +197,33 @@ def test_one_dimensional_nearest_with_an_unchanged_length_still_applies_the_fact
     np.testing.assert_array_equal(x.grad, [[[2.0, 0.0]]])
 
 
+def test_two_dimensional_nearest_copies_an_unchanged_length_whatever_the_factor():
+    """PyTorch's 2-D rule, unlike the 1-D one above: scale 1.05 keeps 3 rows and
+    4 columns (floor(3.15) = 3, floor(4.2) = 4), and each output pixel reads the
+    same input pixel, although 2 / 1.05 alone would floor to 1."""
+    x = mdl.tensor(np.arange(12.0).reshape(1, 1, 3, 4), requires_grad=True)
+    out = F.interpolate(x, scale_factor=1.05)
+    np.testing.assert_array_equal(out.data, x.data)
+    out.backward(np.arange(12.0).reshape(1, 1, 3, 4) + 1)
+    np.testing.assert_array_equal(x.grad, np.arange(12.0).reshape(1, 1, 3, 4) + 1)
+
+
+def test_recompute_scale_factor_places_points_as_the_output_size_would():
+    """scale_factor 1.7 on 3 points gives floor(5.1) = 5 outputs. Read with the
+    factor (scale 1 / 1.7), output 1 sits at 1.5 / 1.7 - 0.5 = 0.382 of the input;
+    with recompute_scale_factor=True, as size=5 would place it (scale 3 / 5):
+    sources 0 (clamped), 0.4, 1.0, 1.6, 2.2 (right neighbour clamped to 2)."""
+    x = np.array([[[0.0, 1.0, 4.0]]])
+    np.testing.assert_allclose(interp(x, scale_factor=1.7, mode="linear", recompute_scale_factor=True),
+                               [[[0.0, 0.4, 1.0, 2.8, 4.0]]], atol=1e-12)
+    np.testing.assert_allclose(interp(x, scale_factor=1.7, mode="linear"),
+                               [[[0.0, 1.5 / 1.7 - 0.5, 2.5 / 1.7 - 0.5, 1 + 3 * (3.5 / 1.7 - 1.5), 4.0]]],
+                               atol=1e-12)
+    image = np.random.default_rng(3).standard_normal((1, 2, 3, 4))
+    np.testing.assert_allclose(interp(image, scale_factor=1.7, mode="bilinear", recompute_scale_factor=True),
+                               loop_reference(image, (5, 6), "bilinear"), atol=1e-12)
+
+
 def test_gradient_of_nearest_counts_copies():
     """Each input pixel is copied factor**2 times, so a sum's gradient is factor**2 everywhere."""
     x = mdl.tensor(np.ones((1, 1, 3, 3)), requires_grad=True)
@@ -222,6 +249,8 @@ def test_integer_images_resize_with_nearest_and_keep_their_dtype():
     (lambda x: F.interpolate(x, size=0), "positive integers"),
     (lambda x: F.interpolate(x, size=2.5), "positive integers"),
     (lambda x: F.interpolate(x, scale_factor=-1), "positive and finite"),
+    (lambda x: F.interpolate(x, scale_factor=0), "positive and finite"),
+    (lambda x: F.interpolate(x, scale_factor=(2, 0.0)), "positive and finite"),
     (lambda x: F.interpolate(x, scale_factor=float("nan")), "positive and finite"),
     (lambda x: F.interpolate(x, scale_factor=0.1), "empty output"),
 ])
