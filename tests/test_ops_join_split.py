@@ -72,3 +72,40 @@ def test_cat_and_stack_send_each_piece_its_own_gradient(dim):
     stacked.backward(g)
     for i, t in enumerate(same):
         np.testing.assert_array_equal(t.grad, np.take(g, i, axis=dim))
+
+
+def test_chunk_of_an_empty_dim_gives_that_many_empty_pieces():
+    # PyTorch: torch.zeros(2, 0).chunk(3, dim=1) is three (2, 0) tensors
+    x = mdl.tensor(np.zeros((2, 0)))
+    for chunks in (1, 3):
+        assert [p.shape for p in mdl.chunk(x, chunks, dim=1)] == [(2, 0)] * chunks
+        if torch is not None:
+            assert [tuple(p.shape) for p in torch.zeros(2, 0).chunk(chunks, dim=1)] == [(2, 0)] * chunks
+    for chunks in (0, -2):
+        with pytest.raises(ValueError, match=f"chunk: chunks must be positive, got {chunks}"):
+            mdl.chunk(mdl.tensor(np.zeros(4)), chunks)
+
+
+def test_split_sections_may_be_empty_and_get_no_gradient():
+    x = mdl.tensor(np.arange(5.0), requires_grad=True)
+    first, middle, last = mdl.split(x, [0, 5, 0])
+    assert (first.shape, middle.shape, last.shape) == ((0,), (5,), (0,))
+    np.testing.assert_array_equal(middle.data, x.data)
+    (first.sum() + 2 * middle.sum() + last.sum()).backward()
+    np.testing.assert_array_equal(x.grad, np.full(5, 2.0))
+    with pytest.raises(ValueError, match=r"sections \[-1, 6\] must be non-negative"):
+        mdl.split(x, [-1, 6])
+
+
+def test_cat_of_one_tensor_and_of_vectors_but_not_of_scalars():
+    one = mdl.tensor(np.arange(3.0), requires_grad=True)
+    out = mdl.cat([one])                                     # a copy of the one tensor
+    np.testing.assert_array_equal(out.data, [0.0, 1.0, 2.0])
+    (out * mdl.tensor(np.array([1.0, 2.0, 3.0]))).sum().backward()
+    np.testing.assert_array_equal(one.grad, [1.0, 2.0, 3.0])
+    vectors = mdl.cat([mdl.tensor(np.array([1.0])), mdl.tensor(np.array([2.0, 3.0]))])
+    np.testing.assert_array_equal(vectors.data, [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="cat: zero-dimensional tensors cannot be concatenated"):
+        mdl.cat([mdl.tensor(1.0), mdl.tensor(2.0)])
+    with pytest.raises(ValueError, match="stack: all tensors must have the same shape, got \\(2,\\), \\(3,\\)"):
+        mdl.stack([mdl.tensor(np.zeros(2)), mdl.tensor(np.zeros(3))])

@@ -99,5 +99,7 @@ def chunk(tensor, chunks, dim=0):
     d = normalize_dim("chunk", dim, tensor.ndim, tensor.shape)
     if int(chunks) <= 0:
         raise ValueError(f"chunk: chunks must be positive, got {chunks}")
+    if tensor.shape[d] == 0:                            # an empty dim: `chunks` empty pieces, as PyTorch
+        return split(tensor, [0] * int(chunks), dim)
     size = -(-tensor.shape[d] // int(chunks))           # ceiling division
-    return split(tensor, max(size, 1), dim)
+    return split(tensor, size, dim)
