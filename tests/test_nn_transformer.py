@@ -181,6 +181,24 @@ def test_learned_positional_embedding_adds_rows_and_has_gradient():
         emb(mdl.tensor(np.zeros((1, 7, 3))))
 
 
+def test_positional_encodings_take_max_len_positions_and_check_shapes():
+    table = nn.SinusoidalPositionalEncoding(5, max_len=4)          # an odd dim: 3 sines, 2 cosines
+    out = table(mdl.tensor(np.zeros((1, 4, 5)))).data[0]           # exactly max_len positions
+    p = np.arange(4)[:, None]
+    expected = np.stack([np.sin(p[:, 0]), np.cos(p[:, 0]), np.sin(p[:, 0] / 10000 ** 0.4),
+                         np.cos(p[:, 0] / 10000 ** 0.4), np.sin(p[:, 0] / 10000 ** 0.8)], axis=1)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-7)
+    assert "table" not in table.state_dict()                       # fixed: rebuilt, not saved
+    learned = nn.LearnedPositionalEmbedding(4, 5)
+    assert learned(mdl.tensor(np.zeros((2, 4, 5), dtype=np.float32))).shape == (2, 4, 5)
+    for module, name in ((table, "SinusoidalPositionalEncoding"), (learned, "LearnedPositionalEmbedding")):
+        with pytest.raises(ValueError, match="exceeds max_len 4"):
+            module(mdl.tensor(np.zeros((1, 5, 5))))
+        for shape in [(4, 5), (1, 4, 6), (1, 2, 4, 5)]:                # not (N, T, 5)
+            with pytest.raises(ValueError, match=rf"{name}: expected input \(N, T, 5\), got shape"):
+                module(mdl.tensor(np.zeros(shape)))
+
+
 def test_multihead_attention_rejects_bad_shapes():
     module = nn.MultiheadAttention(8, 2)
     with pytest.raises(ValueError, match="embed_dim 8 is not divisible"):
