@@ -148,6 +148,46 @@ def test_normal_trunc_normal_zeros_ones_keep_the_tensor():
     assert np.all(t.data == 1)
 
 
+def test_gains_and_xavier_normal_as_pytorch_defines_them():
+    # PyTorch's table of gains, by hand; torch.nn.init.calculate_gain where installed
+    table = {("linear", None): 1.0, ("conv2d", None): 1.0, ("sigmoid", None): 1.0,
+             ("tanh", None): 5.0 / 3, ("relu", None): math.sqrt(2.0), ("selu", None): 0.75,
+             ("leaky_relu", None): math.sqrt(2.0 / (1 + 0.01 ** 2)),
+             ("leaky_relu", 0.2): math.sqrt(2.0 / 1.04)}
+    torch = None
+    try:
+        import torch
+    except ImportError:
+        pass
+    for (name, param), gain in table.items():
+        assert init.calculate_gain(name, param) == pytest.approx(gain, rel=1e-12), name
+        if torch is not None:
+            assert torch.nn.init.calculate_gain(name, param) == pytest.approx(gain, rel=1e-12), name
+    with pytest.raises(ValueError, match="calculate_gain: unsupported nonlinearity 'swish'"):
+        init.calculate_gain("swish")
+    mdl.manual_seed(0)
+    weight = nn.Parameter(np.zeros((300, 400)))                  # fan_in 400, fan_out 300
+    init.xavier_normal_(weight, gain=2.0)                        # std = 2 * sqrt(2 / 700)
+    assert weight.data.mean() == pytest.approx(0.0, abs=0.002)
+    assert weight.data.std() == pytest.approx(2.0 * math.sqrt(2.0 / 700), rel=0.02)
+
+
+def test_degenerate_ranges_fill_a_constant_and_bad_ones_raise():
+    t = nn.Parameter(np.zeros((3, 4)))
+    init.uniform_(t, 0.5, 0.5)                                   # U(a, a) is the constant a
+    assert np.all(t.data == 0.5)
+    init.normal_(t, mean=-2.0, std=0.0)                          # N(mean, 0) is the constant mean
+    assert np.all(t.data == -2.0)
+    with pytest.raises(ValueError, match="uniform_: need a <= b, got a=1, b=0"):
+        init.uniform_(t, 1, 0)
+    with pytest.raises(ValueError, match="normal_: std must be >= 0, got -1"):
+        init.normal_(t, std=-1)
+    with pytest.raises(ValueError, match="trunc_normal_: need a < b, got a=1, b=1"):
+        init.trunc_normal_(t, a=1, b=1)
+    with pytest.raises(ValueError, match="kaiming init: mode must be 'fan_in' or 'fan_out', got 'fan'"):
+        init.kaiming_normal_(t, mode="fan")
+
+
 # ---- Dropout -------------------------------------------------------------------
 def test_dropout_zeroes_about_p_and_scales_survivors():
     mdl.manual_seed(0)
