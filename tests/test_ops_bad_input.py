@@ -63,7 +63,18 @@ CASES = [
      r"requires_grad: only floating-point tensors can require gradients, got dtype int64"),
     (lambda: mdl.tensor(np.array(["a"])), TypeError, r"tensor: cannot make a tensor from data of dtype <U1"),
     (lambda: mdl.tensor(np.array([None, 1.0], dtype=object)), TypeError, r"tensor: cannot make a tensor from data of dtype object"),
+    (lambda: t(2, 3).sum(dim=True), TypeError, r"sum: dim must be an int, got bool"),
+    (lambda: t(2, 3).sum(dim=1.0), TypeError, r"sum: dim must be an int, got float"),
+    (lambda: t(2, 3).sum(dim="1"), TypeError, r"sum: dim must be an int, got str"),
+    (lambda: t(2, 3).softmax(dim=(1,)), TypeError, r"softmax: dim must be an int, got (1,) for input of shape (2, 3)"),
 ]
+
+
+def test_a_dim_may_be_any_integer_type_but_bool():
+    x = mdl.tensor(np.arange(6.0).reshape(2, 3))
+    for dim in (np.int64(1), np.int32(-1), 1):
+        np.testing.assert_array_equal(x.sum(dim=dim).data, [3.0, 12.0])
+    np.testing.assert_array_equal(x.sum(dim=(np.int64(0), 1)).data, 15.0)
 
 
 @pytest.mark.parametrize("call, error, pattern", CASES, ids=[c[2][:40] for c in CASES])
