@@ -224,3 +224,20 @@ def test_sequential_indexing_len_slicing_and_modulelist():
     assert len(blocks) == 4 and blocks[-1].out_features == 1
     assert len(list(blocks.parameters())) == 8
     assert [n for n, _ in blocks.named_parameters()][-1] == "3.bias"
+
+
+def test_container_indices_cover_minus_length_to_length_minus_one():
+    layers = [nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1)]
+    for container in (nn.Sequential(*layers), nn.ModuleList(layers)):
+        name = type(container).__name__
+        assert container[-3] is layers[0] and container[2] is layers[2]
+        for index in (3, -4):
+            with pytest.raises(IndexError, match=f"{name}: index {index} is out of range for length 3"):
+                container[index]
+    blocks = nn.ModuleList(layers)
+    blocks[-1] = nn.Tanh()                                   # replaces the last, as a list would
+    assert isinstance(blocks[2], nn.Tanh) and len(blocks) == 3
+    with pytest.raises(IndexError, match="ModuleList: index 3 is out of range for length 3"):
+        blocks[3] = nn.ReLU()
+    single = nn.Sequential(nn.Linear(2, 1))                  # one module, not a dict of them
+    assert len(single) == 1 and single(mdl.tensor(np.ones((4, 2), np.float32))).shape == (4, 1)
