@@ -241,3 +241,36 @@ def test_container_indices_cover_minus_length_to_length_minus_one():
         blocks[3] = nn.ReLU()
     single = nn.Sequential(nn.Linear(2, 1))                  # one module, not a dict of them
     assert len(single) == 1 and single(mdl.tensor(np.ones((4, 2), np.float32))).shape == (4, 1)
+
+
+def test_registration_takes_the_right_kinds_and_refuses_the_rest_by_name():
+    module = nn.Module()
+    weight = nn.Parameter(np.ones(3))
+    module.register_parameter("weight", weight)
+    module.register_parameter("bias", None)                      # an absent parameter, as bias=False
+    assert module.weight is weight and module.bias is None
+    assert [name for name, _ in module.named_parameters()] == ["weight"]
+    with pytest.raises(TypeError, match="register_parameter: 'scale' must be a Parameter or None, got ndarray"):
+        module.register_parameter("scale", np.ones(3))
+    for bad in ("", "a.b"):
+        with pytest.raises(ValueError, match="register_buffer: invalid name"):
+            module.register_buffer(bad, np.zeros(2))
+    with pytest.raises(TypeError, match="add_module: 'head' must be a Module, got int"):
+        module.add_module("head", 3)
+    module.add_module("head", nn.Linear(3, 1))
+    module.head = None                                           # a sub-module may be set to None ...
+    assert module.head is None
+    module.add_module("head", nn.Linear(3, 1))
+    with pytest.raises(TypeError, match="cannot assign int to sub-module 'head': expected a Module or None"):
+        module.head = 3                                          # ... but not to anything else
+    assert isinstance(module.head, nn.Linear)
+
+
+def test_repr_puts_a_lone_child_on_its_own_line_as_pytorch():
+    class Wrapper(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = nn.ReLU()
+
+    assert repr(Wrapper()) == "Wrapper(\n  (inner): ReLU()\n)"
+    assert repr(nn.Linear(2, 3)) == "Linear(in_features=2, out_features=3, bias=True)"
