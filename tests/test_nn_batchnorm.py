@@ -39,7 +39,7 @@ class NumpyBatchNorm:
 
 @pytest.mark.parametrize("layer, shape", [(nn.BatchNorm1d, (6, 3)), (nn.BatchNorm1d, (4, 3, 5)),
                                           (nn.BatchNorm2d, (4, 3, 3, 2))])
-@pytest.mark.parametrize("momentum", [0.1, 0.5, None])
+@pytest.mark.parametrize("momentum", [0.1, 0.5, 1.0, None])     # 1.0: the last batch's statistics
 def test_batchnorm_matches_numpy_model_over_train_and_eval_steps(layer, shape, momentum):
     rng = np.random.default_rng(0)
     bn = layer(3, momentum=momentum).double()
@@ -154,3 +154,21 @@ def test_batchnorm_repr_and_defaults_like_pytorch():
     np.testing.assert_array_equal(bn.bias.data, np.zeros(16))
     np.testing.assert_array_equal(bn.running_var.data, np.ones(16))
     assert bn.weight.dtype == np.float32 and bn.running_mean.dtype == np.float32
+
+
+def test_batchnorm_of_one_channel_and_reset_running_stats():
+    rng = np.random.default_rng(3)
+    bn = nn.BatchNorm2d(1).double()                          # one channel is a valid layer
+    x = rng.standard_normal((4, 1, 3, 3)) * 2 + 5
+    out = bn(mdl.tensor(x)).data
+    np.testing.assert_allclose(out, (x - x.mean()) / np.sqrt(x.var() + 1e-5), rtol=1e-10)
+    assert bn.running_mean.data[0] != 0 and int(bn.num_batches_tracked.data) == 1
+    bn.reset_running_stats()                                 # back to mean 0, variance 1, no batches
+    np.testing.assert_array_equal(bn.running_mean.data, [0.0])
+    np.testing.assert_array_equal(bn.running_var.data, [1.0])
+    assert int(bn.num_batches_tracked.data) == 0
+    for momentum in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=f"BatchNorm1d: momentum must be in \\[0, 1\\] or None, got {momentum}"):
+            nn.BatchNorm1d(3, momentum=momentum)
+    with pytest.raises(ValueError, match="BatchNorm2d: num_features must be positive, got 0"):
+        nn.BatchNorm2d(0)

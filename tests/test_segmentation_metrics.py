@@ -55,3 +55,9 @@ def test_bad_label_maps_raise():
     for true, predicted in (([-1, 1], [0, 1]), ([0, 1], [1, -1])):    # a negative label among good ones
         with pytest.raises(ValueError, match=r"in \[0, 2\)"):
             confusion_counts(np.array(true), np.array(predicted), 2)
+
+
+def test_pixel_accuracy_of_one_pixel_and_of_none():
+    assert pixel_accuracy(np.array([[1, 0], [0, 0]])) == 1.0          # one pixel, right
+    assert pixel_accuracy(np.array([[0, 1], [0, 0]])) == 0.0          # one pixel, wrong
+    assert pixel_accuracy(np.zeros((2, 2), np.int64)) == 0.0          # no pixels: 0 / 1, not a division by zero
