@@ -70,6 +70,37 @@ def test_clip_grad_value_clamps_each_entry():
     assert p.grad.dtype == np.float64
 
 
+
+@pytest.mark.parametrize("norm_type", [2.0, float("inf")])
+def test_clip_grad_norm_of_a_nan_gradient_is_nan_wherever_it_sits(norm_type):
+    # the NaN in the middle parameter: the inf-norm once took Python's max of the
+    # per-parameter maxima, which skips a NaN that is not first
+    grads = ([1.0, -6.0], [2.0, np.nan], [0.5])
+    with pytest.raises(RuntimeError, match="total norm"):
+        nn.utils.clip_grad_norm_(params_with_grads(*grads), 1.0, norm_type=norm_type,
+                                 error_if_nonfinite=True)
+    params = params_with_grads(*grads)
+    total = nn.utils.clip_grad_norm_(params, 100.0, norm_type=norm_type)
+    assert np.isnan(total.item())
+    # as PyTorch: the clipping factor max_norm / (NaN + 1e-6) is NaN, and every gradient is scaled by it
+    for p in params:
+        assert np.isnan(p.grad).all()
+
+
+@pytest.mark.parametrize("norm_type", [2.0, float("inf")])
+def test_clip_grad_norm_of_a_nan_gradient_matches_torch(norm_type):
+    torch = pytest.importorskip("torch")
+    grads = [np.array([1.0, -6.0]), np.array([2.0, np.nan]), np.array([0.5])]
+    ours = params_with_grads(*grads, dtype=np.float64)
+    theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
+    for t, g in zip(theirs, grads):
+        t.grad = torch.tensor(g)
+    ours_total = nn.utils.clip_grad_norm_(ours, 3.0, norm_type=norm_type)
+    theirs_total = torch.nn.utils.clip_grad_norm_(theirs, 3.0, norm_type=norm_type)
+    np.testing.assert_array_equal(ours_total.item(), theirs_total.item())
+    for o, t in zip(ours, theirs):
+        np.testing.assert_array_equal(o.grad, t.grad.numpy())
+
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
 def test_clip_grad_norm_matches_torch(norm_type):
     torch = pytest.importorskip("torch")

@@ -4,6 +4,8 @@
                                         ||g|| = (sum over all p of sum |g_p|^q)^(1/q)
                                         exceeds max_norm, scale every gradient by
                                         max_norm / (||g|| + 1e-6); returns ||g||
+                                        (NaN if any gradient holds a NaN: then
+                                        every gradient is scaled by NaN)
     clip_grad_value_(params, value)     clamp every gradient entry to [-value, value]
 
 Both change `p.grad` of each parameter (in place, as the trailing _ says)
@@ -38,7 +40,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         return Tensor(np.array(0.0, dtype=np.float32))
     grads = [np.asarray(p.grad, dtype=np.float64) for p in params]
     if math.isinf(norm_type):
-        total = max(float(np.max(np.abs(g))) if g.size else 0.0 for g in grads)
+        # np.max, not Python's max: a NaN gradient makes the norm NaN wherever it sits
+        total = float(np.max([np.max(np.abs(g)) if g.size else 0.0 for g in grads]))
     else:
         # the norm of the per-parameter norms equals the norm of all entries together
         per_param = [float(np.sum(np.abs(g) ** norm_type)) for g in grads]
@@ -46,8 +49,8 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     if error_if_nonfinite and not math.isfinite(total):
         raise RuntimeError(f"clip_grad_norm_: the total norm of the gradients is {total}; "
                            "set error_if_nonfinite=False to clip anyway")
-    scale = min(max_norm / (total + 1e-6), 1.0)
-    if scale < 1.0:
+    scale = max_norm / (total + 1e-6)
+    if not scale >= 1.0:                 # also a NaN norm: every gradient becomes NaN, as in PyTorch
         for p in params:
             p.grad = (p.grad * scale).astype(p.grad.dtype, copy=False)    # a new array: never a shared one
     return Tensor(np.array(total, dtype=params[0].grad.dtype))
