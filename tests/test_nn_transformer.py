@@ -209,3 +209,55 @@ def test_multihead_attention_rejects_bad_shapes():
     y = mdl.tensor(np.zeros((2, 3, 8), dtype=np.float32))
     with pytest.raises(ValueError, match="key_padding_mask must be"):
         module(y, y, y, key_padding_mask=np.zeros((2, 4), dtype=bool))
+
+
+def _torch_twin_mha(module):
+    """A torch.nn.MultiheadAttention (float64) holding `module`'s weights."""
+    torch = pytest.importorskip("torch")
+    twin = torch.nn.MultiheadAttention(module.embed_dim, module.num_heads, batch_first=True).double()
+    twin.load_state_dict({name: torch.tensor(value) for name, value in module.state_dict().items()})
+    return torch, twin
+
+
+@pytest.mark.filterwarnings("ignore:Support for mismatched key_padding_mask")   # torch, for "bool"
+@pytest.mark.parametrize("attn_mask", ["none", "float", "bool"])
+def test_multihead_attention_adds_a_float_key_padding_mask_as_pytorch_does(attn_mask):
+    """A float key_padding_mask is added to every query's scores, not read as a
+    bool (which once turned each nonzero value into 'padding', blocking the key)."""
+    module = to_float64(nn.MultiheadAttention(8, 2))
+    torch, twin = _torch_twin_mha(module)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((3, 5, 8))
+    padding = rng.standard_normal((3, 5))                                  # neither 0 nor -inf
+    masks = {"none": None, "float": rng.standard_normal((5, 5)),
+             "bool": np.triu(np.ones((5, 5), dtype=bool), k=1)}
+    mask = masks[attn_mask]
+    t = mdl.tensor(x, requires_grad=True)
+    out, weights = module(t, t, t, key_padding_mask=padding, attn_mask=mask)
+    tx = torch.tensor(x, requires_grad=True)
+    expected, expected_weights = twin(tx, tx, tx, key_padding_mask=torch.tensor(padding),
+                                      attn_mask=None if mask is None else torch.tensor(mask))
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(weights.data, expected_weights.detach().numpy(), rtol=1e-10, atol=1e-12)
+    grad = rng.standard_normal(out.shape)
+    out.backward(mdl.tensor(grad))
+    expected.backward(torch.tensor(grad))
+    np.testing.assert_allclose(t.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_multihead_attention_float_key_padding_mask_gradcheck():
+    module = to_float64(nn.MultiheadAttention(4, 2))
+    padding = np.random.default_rng(7).standard_normal((2, 3))
+    x = np.random.default_rng(8).standard_normal((2, 3, 4))
+    assert gradcheck(lambda x: module(x, x, x, key_padding_mask=padding, need_weights=False)[0], [x])
+
+
+def test_multihead_attention_rejects_integer_masks():
+    """PyTorch takes bool or float masks only; an integer 0/1 mask would be
+    ambiguous (blocked, or added to the scores?)."""
+    module = nn.MultiheadAttention(8, 2)
+    y = mdl.tensor(np.zeros((2, 3, 8), dtype=np.float32))
+    with pytest.raises(TypeError, match="key_padding_mask must be bool .* got dtype int64"):
+        module(y, y, y, key_padding_mask=np.zeros((2, 3), dtype=np.int64))
+    with pytest.raises(TypeError, match="attn_mask must be bool .* got dtype int64"):
+        module(y, y, y, attn_mask=np.zeros((3, 3), dtype=np.int64))

@@ -22,7 +22,8 @@ Masks follow PyTorch's MultiheadAttention, which is the OPPOSITE of
 scaled_dot_product_attention's bool convention:
 - `attn_mask` (L, S) or (N * num_heads, L, S): bool True = NOT allowed to
   attend; a float mask is added to the scores.
-- `key_padding_mask` (N, S): bool True = this key is padding, ignore it.
+- `key_padding_mask` (N, S): bool True = this key is padding, ignore it; a
+  float mask is added to the scores (of every query and head).
 
 The returned weights (head-averaged by default) are computed separately for
 plots and analysis; they carry no gradient.
@@ -138,15 +139,32 @@ class MultiheadAttention(Module):
             else:
                 raise ValueError(f"MultiheadAttention: attn_mask must be ({L}, {S}) or "
                                  f"({N * self.num_heads}, {L}, {S}), got {m.shape}")
+            if m.dtype != bool and m.dtype.kind != "f":
+                raise TypeError(f"MultiheadAttention: attn_mask must be bool (True = not allowed) "
+                                f"or float (added to the scores), got dtype {m.dtype}")
             mask = ~m if m.dtype == bool else m.astype(dtype)
         if key_padding_mask is not None:
             p = np.asarray(getattr(key_padding_mask, "data", key_padding_mask))
             if p.shape != (N, S):
                 raise ValueError(f"MultiheadAttention: key_padding_mask must be ({N}, {S}), "
                                  f"got {p.shape}")
-            keep = ~p.astype(bool)[:, None, None, :]                         # (N, 1, 1, S)
-            mask = keep if mask is None else _and_masks(mask, keep)
+            if p.dtype == bool:
+                keep = ~p[:, None, None, :]                                  # (N, 1, 1, S)
+                mask = keep if mask is None else _and_masks(mask, keep)
+            elif p.dtype.kind == "f":                                        # added to the scores
+                added = p.astype(dtype)[:, None, None, :]                    # (N, 1, 1, S)
+                mask = added if mask is None else _additive(mask, dtype) + added
+            else:
+                raise TypeError(f"MultiheadAttention: key_padding_mask must be bool (True = "
+                                f"padding) or float (added to the scores), got dtype {p.dtype}")
         return mask
+
+
+def _additive(mask, dtype):
+    """A mask (bool 'may attend' or additive float) as the float added to the scores."""
+    if mask.dtype == bool:
+        return np.where(mask, 0.0, -math.inf).astype(dtype)
+    return mask
 
 
 def _and_masks(mask, allowed):
