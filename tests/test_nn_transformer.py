@@ -261,3 +261,25 @@ def test_multihead_attention_rejects_integer_masks():
         module(y, y, y, key_padding_mask=np.zeros((2, 3), dtype=np.int64))
     with pytest.raises(TypeError, match="attn_mask must be bool .* got dtype int64"):
         module(y, y, y, attn_mask=np.zeros((3, 3), dtype=np.int64))
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_encoder_layer_without_bias_has_pytorchs_parameters_and_values(norm_first):
+    """bias=False drops the LayerNorms' biases too (they once stayed, learnable,
+    so the layer had two parameters PyTorch's has not)."""
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, bias=False,
+                                       norm_first=norm_first)
+    assert sorted(name for name, _ in layer.named_parameters()) == [
+        "linear1.weight", "linear2.weight", "norm1.weight", "norm2.weight",
+        "self_attn.in_proj_weight", "self_attn.out_proj.weight"]
+    torch = pytest.importorskip("torch")
+    twin = torch.nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, bias=False,
+                                            norm_first=norm_first, batch_first=True).double()
+    rng = np.random.default_rng(9)
+    with torch.no_grad():
+        for p in twin.parameters():
+            p.copy_(torch.tensor(rng.standard_normal(tuple(p.shape))))
+    layer.to(np.float64).load_state_dict({name: value.numpy() for name, value in twin.state_dict().items()})
+    x = rng.standard_normal((2, 5, 8))
+    np.testing.assert_allclose(layer(mdl.tensor(x)).data, twin(torch.tensor(x)).detach().numpy(),
+                               rtol=1e-10, atol=1e-12)
