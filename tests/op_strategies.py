@@ -73,9 +73,11 @@ def binary(draw, kind_a="any", kind_b="any"):
 # ---- option generators --------------------------------------------------------------
 def reduce_options(draw, shape, keepdim=True):
     ndim = len(shape)
-    choice = draw(st.sampled_from(["none", "int", "tuple"])) if ndim else "none"
+    choice = draw(st.sampled_from(["none", "empty", "int", "tuple"])) if ndim else "none"
     if choice == "none":
         dim = None
+    elif choice == "empty":
+        dim = ()                                  # every dim, as None (PyTorch's rule)
     elif choice == "int":
         dim = draw(st.integers(-ndim, ndim - 1))
     else:

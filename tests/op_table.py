@@ -39,7 +39,7 @@ class Op:
 
 
 def _axes(dim, ndim):
-    if dim is None:
+    if dim is None or dim == ():                  # an empty tuple reduces every dim, as in PyTorch
         return tuple(range(ndim))
     return tuple(d % ndim for d in (dim if isinstance(dim, tuple) else (dim,)))
 

@@ -78,6 +78,12 @@ TENSOR_CASES = {     # the same functions under torch's and minidl's top-level n
     "var over a tuple, keepdim": (lambda m, x: m.var(x, dim=(0, 2), keepdim=True), [_r(2, 3, 4)]),
     "var biased": (lambda m, x: m.var(x, dim=1, unbiased=False), [_r(2, 3, 4)]),
     "logsumexp": (lambda m, x: m.logsumexp(x, dim=1), [_r(3, 4, 2)]),
+    # an empty tuple of dims reduces every dim in PyTorch (NumPy's axis=() reduces none);
+    # not var: torch's var(dim=()) backward divides by zero (op_table's var row covers it)
+    "sum over dim=()": (lambda m, x: m.sum(x, dim=()), [_r(2, 3, 4)]),
+    "mean over dim=[], keepdim": (lambda m, x: m.mean(x, dim=[], keepdim=True), [_r(2, 3, 4)]),
+    "amax over dim=()": (lambda m, x: m.amax(x, dim=()), [_r(2, 3, 4)]),
+    "logsumexp over dim=(), keepdim": (lambda m, x: m.logsumexp(x, dim=(), keepdim=True), [_r(2, 3, 4)]),
     "amax with ties": (lambda m, x: m.amax(x, dim=1), [lambda rng: rng.integers(0, 3, (4, 5)).astype(float)]),
     "amin over every element with ties": (lambda m, x: m.amin(x), [lambda rng: rng.integers(0, 2, (3, 4)).astype(float)]),
     "matmul 1-d by batched": (lambda m, a, b: m.matmul(a, b), [_r(4), _r(2, 4, 3)]),

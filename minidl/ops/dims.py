@@ -19,10 +19,11 @@ def normalize_dim(op_name, dim, ndim, shape=None, extra=0):
 
 
 def normalize_dims(op_name, dim, ndim, shape=None):
-    """A sorted tuple of distinct axes; `dim=None` means every axis."""
-    if dim is None:
-        return tuple(range(ndim))
+    """A sorted tuple of distinct axes; `dim=None` means every axis, and so does
+    an empty `dim=()` or `[]` (PyTorch's rule; NumPy's axis=() reduces none)."""
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    if dim is None or len(dims) == 0:
+        return tuple(range(ndim))
     axes = tuple(sorted(normalize_dim(op_name, d, ndim, shape) for d in dims))
     if len(set(axes)) != len(axes):
         raise ValueError(f"{op_name}: dim {dim} names the same axis twice")

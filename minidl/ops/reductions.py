@@ -1,5 +1,6 @@
 """Reductions: sum, mean, var, max, min, logsumexp over all dims, one dim or a
-tuple of dims, with or without `keepdim`.
+tuple of dims, with or without `keepdim`. As in PyTorch, an empty tuple of
+dims (`dim=()`) reduces over every dim, like `dim=None`.
 
 Every backward first puts the reduced axes back as size-1 axes (`_keep`), so
 that the gradient broadcasts against the input.
