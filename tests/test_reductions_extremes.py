@@ -1,4 +1,5 @@
-"""logsumexp where exp would overflow or underflow, against SciPy; float32 and float64."""
+"""logsumexp where exp would overflow or underflow, against SciPy; float32 and
+float64. var over too few elements (one or none), by hand and against PyTorch."""
 import warnings
 
 import numpy as np
@@ -30,3 +31,21 @@ def test_logsumexp_of_a_row_of_minus_infinity_is_minus_infinity_without_a_warnin
         warnings.simplefilter("error")
         out = mdl.logsumexp(mdl.tensor(values), dim=1)
     np.testing.assert_array_equal(out.data, [-np.inf, 0.0])
+
+
+@pytest.mark.parametrize("unbiased", [True, False])
+def test_var_over_too_few_elements_is_nan_like_pytorch(unbiased):
+    """N - 1 = -1 for an empty dim: the unbiased sum of squares 0 / -1 once gave -0.0."""
+    empty, single = np.zeros((0, 3)), np.array([[1.5, -2.0, 4.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)                    # NumPy's mean of nothing
+        out_empty = mdl.tensor(empty).var(0, unbiased=unbiased).data
+    out_single = mdl.tensor(single).var(0, unbiased=unbiased).data
+    assert np.isnan(out_empty).all()                                       # 0 / 0 or 0 / -1: no variance
+    np.testing.assert_array_equal(out_single, [np.nan] * 3 if unbiased else [0.0] * 3)
+    torch = pytest.importorskip("torch")
+    correction = 1 if unbiased else 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)                       # torch: degrees of freedom <= 0
+        np.testing.assert_array_equal(out_empty, torch.tensor(empty).var(0, correction=correction).numpy())
+        np.testing.assert_array_equal(out_single, torch.tensor(single).var(0, correction=correction).numpy())

@@ -62,8 +62,9 @@ class Var(Function):
         self.divisor = _count(a.shape, axes) - (1 if unbiased else 0)
         centred = a - np.mean(a, axis=axes, keepdims=True)
         self.save_for_backward(centred)
+        divisor = self.divisor if self.divisor > 0 else 0   # no element, unbiased: 0 / 0, not 0 / -1
         with np.errstate(divide="ignore", invalid="ignore"):    # one element, unbiased: NaN like PyTorch
-            return np.sum(centred * centred, axis=axes, keepdims=keepdim) / self.divisor
+            return np.sum(centred * centred, axis=axes, keepdims=keepdim) / divisor
 
     def backward(self, grad):
         (centred,) = self.saved_tensors
