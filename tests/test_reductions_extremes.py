@@ -1,5 +1,6 @@
 """logsumexp where exp would overflow or underflow, against SciPy; float32 and
-float64. var over too few elements (one or none), by hand and against PyTorch."""
+float64. var over too few elements (one or none) and logsumexp over none, by
+hand and against PyTorch."""
 import warnings
 
 import numpy as np
@@ -49,3 +50,14 @@ def test_var_over_too_few_elements_is_nan_like_pytorch(unbiased):
         warnings.simplefilter("ignore", UserWarning)                       # torch: degrees of freedom <= 0
         np.testing.assert_array_equal(out_empty, torch.tensor(empty).var(0, correction=correction).numpy())
         np.testing.assert_array_equal(out_single, torch.tensor(single).var(0, correction=correction).numpy())
+
+
+def test_logsumexp_over_an_empty_dim_is_minus_infinity_like_pytorch():
+    """The log of an empty sum; NumPy's max of nothing once raised instead."""
+    x = mdl.tensor(np.zeros((0, 3)), requires_grad=True)
+    out = x.logsumexp(0)
+    np.testing.assert_array_equal(out.data, [-np.inf] * 3)
+    out.sum().backward()
+    assert x.grad.shape == (0, 3)
+    torch = pytest.importorskip("torch")
+    np.testing.assert_array_equal(out.data, torch.zeros((0, 3), dtype=torch.float64).logsumexp(0).numpy())

@@ -118,9 +118,9 @@ class LogSumExp(Function):
 
     def forward(self, a, axes, keepdim):
         self.axes, self.keepdim = axes, keepdim
-        m = np.max(a, axis=axes, keepdims=True)
-        m = np.where(np.isfinite(m), m, 0)                  # all -inf (or inf) groups
-        with np.errstate(divide="ignore"):                    # log 0 = -inf for an all -inf group
+        m = np.max(a, axis=axes, keepdims=True, initial=-np.inf)   # -inf for an empty group
+        m = np.where(np.isfinite(m), m, 0)                  # all -inf (or inf) groups, empty ones
+        with np.errstate(divide="ignore"):                    # log 0 = -inf for an all -inf or empty group
             out = np.log(np.sum(np.exp(a - m), axis=axes, keepdims=True)) + m
         self.save_for_backward(a, out)
         return out if keepdim else np.squeeze(out, axis=axes)
