@@ -170,6 +170,15 @@ def masked_fill_options(draw, shape):
     return dict(mask=rng.random(mask_shape) < 0.5, value=draw(st.sampled_from([0.0, -1e4, 2.5])))
 
 
+@st.composite
+def masked_fill_value_case(draw):
+    """An input and a 0-d fill value (a tensor: both get gradients), and a mask for the input."""
+    shape = draw(shapes)
+    mask = masked_fill_options(draw, shape)["mask"]
+    rng = np.random.default_rng(draw(seeds))
+    return Case((values(rng, shape, "any"), values(rng, (), "any")), dict(mask=mask))
+
+
 def pad_options(draw, shape):
     pairs = draw(st.integers(0, len(shape)))
     return dict(pad=tuple(draw(st.integers(0, 2)) for _ in range(2 * pairs)),

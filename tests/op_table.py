@@ -22,8 +22,8 @@ from minidl import ops
 
 from op_strategies import (
     array_index_options, binary, expand_options, index_options, join_case, mask_index_options,
-    masked_fill_options, matmul_case, nonempty_shapes, pad_options, reduce_options, split_options,
-    squeeze_options, unary, where_case,
+    masked_fill_options, masked_fill_value_case, matmul_case, nonempty_shapes, pad_options,
+    reduce_options, split_options, squeeze_options, unary, where_case,
 )
 
 
@@ -209,6 +209,8 @@ ROWS = [
        where_case()),
     Op("masked_fill", lambda a, mask, value: a.masked_fill(mdl.tensor(mask), value),
        lambda a, mask, value: ~mask * a + mask * value, unary(options=masked_fill_options)),
+    Op("masked_fill_tensor_value", lambda a, value, mask: a.masked_fill(mdl.tensor(mask), value),
+       lambda a, value, mask: ~mask * a + mask * value, masked_fill_value_case()),
 ] + _compare_rows()
 
 BY_NAME = {op.name: op for op in ROWS}

@@ -90,6 +90,8 @@ TENSOR_CASES = {     # the same functions under torch's and minidl's top-level n
     "matmul broadcast batches": (lambda m, a, b: m.matmul(a, b), [_r(3, 1, 2, 4), _r(5, 4, 3)]),
     "clamp both sides": (lambda m, a: m.clamp(a, min=-0.5, max=0.2), [_r(3, 4)]),
     "where with broadcast condition": (lambda m, c, a, b: m.where(c, a, b), [_mask(3, 1), _r(3, 4), _r(4)]),
+    "masked_fill with a 0-d tensor value": (lambda m, a, c, v: a.masked_fill(c, v),
+                                             [_r(3, 4), _mask(4), lambda rng: np.array(rng.standard_normal())]),
 }
 
 

@@ -28,15 +28,21 @@ class Where(Function):
 
 
 class MaskedFill(Function):
-    """out = value where mask else a;  dL/da = g where not mask else 0"""
+    """out = value where mask else a;  dL/da = g where not mask else 0,
+    dL/dvalue = sum of g where mask (value: a 0-d array)"""
 
     def forward(self, a, mask, value):
         self.save_for_backward(mask)
-        return np.where(mask, np.asarray(value, dtype=a.dtype), a)
+        self.value_dtype = value.dtype
+        return np.where(mask, value.astype(a.dtype), a)
 
     def backward(self, grad):
         (mask,) = self.saved_tensors
-        return np.where(mask, 0, grad), None
+        grad_value = None
+        if self.needs_input_grad[2]:                     # the value sits at every masked place
+            grad_value = np.asarray(np.sum(grad, where=np.broadcast_to(mask, grad.shape)),
+                                    dtype=self.value_dtype)
+        return np.where(mask, 0, grad), None, grad_value
 
 
 def _bool_mask(op_name, mask):
@@ -62,13 +68,13 @@ def where(condition, input, other):
 
 def masked_fill(input, mask, value):
     """`input` with `value` wherever `mask` is True (mask broadcasts to input's shape)."""
-    from ..autograd.tensor import as_tensor
+    from ..autograd.tensor import Tensor, as_tensor
     input, mask = as_tensor(input), _bool_mask("masked_fill", mask)
-    if hasattr(value, "data"):
-        value = value.data
-    if np.ndim(value) != 0:
-        raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {np.shape(value)}")
+    if not isinstance(value, Tensor):                    # a number: no gradient
+        value = Tensor(np.asarray(value))
+    if value.ndim != 0:
+        raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape {value.shape}")
     if broadcast_shapes("masked_fill", mask.shape, input.shape) != input.shape:
         raise ValueError(f"masked_fill: mask of shape {mask.shape} does not broadcast to "
                          f"the input's shape {input.shape}")
-    return MaskedFill.apply(input, mask, value=value)
+    return MaskedFill.apply(input, mask, value)       # a 0-d tensor value gets its gradient too
