@@ -55,6 +55,8 @@ CASES = [
     (lambda: t(2, 3)["a"], TypeError, r"getitem: cannot index with str 'a'"),
     (lambda: t(3).clamp(), ValueError, r"clamp: at least one of min and max must be given"),
     (lambda: t(3).clamp("a"), TypeError, r"clamp: min must be a number"),
+    (lambda: t(3).clamp(max=mdl.tensor(1.0, requires_grad=True)), TypeError,
+     r"clamp: max is a tensor that requires grad, but the bounds get no gradient"),
     (lambda: F.gelu(t(3), approximate="fast"), ValueError, r"gelu: approximate must be 'none' or 'tanh', got 'fast'"),
     (lambda: t(3).astype("not a dtype"), TypeError, r"cast: 'not a dtype' is not a dtype"),
     (lambda: t(3) ** "2", TypeError, r"pow: exponent must be a number or a Tensor, got str"),

@@ -132,6 +132,9 @@ class Cast(Function):
 def _bound(value, name):
     if value is None:
         return None
+    if getattr(value, "requires_grad", False):              # its gradient would be silently lost
+        raise TypeError(f"clamp: {name} is a tensor that requires grad, but the bounds get no "
+                        "gradient; pass a number (or .detach() it), or use mdl.maximum / mdl.minimum")
     if hasattr(value, "data"):                               # a 0-d Tensor
         value = value.data
     try:
