@@ -84,6 +84,12 @@ TENSOR_CASES = {     # the same functions under torch's and minidl's top-level n
     "mean over dim=[], keepdim": (lambda m, x: m.mean(x, dim=[], keepdim=True), [_r(2, 3, 4)]),
     "amax over dim=()": (lambda m, x: m.amax(x, dim=()), [_r(2, 3, 4)]),
     "logsumexp over dim=(), keepdim": (lambda m, x: m.logsumexp(x, dim=(), keepdim=True), [_r(2, 3, 4)]),
+    # a 0-d tensor takes dim 0 or -1 (there is nothing to reduce)
+    "sum of a 0-d tensor over dim 0": (lambda m, x: m.sum(x, dim=0), [_r()]),
+    "mean of a 0-d tensor over dim -1, keepdim": (lambda m, x: m.mean(x, dim=-1, keepdim=True), [_r()]),
+    "amax of a 0-d tensor over dim (0,)": (lambda m, x: m.amax(x, dim=(0,)), [_r()]),
+    "logsumexp of a 0-d tensor over dim 0": (lambda m, x: m.logsumexp(x, dim=0), [_r()]),
+    "max of a 0-d tensor over dim 0": (lambda m, x: x.max(dim=0) if m is mdl else x.max(dim=0).values, [_r()]),
     "amax with ties": (lambda m, x: m.amax(x, dim=1), [lambda rng: rng.integers(0, 3, (4, 5)).astype(float)]),
     "amin over every element with ties": (lambda m, x: m.amin(x), [lambda rng: rng.integers(0, 2, (3, 4)).astype(float)]),
     "matmul 1-d by batched": (lambda m, a, b: m.matmul(a, b), [_r(4), _r(2, 4, 3)]),

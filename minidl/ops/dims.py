@@ -24,6 +24,12 @@ def normalize_dims(op_name, dim, ndim, shape=None):
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     if dim is None or len(dims) == 0:
         return tuple(range(ndim))
+    if ndim == 0:                                 # a 0-d tensor takes dim 0 or -1, as in PyTorch
+        for d in dims:
+            normalize_dim(op_name, d, 0, shape, extra=1)    # an int in [-1, 0]
+        if len(dims) > 1:
+            raise ValueError(f"{op_name}: dim {dim} names the same axis twice")
+        return ()                                 # and there is no axis to reduce
     axes = tuple(sorted(normalize_dim(op_name, d, ndim, shape) for d in dims))
     if len(set(axes)) != len(axes):
         raise ValueError(f"{op_name}: dim {dim} names the same axis twice")
