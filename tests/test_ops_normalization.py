@@ -177,6 +177,18 @@ def test_batch_norm_integer_input_raises_type_error():
         F.batch_norm(mdl.tensor(np.ones((2, 3), dtype=np.int64)), None, None, training=True)
 
 
+@pytest.mark.parametrize("mean, var, message", [
+    # integer buffers cannot hold the moving average (NumPy's in-place cast error, before)
+    (np.zeros(3, np.int64), np.ones(3, np.int64), "running_mean must be floating point, got dtype int64"),
+    # lists: the type is named first (before, an AttributeError about .shape)
+    ([0.0] * 3, [1.0] * 3, "running_mean and running_var must be ndarrays or Tensors"),
+])
+def test_batch_norm_running_stats_of_the_wrong_type_raise_type_error_naming_op(mean, var, message):
+    with pytest.raises(TypeError, match="batch_norm") as info:
+        F.batch_norm(mdl.tensor(np.ones((2, 3))), mean, var, training=True)
+    assert message in str(info.value)
+
+
 # ---- layer_norm -----------------------------------------------------------------
 @given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2),
        norm=st.lists(st.integers(1, 4), min_size=1, max_size=2).filter(lambda s: np.prod(s) > 1),

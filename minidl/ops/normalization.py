@@ -126,12 +126,15 @@ def batch_norm(x, running_mean, running_var, weight=None, bias=None, training=Fa
     mean_array, var_array = _array_of(running_mean), _array_of(running_var)
     if (mean_array is None) != (var_array is None):
         raise ValueError("batch_norm: give both running_mean and running_var, or neither")
-    for name, value in (("running_mean", mean_array), ("running_var", var_array),
-                        ("weight", weight), ("bias", bias)):
-        _check_channel_vector(name, value, channels, shape)
     if mean_array is not None and not (isinstance(mean_array, np.ndarray)
                                        and isinstance(var_array, np.ndarray)):
         raise TypeError("batch_norm: running_mean and running_var must be ndarrays or Tensors")
+    for name, value in (("running_mean", mean_array), ("running_var", var_array)):
+        if value is not None and value.dtype.kind != "f":       # they are averaged in place
+            raise TypeError(f"batch_norm: {name} must be floating point, got dtype {value.dtype}")
+    for name, value in (("running_mean", mean_array), ("running_var", var_array),
+                        ("weight", weight), ("bias", bias)):
+        _check_channel_vector(name, value, channels, shape)
     if not training and mean_array is None:
         raise ValueError("batch_norm: training=False needs running_mean and running_var")
     _check_float("batch_norm", x)
