@@ -253,6 +253,7 @@ def test_integer_images_resize_with_nearest_and_keep_their_dtype():
     (lambda x: F.interpolate(x, scale_factor=(2, 0.0)), "positive and finite"),
     (lambda x: F.interpolate(x, scale_factor=float("nan")), "positive and finite"),
     (lambda x: F.interpolate(x, scale_factor=0.1), "empty output"),
+    (lambda x: F.interpolate(x, size=4, recompute_scale_factor=True), "only applies to a scale_factor"),
 ])
 def test_bad_arguments_raise_value_errors_naming_the_op(call, message):
     x = mdl.tensor(np.zeros((2, 3, 4, 5), dtype=np.float32))

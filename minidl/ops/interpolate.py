@@ -139,6 +139,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         raise ValueError("interpolate: align_corners can only be set with mode 'linear' or 'bilinear'")
     if (size is None) == (scale_factor is None):
         raise ValueError("interpolate: give exactly one of size and scale_factor")
+    if size is not None and recompute_scale_factor:
+        raise ValueError("interpolate: recompute_scale_factor only applies to a scale_factor, "
+                         "not to an explicit size")
     spatial = len(shape) - 2
     if min(shape[2:]) < 1:
         raise ValueError(f"interpolate: input of shape {shape} has an empty spatial dimension")
