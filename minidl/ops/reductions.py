@@ -60,11 +60,16 @@ class Var(Function):
     def forward(self, a, axes, unbiased, keepdim):
         self.axes, self.keepdim = axes, keepdim
         self.divisor = _count(a.shape, axes) - (1 if unbiased else 0)
-        centred = a - np.mean(a, axis=axes, keepdims=True)
+        # float32 sums run in float64 (as in the kernels): over a non-last axis NumPy adds
+        # one row after another, and 10**6 float32 rows lost ~1e-4 of the variance
+        total = np.float64 if a.dtype == np.float32 else None
+        mean = np.mean(a, axis=axes, keepdims=True, dtype=total)
+        centred = a - (mean if total is None else mean.astype(np.float32))
         self.save_for_backward(centred)
         divisor = self.divisor if self.divisor > 0 else 0   # no element, unbiased: 0 / 0, not 0 / -1
         with np.errstate(divide="ignore", invalid="ignore"):    # one element, unbiased: NaN like PyTorch
-            return np.sum(centred * centred, axis=axes, keepdims=keepdim) / divisor
+            out = np.sum(centred * centred, axis=axes, keepdims=keepdim, dtype=total) / divisor
+        return out if total is None else out.astype(np.float32)
 
     def backward(self, grad):
         (centred,) = self.saved_tensors
