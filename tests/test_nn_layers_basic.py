@@ -284,3 +284,17 @@ def test_sequential_is_the_composition():
     np.testing.assert_allclose(model(mdl.tensor(x)).data, expected, rtol=1e-5, atol=1e-6)
     assert "(2): LeakyReLU(negative_slope=0.1)" in repr(model)
     assert repr(nn.GELU()) == "GELU(approximate='none')" and repr(nn.Tanh()) == "Tanh()"
+
+
+def test_linear_and_embedding_sizes_start_at_one():
+    layer = nn.Linear(1, 1)                                       # the smallest layer there is
+    assert layer.weight.shape == (1, 1) and layer(mdl.tensor(np.ones((3, 1), np.float32))).shape == (3, 1)
+    table = nn.Embedding(1, 1)
+    assert table(mdl.tensor(np.zeros((2, 3), np.int64))).shape == (2, 3, 1)
+    for sizes in [(0, 2), (2, 0), (0, 0), (-1, 3)]:
+        with pytest.raises(ValueError, match=f"Linear: in_features and out_features must be positive, "
+                                             f"got {sizes[0]} and {sizes[1]}"):
+            nn.Linear(*sizes)
+        with pytest.raises(ValueError, match=f"Embedding: num_embeddings and embedding_dim must be positive, "
+                                             f"got {sizes[0]} and {sizes[1]}"):
+            nn.Embedding(*sizes)
