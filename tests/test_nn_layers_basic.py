@@ -266,6 +266,7 @@ def test_flatten_rejects_bad_dims():
     (nn.Tanh(), np.tanh),
     (nn.Sigmoid(), scipy.special.expit),
     (nn.GELU(), lambda x: x * 0.5 * (1 + scipy.special.erf(x / np.sqrt(2)))),
+    (nn.GELU(approximate="tanh"), lambda x: x * 0.5 * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))),
 ])
 def test_activation_modules_match_references(module, reference):
     x = np.random.default_rng(0).standard_normal((4, 5))

@@ -65,6 +65,13 @@ def test_layernorm_parameters_init_state_dict_and_repr():
 def test_layernorm_wrong_input_shape_raises():
     with pytest.raises(ValueError, match=r"layer_norm: input of shape \(2, 7\) must end with"):
         nn.LayerNorm(8)(mdl.tensor(np.ones((2, 7), dtype=np.float32)))
+    for shape in [0, (), (3, 0), (-1,)]:
+        with pytest.raises(ValueError, match=r"LayerNorm: normalized_shape must be positive sizes, got"):
+            nn.LayerNorm(shape)
+    single = nn.LayerNorm((1, 3))                                # a size of 1 is a valid axis
+    assert single(mdl.tensor(np.ones((2, 1, 3), dtype=np.float32))).shape == (2, 1, 3)
+    with pytest.raises(ValueError, match="GELU: approximate must be 'none' or 'tanh', got 'fast'"):
+        nn.GELU(approximate="fast")
 
 
 # ---- Embedding ------------------------------------------------------------------
