@@ -110,3 +110,16 @@ def test_leaky_relu_keeps_the_input_and_the_gradient_unchanged(slope):
     out, grad = _forward_backward(lambda x: F.leaky_relu(x, slope), a, g)
     assert np.array_equal(a, a_before, equal_nan=True) and np.array_equal(g, g_before)
     assert not np.shares_memory(out, a) and not np.shares_memory(grad, g)
+
+
+def test_integer_inputs_and_a_gradient_of_another_float_width():
+    # leaky_relu of integers: the negative side is scaled, the positive one kept
+    out = F.leaky_relu(mdl.tensor(np.array([-2, 0, 3])), 0.5).data
+    np.testing.assert_array_equal(out, [-1.0, 0.0, 3.0])
+    np.testing.assert_array_equal(F.relu(mdl.tensor(np.array([-2, 0, 3]))).data, [0, 0, 3])
+    # relu's backward where the gradient is not as wide as the saved bit mask
+    # (a float64 gradient reaching a float32 relu, as a hand-written Function may send)
+    x = mdl.tensor(np.array([-1.0, 2.0, 0.0, np.nan], np.float32), requires_grad=True)
+    y = F.relu(x)
+    grad_x = y.grad_fn.backward(np.array([5.0, 6.0, 7.0, 8.0]))      # ReLU's own backward
+    np.testing.assert_array_equal(grad_x, [0.0, 6.0, 0.0, 8.0])
