@@ -446,6 +446,19 @@ def test_a_hand_edited_config_with_a_wrong_type_is_one_line(finished_mlp_run, tm
     assert len(err.splitlines()) == 1 and err.startswith(f"minidl {command[0]}: train: {message}"), err
 
 
+def test_a_dataset_name_spelled_otherwise_trains_exactly_the_same_run(finished_mlp_run, tmp_path):
+    """load_dataset reads "DIGITS" as "digits"; the run must then also normalise
+    its images as digits (it trained on raw pixels and reached another accuracy)."""
+    run = tmp_path / "run"
+    assert cli.main(["train", "mlp", "--dataset", "DIGITS", "--epochs", "1", "--out", str(run),
+                     "--no-progress"]) == 0
+    assert json.loads((run / "config.json").read_text())["dataset"] == "digits"
+    figures = [{k: r[k] for k in ("train_loss", "test_loss", "test_acc")} for r in RunDirectory(run).load_metrics()]
+    expected = [{k: r[k] for k in ("train_loss", "test_loss", "test_acc")}
+                for r in RunDirectory(finished_mlp_run).load_metrics()]
+    assert figures == expected
+
+
 @pytest.mark.parametrize("text", ["[1, 2]", '{"epochs": 3}', '{"epochs": [1]}'])
 def test_damaged_metrics_are_one_line_on_resume(finished_mlp_run, tmp_path, capsys, text):
     run = _copy_run(finished_mlp_run, tmp_path)

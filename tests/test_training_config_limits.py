@@ -34,3 +34,8 @@ def test_a_value_a_run_cannot_use_is_refused_by_name(name, value):
 def test_edge_values_a_run_can_use_are_kept(name, value):
     config = TrainConfig("cnn", **{name: value})
     assert getattr(config, name) == value
+
+
+@pytest.mark.parametrize("spelling", ["Fashion_MNIST", "FASHION-MNIST", "fashion_mnist"])
+def test_a_dataset_name_is_kept_in_its_one_spelling(spelling):
+    assert TrainConfig("cnn", dataset=spelling).dataset == "fashion-mnist"

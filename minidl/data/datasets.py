@@ -67,6 +67,12 @@ def stratified_split(labels, test_size, seed=SPLIT_SEED):
     return rng.permutation(np.concatenate(train)), rng.permutation(np.concatenate(test))
 
 
+def dataset_key(name):
+    """The one spelling of a dataset name that minidl uses everywhere (config.json,
+    the normalisation statistics, augmentation): "Fashion_MNIST" -> "fashion-mnist"."""
+    return str(name).lower().replace("_", "-")
+
+
 def _check_split(name, split):
     if split not in SPLITS:
         raise ValueError(f"load_dataset({name!r}): split must be one of {SPLITS}, got {split!r}")
@@ -168,7 +174,7 @@ def load_dataset(name, split="train", root=None):
     A dataset that cannot be found raises FileNotFoundError saying where it
     looked and how to get it. Nothing is ever downloaded here.
     """
-    key = str(name).lower().replace("_", "-")
+    key = dataset_key(name)
     if key not in LOADERS:
         raise ValueError(f"load_dataset: unknown dataset {name!r}; choose from {sorted(LOADERS)}")
     return LOADERS[key](split, root)

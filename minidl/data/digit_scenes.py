@@ -33,7 +33,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .datasets import DIGIT_CLASSES, load_dataset
+from .datasets import DIGIT_CLASSES, dataset_key, load_dataset
 
 STROKE_THRESHOLD = 0.25          # ink >= this (of 1.0) is labelled as the digit
 BACKGROUND = 0
@@ -137,7 +137,7 @@ def load_scenes(name="digit-scenes", split="train", root=None):
     """The `split` ("train" or "test") of scene set `name` (see the table in
     the module docstring) as a SceneDataset. The MNIST variants need their
     source dataset installed (see minidl.data.load_dataset)."""
-    key = str(name).lower().replace("_", "-")
+    key = dataset_key(name)
     if key not in SCENE_SETS:
         raise ValueError(f"load_scenes: unknown scene set {name!r}; choose from {sorted(SCENE_SETS)}")
     if split not in ("train", "test"):

@@ -31,6 +31,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from .datasets import dataset_key
 from .locations import user_data_dir
 
 MIRRORS = {
@@ -121,7 +122,7 @@ def download(name, root=None, base_url=None, checksums=None, timeout=60, verbose
     directory. Raises ValueError on a checksum mismatch (the file is not kept)
     and OSError when no mirror could deliver a file.
     """
-    key = str(name).lower().replace("_", "-")
+    key = dataset_key(name)
     if key not in CHECKSUMS and checksums is None:
         raise ValueError(f"download: unknown dataset {name!r}; choose from {sorted(CHECKSUMS)}")
     table = _normalise_table(checksums if checksums is not None else CHECKSUMS[key])

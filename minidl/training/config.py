@@ -43,6 +43,11 @@ class TrainConfig:
 
     def __post_init__(self):
         self._check_types()
+        from ..data.datasets import dataset_key
+
+        # load_dataset reads "DIGITS" as "digits", but the normalisation statistics and
+        # the augmentation are looked up by this name: keep it in its one spelling
+        self.dataset = dataset_key(self.dataset)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"train: unknown optimizer {self.optimizer!r}; choose from {', '.join(OPTIMIZERS)}")
         for name in ("epochs", "batch_size", "eval_batch_size"):
