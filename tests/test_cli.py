@@ -446,6 +446,19 @@ def test_a_hand_edited_config_with_a_wrong_type_is_one_line(finished_mlp_run, tm
     assert len(err.splitlines()) == 1 and err.startswith(f"minidl {command[0]}: train: {message}"), err
 
 
+def test_resume_with_fewer_epochs_than_finished_is_refused_and_changes_nothing(tmp_path, capsys):
+    """It rewrote config.json to 1 epoch beside a checkpoint of epoch 2 and exited 0."""
+    run = tmp_path / "r"
+    assert cli.main(["train", "mlp", "--epochs", "2", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert cli.main(["train", "mlp", "--resume", str(run), "--epochs", "1", "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == (f"minidl train: {run} has already finished 2 epochs; --epochs must be at least 2 "
+                   "(more to continue training), got 1"), err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+
+
 def test_a_dataset_name_spelled_otherwise_trains_exactly_the_same_run(finished_mlp_run, tmp_path):
     """load_dataset reads "DIGITS" as "digits"; the run must then also normalise
     its images as digits (it trained on raw pixels and reached another accuracy)."""

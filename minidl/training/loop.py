@@ -255,6 +255,9 @@ class Trainer:
                                  f"{planned} epochs; resume it with --epochs {planned}")
         if self.resume:
             done, history = run.resume(self.task.model, self.task.optimizer, self.schedulers)
+            if done > self.config.epochs:      # config.json would then say fewer epochs than were run
+                raise ValueError(f"{run.path} has already finished {done} epochs; --epochs must be at "
+                                 f"least {done} (more to continue training), got {self.config.epochs}")
         return done, history
 
     def best_so_far(self, history):
