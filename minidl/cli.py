@@ -374,7 +374,8 @@ def build_parser():
 
 def main(argv=None):
     """Run one command; problems a user can fix (a missing or unwritable path, a
-    bad value, a diverged run) end in one line on stderr and exit code 1."""
+    bad value, a diverged run) end in one line on stderr and exit code 1, and
+    Ctrl-C in one line and exit code 130 (`train` also says how to resume)."""
     from .threads import training_threads
     from .training import TrainingDiverged
 
@@ -391,6 +392,9 @@ def main(argv=None):
         where = f" {error.filename}" if error.filename else ""
         print(f"minidl {args.command}:{where} {error.strerror or error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print(f"\nminidl {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

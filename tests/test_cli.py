@@ -547,6 +547,33 @@ def test_a_batch_larger_than_a_drop_last_training_set_is_one_line(tmp_path, caps
     assert not (run / "checkpoint.npz").exists()
 
 
+def _ctrl_c(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("command, where", [
+    (["eval", "RUN"], "minidl.training.evaluate_run"),
+    (["compile", "--no-progress"], "minidl.kernels.warmup.compile_all"),
+    (["gradcheck", "add"], "minidl.gradcheck_table.run_gradcheck_table"),
+    (["train", "mlp", "--out", "NEW", "--no-progress"], "minidl.training.classifier.load_data"),
+])
+def test_ctrl_c_outside_the_epochs_is_one_line_and_exit_code_130(finished_mlp_run, tmp_path, capsys, monkeypatch,
+                                                                 command, where):
+    """Ctrl-C while a command evaluates, compiles, checks or loads its data (it
+    ended in a KeyboardInterrupt traceback)."""
+    monkeypatch.setattr(where, _ctrl_c)
+    run = _copy_run(finished_mlp_run, tmp_path)
+    command = [{"RUN": str(run), "NEW": str(tmp_path / "new")}.get(a, a) for a in command]
+    try:
+        code = cli.main(command)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped cli.main (a traceback for the user)")
+    assert code == 130
+    err = _one_line(capsys.readouterr().err)
+    assert err == f"minidl {command[0]}: interrupted", err
+    assert not (tmp_path / "new").exists()
+
+
 # ---- --out of explain / sample / complete is checked before any work ----
 def _unwritable_directory(tmp_path):
     """A directory no file can be created in (for root too: /proc/self refuses everyone)."""
