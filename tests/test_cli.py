@@ -472,6 +472,19 @@ def test_a_dataset_name_spelled_otherwise_trains_exactly_the_same_run(finished_m
     assert figures == expected
 
 
+@pytest.mark.parametrize("model", [["mlp"], {"name": "mlp"}, 3, None])
+@pytest.mark.parametrize("command", [["eval"], ["sample"], ["explain"], ["train", "mlp", "--no-progress", "--resume"]])
+def test_a_config_whose_model_is_not_a_name_is_one_line(finished_mlp_run, tmp_path, capsys, model, command):
+    """`"model": ["mlp"]` ended in a TypeError traceback (unhashable type: 'list')."""
+    run = _copy_run(finished_mlp_run, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(dict(config, model=model)))
+    assert cli.main([*command, str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == (f"minidl {command[0]}: {run / 'config.json'}: \"model\" must be a model's name "
+                   f"(a string), got {model!r}"), err
+
+
 @pytest.mark.parametrize("text", ["[1, 2]", '{"epochs": 3}', '{"epochs": [1]}'])
 def test_damaged_metrics_are_one_line_on_resume(finished_mlp_run, tmp_path, capsys, text):
     run = _copy_run(finished_mlp_run, tmp_path)

@@ -150,6 +150,9 @@ class RunDirectory:
         config = self._read_json(CONFIG)
         if not isinstance(config, dict) or "model" not in config:
             raise ValueError(f"{self.file(CONFIG)} does not describe a minidl run (no \"model\" entry)")
+        if not isinstance(config["model"], str):
+            raise ValueError(f"{self.file(CONFIG)}: \"model\" must be a model's name (a string), "
+                             f"got {config['model']!r}")
         return config
 
     def save_metrics(self, epochs):
