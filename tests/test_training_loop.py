@@ -201,6 +201,46 @@ def test_time_budget_stops_like_ctrl_c_and_resume_matches_an_uninterrupted_run(t
         np.testing.assert_array_equal(a, b, err_msg=name)
 
 
+@pytest.mark.parametrize("file", ["best.npz", "metrics.json", "checkpoint.npz"])
+def test_ctrl_c_while_an_epoch_is_saved_loses_nothing_on_resume(tmp_path, monkeypatch, file):
+    """Ctrl-C while epoch 2's files are written: the resumed run ends with every
+    epoch's record, the weights and best.npz of an uninterrupted run. (Written
+    checkpoint first, an interrupt during best.npz or metrics.json left a
+    checkpoint of epoch 2 beside the records of epoch 1: epoch 2's record was lost.)"""
+    config = make_config("mlp", epochs=3, seed=4)
+    full = fit(config, tmp_path / "full", **QUIET)
+    hit = []
+    save_checkpoint, save_metrics = RunDirectory.save_checkpoint, RunDirectory.save_metrics
+
+    def checkpoint_or_ctrl_c(self, model, optimizer, epoch, config, schedulers=(), name="checkpoint.npz"):
+        if (name, epoch) == (file, 2):
+            hit.append(name)
+            raise KeyboardInterrupt
+        return save_checkpoint(self, model, optimizer, epoch, config, schedulers, name=name)
+
+    def metrics_or_ctrl_c(self, epochs):
+        if (file, epochs[-1]["epoch"]) == ("metrics.json", 2):
+            hit.append(file)
+            raise KeyboardInterrupt
+        return save_metrics(self, epochs)
+
+    monkeypatch.setattr(RunDirectory, "save_checkpoint", checkpoint_or_ctrl_c)
+    monkeypatch.setattr(RunDirectory, "save_metrics", metrics_or_ctrl_c)
+    with pytest.raises(loop.TrainingInterrupted):
+        fit(config, tmp_path / "cut", **QUIET)
+    assert hit == [file]
+    monkeypatch.undo()
+
+    resumed = fit(config, tmp_path / "cut", resume=True, **QUIET)
+    records = RunDirectory(tmp_path / "cut").load_metrics()
+    assert [r["epoch"] for r in records] == [1, 2, 3]
+    assert [r["test_loss"] for r in records] == [r["test_loss"] for r in full["history"]]
+    for (name, a), (_, b) in zip(full["model"].state_dict().items(), resumed["model"].state_dict().items()):
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert (RunDirectory(tmp_path / "cut").load_checkpoint("best.npz")["epoch"]
+            == RunDirectory(tmp_path / "full").load_checkpoint("best.npz")["epoch"])
+
+
 def test_time_budget_inside_a_later_epoch_drops_it_and_restores_the_kept_weights(tmp_path, monkeypatch):
     """1 s per step in epoch 1, then 2 s: epoch 2 starts (43 s < 57 s left) but the
     100 s run out inside it; the result's model is the checkpoint's (epoch 1)."""

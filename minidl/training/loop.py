@@ -404,12 +404,14 @@ class Trainer:
                     raise self.diverged(epoch, steps, steps, f"the weights {', '.join(bad[:3])} are not finite")
                 task.after_epoch(run, record, history)
                 history.append(record)
-                run.save_checkpoint(task.model, task.optimizer, epoch, config.to_dict(), self.schedulers)
+                # checkpoint.npz last: until it is written, the epoch does not count (Ctrl-C
+                # before it keeps the previous epoch, and resuming drops later records)
                 if task.metric and self.improves(record.get(task.metric), best):
                     best, best_epoch = record[task.metric], epoch
                     run.save_checkpoint(task.model, task.optimizer, epoch, config.to_dict(), self.schedulers,
                                         name=BEST)
                 run.save_metrics(history)
+                run.save_checkpoint(task.model, task.optimizer, epoch, config.to_dict(), self.schedulers)
                 log(task.summary(record))
                 last_seconds = clock() - start               # the whole epoch: steps, evaluation, saving
         except KeyboardInterrupt:
