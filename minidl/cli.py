@@ -30,6 +30,9 @@ def _train(args):
     from .training import TrainConfig, RunDirectory, TrainingInterrupted, default_run_dir, make_config
 
     entry = models.model_entry(args.model)
+    for option, value in (("--resume", args.resume), ("--out", args.out)):
+        if value == "":                    # e.g. an unset shell variable: not "no option"
+            raise ValueError(f"{option} needs a run directory, got an empty path")
     if args.label_smoothing is not None and entry.kind != "classifier":
         raise ValueError(f"--label-smoothing applies to classifiers; {args.model} is a {entry.kind}")
     if args.augment is not None and entry.kind == "generator":
@@ -38,7 +41,7 @@ def _train(args):
                  optimizer=args.optimizer, seed=args.seed, augment=args.augment,
                  weight_decay=args.weight_decay, data_root=args.data_root, scheduler=args.scheduler,
                  clip_grad_norm=args.clip_grad_norm, label_smoothing=args.label_smoothing)
-    if args.resume:
+    if args.resume is not None:
         run = RunDirectory(args.resume)
         saved = run.load_config()
         if saved["model"] != args.model:
@@ -61,7 +64,7 @@ def _train(args):
     print(f"training {config.model}{on}: {config.epochs} epochs, batch {config.batch_size}, "
           f"{config.optimizer} lr {config.lr}{extras}, seed {config.seed}; run directory {run_dir}")
     try:
-        entry.trainer(config, run_dir, resume=bool(args.resume), progress=not args.no_progress,
+        entry.trainer(config, run_dir, resume=args.resume is not None, progress=not args.no_progress,
                       max_minutes=args.max_minutes)
     except TrainingInterrupted:
         return 130

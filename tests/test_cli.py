@@ -288,6 +288,16 @@ def test_malformed_arguments_are_refused_by_the_parser_with_exit_code_2(tmp_path
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("option", ["--resume", "--out"])
+def test_an_empty_run_directory_is_refused_not_taken_as_no_option(tmp_path, capsys, monkeypatch, option):
+    """`--resume "$RUN"` with RUN unset started a new 20-epoch run in runs/."""
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "mlp", option, "", "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == f"minidl train: {option} needs a run directory, got an empty path", err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_a_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, capsys, monkeypatch):
     from minidl.data import load_dataset
 
