@@ -33,6 +33,9 @@ def _train(args):
     for option, value in (("--resume", args.resume), ("--out", args.out)):
         if value == "":                    # e.g. an unset shell variable: not "no option"
             raise ValueError(f"{option} needs a run directory, got an empty path")
+    if args.resume is not None and args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+        raise ValueError(f"--out {args.out} and --resume {args.resume}: a resumed run continues in its own "
+                         "directory; to branch off, copy the run directory and resume the copy")
     if args.label_smoothing is not None and entry.kind != "classifier":
         raise ValueError(f"--label-smoothing applies to classifiers; {args.model} is a {entry.kind}")
     if args.augment is not None and entry.kind == "generator":

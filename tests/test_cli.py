@@ -298,6 +298,19 @@ def test_an_empty_run_directory_is_refused_not_taken_as_no_option(tmp_path, caps
     assert list(tmp_path.iterdir()) == []
 
 
+def test_resume_with_another_out_directory_is_refused_and_changes_nothing(finished_mlp_run, tmp_path, capsys):
+    """--out was ignored: the run in --resume was continued in place, nothing went to --out."""
+    run = _copy_run(finished_mlp_run, tmp_path)
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert cli.main(["train", "mlp", "--resume", str(run), "--out", str(tmp_path / "branch"), "--epochs", "2",
+                     "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == (f"minidl train: --out {tmp_path / 'branch'} and --resume {run}: a resumed run continues "
+                   "in its own directory; to branch off, copy the run directory and resume the copy"), err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    assert not (tmp_path / "branch").exists()
+
+
 def test_a_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, capsys, monkeypatch):
     from minidl.data import load_dataset
 
