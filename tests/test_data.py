@@ -165,6 +165,36 @@ def test_corrupt_file_in_dataset_dir_raises_value_error(isolated):
         load_dataset("mnist", "test", root=isolated / "root")
 
 
+@pytest.mark.parametrize("file, array, message", [
+    ("t10k-images-idx3-ubyte.gz", np.full((5, 6, 6), 300, np.int16),
+     "t10k-images-idx3-ubyte.gz holds int16 values; expected uint8"),
+    ("t10k-images-idx3-ubyte.gz", np.full((5, 6, 6), 200.0, np.float32),
+     "t10k-images-idx3-ubyte.gz holds float32 values; expected uint8"),
+    ("t10k-labels-idx1-ubyte.gz", np.array([1, 2, -1, 3, 4], np.int8),
+     "t10k-labels-idx1-ubyte.gz holds int8 values; expected uint8"),
+    ("t10k-labels-idx1-ubyte.gz", np.array([1, 2, 10, 3, 4], np.uint8),
+     "t10k-labels-idx1-ubyte.gz holds label 10; expected 0..9"),
+])
+def test_idx_files_mnist_never_holds_are_refused_by_name(isolated, file, array, message):
+    """Pixels of another type were scaled by 1/255 as if they were 0..255 (int16
+    300 became 1.18), a label beyond the classes failed mid-epoch in the loss."""
+    d = isolated / "root" / "mnist"
+    _write_fake_idx(d)
+    write_idx(d / file, array)
+    with pytest.raises(ValueError, match=message):
+        load_dataset("mnist", "test", root=isolated / "root")
+
+
+def test_an_idx_split_without_images_is_refused_by_name(isolated):
+    """An empty test split ended in "need at least one array to concatenate"."""
+    d = isolated / "root" / "mnist"
+    _write_fake_idx(d)
+    write_idx(d / "t10k-images-idx3-ubyte.gz", np.zeros((0, 6, 6), np.uint8))
+    write_idx(d / "t10k-labels-idx1-ubyte.gz", np.zeros(0, np.uint8))
+    with pytest.raises(ValueError, match="t10k-images-idx3-ubyte.gz holds no images"):
+        load_dataset("mnist", "test", root=isolated / "root")
+
+
 @pytest.mark.skipif(not (DEBIAN_FASHION / "train-images-idx3-ubyte.gz").is_file(),
                     reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 def test_real_fashion_mnist_from_debian(monkeypatch):

@@ -153,8 +153,20 @@ def load_idx_dataset(name, split="train", root=None, classes=None):
         raise ValueError(
             f"load_dataset({name!r}): {paths[image_file]} has shape {images.shape} and "
             f"{paths[label_file]} has shape {labels.shape}; expected (N, H, W) and (N,)")
+    # MNIST-format files hold uint8 pixels 0..255 and labels 0..classes-1; anything
+    # else would be scaled by 1/255 or fail mid-epoch without naming the file
+    classes = classes or DIGIT_CLASSES
+    for path, array in ((paths[image_file], images), (paths[label_file], labels)):
+        if array.dtype != np.uint8:
+            raise ValueError(f"load_dataset({name!r}): {path} holds {array.dtype} values; "
+                             "expected uint8 (IDX type 0x08)")
+    if len(labels) == 0:
+        raise ValueError(f"load_dataset({name!r}): {paths[image_file]} holds no images")
+    if labels.max() >= len(classes):
+        raise ValueError(f"load_dataset({name!r}): {paths[label_file]} holds label {labels.max()}; "
+                         f"expected 0..{len(classes) - 1}")
     images = (images.astype(np.float32) / np.float32(255.0))[:, None]   # (N, 1, H, W)
-    return ArrayDataset(images, labels.astype(np.int64), classes=classes or DIGIT_CLASSES, name=name)
+    return ArrayDataset(images, labels.astype(np.int64), classes=classes, name=name)
 
 
 LOADERS = {
