@@ -344,6 +344,26 @@ def test_a_corrupt_dataset_file_names_the_file_and_the_problem(tmp_path, capsys)
     assert len(err.splitlines()) == 1 and "read_idx" in err and "train-images-idx3-ubyte.gz" in err, err
 
 
+def test_test_images_of_another_size_than_the_training_images_are_refused_before_training(tmp_path, capsys):
+    """The run trained a whole epoch, then failed in the first evaluation with a
+    shape error of a linear layer that named no dataset."""
+    from minidl.data import write_idx
+
+    root = tmp_path / "data" / "mnist"
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, side in (("train", 6), ("t10k", 5)):
+        write_idx(root / f"{prefix}-images-idx3-ubyte.gz", rng.integers(0, 256, (20, side, side), dtype=np.uint8))
+        write_idx(root / f"{prefix}-labels-idx1-ubyte.gz", np.arange(20, dtype=np.uint8) % 10)
+    run = tmp_path / "run"
+    assert cli.main(["train", "mlp", "--dataset", "mnist", "--data-root", str(tmp_path / "data"),
+                     "--out", str(run), "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == ("minidl train: the mnist training images are (1, 6, 6) (C, H, W) but its test images are "
+                   "(1, 5, 5); both splits must have one size"), err
+    assert not run.exists()
+
+
 def test_an_out_directory_inside_a_read_only_place_is_one_line(tmp_path, capsys):
     import os
 

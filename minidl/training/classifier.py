@@ -89,6 +89,9 @@ def load_data(config):
     """(train, test) ArrayDatasets of config.dataset."""
     train = load_dataset(config.dataset, "train", root=config.data_root)
     test = load_dataset(config.dataset, "test", root=config.data_root)
+    if train.images.shape[1:] != test.images.shape[1:]:      # else the first evaluation fails, an epoch later
+        raise ValueError(f"the {config.dataset} training images are {train.images.shape[1:]} (C, H, W) but "
+                         f"its test images are {test.images.shape[1:]}; both splits must have one size")
     return train, test
 
 
