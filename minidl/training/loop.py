@@ -312,9 +312,10 @@ class Trainer:
     def stop_message(self, reason):
         """`reason`, what the run directory keeps, and how to continue."""
         done = self.directory.load_checkpoint()["epoch"] if self.directory.has_checkpoint() else 0
-        text = f"{reason}: {self.directory.path} keeps the checkpoint of epoch {done}."
-        if done:
-            text += f"\ncontinue with:  minidl train {self.config.model} --resume {self.directory.path}"
+        if not done:
+            return f"{reason}: no epoch was finished, so {self.directory.path} holds no checkpoint.", done
+        text = (f"{reason}: {self.directory.path} keeps the checkpoint of epoch {done}."
+                f"\ncontinue with:  minidl train {self.config.model} --resume {self.directory.path}")
         return text, done
 
     def train_epoch(self, epoch, seed, run_clock, budget_end):
