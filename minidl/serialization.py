@@ -10,10 +10,11 @@ arrays. Pickle is never written and never read: loading a pickled object can run
 arbitrary code, so a file holding object arrays is refused.
 
 `save` writes to a temporary file next to `path` and then renames it, so a crash
-while saving does not destroy an older checkpoint at `path`.
+while saving does not destroy an older checkpoint at `path`; the file gets the
+permissions any new file gets (the umask's), like the run's other files.
 """
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -48,7 +49,10 @@ def save(state_dict, path):
     _flatten(state_dict, "", arrays)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".minidl-save-", suffix=".npz")
+    # a new name (O_EXCL) with the permissions open() gives (0666 less the umask;
+    # tempfile.mkstemp would make the checkpoint private to its owner)
+    temporary = os.path.join(directory, f".minidl-save-{os.getpid()}-{secrets.token_hex(6)}.npz")
+    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(handle, "wb") as file, zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
             for name, array in arrays.items():

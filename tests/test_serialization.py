@@ -131,3 +131,11 @@ def test_a_save_that_fails_midway_keeps_the_old_file_and_leaves_no_temporary(tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt.npz"]
     monkeypatch.undo()
     np.testing.assert_array_equal(mdl.load(path)["w"], np.arange(3.0))
+
+
+def test_a_saved_file_gets_the_permissions_of_any_new_file(tmp_path):
+    """The temporary file behind the atomic rename is made private (0600) by
+    mkstemp; checkpoints were unreadable to the group beside a 0644 config.json."""
+    (tmp_path / "plain").write_bytes(b"")
+    mdl.save({"w": np.ones(2)}, tmp_path / "state.npz")
+    assert (tmp_path / "state.npz").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
