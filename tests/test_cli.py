@@ -105,6 +105,43 @@ def test_ctrl_c_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch, c
     assert RunDirectory(run).load_checkpoint()["epoch"] == 1
 
 
+class _Terminated(Exception):
+    """What the test's own SIGTERM handler raises when the run does not handle it."""
+
+
+def test_sigterm_stops_like_ctrl_c_keeps_the_last_epoch_and_restores_the_handler(tmp_path, monkeypatch, capsys):
+    """SIGTERM (kill, timeout, a scheduler) ended the process on the spot, with
+    no message and possibly a temporary file left in the run directory."""
+    import os
+    import signal
+
+    from minidl.training import classifier
+
+    real, calls = classifier.ClassifierTask.train_step, []
+
+    def train_step(self, batch):
+        calls.append(1)
+        if len(calls) == 43 + 1:                          # the first step of epoch 2
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real(self, batch)
+
+    def terminated(signum, frame):
+        raise _Terminated
+
+    monkeypatch.setattr(classifier.ClassifierTask, "train_step", train_step)
+    previous = signal.signal(signal.SIGTERM, terminated)
+    try:
+        run = tmp_path / "r"
+        assert cli.main(["train", "mlp", "--epochs", "3", "--out", str(run), "--no-progress"]) == 130
+        assert signal.getsignal(signal.SIGTERM) is terminated
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    out = capsys.readouterr().out
+    assert "interrupted during epoch 2" in out and f"minidl train mlp --resume {run}" in out
+    assert RunDirectory(run).load_checkpoint()["epoch"] == 1
+    assert sorted(p.name for p in run.iterdir()) == ["best.npz", "checkpoint.npz", "config.json", "metrics.json"]
+
+
 def test_eval_of_a_directory_without_a_run_fails_clearly(tmp_path, capsys):
     assert cli.main(["eval", str(tmp_path)]) == 1
     assert "config.json" in capsys.readouterr().err

@@ -36,7 +36,8 @@ The Trainer owns everything else, once for every task:
 - the progress bar: running means of the step's figures, throughput, and the
   ETA of the whole run (tqdm's own [elapsed<remaining] is the epoch's);
 - Ctrl-C: raises TrainingInterrupted; the checkpoint of the last finished
-  epoch stays, and `--resume` continues from it;
+  epoch stays, and `--resume` continues from it. SIGTERM (`kill`, `timeout`,
+  a job scheduler) does the same, instead of ending the process on the spot;
 - a time budget (`max_minutes`): the run stops like Ctrl-C (the unfinished
   epoch is dropped, the last finished one kept, resumable) but returns
   normally, with result["stopped"] == "time budget"; an epoch is not started
@@ -65,7 +66,10 @@ The Trainer owns everything else, once for every task:
   stepped after every optimisation step, saved in the checkpoint;
 - gradient clipping (config.clip_grad_norm): applied by `Task.update`.
 """
+import contextlib
 import math
+import signal
+import threading
 import time
 
 import numpy as np
@@ -75,6 +79,25 @@ import minidl as mdl
 from ..threads import training_threads
 from .config import epoch_seed
 from .run_directory import BEST, CHECKPOINT, RunDirectory
+
+
+@contextlib.contextmanager
+def sigterm_as_ctrl_c():
+    """Inside the block, SIGTERM raises KeyboardInterrupt like Ctrl-C, so a run
+    stopped by `kill` says what it keeps and leaves no half-written file.
+    (Only the main thread may set signal handlers; elsewhere nothing changes.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def clock():
@@ -361,7 +384,7 @@ class Trainer:
     # ---- the loop --------------------------------------------------------------
     def run(self):
         """Train to config.epochs (see the module docstring); returns the result dict."""
-        with training_threads():           # one thread pool at a time (minidl/threads.py)
+        with training_threads(), sigterm_as_ctrl_c():   # one thread pool at a time (minidl/threads.py)
             return self.run_epochs()
 
     def run_epochs(self):
