@@ -242,6 +242,24 @@ def test_ctrl_c_while_an_epoch_is_saved_loses_nothing_on_resume(tmp_path, monkey
             == RunDirectory(tmp_path / "full").load_checkpoint("best.npz")["epoch"])
 
 
+def test_ctrl_c_while_metrics_json_is_replaced_keeps_the_old_file_and_no_partial_one(tmp_path, monkeypatch):
+    """The .partial file written before the rename was left in the run directory."""
+    from minidl.training import run_directory
+
+    run = RunDirectory(tmp_path / "r").create()
+    run.save_metrics([{"epoch": 1}])
+
+    def ctrl_c(*args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_directory.os, "replace", ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        run.save_metrics([{"epoch": 1}, {"epoch": 2}])
+    monkeypatch.undo()
+    assert sorted(p.name for p in run.path.iterdir()) == ["metrics.json"]
+    assert run.load_metrics() == [{"epoch": 1}]
+
+
 def test_time_budget_inside_a_later_epoch_drops_it_and_restores_the_kept_weights(tmp_path, monkeypatch):
     """1 s per step in epoch 1, then 2 s: epoch 2 starts (43 s < 57 s left) but the
     100 s run out inside it; the result's model is the checkpoint's (epoch 1)."""

@@ -131,8 +131,12 @@ class RunDirectory:
     # ---- JSON files --------------------------------------------------------
     def _write_json(self, name, value):
         temporary = self.file(name + ".partial")
-        temporary.write_text(json.dumps(value, indent=2) + "\n")
-        os.replace(temporary, self.file(name))
+        try:
+            temporary.write_text(json.dumps(value, indent=2) + "\n")
+            os.replace(temporary, self.file(name))
+        except BaseException:              # Ctrl-C or a full disk: the old file stays, no .partial beside it
+            temporary.unlink(missing_ok=True)
+            raise
 
     def _read_json(self, name):
         path = self.file(name)
