@@ -552,6 +552,20 @@ def test_a_dataset_name_spelled_otherwise_trains_exactly_the_same_run(finished_m
     assert figures == expected
 
 
+@pytest.mark.parametrize("command", [["eval"], ["train", "cnn", "--no-progress", "--epochs", "2", "--resume"]])
+def test_a_config_naming_another_model_than_the_checkpoint_is_one_clear_line(finished_mlp_run, tmp_path, capsys,
+                                                                             command):
+    """It failed in load_state_dict with a line listing every missing key and shape."""
+    run = _copy_run(finished_mlp_run, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(dict(config, model="cnn")))
+    assert cli.main([*command, str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == (f"minidl {command[0]}: {run / 'config.json'} names the model 'cnn', but "
+                   f"{run / 'checkpoint.npz'} holds the weights of a 'mlp' run: was config.json edited or "
+                   "copied from another run?"), err
+
+
 @pytest.mark.parametrize("model", [["mlp"], {"name": "mlp"}, 3, None])
 @pytest.mark.parametrize("command", [["eval"], ["sample"], ["explain"], ["train", "mlp", "--no-progress", "--resume"]])
 def test_a_config_whose_model_is_not_a_name_is_one_line(finished_mlp_run, tmp_path, capsys, model, command):

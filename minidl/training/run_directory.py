@@ -229,6 +229,11 @@ class RunDirectory:
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: the optimizer, scheduler or config entries are damaged "
                              f"({type(error).__name__}: {error})") from None
+        # config.json says which model to build for these weights: it must be the one they came from
+        named = self.load_config()["model"] if self.file(CONFIG).is_file() else None
+        if named is not None and isinstance(config, dict) and config.get("model") != named:
+            raise ValueError(f"{self.file(CONFIG)} names the model {named!r}, but {path} holds the weights of "
+                             f"a {config.get('model')!r} run: was config.json edited or copied from another run?")
         return dict(model=model_state, optimizer=optimizer, schedulers=schedulers,
                     epoch=int(epoch), config=config)
 
