@@ -221,7 +221,10 @@ def _data(args):
             print(f"{name:<14} found: train {train.images.shape}, test {test.images.shape}, "
                   f"{len(train.classes)} classes")
         except (FileNotFoundError, ValueError) as error:
-            print(f"{name:<14} not found")
+            # ValueError: the files are there but damaged (read_idx says which and how)
+            found = isinstance(error, ValueError)
+            print(f"{name:<14} " + ("found but unreadable" + ("" if args.verbose else " (-v says why)")
+                                    if found else "not found"))
             if args.verbose:
                 print("  " + str(error).replace("\n", "\n  "))
     print("\nSearch order for datasets that are not bundled "

@@ -225,6 +225,24 @@ def test_data_info_finds_the_bundled_digits(capsys):
     assert "found" in line and "(1347, 1, 8, 8)" in line
 
 
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_data_info_tells_damaged_files_from_missing_ones(tmp_path, capsys, verbose):
+    """A dataset whose files are there but corrupt was listed as "not found"."""
+    root = tmp_path / "data" / "mnist"
+    root.mkdir(parents=True)
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"):
+        (root / name).write_bytes(b"junk")
+    assert cli.main(["data", "info", "--root", str(tmp_path / "data"), *verbose]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("mnist "))
+    if verbose:
+        assert lines[at] == "mnist          found but unreadable"
+        assert "train-images-idx3-ubyte.gz: bad magic number" in lines[at + 1]
+    else:
+        assert lines[at] == "mnist          found but unreadable (-v says why)"
+
+
 def test_data_download_calls_minidl_data_download(monkeypatch, tmp_path):
     calls = []
     monkeypatch.setattr(mdl.data, "download", lambda name, root=None: calls.append((name, root)))
