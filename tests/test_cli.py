@@ -606,6 +606,29 @@ def test_damaged_metrics_are_one_line_on_resume(finished_mlp_run, tmp_path, caps
     assert "metrics.json does not hold minidl metrics" in err, err
 
 
+EVAL, RESUME = ["eval"], ["train", "mlp", "--epochs", "2", "--no-progress", "--resume"]
+
+
+@pytest.mark.parametrize("command, records, message", [
+    (command, records, message) for command in (EVAL, RESUME) for records, message in [
+        ([{"epoch": "1", "test_acc": 0.9}], "a record's \"epoch\" must be a positive integer, got '1'"),
+        ([{"epoch": True, "test_acc": 0.9}], "a record's \"epoch\" must be a positive integer, got True"),
+        ([{"epoch": 1, "test_acc": "high"}], "epoch 1's 'test_acc' must be a number (or a list of numbers), "
+                                             "got 'high'"),
+        ([{"epoch": 1, "test_iou": [0.5, "x"]}], "epoch 1's 'test_iou' must be a number (or a list of numbers), "
+                                                 "got [0.5, 'x']"),
+    ]] + [(EVAL, [{"epoch": 1, "train_loss": 0.3}], "the record of epoch 1 has no 'test_acc'")])
+def test_metrics_records_of_the_wrong_type_are_one_line(finished_mlp_run, tmp_path, capsys, command, records,
+                                                         message):
+    """Records with a text epoch or figure, or without the test accuracy eval
+    compares with, ended in TypeError and KeyError tracebacks."""
+    run = _copy_run(finished_mlp_run, tmp_path)
+    (run / "metrics.json").write_text(json.dumps({"epochs": records}))
+    assert cli.main([*command, str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == f"minidl {command[0]}: {run / 'metrics.json'}: {message}; is it damaged?", err
+
+
 @pytest.mark.parametrize("args, message", [(["--num", "0"], "--num must be a positive integer, got 0"),
                                            (["--num", "-2"], "--num must be a positive integer, got -2"),
                                            (["--length", "-1"], "--length must be >= 0, got -1")])

@@ -180,8 +180,7 @@ def evaluate_run(run_dir, log=print, best=False):
     model = new_model(config, train_set)
     model.load_state_dict(checkpoint["model"])
     result = evaluate(model, test_set, config.dataset, config.eval_batch_size)
-    recorded = [r["test_acc"] for r in run.load_metrics() if r["epoch"] == checkpoint["epoch"]]
-    result.update(epoch=checkpoint["epoch"], config=config, recorded_acc=recorded[0] if recorded else None)
+    result.update(epoch=checkpoint["epoch"], config=config, recorded_acc=run.recorded(checkpoint["epoch"], "test_acc"))
     log(f"{config.model} on {config.dataset}, epoch {checkpoint['epoch']}{' (best.npz)' if best else ''}: test loss {result['loss']:.4f}, "
         f"accuracy {result['acc']:.2%} ({result['correct']}/{result['total']})")
     if result["recorded_acc"] is not None:

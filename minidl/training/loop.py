@@ -285,7 +285,7 @@ class Trainer:
 
     def best_so_far(self, history):
         metric = self.task.metric
-        values = [(r[metric], r["epoch"]) for r in history if metric in r]
+        values = [(r[metric], r["epoch"]) for r in history if r.get(metric) is not None]
         if not values or not self.directory.file(BEST).is_file():
             return None, None
         return (max if self.task.maximize else min)(values)

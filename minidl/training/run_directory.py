@@ -90,6 +90,11 @@ def unflatten_state(layout, arrays):
     return layout
 
 
+def _is_figure(value):
+    """A value metrics.json may hold: a number or null (bool is not a number here)."""
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 def probe_write(directory):
     """Create and remove an empty file in `directory`; OSError where nothing can
     be written there. Asking the file system itself catches a read-only place
@@ -171,7 +176,26 @@ class RunDirectory:
         if not isinstance(records, list) or not all(isinstance(r, dict) and "epoch" in r for r in records):
             raise ValueError(f"{self.file(METRICS)} does not hold minidl metrics (an \"epochs\" list of "
                              "per-epoch records); is it damaged?")
+        for record in records:            # epochs are compared and figures plotted: check their types
+            epoch = record["epoch"]
+            if not (isinstance(epoch, int) and not isinstance(epoch, bool) and epoch >= 1):
+                raise ValueError(f"{self.file(METRICS)}: a record's \"epoch\" must be a positive integer, got "
+                                 f"{epoch!r}; is it damaged?")
+            for key, value in record.items():
+                if not all(_is_figure(v) for v in (value if isinstance(value, list) else [value])):
+                    raise ValueError(f"{self.file(METRICS)}: epoch {epoch}'s {key!r} must be a number (or a list "
+                                     f"of numbers), got {value!r}; is it damaged?")
         return records
+
+    def recorded(self, epoch, key):
+        """The figure `key` that metrics.json holds for `epoch`; None when it has no
+        record of that epoch, a ValueError when the record lacks the figure."""
+        records = [r for r in self.load_metrics() if r["epoch"] == epoch]
+        if not records:
+            return None
+        if records[-1].get(key) is None:
+            raise ValueError(f"{self.file(METRICS)}: the record of epoch {epoch} has no {key!r}; is it damaged?")
+        return records[-1][key]
 
     # ---- checkpoint --------------------------------------------------------
     def save_checkpoint(self, model, optimizer, epoch, config, schedulers=(), name=CHECKPOINT):

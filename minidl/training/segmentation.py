@@ -198,8 +198,7 @@ def evaluate_run(run_dir, log=print, best=False):
     the checkpoint's epoch."""
     config, model, test_set, epoch = load_run(run_dir, best)
     result = evaluate(model, test_set, config.eval_batch_size)
-    recorded = [r["test_miou"] for r in RunDirectory(run_dir).load_metrics() if r["epoch"] == epoch]
-    result.update(epoch=epoch, config=config, recorded_miou=recorded[0] if recorded else None)
+    result.update(epoch=epoch, config=config, recorded_miou=RunDirectory(run_dir).recorded(epoch, "test_miou"))
     log(f"{config.model} on {config.dataset}, epoch {epoch}: test loss {result['loss']:.4f}, pixel "
         f"accuracy {result['pixel_accuracy']:.2%}, mIoU {result['miou']:.4f}")
     log("IoU per class: " + ", ".join(f"{name} {value:.2f}" for name, value in zip(SCENE_CLASSES, result["iou"])))
