@@ -37,11 +37,15 @@ def plot_curves(metrics, path):
     """Loss and accuracy per epoch, train and test. `metrics` is a list of dicts
     with keys epoch, train_loss, train_acc, test_loss, test_acc (metrics.json)."""
     epochs = [m["epoch"] for m in metrics]
+
+    def figure(key, scale=1.0):          # a figure a record lacks (or holds as null) is a gap
+        return [np.nan if m.get(key) is None else scale * m[key] for m in metrics]
+
     fig = Figure(figsize=(10, 4))
     loss_ax, acc_ax = fig.subplots(1, 2)
     for split, style in (("train", "o-"), ("test", "s--")):
-        loss_ax.plot(epochs, [m[f"{split}_loss"] for m in metrics], style, label=split)
-        acc_ax.plot(epochs, [100 * m[f"{split}_acc"] for m in metrics], style, label=split)
+        loss_ax.plot(epochs, figure(f"{split}_loss"), style, label=split)
+        acc_ax.plot(epochs, figure(f"{split}_acc", 100), style, label=split)
     loss_ax.set(xlabel="epoch", ylabel="cross-entropy loss", title="loss")
     acc_ax.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy")
     for ax in (loss_ax, acc_ax):

@@ -114,6 +114,22 @@ def test_each_plot_writes_a_png(tmp_path):
         assert height > 50 and width > 50, path
 
 
+def test_curves_leave_a_gap_where_a_record_lacks_a_figure(monkeypatch, tmp_path):
+    """A resumed run whose metrics.json had lost a record's train_loss (or held
+    null) trained its epochs and then failed in plot_curves with a KeyError."""
+    saved = {}
+    monkeypatch.setattr(viz, "_save", lambda fig, path: saved.update(fig=fig) or path)
+    metrics = [dict(epoch=1, test_loss=1.0, train_acc=0.5, test_acc=None),
+               dict(epoch=2, train_loss=0.5, test_loss=0.8, train_acc=0.75, test_acc=0.7)]
+    viz.plot_curves(metrics, tmp_path / "curves.png")
+    loss_ax, acc_ax = saved["fig"].axes
+    train_loss, test_loss = (line.get_ydata() for line in loss_ax.get_lines())
+    train_acc, test_acc = (line.get_ydata() for line in acc_ax.get_lines())
+    np.testing.assert_array_equal(train_loss, [np.nan, 0.5])
+    np.testing.assert_array_equal(test_acc, [np.nan, 70.0])
+    np.testing.assert_array_equal(train_acc, [50.0, 75.0])
+
+
 def test_nested_output_folders_are_created(tmp_path):
     path = viz.plot_image_grid(np.zeros((1, 1, 4, 4)), tmp_path / "a" / "b" / "grid.png")
     assert path.exists()
