@@ -629,6 +629,20 @@ def test_metrics_records_of_the_wrong_type_are_one_line(finished_mlp_run, tmp_pa
     assert err == f"minidl {command[0]}: {run / 'metrics.json'}: {message}; is it damaged?", err
 
 
+def test_resume_over_records_that_lost_their_figures_finishes_and_adds_the_new_epochs(finished_mlp_run, tmp_path,
+                                                                                       capsys):
+    """Records holding only their epoch (or null figures) ended the resumed run,
+    after its epochs were trained and saved, in KeyError tracebacks (the curves,
+    then the best epoch and seconds per epoch of the closing line)."""
+    run = _copy_run(finished_mlp_run, tmp_path)
+    (run / "metrics.json").write_text(json.dumps({"epochs": [{"epoch": 1, "test_acc": None}]}))
+    assert cli.main(["train", "mlp", "--epochs", "2", "--no-progress", "--resume", str(run)]) == 0
+    out = capsys.readouterr().out
+    records = RunDirectory(run).load_metrics()
+    assert [r["epoch"] for r in records] == [1, 2] and records[1]["test_acc"] > 0.5
+    assert f"best epoch 2 ({records[1]['test_acc']:.2%}, best.npz)" in out, out
+
+
 @pytest.mark.parametrize("args, message", [(["--num", "0"], "--num must be a positive integer, got 0"),
                                            (["--num", "-2"], "--num must be a positive integer, got -2"),
                                            (["--length", "-1"], "--length must be >= 0, got -1")])

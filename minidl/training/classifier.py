@@ -143,10 +143,13 @@ class ClassifierTask(Task):
         final = evaluate(self.model, self.test_set, config.dataset, config.eval_batch_size)
         if self.plots:
             save_run_plots(run, self.model, history, self.test_set, final["predictions"], config.dataset)
-        best = max(history, key=lambda r: r["test_acc"]) if history else None
+        # resumed records come from metrics.json, where a figure may be missing (or null)
+        scored = [r for r in history if r.get("test_acc") is not None]
+        best = max(scored, key=lambda r: r["test_acc"]) if scored else None
+        seconds = [r["seconds"] for r in history if r.get("seconds") is not None]
         self.log(f"{config.model} on {config.dataset}: test accuracy {final['acc']:.2%} "
                  f"({final['correct']}/{final['total']}) after {history[-1]['epoch'] if history else 0} "
-                 f"epochs; {np.mean([r['seconds'] for r in history]) if history else 0:.2f} s/epoch"
+                 f"epochs; {np.mean(seconds) if seconds else 0:.2f} s/epoch"
                  + (f"; best epoch {best['epoch']} ({best['test_acc']:.2%}, best.npz)" if best else "")
                  + f"; run directory {run.path}")
         return dict(final=final)
