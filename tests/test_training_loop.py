@@ -158,6 +158,19 @@ def test_weights_that_are_not_finite_are_never_checkpointed(tmp_path, monkeypatc
     assert checkpoint["epoch"] == 1 and all_finite(checkpoint)
 
 
+@pytest.mark.parametrize("values, found", [([np.inf, -np.inf], "bad"), ([np.nan, 1.0], "bad"),
+                                           ([3e38, 3e38], None)])        # the sum overflows, the values are finite
+def test_first_non_finite_finds_its_array_without_a_runtime_warning(values, found):
+    """SGD at --lr 1e308 made weights of +inf and -inf; their sum printed
+    "RuntimeWarning: invalid value encountered in reduce" above the divergence line."""
+    import warnings
+
+    arrays = [("fine", np.ones(3, np.float32)), ("bad", np.array(values, np.float32))]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert loop.first_non_finite(arrays) == found
+
+
 def test_non_finite_weights_names_parameters_and_buffers():
     from minidl import nn
 

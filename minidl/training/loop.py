@@ -210,7 +210,9 @@ def first_non_finite(named_arrays):
     for name, array in named_arrays:
         if array is None or array.dtype.kind != "f":
             continue
-        if not np.isfinite(array.sum()) and not np.all(np.isfinite(array)):
+        with np.errstate(over="ignore", invalid="ignore"):     # inf + -inf is what we look for, not a warning
+            total = array.sum()
+        if not np.isfinite(total) and not np.all(np.isfinite(array)):
             return name
     return None
 
