@@ -652,6 +652,24 @@ def test_sample_refuses_a_bad_count_before_loading_anything(tmp_path, capsys, ar
     assert err == f"minidl sample: {message}", err
 
 
+GPT_SHAPE = dict(vocab_size=65, block_size=128, n_layer=4, n_head=4, n_embd=128, dropout=0.0)
+
+
+@pytest.mark.parametrize("shape", [None, [4, 4], dict(GPT_SHAPE, n_layer="4"), dict(GPT_SHAPE, extra=1),
+                                   {k: v for k, v in GPT_SHAPE.items() if k != "dropout"}])
+def test_sample_of_a_gpt_run_whose_config_lost_the_model_shape_is_one_line(tmp_path, capsys, shape):
+    """config.json's "gpt" entry is the only record of the model's shape; without
+    it (or with a wrong one) `minidl sample` ended in a KeyError or TypeError traceback."""
+    config = {"model": "gpt", "dataset": "shakespeare"}
+    if shape is not None:
+        config["gpt"] = shape
+    RunDirectory(tmp_path).create().save_config(config)
+    assert cli.main(["sample", str(tmp_path)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == (f"minidl sample: {tmp_path / 'config.json'}: the \"gpt\" entry must give the model's shape as "
+                   f"numbers (vocab_size, block_size, n_layer, n_head, n_embd, dropout), got {shape!r}"), err
+
+
 def test_eval_of_a_generative_run_exits_2_with_the_reason_on_stderr(tmp_path, capsys):
     RunDirectory(tmp_path).create().save_config({"model": "gan", "dataset": "digits"})
     assert cli.main(["eval", str(tmp_path)]) == 2

@@ -15,6 +15,7 @@ environment variable MINIDL_GPT_STEPS overrides the steps per epoch (e.g.
 MINIDL_GPT_STEPS=3 for a smoke test of the CLI). The model sizes are
 minidl.models.gpt.MODEL_SIZES.
 """
+import dataclasses
 import os
 
 import numpy as np
@@ -237,11 +238,27 @@ def recognition_report(pixel_run, classifier_run, per_class=50, seed=0, temperat
 
 
 # ---- `minidl sample` ------------------------------------------------------------------
+def model_shape(run, saved):
+    """The GPTConfig that config.json's "gpt" entry records (the checkpoint holds
+    only weights); a ValueError naming the file unless it is exactly that."""
+    fields = {f.name: f.type for f in dataclasses.fields(GPTConfig)}      # name -> int or float
+
+    def fits(name, value):
+        kinds = (int, float) if fields[name] is float else (int,)
+        return isinstance(value, kinds) and not isinstance(value, bool)
+
+    shape = saved.get("gpt")
+    if not isinstance(shape, dict) or set(shape) != set(fields) or not all(fits(k, v) for k, v in shape.items()):
+        raise ValueError(f"{run.file('config.json')}: the \"gpt\" entry must give the model's shape as "
+                         f"numbers ({', '.join(fields)}), got {shape!r}")
+    return GPTConfig(**shape)
+
+
 def load_run(run_dir):
     run = RunDirectory(run_dir)
     saved = run.load_config()
     config = TrainConfig.from_dict(saved)
-    model = GPT(GPTConfig(**saved["gpt"]))
+    model = GPT(model_shape(run, saved))
     model.load_state_dict(run.load_checkpoint()["model"])
     return config, model, make_task(config)
 
