@@ -104,7 +104,7 @@ def _sample(args):
     config = RunDirectory(args.run_dir).load_config()
     entry = models.model_entry(config["model"])
     if entry.kind != "generator":
-        print(f"minidl sample: {args.run_dir} holds a {config['model']!r} run, a classifier, "
+        print(f"minidl sample: {args.run_dir} holds a {config['model']!r} run, a {entry.kind}, "
               f"not a generative model; models that can sample: "
               f"{', '.join(models.available_models('generator')) or 'none registered yet'}",
               file=sys.stderr)

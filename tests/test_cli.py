@@ -147,10 +147,12 @@ def test_eval_of_a_directory_without_a_run_fails_clearly(tmp_path, capsys):
     assert "config.json" in capsys.readouterr().err
 
 
-def test_sample_on_a_classifier_run_says_it_is_not_generative(tmp_path, capsys):
-    RunDirectory(tmp_path).create().save_config({"model": "mlp", "dataset": "digits"})
+@pytest.mark.parametrize("model, kind", [("mlp", "classifier"), ("unet", "segmenter")])
+def test_sample_on_a_classifier_run_says_it_is_not_generative(tmp_path, capsys, model, kind):
+    """A segmenter's run was called "a classifier"."""
+    RunDirectory(tmp_path).create().save_config({"model": model, "dataset": "digits"})
     assert cli.main(["sample", str(tmp_path)]) == 2
-    assert "not a generative model" in capsys.readouterr().err
+    assert f"holds a {model!r} run, a {kind}, not a generative model" in capsys.readouterr().err
 
 
 def test_gradcheck_command_passes_correct_ops(capsys):
