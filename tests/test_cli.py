@@ -491,6 +491,8 @@ def _first_weight(entries):
     (lambda e: e.pop("optimizer.0"), "entries are damaged"),
     (lambda e: e.__setitem__("optimizer_layout", np.frombuffer(b"{not json", np.uint8)), "entries are damaged"),
     (lambda e: e.pop("config"), "not a minidl training checkpoint (no 'config' entry)"),
+    (lambda e: e.__setitem__("config", np.frombuffer(b"[1]", np.uint8)),
+     "entries are damaged (ValueError: 'config' holds [1], not config.json's object)"),
 ])
 def test_a_damaged_checkpoint_is_refused_in_one_line(finished_mlp_run, tmp_path, capsys, command, damage, message):
     run = _copy_run(finished_mlp_run, tmp_path)

@@ -250,12 +250,14 @@ class RunDirectory:
                 schedulers = unflatten_state(json.loads(array_to_text(entries["schedulers_layout"])), entries)
             optimizer = unflatten_state(layout, entries)
             config = json.loads(array_to_text(entries["config"]))
+            if not isinstance(config, dict):
+                raise ValueError(f"'config' holds {config!r}, not config.json's object")
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: the optimizer, scheduler or config entries are damaged "
                              f"({type(error).__name__}: {error})") from None
         # config.json says which model to build for these weights: it must be the one they came from
         named = self.load_config()["model"] if self.file(CONFIG).is_file() else None
-        if named is not None and isinstance(config, dict) and config.get("model") != named:
+        if named is not None and config.get("model") != named:
             raise ValueError(f"{self.file(CONFIG)} names the model {named!r}, but {path} holds the weights of "
                              f"a {config.get('model')!r} run: was config.json edited or copied from another run?")
         return dict(model=model_state, optimizer=optimizer, schedulers=schedulers,
