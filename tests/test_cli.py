@@ -493,6 +493,8 @@ def _first_weight(entries):
     (lambda e: e.pop("config"), "not a minidl training checkpoint (no 'config' entry)"),
     (lambda e: e.__setitem__("config", np.frombuffer(b"[1]", np.uint8)),
      "entries are damaged (ValueError: 'config' holds [1], not config.json's object)"),
+    (lambda e: e.__setitem__("schedulers_layout", np.frombuffer(b"[1]", np.uint8)),
+     "entries are damaged (ValueError: 'schedulers_layout' holds [1], not a list of schedulers' states)"),
 ])
 def test_a_damaged_checkpoint_is_refused_in_one_line(finished_mlp_run, tmp_path, capsys, command, damage, message):
     run = _copy_run(finished_mlp_run, tmp_path)

@@ -252,6 +252,8 @@ class RunDirectory:
             config = json.loads(array_to_text(entries["config"]))
             if not isinstance(config, dict):
                 raise ValueError(f"'config' holds {config!r}, not config.json's object")
+            if not (isinstance(schedulers, list) and all(isinstance(state, dict) for state in schedulers)):
+                raise ValueError(f"'schedulers_layout' holds {schedulers!r}, not a list of schedulers' states")
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{path}: the optimizer, scheduler or config entries are damaged "
                              f"({type(error).__name__}: {error})") from None
