@@ -95,6 +95,15 @@ def test_truncated_data_raises(tmp_path, gz):
         read_idx(path)
 
 
+@pytest.mark.parametrize("shape, needs", [((65536,) * 4, 2**64), ((2**32 - 1,) * 3, (2**32 - 1) ** 3)])
+def test_a_header_too_large_for_int64_is_reported_as_truncated_with_its_true_size(tmp_path, shape, needs):
+    """The sizes were multiplied in int64: 65536**4 wrapped to 0 and the file was
+    said to need "0 bytes" and to have "trailing bytes"."""
+    (tmp_path / "x").write_bytes(struct.pack(f">HBB{len(shape)}I", 0, 8, len(shape), *shape) + b"\x00" * 10)
+    with pytest.raises(ValueError, match=f"data truncated: header shape .* needs {needs} bytes .* found 10"):
+        read_idx(tmp_path / "x")
+
+
 def test_trailing_bytes_raise(tmp_path):
     (tmp_path / "x").write_bytes(_raw_idx((3,)) + b"\x00")
     with pytest.raises(ValueError, match="trailing bytes"):

@@ -13,6 +13,7 @@ with 0x00000803. The published files are gzip-compressed; `read_idx`
 accepts both, recognising gzip by its first two bytes (0x1f 0x8b).
 """
 import gzip
+import math
 import os
 import struct
 
@@ -61,7 +62,7 @@ def read_idx(path):
             f"but the file holds only {len(data)} bytes")
     shape = struct.unpack(f">{ndim}I", data[4:header_len])
     dtype = _IDX_TYPES[type_code]
-    expected = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    expected = math.prod(shape) * dtype.itemsize      # Python ints: four sizes of 2**16 overflow int64
     actual = len(data) - header_len
     if actual != expected:
         what = "truncated" if actual < expected else "has trailing bytes"
