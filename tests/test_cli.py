@@ -142,6 +142,50 @@ def test_sigterm_stops_like_ctrl_c_keeps_the_last_epoch_and_restores_the_handler
     assert sorted(p.name for p in run.iterdir()) == ["best.npz", "checkpoint.npz", "config.json", "metrics.json"]
 
 
+CHILD_WITH_CTRL_C = """
+import os, signal, sys
+from minidl import cli
+from minidl.training import classifier
+
+real, calls = classifier.ClassifierTask.train_step, []
+
+def train_step(self, batch):
+    calls.append(1)
+    if len(calls) == int(os.environ["CTRL_C_AT_STEP"]):
+        os.kill(os.getpid(), signal.SIGINT)             # what the terminal sends on Ctrl-C
+    return real(self, batch)
+
+classifier.ClassifierTask.train_step = train_step
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_a_real_sigint_in_a_process_keeps_epoch_1_and_resume_matches_an_uninterrupted_run(tmp_path):
+    """The README's promise end to end, with a real signal in a real process:
+    exit code 130, the resume command, no traceback; resuming gives the weights
+    of an uninterrupted run."""
+    import os
+
+    run, straight = tmp_path / "run", tmp_path / "straight"
+    env = dict(os.environ, CTRL_C_AT_STEP=str(43 + 5), PYTHONPATH=os.pathsep.join(sys.path))
+    result = subprocess.run([sys.executable, "-c", CHILD_WITH_CTRL_C, "train", "mlp", "--epochs", "2",
+                             "--seed", "5", "--out", str(run), "--no-progress"],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr, result.stderr
+    assert "interrupted during epoch 2" in result.stdout and f"minidl train mlp --resume {run}" in result.stdout
+    assert RunDirectory(run).load_checkpoint()["epoch"] == 1
+
+    resumed = subprocess.run([sys.executable, "-m", "minidl.cli", "train", "mlp", "--resume", str(run),
+                              "--no-progress"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert cli.main(["train", "mlp", "--epochs", "2", "--seed", "5", "--out", str(straight), "--no-progress"]) == 0
+    a, b = RunDirectory(straight).load_checkpoint(), RunDirectory(run).load_checkpoint()
+    assert a["epoch"] == b["epoch"] == 2
+    for name in a["model"]:
+        np.testing.assert_array_equal(a["model"][name], b["model"][name], err_msg=name)
+
+
 def test_eval_of_a_directory_without_a_run_fails_clearly(tmp_path, capsys):
     assert cli.main(["eval", str(tmp_path)]) == 1
     assert "config.json" in capsys.readouterr().err
