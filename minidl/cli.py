@@ -193,8 +193,14 @@ def _complete(args):
 
 def _bench(args):
     from .bench import runner
+    from .training.run_directory import probe_write
 
     _positive("--processes", args.processes)
+    try:                                   # before the suites run for minutes, not when their tables are written
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        probe_write(args.out)
+    except OSError as error:
+        raise ValueError(f"--out {args.out}: cannot write the results there ({error.strerror or error})") from None
 
     runner.run(args.suites, processes=args.processes, quick=args.quick, out_dir=args.out)
     return 0

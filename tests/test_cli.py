@@ -305,6 +305,25 @@ def test_bench_passes_its_arguments_to_the_runner(monkeypatch, tmp_path):
     assert calls == [(["conv", "pool"], dict(processes=2, quick=True, out_dir=str(tmp_path)))]
 
 
+@pytest.mark.parametrize("where", ["read-only", "a file"])
+def test_bench_refuses_an_unwritable_out_before_running_a_suite(monkeypatch, tmp_path, capsys, where):
+    """An existing directory that cannot be written was found out only when the
+    first suite, minutes later, wrote its table."""
+    from minidl.bench import runner
+
+    calls = []
+    monkeypatch.setattr(runner, "run", lambda names, **kw: calls.append(names))
+    if where == "a file":
+        out = tmp_path / "results.md"
+        out.write_text("")
+    else:
+        out = _unwritable_directory(tmp_path)
+    assert cli.main(["bench", "conv", "--quick", "--out", str(out)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith(f"minidl bench: --out {out}: cannot write the results there ("), err
+    assert calls == []
+
+
 def test_generator_models_dispatch_to_their_trainer_and_sampler(monkeypatch, tmp_path):
     from minidl import models
 
