@@ -45,6 +45,10 @@ def _train(args):
                  weight_decay=args.weight_decay, data_root=args.data_root, scheduler=args.scheduler,
                  clip_grad_norm=args.clip_grad_norm, label_smoothing=args.label_smoothing)
     if args.resume is not None:
+        from .data.datasets import dataset_key
+
+        if given["dataset"] is not None:  # compared with the saved name in its one spelling
+            given["dataset"] = dataset_key(given["dataset"])
         run = RunDirectory(args.resume)
         saved = run.load_config()
         if saved["model"] != args.model:

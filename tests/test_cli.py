@@ -94,6 +94,10 @@ def test_resume_refuses_a_changed_hyper_parameter(tmp_path):
     assert cli.main(["train", "mlp", "--epochs", "1", "--out", str(run), "--no-progress"]) == 0
     with pytest.raises(SystemExit, match="only --epochs may change"):
         cli.main(["train", "mlp", "--resume", str(run), "--lr", "0.5"])
+    # the same dataset in another spelling is not a change
+    assert cli.main(["train", "mlp", "--resume", str(run), "--dataset", "DIGITS", "--epochs", "2",
+                     "--no-progress"]) == 0
+    assert RunDirectory(run).load_checkpoint()["epoch"] == 2
 
 
 def test_ctrl_c_exits_130_and_prints_the_resume_command(tmp_path, monkeypatch, capsys):
