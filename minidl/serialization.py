@@ -52,16 +52,19 @@ def save(state_dict, path):
     # a new name (O_EXCL) with the permissions open() gives (0666 less the umask;
     # tempfile.mkstemp would make the checkpoint private to its owner)
     temporary = os.path.join(directory, f".minidl-save-{os.getpid()}-{secrets.token_hex(6)}.npz")
-    handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(handle, "wb") as file, zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
             for name, array in arrays.items():
                 with archive.open(name + ".npy", "w", force_zip64=True) as member:
                     np.lib.format.write_array(member, array, allow_pickle=False)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         if os.path.exists(temporary):
             os.remove(temporary)
+        if isinstance(error, OSError) and error.errno is not None:
+            # the error names the file asked for, not the temporary one
+            raise type(error)(error.errno, error.strerror, path) from None
         raise
 
 

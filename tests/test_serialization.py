@@ -139,3 +139,16 @@ def test_a_saved_file_gets_the_permissions_of_any_new_file(tmp_path):
     (tmp_path / "plain").write_bytes(b"")
     mdl.save({"w": np.ones(2)}, tmp_path / "state.npz")
     assert (tmp_path / "state.npz").stat().st_mode & 0o777 == (tmp_path / "plain").stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize("where", ["missing directory", "a directory"])
+def test_a_save_that_cannot_write_names_the_path_asked_for(tmp_path, where):
+    """The error named the hidden temporary file (.minidl-save-...npz), so
+    `minidl train` said "RUN/.minidl-save-x1y2.npz Is a directory"."""
+    path = tmp_path / "no-such-dir" / "state.npz" if where == "missing directory" else tmp_path / "state.npz"
+    if where == "a directory":
+        path.mkdir()
+    with pytest.raises(OSError) as info:
+        mdl.save({"w": np.ones(2)}, path)
+    assert info.value.filename == str(path), info.value
+    assert not any(p.name.startswith(".minidl-save") for p in tmp_path.iterdir())
