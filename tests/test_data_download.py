@@ -76,6 +76,17 @@ def test_download_fetches_verifies_and_loads(server, tmp_path, monkeypatch):
     assert len(requests) == 4
 
 
+def test_downloaded_files_get_the_permissions_of_any_new_file(server, tmp_path):
+    """They were written through tempfile.mkstemp, readable by their owner only:
+    a download into a shared directory was unreadable to everyone else."""
+    www, base_url, _ = server
+    _, md5 = _serve_small_mnist(www)
+    out = download("mnist", root=tmp_path / "data", base_url=base_url, checksums=md5, verbose=False)
+    (tmp_path / "plain").write_bytes(b"")
+    expected = (tmp_path / "plain").stat().st_mode & 0o777
+    assert {f: (out / f).stat().st_mode & 0o777 for f in FILES} == {f: expected for f in FILES}
+
+
 def test_download_defaults_to_the_user_data_dir(server, tmp_path, monkeypatch):
     www, base_url, _ = server
     _, md5 = _serve_small_mnist(www)

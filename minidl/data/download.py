@@ -26,7 +26,7 @@ Provenance of the checksums (see also the module-level table):
 import gzip
 import hashlib
 import os
-import tempfile
+import secrets
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -100,8 +100,11 @@ def _fetch(url, timeout):
 
 
 def _write_atomically(directory, filename, payload):
-    fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=directory)
+    # a new name (O_EXCL) with the permissions open() gives (0666 less the umask): a
+    # dataset downloaded into a shared directory stays readable by its other users
+    tmp = os.path.join(directory, f".{filename}.{os.getpid()}-{secrets.token_hex(6)}.part")
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
         os.replace(tmp, directory / filename)
