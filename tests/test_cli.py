@@ -657,6 +657,25 @@ def test_a_config_naming_another_model_than_the_checkpoint_is_one_clear_line(fin
                    "copied from another run?"), err
 
 
+@pytest.mark.parametrize("change, said, trained", [
+    ({"batch_size": 64}, "batch_size 64", "batch_size 32"),
+    ({"seed": 3, "lr": 0.1}, "lr 0.1, seed 3", "lr 0.003, seed 0"),
+])
+def test_resume_refuses_a_config_json_edited_since_the_checkpoint(finished_mlp_run, tmp_path, capsys, change,
+                                                                   said, trained):
+    """A hand-edited batch size or seed in config.json was taken up by --resume
+    without a word: the resumed epochs then differ from an uninterrupted run."""
+    run = _copy_run(finished_mlp_run, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps(dict(config, **change)))
+    before = (run / "checkpoint.npz").read_bytes()
+    assert cli.main(["train", "mlp", "--epochs", "2", "--no-progress", "--resume", str(run)]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err == (f"minidl train: {run / 'config.json'} says {said}, but {run / 'checkpoint.npz'} was trained "
+                   f"with {trained}; a resumed run keeps its settings (only --epochs may change)"), err
+    assert (run / "checkpoint.npz").read_bytes() == before
+
+
 @pytest.mark.parametrize("model", [["mlp"], {"name": "mlp"}, 3, None])
 @pytest.mark.parametrize("command", [["eval"], ["sample"], ["explain"], ["train", "mlp", "--no-progress", "--resume"]])
 def test_a_config_whose_model_is_not_a_name_is_one_line(finished_mlp_run, tmp_path, capsys, model, command):

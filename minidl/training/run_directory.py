@@ -269,6 +269,16 @@ class RunDirectory:
         """Load the checkpoint into `model`, `optimizer` and `schedulers` (in
         place); return (epochs finished, the metrics records of those epochs)."""
         checkpoint = self.load_checkpoint()
+        # the run continues as it was made: only its length and where its data lives may change
+        saved = self.load_config() if self.file(CONFIG).is_file() else {}
+        made = checkpoint["config"]
+        changed = sorted(k for k in saved.keys() & made.keys() if k not in ("epochs", "data_root")
+                         and saved[k] != made[k])
+        if changed:
+            raise ValueError(f"{self.file(CONFIG)} says " + ", ".join(f"{k} {saved[k]!r}" for k in changed)
+                             + f", but {self.file(CHECKPOINT)} was trained with "
+                             + ", ".join(f"{k} {made[k]!r}" for k in changed)
+                             + "; a resumed run keeps its settings (only --epochs may change)")
         if len(checkpoint["schedulers"]) != len(schedulers):
             raise ValueError(f"{self.file(CHECKPOINT)} holds {len(checkpoint['schedulers'])} learning-rate "
                              f"schedulers, this run has {len(schedulers)}")
