@@ -169,6 +169,20 @@ def _writable_file(option, path):
         raise ValueError(f"{option} {path}: cannot write in {parent} ({error.strerror or error})") from None
 
 
+def _writable_run_dir(run_dir, name):
+    """A ValueError unless the existing run directory can take the report `name`
+    that the command always writes there, checked before any work."""
+    from .training.run_directory import probe_write
+
+    if not Path(run_dir).is_dir():
+        return                             # reading config.json says what is wrong with it
+    try:
+        probe_write(run_dir)
+    except OSError as error:
+        raise ValueError(f"{run_dir}: cannot write {name} in the run directory "
+                         f"({error.strerror or error})") from None
+
+
 def _explain(args):
     from .explain import explain_run
 
@@ -176,6 +190,7 @@ def _explain(args):
     if not 0 < args.fraction < 1:
         raise ValueError(f"--fraction must be between 0 and 1 (the share of pixels hidden), got {args.fraction}")
     _writable_file("--out", args.out)
+    _writable_run_dir(args.run_dir, "explain.json")
 
     explain_run(args.run_dir, num=args.num, layer=args.layer, fraction=args.fraction, out=args.out)
     return 0
@@ -189,6 +204,8 @@ def _complete(args):
     if args.temperature is not None and not args.temperature > 0:
         raise ValueError(f"--temperature must be > 0, got {args.temperature}")
     _writable_file("--out", args.out)
+    if args.classifier is not None:
+        _writable_run_dir(args.run_dir, "completion.json")
 
     complete_run(args.run_dir, num=args.num, samples=args.samples, classifier_run=args.classifier,
                  temperature=args.temperature, seed=args.seed, out=args.out, start=args.start)

@@ -897,6 +897,26 @@ def test_an_unwritable_out_path_is_refused_before_any_work(finished_mlp_run, tmp
         assert not any(p.name.startswith(".minidl-write-test") for p in out.parent.iterdir())
 
 
+@pytest.mark.parametrize("command, report", [(["explain"], "explain.json"),
+                                             (["complete", "--classifier", "CNN"], "completion.json")])
+def test_a_run_directory_that_cannot_take_the_report_is_refused_before_any_work(tmp_path, capsys, monkeypatch,
+                                                                                command, report):
+    """explain and complete (with a classifier) always write their report into
+    the run directory, even with --out elsewhere: a read-only run directory was
+    found out after the whole test set had been measured."""
+    from minidl import completion, explain
+
+    started = []
+    monkeypatch.setattr(explain, "explain_run", lambda *a, **k: started.append("explain"))
+    monkeypatch.setattr(completion, "complete_run", lambda *a, **k: started.append("complete"))
+    run = _unwritable_directory(tmp_path)
+    args = [command[0], str(run), *command[1:], "--out", str(tmp_path / "grid.png")]
+    assert cli.main([str(tmp_path) if a == "CNN" else a for a in args]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith(f"minidl {command[0]}: {run}: cannot write {report} in the run directory ("), err
+    assert started == [] and not (tmp_path / "grid.png").exists()
+
+
 def test_a_writable_out_path_reaches_the_sampler_unchanged(monkeypatch, tmp_path):
     from minidl import models
 
