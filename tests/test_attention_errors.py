@@ -19,6 +19,7 @@ BAD = [
     (dict(q=(3, 4, 3)), ValueError, r"batch dims .* cannot be broadcast"),
     (dict(mask=np.ones((5, 4), bool)), ValueError, r"attn_mask of shape \(5, 4\) cannot be broadcast"),
     (dict(mask=np.ones((2, 1, 4, 5), bool)), ValueError, r"attn_mask of shape \(2, 1, 4, 5\)"),
+    (dict(mask=np.array(True)), ValueError, r"attn_mask of shape \(\) cannot be broadcast"),   # 0-d: no (L, S)
     (dict(mask=np.ones((4, 5), np.int64)), TypeError, r"attn_mask must be bool .* int64"),
     (dict(mask=np.ones((4, 5), bool), is_causal=True), ValueError, r"not both"),
     (dict(dtype=np.int64), TypeError, r"query must be float32 or float64, got dtype int64"),
