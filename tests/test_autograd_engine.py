@@ -386,3 +386,24 @@ def test_a_fresh_gradient_nobody_else_holds_is_kept_without_a_copy():
     Fresh.apply(x).sum().backward()
     assert id(x.grad) == made[0]             # x.grad is alive, so the id names that same array
     np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_full_reductions_give_0d_arrays_not_numpy_scalars():
+    # np.sum over every axis returns a NumPy scalar; a Tensor always holds an
+    # ndarray, so that .data can be written in place and has .shape == ()
+    x = mdl.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    for result in (x.sum(), x.mean(), (x * 2).max(), mdl.tensor(np.arange(3.0)).sum()):
+        assert type(result.data) is np.ndarray and result.data.shape == ()
+    total = x.sum()
+    total.data[...] = 1.0                                     # writable in place
+    assert float(total.data) == 1.0
+
+
+def test_power_of_a_zero_base_has_zero_exponent_gradient():
+    # d(a ** b)/db = a ** b * log(a): at a = 0 and b >= 0 that is 0 * -inf, which
+    # PyTorch (and minidl) take as 0; elsewhere the formula, by hand
+    a = mdl.tensor(np.array([0.0, 0.0, 2.0]), requires_grad=True)
+    b = mdl.tensor(np.array([2.0, 0.0, 3.0]), requires_grad=True)
+    (a ** b).sum().backward()
+    np.testing.assert_allclose(a.grad, [0.0, 0.0, 3.0 * 2.0 ** 2], rtol=1e-15)
+    np.testing.assert_allclose(b.grad, [0.0, 0.0, 8.0 * np.log(2.0)], rtol=1e-15)

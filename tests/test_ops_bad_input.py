@@ -17,6 +17,7 @@ CASES = [
     # (call, error type, message pattern)
     (lambda: t(2, 3) + t(4), ValueError, r"add: shapes (2, 3) and (4,) cannot be broadcast together"),
     (lambda: t(2, 3) * t(3, 2), ValueError, r"mul: shapes (2, 3) and (3, 2) cannot be broadcast"),
+    (lambda: t(2, 3) / t(4), ValueError, r"div: shapes (2, 3) and (4,) cannot be broadcast together"),
     (lambda: mdl.maximum(t(2), t(3)), ValueError, r"maximum: shapes (2,) and (3,)"),
     (lambda: mdl.where(t(2) > 0, t(3), t(2)), ValueError, r"where: shapes (2,) and (3,) and (2,)"),
     (lambda: t(3, 4) @ t(5, 2), ValueError, r"matmul: cannot multiply (3, 4) by (5, 2)"),
