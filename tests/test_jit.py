@@ -68,3 +68,50 @@ def test_bench_jit_measures_cold_and_warm_in_fresh_processes(tmp_path):
     cold = figures["families"]["softmax"]
     assert cold["notice"] and cold["float32"] > 0 and cold["cpu_float32"] > 0
     assert figures["warm"]["imported"] + figures["warm"]["first_calls"] < cold["float32"] + cold["float64"]
+
+
+@pytest.mark.parametrize("whom", ["process group", "parent only"])
+def test_ctrl_c_during_minidl_compile_is_one_line_exit_130_and_leaves_no_worker(tmp_path, whom):
+    """Ctrl-C in a terminal reaches the whole process group; `kill -INT` may
+    reach the parent only. Either way the command ends at once with its one
+    line and exit code 130, and its worker processes end with it."""
+    import signal
+    import time
+
+    environment = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"),   # empty: it must compile
+                       PYTHONPATH=os.pathsep.join(filter(None, [PACKAGE_PARENT, os.environ.get("PYTHONPATH")])))
+    environment.pop("NUMBA_DISABLE_JIT", None)
+    log = tmp_path / "stderr.txt"
+    with open(log, "w") as stderr:
+        child = subprocess.Popen([sys.executable, "-m", "minidl.cli", "compile", "--no-progress"], env=environment,
+                                 stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    group = child.pid                                       # a new session: the child leads its own group
+    try:
+        deadline = time.monotonic() + 120
+        while warmup.NOTICE not in log.read_text():         # printed by a worker once it compiles
+            assert child.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        time.sleep(1.0)
+        if whom == "process group":
+            os.killpg(group, signal.SIGINT)
+        else:
+            os.kill(child.pid, signal.SIGINT)
+        returncode = child.wait(timeout=60)
+        deadline = time.monotonic() + 30                    # orphans are reaped by init: allow it a moment
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail(f"a process of `minidl compile` outlived it: {whom}")
+    finally:
+        try:
+            os.killpg(group, signal.SIGKILL)                # only if the test failed halfway
+        except ProcessLookupError:
+            pass
+    err = log.read_text()
+    assert returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert err.rstrip().endswith("minidl compile: interrupted") and len(err.splitlines()) <= 6, err

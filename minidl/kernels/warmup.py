@@ -177,8 +177,15 @@ def compile_all(dtypes=DTYPES, progress=True, processes=2):
 
     Numba compiles one function at a time per process, so with `processes` > 1
     the families are compiled in that many fresh processes at once (GROUPS),
-    into the same on-disk cache; this process then loads them from it."""
+    into the same on-disk cache; this process then loads them from it.
+
+    Ctrl-C is this process's to handle: the workers are started ignoring
+    SIGINT (a spawned Python keeps an ignored SIGINT), so a Ctrl-C sent to the
+    whole process group prints nothing from them, and on KeyboardInterrupt
+    (or any error) here they are terminated and joined before it propagates."""
     import multiprocessing
+    import signal
+    import threading
 
     from tqdm import tqdm
     seconds = {}
@@ -188,17 +195,31 @@ def compile_all(dtypes=DTYPES, progress=True, processes=2):
         done = context.Queue()
         workers = [context.Process(target=_compile_group, args=(group, dtypes, done))
                    for group in GROUPS[:processes]]
-        for worker in workers:
-            worker.start()
-        for _ in range(sum(len(group) for group in GROUPS[:processes])):
-            name, elapsed = done.get()
-            seconds[name] = elapsed
-            bar.set_postfix_str(name)
-            bar.update()
-        for worker in workers:
-            worker.join()
-            if worker.exitcode != 0:
-                raise RuntimeError(f"compiling minidl kernels failed in a worker (exit code {worker.exitcode})")
+        in_main_thread = threading.current_thread() is threading.main_thread()   # signal.signal needs it
+        try:
+            previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main_thread else None
+            try:
+                for worker in workers:
+                    worker.start()
+            finally:
+                if in_main_thread:
+                    signal.signal(signal.SIGINT, previous)
+            for _ in range(sum(len(group) for group in GROUPS[:processes])):
+                name, elapsed = done.get()
+                seconds[name] = elapsed
+                bar.set_postfix_str(name)
+                bar.update()
+            for worker in workers:
+                worker.join()
+                if worker.exitcode != 0:
+                    raise RuntimeError(f"compiling minidl kernels failed in a worker (exit code {worker.exitcode})")
+        finally:                                            # interrupted or failed: no worker outlives us
+            for worker in workers:
+                if worker.is_alive():
+                    worker.terminate()
+            for worker in workers:
+                if worker.pid is not None:                  # started
+                    worker.join()
     for name in FAMILIES:                                   # load what the workers cached (or compile)
         if name not in seconds:
             start = time.perf_counter()
