@@ -102,6 +102,25 @@ def test_a_file_that_does_not_import_fails_every_exercise(tmp_path):
     assert results and all(not passed and "does not import" in message for _, passed, message in results)
 
 
+@pytest.mark.parametrize("name, kind, what", [
+    ("passwd", "text", "is not a .py file"),
+    ("exercises", "folder", "is a directory"),
+    ("work.py", "folder", "is a directory"),
+])
+def test_a_path_that_is_not_a_python_file_is_one_line_before_any_exercise_runs(tmp_path, capsys, name, kind, what):
+    path = tmp_path / name
+    if kind == "text":
+        path.write_text("root:x:0:0:root:/root:/bin/bash\n")
+    else:
+        path.mkdir()
+    assert cli.main(["check", "01", "--file", str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""                                       # no exercise ran
+    assert captured.err.strip() == f"minidl check: {path} {what}; expected the Python file (.py) with your exercises"
+    with pytest.raises(ValueError, match="missing.py does not exist"):
+        check_file("01", tmp_path / "missing.py")
+
+
 def test_the_command_reports_and_sets_the_exit_code(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert cli.main(["check", "01b"]) == 2                        # nothing to check yet

@@ -66,8 +66,19 @@ def copy_skeleton(tutorial, destination=None):
     return destination
 
 
+def require_python_file(path):
+    """Refuse, naming it, a `path` that is not an existing .py file: importlib
+    has no loader for other names, and a directory or a missing file cannot run."""
+    path = Path(path)
+    if path.suffix == ".py" and path.is_file():
+        return
+    what = "does not exist" if not path.exists() else "is a directory" if path.is_dir() else "is not a .py file"
+    raise ValueError(f"{path} {what}; expected the Python file (.py) with your exercises")
+
+
 def load_student_file(path):
     """Import the file at `path` as a fresh module (its own folder on sys.path meanwhile)."""
+    require_python_file(path)
     path = Path(path).resolve()
     name = f"minidl_student_{path.stem.replace('-', '_')}_{abs(hash(str(path)))}"
     spec = importlib.util.spec_from_file_location(name, path)
@@ -94,8 +105,10 @@ def _describe(error):
 
 def check_file(tutorial, path):
     """Run every check of `tutorial` on the file at `path`.
-    Returns a list of (exercise, passed, message)."""
+    Returns a list of (exercise, passed, message); a `path` that is not a
+    .py file is a ValueError, before any check runs."""
     listed = exercises(tutorial)
+    require_python_file(path)
     try:
         module = load_student_file(path)
     except Exception as error:          # a syntax error or a failing import fails every exercise
