@@ -2,6 +2,7 @@
 hand from the written-out update rules, a float reference on arrays, checkpointing
 of optimizer state, and (if torch is installed) torch.optim."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -222,6 +223,33 @@ def test_state_dict_checkpoint_resumes_exactly(make, tmp_path):
     np.testing.assert_array_equal(resumed.data, straight.data)
 
 
+@pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9),
+                                  lambda ps: optim.Adam(ps, lr=0.01),
+                                  lambda ps: optim.AdamW(ps, lr=0.01)])
+def test_float64_state_loaded_for_float32_parameters_is_cast_to_float32(make):
+    """Also for a 0-d parameter (a learned scale): its state is 0-d too, and
+    must be cast like any other, and keep float32 through later steps."""
+    starts = [np.ones((2, 3), np.float32), np.array(2.0, np.float32)]
+    params = [nn.Parameter(s.copy()) for s in starts]
+    opt = make(params)
+    for p in params:
+        p.grad = np.full(p.shape, 0.5, np.float32)
+    opt.step()
+    as_float64 = {k: v.astype(np.float64) if v.dtype.kind == "f" and k.startswith("state.") else v
+                  for k, v in opt.state_dict().items()}
+    assert any(v.dtype == np.float64 and v.ndim == 0 for k, v in as_float64.items() if k.startswith("state."))
+    resumed = make(params)
+    resumed.load_state_dict(as_float64)
+    for step in range(2):                                   # right after loading, and after a step
+        for p in params:
+            for slot, value in resumed.state[p].items():
+                if slot != "step":
+                    assert value.dtype == np.float32 and value.shape == p.shape, (step, slot, value.dtype)
+            p.grad = np.full(p.shape, 0.5, np.float32)
+        resumed.step()
+        assert all(p.data.dtype == np.float32 for p in params)
+
+
 def test_load_state_dict_rejects_a_mismatched_state():
     opt = optim.Adam([nn.Parameter(np.zeros(3))])
     other = optim.Adam([nn.Parameter(np.zeros(4))])
@@ -229,6 +257,12 @@ def test_load_state_dict_rejects_a_mismatched_state():
     other.step()
     with pytest.raises(ValueError, match="shape"):
         opt.load_state_dict(other.state_dict())
+    saved = optim.Adam([nn.Parameter(np.zeros(3))])
+    saved.param_groups[0]["params"][0].grad = np.ones(3)
+    saved.step()
+    for wrong in (np.zeros((3, 1)), np.zeros(1), np.array(0.0)):     # a 0-d moment is not broadcast
+        with pytest.raises(ValueError, match=re.escape(f"'state.0.exp_avg' has shape {wrong.shape}")):
+            opt.load_state_dict(dict(saved.state_dict(), **{"state.0.exp_avg": wrong}))
     with pytest.raises(ValueError, match="group 0 has 2 parameters in the state_dict but 1 here"):
         opt.load_state_dict({"param_groups.0.params": np.arange(2)})
     two_groups = optim.Adam([{"params": [nn.Parameter(np.zeros(3))]},

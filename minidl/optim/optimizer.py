@@ -135,10 +135,14 @@ class Optimizer:
                                      f"{index}, but there are only {len(params)}")
                 param = params[index]
                 value = np.array(value)
-                if value.ndim > 0 and value.shape != param.shape:
-                    raise ValueError(f"{name}.load_state_dict: '{key}' has shape {value.shape} "
-                                     f"but parameter {index} has shape {param.shape}")
-                if value.ndim > 0:
+                # Floating state (moments, momentum) and any array is per element of
+                # the parameter: its shape, cast to its dtype (as PyTorch does), so a
+                # float64 checkpoint does not turn a float32 model's updates into
+                # float64 ones. Only an integer scalar (the step count) is not.
+                if value.dtype.kind == "f" or value.ndim > 0:
+                    if value.shape != param.shape:
+                        raise ValueError(f"{name}.load_state_dict: '{key}' has shape {value.shape} "
+                                         f"but parameter {index} has shape {param.shape}")
                     value = value.astype(param.dtype)
                 elif value.dtype.kind in "iu":
                     value = int(value)
