@@ -2,6 +2,7 @@
 values worked out by hand from PyTorch's formulas, against torch itself, and
 state_dict round trips that continue exactly."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -153,6 +154,43 @@ def test_state_dict_round_trip_continues_exactly(make):
 def test_load_state_dict_refuses_another_schedulers_state():
     with pytest.raises(ValueError, match="unexpected keys"):
         CosineAnnealingLR(sgd(), T_max=3).load_state_dict(StepLR(sgd(), step_size=2).state_dict())
+
+
+EVERY_KIND = {
+    "step": lambda o: StepLR(o, step_size=3, gamma=0.5),
+    "cosine": lambda o: CosineAnnealingLR(o, T_max=12, eta_min=0.01),
+    "linear": lambda o: LinearLR(o, start_factor=0.1, total_iters=6),
+    "onecycle": lambda o: OneCycleLR(o, max_lr=1.0, total_steps=12),
+    "onecycle_three_phase_no_momentum": lambda o: OneCycleLR(o, max_lr=1.0, total_steps=12, three_phase=True,
+                                                             cycle_momentum=False),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(EVERY_KIND))
+def test_a_state_through_a_run_checkpoint_loads_and_an_empty_or_mistyped_one_is_refused(kind, tmp_path):
+    from minidl.training import RunDirectory
+
+    make = EVERY_KIND[kind]
+    first_opt = sgd(0.5, groups=2)
+    first = make(first_opt)
+    lrs(first, 5)
+    run = RunDirectory(tmp_path)
+    run.save_checkpoint(nn.Linear(1, 1), first_opt, 1, {}, [first])
+    checkpoint = run.load_checkpoint()
+    second_opt = sgd(0.5, groups=2)
+    second = make(second_opt)
+    second_opt.load_state_dict(checkpoint["optimizer"])
+    second.load_state_dict(checkpoint["schedulers"][0])
+    assert second.last_epoch == 5 and lrs(second, 3) == lrs(first, 3)
+
+    name = type(second).__name__
+    every_key = sorted(first.state_dict())
+    with pytest.raises(ValueError, match=re.escape(f"{name}.load_state_dict: missing keys {every_key}")):
+        second.load_state_dict({})
+    for key, wrong in (("last_epoch", "5"), ("last_epoch", None), ("base_lrs", 0.5), ("_last_lr", {"0": 0.5})):
+        with pytest.raises(ValueError, match=rf"{name}.load_state_dict: '{key}' holds"):
+            second.load_state_dict(dict(first.state_dict(), **{key: wrong}))
+    assert second.last_epoch == 8                           # a refused state changes nothing
 
 
 def test_training_schedules_are_described_and_span_the_run():

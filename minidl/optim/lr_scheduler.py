@@ -25,6 +25,7 @@ restored with load_state_dict continues exactly. state_dict() holds plain
 numbers and lists (no optimizer), so it goes into a checkpoint.
 """
 import math
+import numbers
 
 
 class LRScheduler:
@@ -66,14 +67,43 @@ class LRScheduler:
                 for key, value in self.__dict__.items() if key != "optimizer"}
 
     def load_state_dict(self, state_dict):
-        unknown = set(state_dict) - set(self.state_dict())
+        """Restore a state saved by state_dict(): exactly its keys, each holding
+        the kind of value it holds here (a number, a list, ...), else a
+        ValueError naming the scheduler. (PyTorch takes any dict, even {};
+        a checkpoint's scheduler state is checked like the rest of it.)"""
+        where = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, dict):
+            raise ValueError(f"{where}: expected a dict, got {type(state_dict).__name__}")
+        own = self.state_dict()
+        unknown, missing = set(state_dict) - set(own), set(own) - set(state_dict)
         if unknown:
-            raise ValueError(f"{type(self).__name__}.load_state_dict: unexpected keys {sorted(unknown)} "
-                             "(a state of another scheduler?)")
+            raise ValueError(f"{where}: unexpected keys {sorted(unknown)} (a state of another scheduler?)")
+        if missing:
+            raise ValueError(f"{where}: missing keys {sorted(missing)} "
+                             f"(not a state saved by {type(self).__name__}.state_dict())")
+        wrong = [f"'{key}' holds {_kind(state_dict[key])}, not {_kind(value)}"
+                 for key, value in own.items() if _kind(state_dict[key]) != _kind(value)]
+        if wrong:
+            raise ValueError(f"{where}: " + "; ".join(wrong))
         self.__dict__.update(state_dict)
 
     def __repr__(self):
         return f"{type(self).__name__}(last_epoch={self.last_epoch}, last_lr={self.get_last_lr()})"
+
+
+def _kind(value):
+    """What a state value is, in the terms load_state_dict checks: a scheduler
+    keeps numbers (bool apart), lists, and strings or None (OneCycleLR's
+    momentum_name)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, numbers.Real):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if value is None or isinstance(value, str):
+        return "a string or None"
+    return f"a {type(value).__name__}"
 
 
 class StepLR(LRScheduler):
