@@ -115,3 +115,11 @@ def test_ctrl_c_during_minidl_compile_is_one_line_exit_130_and_leaves_no_worker(
     assert returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     assert err.rstrip().endswith("minidl compile: interrupted") and len(err.splitlines()) <= 6, err
+
+
+def test_a_worker_that_fails_is_reported_not_waited_for(capfd):
+    # a dtype no kernel takes makes both workers fail at their first family; the
+    # parent used to wait forever for the results they would never send
+    with pytest.raises(RuntimeError, match=r"compiling minidl kernels failed in a worker \(exit code 1\)"):
+        warmup.compile_all(dtypes=("no such dtype",), progress=False, processes=2)
+    assert "no such dtype" in capfd.readouterr().err           # the worker's own error, on stderr

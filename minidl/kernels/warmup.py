@@ -184,6 +184,7 @@ def compile_all(dtypes=DTYPES, progress=True, processes=2):
     whole process group prints nothing from them, and on KeyboardInterrupt
     (or any error) here they are terminated and joined before it propagates."""
     import multiprocessing
+    import queue
     import signal
     import threading
 
@@ -204,8 +205,16 @@ def compile_all(dtypes=DTYPES, progress=True, processes=2):
             finally:
                 if in_main_thread:
                     signal.signal(signal.SIGINT, previous)
-            for _ in range(sum(len(group) for group in GROUPS[:processes])):
-                name, elapsed = done.get()
+            expected = sum(len(group) for group in GROUPS[:processes])
+            while len(seconds) < expected:
+                try:
+                    name, elapsed = done.get(timeout=1.0)
+                except queue.Empty:                         # a worker that died will never report
+                    failed = [worker.exitcode for worker in workers if worker.exitcode not in (None, 0)]
+                    if failed:
+                        raise RuntimeError("compiling minidl kernels failed in a worker "
+                                           f"(exit code {failed[0]})") from None
+                    continue
                 seconds[name] = elapsed
                 bar.set_postfix_str(name)
                 bar.update()
