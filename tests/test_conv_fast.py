@@ -84,7 +84,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=41)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=40)
 
 
 # Geometries at the edges of the padded buffer's layout (rows Wp = max(W + pw, wo)

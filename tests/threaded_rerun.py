@@ -14,11 +14,14 @@ from pathlib import Path
 def _child_pytest(test_file, marker, settings, node="", extra=()):
     """Run pytest on `test_file` (its test `node` only, if given; `extra`
     arguments after it) in a child process with the environment variables
-    `settings` and `marker`=1; assert that it exited cleanly; return its output."""
+    `settings` and `marker`=1; assert that it exited cleanly; return its output.
+    The child runs the tests not marked slow, as the default run does (the
+    reruns are started by tests of the default run)."""
     here = Path(test_file).resolve()
     env = dict(os.environ, **settings, **{marker: "1"})
     target = f"{here}::{node}" if node else str(here)
-    result = subprocess.run([sys.executable, "-m", "pytest", target, *extra, "-q", "-p", "no:cacheprovider",
+    result = subprocess.run([sys.executable, "-m", "pytest", target, "-m", "not slow", *extra, "-q",
+                             "-p", "no:cacheprovider",
                              "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
                             env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
