@@ -151,6 +151,9 @@ import os, signal, sys
 from minidl import cli
 from minidl.training import classifier
 
+# Ctrl-C as in a terminal: a process started with SIGINT ignored (from a background
+# job of a script, say) keeps it ignored, and Python then installs no handler for it
+signal.signal(signal.SIGINT, signal.default_int_handler)
 real, calls = classifier.ClassifierTask.train_step, []
 
 def train_step(self, batch):

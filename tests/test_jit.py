@@ -83,8 +83,8 @@ def test_ctrl_c_during_minidl_compile_is_one_line_exit_130_and_leaves_no_worker(
     environment.pop("NUMBA_DISABLE_JIT", None)
     log = tmp_path / "stderr.txt"
     with open(log, "w") as stderr:
-        # SIGINT as in a terminal: pytest-xdist's workers ignore it, and an ignored
-        # SIGINT is inherited (Python then installs no KeyboardInterrupt for it)
+        # SIGINT as in a terminal: a test run started with SIGINT ignored (a background
+        # job of a script, say) passes that on, and Python then installs no handler for it
         child = subprocess.Popen([sys.executable, "-m", "minidl.cli", "compile", "--no-progress"], env=environment,
                                  stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True,
                                  preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
