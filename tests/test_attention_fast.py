@@ -206,6 +206,21 @@ def test_equal_with_two_threads_in_a_fresh_process():
     rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=43)
 
 
+def _tiled_causal_on_both(q, k, v, dout=None):
+    """Causal attention long enough for the tiled kernels, through the entry
+    points on "numba" and on the NumPy twin: {backend: (out, lse)}, or
+    {backend: (dq, dk, dv)} when `dout` is given."""
+    empty_bias, bias_index = np.zeros((0, 1, 1)), np.zeros(q.shape[0], np.int64)
+    assert not attention_fast.use_dense(q, k, v, causal=True)
+    results = {}
+    for backend in ("numba", "numpy"):
+        with use(backend):
+            out, lse = kernels.forward(q, k, v, empty_bias, bias_index, True, 0.5)
+            results[backend] = (out, lse) if dout is None else kernels.backward(
+                q, k, v, empty_bias, bias_index, True, 0.5, 0.0, 0, out, lse, dout)
+    return results
+
+
 def test_tiled_forward_nan_rows_equal_the_numpy_twin():
     # a NaN in a query row makes that row's output and logsumexp NaN; a NaN in
     # a key makes every row that sees the key NaN (causal: rows from the key on),
@@ -215,12 +230,7 @@ def test_tiled_forward_nan_rows_equal_the_numpy_twin():
     q, k, v = (rng.standard_normal((2, L, 4)) for _ in range(3))
     q[0, 100, 2] = np.nan                                   # row 100 of batch-head 0
     k[1, 300, 0] = np.nan                                   # rows 300.. of batch-head 1
-    empty_bias, bias_index = np.zeros((0, 1, 1)), np.zeros(2, np.int64)
-    assert not attention_fast.use_dense(q, k, v, causal=True)
-    results = {}
-    for backend in ("numba", "numpy"):
-        with use(backend):
-            results[backend] = kernels.forward(q, k, v, empty_bias, bias_index, True, 0.5)
+    results = _tiled_causal_on_both(q, k, v)
     (out, lse), (want_out, want_lse) = results["numba"], results["numpy"]
     nan_rows = np.zeros((2, L), bool)
     nan_rows[0, 100] = True
@@ -240,14 +250,7 @@ def test_tiled_backward_nan_row_makes_its_batch_heads_key_gradients_nan():
     L = attention_fast.DENSE_CAUSAL_MAX + 7
     q, k, v, dout = (rng.standard_normal((2, L, 4)) for _ in range(4))
     q[0, 100, 2] = np.nan                                   # row 100 of batch-head 0
-    empty_bias, bias_index = np.zeros((0, 1, 1)), np.zeros(2, np.int64)
-    assert not attention_fast.use_dense(q, k, v, causal=True)
-    results = {}
-    for backend in ("numba", "numpy"):
-        with use(backend):
-            out, lse = kernels.forward(q, k, v, empty_bias, bias_index, True, 0.5)
-            results[backend] = kernels.backward(q, k, v, empty_bias, bias_index, True, 0.5, 0.0, 0,
-                                                out, lse, dout)
+    results = _tiled_causal_on_both(q, k, v, dout)
     (dq, dk, dv), (want_dq, want_dk, want_dv) = results["numba"], results["numpy"]
     nan_dq = np.zeros(dq.shape, bool)
     nan_dq[0, 100] = True

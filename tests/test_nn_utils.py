@@ -16,6 +16,14 @@ def params_with_grads(*grads, dtype=np.float32):
     return params
 
 
+def torch_params_with_grads(torch, grads):
+    """PyTorch's twin of params_with_grads (float64)."""
+    params = [torch.zeros(np.shape(g), dtype=torch.float64, requires_grad=True) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = torch.tensor(g)
+    return params
+
+
 # ---- clip_grad_norm_ --------------------------------------------------------------------------
 def test_clip_grad_norm_scales_a_3_4_5_gradient_by_hand():
     a, b = params_with_grads([3.0, 0.0], [[4.0]])             # total 2-norm 5
@@ -91,25 +99,20 @@ def test_clip_grad_norm_of_a_nan_gradient_is_nan_wherever_it_sits(norm_type):
 def test_clip_grad_norm_of_a_nan_gradient_matches_torch(norm_type):
     torch = pytest.importorskip("torch")
     grads = [np.array([1.0, -6.0]), np.array([2.0, np.nan]), np.array([0.5])]
-    ours = params_with_grads(*grads, dtype=np.float64)
-    theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
-    for t, g in zip(theirs, grads):
-        t.grad = torch.tensor(g)
+    ours, theirs = params_with_grads(*grads, dtype=np.float64), torch_params_with_grads(torch, grads)
     ours_total = nn.utils.clip_grad_norm_(ours, 3.0, norm_type=norm_type)
     theirs_total = torch.nn.utils.clip_grad_norm_(theirs, 3.0, norm_type=norm_type)
     np.testing.assert_array_equal(ours_total.item(), theirs_total.item())
     for o, t in zip(ours, theirs):
         np.testing.assert_array_equal(o.grad, t.grad.numpy())
 
+
 @pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, float("inf")])
 def test_clip_grad_norm_matches_torch(norm_type):
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
     grads = [rng.standard_normal((3, 4)), rng.standard_normal(5), rng.standard_normal((2, 2, 2))]
-    ours = params_with_grads(*grads, dtype=np.float64)
-    theirs = [torch.zeros(g.shape, dtype=torch.float64, requires_grad=True) for g in grads]
-    for t, g in zip(theirs, grads):
-        t.grad = torch.tensor(g)
+    ours, theirs = params_with_grads(*grads, dtype=np.float64), torch_params_with_grads(torch, grads)
     ours_total = nn.utils.clip_grad_norm_(ours, 0.7, norm_type=norm_type)
     theirs_total = torch.nn.utils.clip_grad_norm_(theirs, 0.7, norm_type=norm_type)
     assert ours_total.item() == pytest.approx(theirs_total.item(), rel=1e-12)
