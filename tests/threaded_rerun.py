@@ -11,16 +11,16 @@ import sys
 from pathlib import Path
 
 
-def _child_pytest(test_file, marker, settings, node="", extra=()):
+def _child_pytest(test_file, marker, settings, node="", extra=(), markers=""):
     """Run pytest on `test_file` (its test `node` only, if given; `extra`
     arguments after it) in a child process with the environment variables
     `settings` and `marker`=1; assert that it exited cleanly; return its output.
-    The child runs the tests not marked slow, as the default run does (the
-    reruns are started by tests of the default run)."""
+    `markers`: the child's -m expression ("" for every test it names, slow
+    or not, whatever the default in setup.cfg)."""
     here = Path(test_file).resolve()
     env = dict(os.environ, **settings, **{marker: "1"})
     target = f"{here}::{node}" if node else str(here)
-    result = subprocess.run([sys.executable, "-m", "pytest", target, "-m", "not slow", *extra, "-q",
+    result = subprocess.run([sys.executable, "-m", "pytest", target, "-m", markers, *extra, "-q",
                              "-p", "no:cacheprovider",
                              "-p", "no:xdist", "--rootdir", str(here.parent.parent)],
                             env=env, capture_output=True, text=True, timeout=900)
@@ -30,8 +30,10 @@ def _child_pytest(test_file, marker, settings, node="", extra=()):
 
 def rerun_with_two_threads(test_file, marker, expected_passed):
     """Run `test_file` in a child pytest with two Numba threads and `marker`=1
-    set; assert that it passed and that `expected_passed` tests ran."""
-    output = _child_pytest(test_file, marker, {"NUMBA_NUM_THREADS": "2"})
+    set; assert that it passed and that `expected_passed` tests ran. The child
+    runs the tests the default run does (not those marked slow: in these files
+    they are the bounds-check reruns, which need no second thread count)."""
+    output = _child_pytest(test_file, marker, {"NUMBA_NUM_THREADS": "2"}, markers="not slow")
     assert f"{expected_passed} passed" in output, output[-2000:]
 
 
