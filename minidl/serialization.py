@@ -41,6 +41,14 @@ def _flatten(state, prefix, out):
         out[name] = array
 
 
+def open_new_file(path):
+    """A file descriptor for writing a file that must not exist yet (O_EXCL), with
+    the permissions open() gives (0666 less the umask). tempfile.mkstemp would
+    make it private to its owner: a checkpoint or a downloaded dataset in a
+    shared directory must stay readable by the directory's other users."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+
+
 def save(state_dict, path):
     """Write a (possibly nested) dict of arrays, Tensors and scalars to `path` as .npz."""
     if not isinstance(state_dict, dict):
@@ -49,11 +57,9 @@ def save(state_dict, path):
     _flatten(state_dict, "", arrays)
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
-    # a new name (O_EXCL) with the permissions open() gives (0666 less the umask;
-    # tempfile.mkstemp would make the checkpoint private to its owner)
     temporary = os.path.join(directory, f".minidl-save-{os.getpid()}-{secrets.token_hex(6)}.npz")
     try:
-        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        handle = open_new_file(temporary)
         with os.fdopen(handle, "wb") as file, zipfile.ZipFile(file, "w", zipfile.ZIP_STORED) as archive:
             for name, array in arrays.items():
                 with archive.open(name + ".npy", "w", force_zip64=True) as member:

@@ -31,6 +31,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from ..serialization import open_new_file
 from .datasets import dataset_key
 from .locations import user_data_dir
 
@@ -100,11 +101,9 @@ def _fetch(url, timeout):
 
 
 def _write_atomically(directory, filename, payload):
-    # a new name (O_EXCL) with the permissions open() gives (0666 less the umask): a
-    # dataset downloaded into a shared directory stays readable by its other users
     tmp = os.path.join(directory, f".{filename}.{os.getpid()}-{secrets.token_hex(6)}.part")
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = open_new_file(tmp)                  # readable by the directory's other users
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
         os.replace(tmp, directory / filename)
