@@ -28,7 +28,6 @@ as the original digit's class, with and without the class given, beside
   - the classifier on the masked digits (bottom half blank): what the top
     half alone says, without any completion.
 """
-import json
 
 import numpy as np
 
@@ -213,5 +212,5 @@ def complete_run(run_dir, num=10, samples=4, classifier_run=None, temperature=No
         f"{report['inferred_class']:.1%}); the "
         f"classifier reads {report['quantised_originals']:.1%} of the originals and "
         f"{report['top_half_only']:.1%} of the top halves alone")
-    run.file("completion.json").write_text(json.dumps(report, indent=2) + "\n")
+    run.write_json("completion.json", report)
     return report

@@ -197,7 +197,6 @@ def explain_run(run_dir, num=8, layer=None, fraction=0.1, out=None, log=print):
     (saliency; Grad-CAM of `layer` or of the last Conv2d; attention rollout for
     a ViT) saved as explain.png, and the deletion check of every map over the
     whole test set saved as explain.json. Returns that dict."""
-    import json
 
     from .models.vit import VisionTransformer
     from .training import RunDirectory
@@ -239,7 +238,7 @@ def explain_run(run_dir, num=8, layer=None, fraction=0.1, out=None, log=print):
     plot_explanations(test_set.images[:num], {k: v[:num] for k, v in maps.items()}, path,
                       [f"{test_set.classes[t]} -> {test_set.classes[p]}"
                        for t, p in zip(test_set.labels[:num], predictions)])
-    run.file("explain.json").write_text(json.dumps(report, indent=2) + "\n")
+    run.write_json("explain.json", report)
     log(f"wrote {path} and {run.file('explain.json')}")
     return report
 

@@ -17,6 +17,19 @@ def task():
     return PixelTask()
 
 
+def interrupt_path_writes(monkeypatch):
+    """From now on Path.write_text writes half its text, then raises KeyboardInterrupt."""
+    import pathlib
+
+    write_text = pathlib.Path.write_text
+
+    def interrupted_write(path, text, *args, **kwargs):
+        write_text(path, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pathlib.Path, "write_text", interrupted_write)
+
+
 def tiny_gpt(task):
     mdl.manual_seed(0)
     return GPT(GPTConfig(vocab_size=task.vocab_size, block_size=64, n_layer=1, n_head=1, n_embd=8))
@@ -145,6 +158,13 @@ def test_complete_command_writes_the_grid_and_the_report(tmp_path, monkeypatch, 
     assert "without the class" in capsys.readouterr().out
     assert cli.main(["complete", str(cnn_run)]) == 1                     # not a pixel-gpt run
     assert cli.main(["complete", str(pixel_run), "--classifier", str(pixel_run)]) == 1
+    # Ctrl-C while completion.json is rewritten: the old report stays whole (it was written in place)
+    before = (pixel_run / "completion.json").read_text()
+    interrupt_path_writes(monkeypatch)
+    assert cli.main(["complete", str(pixel_run), "--num", "2", "--samples", "1",
+                     "--classifier", str(cnn_run), "--seed", "1"]) == 130
+    assert (pixel_run / "completion.json").read_text() == before
+    assert not list(pixel_run.glob("*.partial"))
 
 
 @pytest.mark.slow

@@ -167,6 +167,29 @@ def test_explain_command_writes_the_grid_and_the_faithfulness_figures(trained_cn
     assert "grad_cam" in capsys.readouterr().err
 
 
+
+def test_ctrl_c_while_explain_json_is_rewritten_keeps_the_old_one_whole(trained_cnn, tmp_path, monkeypatch):
+    """explain.json was written in place: Ctrl-C in the middle left half a file."""
+    import pathlib
+    import shutil
+
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained_cnn[1], run_dir)
+    assert cli.main(["explain", str(run_dir), "--num", "2"]) == 0
+    before = (run_dir / "explain.json").read_text()
+    write_text = pathlib.Path.write_text
+
+    def interrupted_write(path, text, *args, **kwargs):                  # half the text, then Ctrl-C
+        write_text(path, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pathlib.Path, "write_text", interrupted_write)
+    assert cli.main(["explain", str(run_dir), "--num", "2", "--layer", "conv2"]) == 130
+    monkeypatch.undo()
+    assert (run_dir / "explain.json").read_text() == before
+    assert not list(run_dir.glob("*.partial"))
+
+
 @pytest.mark.parametrize("mode", [True, False])
 def test_saliency_and_grad_cam_leave_the_model_in_the_mode_they_found(mode):
     from minidl.models.cnn import CNN

@@ -208,3 +208,31 @@ def test_a_trained_dcgan_lands_between_the_real_floor_and_the_noise_ceiling(tmp_
     quality = result["quality"]
     assert quality["frechet_real_floor"] < quality["frechet_generated"] < quality["frechet_noise_ceiling"]
     assert to_pixels(result["model"].sample(4)).shape == (4, 1, 8, 8)
+
+
+def test_ctrl_c_while_the_quality_report_is_written_leaves_both_json_files_whole(trained_run, tmp_path,
+                                                                               monkeypatch):
+    """sample_quality rewrote quality.json and metrics.json in place: a Ctrl-C in the
+    middle of a write left a truncated file that no later command could read."""
+    import pathlib
+
+    monkeypatch.setitem(gan_training.REFERENCE_EPOCHS, "digits", 2)      # the fixture's CNN, reused
+    run_dir = tmp_path / "copy"
+    shutil.copytree(trained_run, run_dir)
+    before = {name: (run_dir / name).read_text() for name in ("quality.json", "metrics.json")}
+    write_text = pathlib.Path.write_text
+
+    def interrupted_write(path, text, *args, **kwargs):                  # half the text, then Ctrl-C
+        write_text(path, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pathlib.Path, "write_text", interrupted_write)
+    train = load_dataset("digits", "train").images
+    with pytest.raises(KeyboardInterrupt):
+        sample_quality(_StandIn(train), make_config("gan", dataset="digits"), RunDirectory(run_dir),
+                       n=1000, log=lambda *a: None)
+    monkeypatch.undo()
+    for name, text in before.items():
+        assert (run_dir / name).read_text() == text, name
+    assert not list(run_dir.glob("*.partial"))
+    assert RunDirectory(run_dir).read_json("metrics.json")["quality"] == json.loads(before["quality.json"])

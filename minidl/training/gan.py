@@ -21,7 +21,6 @@ the grids show progress), and at the end the run directory gets curves, an
 interpolation strip and the sample-quality report of `minidl.metrics`,
 measured with a CNN trained on the same dataset (classifier/ in the run dir).
 """
-import json
 
 import numpy as np
 
@@ -245,10 +244,10 @@ def sample_quality(model, config, run, n=1000, log=print):
         samples=n, frechet_samples=m, classifier_test_acc=classifier_accuracy(run),
         real_confident_fraction=real_report["confident_fraction"],              # the same CNN on real images
         **classifier_report(generated_probabilities, confidence=0.9))
-    (run.path / "quality.json").write_text(json.dumps(report, indent=2) + "\n")
-    metrics = json.loads(run.file("metrics.json").read_text())
+    run.write_json("quality.json", report)             # each file whole or not at all (Ctrl-C, full disk)
+    metrics = run.read_json("metrics.json")
     metrics["quality"] = report
-    run.file("metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    run.write_json("metrics.json", metrics)
     viz.plot_samples(generated[:100], run.file("samples_final.png"), ncols=10,
                         title=f"{config.model}: 100 of the {n} measured samples")
     log(f"sample quality ({n} samples, Frechet on {m}): Frechet distance {report['frechet_generated']:.2f} "

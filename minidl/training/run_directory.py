@@ -134,7 +134,10 @@ class RunDirectory:
         return self.file(CHECKPOINT).is_file()
 
     # ---- JSON files --------------------------------------------------------
-    def _write_json(self, name, value):
+    def write_json(self, name, value):
+        """Write `value` as the JSON file `name` in the run directory, whole or not
+        at all: it is written to `name`.partial first and then renamed, so Ctrl-C
+        or a full disk leaves the previous file (if any) as it was."""
         temporary = self.file(name + ".partial")
         try:
             temporary.write_text(json.dumps(value, indent=2) + "\n")
@@ -143,7 +146,8 @@ class RunDirectory:
             temporary.unlink(missing_ok=True)
             raise
 
-    def _read_json(self, name):
+    def read_json(self, name):
+        """The JSON file `name` of the run directory; a one-sentence error when it is missing or damaged."""
         path = self.file(name)
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: is {self.path} a minidl run directory?")
@@ -153,10 +157,10 @@ class RunDirectory:
             raise ValueError(f"{path} is not valid JSON ({error}); is {self.path} a minidl run directory?") from None
 
     def save_config(self, config):
-        self._write_json(CONFIG, config)
+        self.write_json(CONFIG, config)
 
     def load_config(self):
-        config = self._read_json(CONFIG)
+        config = self.read_json(CONFIG)
         if not isinstance(config, dict) or "model" not in config:
             raise ValueError(f"{self.file(CONFIG)} does not describe a minidl run (no \"model\" entry)")
         if not isinstance(config["model"], str):
@@ -166,12 +170,12 @@ class RunDirectory:
 
     def save_metrics(self, epochs):
         """`epochs`: a list with one dict per finished epoch."""
-        self._write_json(METRICS, {"epochs": epochs})
+        self.write_json(METRICS, {"epochs": epochs})
 
     def load_metrics(self):
         if not self.file(METRICS).is_file():
             return []
-        metrics = self._read_json(METRICS)
+        metrics = self.read_json(METRICS)
         records = metrics.get("epochs") if isinstance(metrics, dict) else None
         if not isinstance(records, list) or not all(isinstance(r, dict) and "epoch" in r for r in records):
             raise ValueError(f"{self.file(METRICS)} does not hold minidl metrics (an \"epochs\" list of "
