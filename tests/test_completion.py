@@ -11,23 +11,12 @@ from minidl.models.gpt import GPT, GPTConfig
 from minidl.training import gpt as gpt_training
 from minidl.training.gpt_tasks import LEVELS, UNKNOWN, UNKNOWN_CLASS_RATE, PixelTask
 
+from training_helpers import interrupt_path_writes
+
 
 @pytest.fixture(scope="module")
 def task():
     return PixelTask()
-
-
-def interrupt_path_writes(monkeypatch):
-    """From now on Path.write_text writes half its text, then raises KeyboardInterrupt."""
-    import pathlib
-
-    write_text = pathlib.Path.write_text
-
-    def interrupted_write(path, text, *args, **kwargs):
-        write_text(path, text[: len(text) // 2], *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(pathlib.Path, "write_text", interrupted_write)
 
 
 def tiny_gpt(task):

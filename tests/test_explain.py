@@ -10,6 +10,7 @@ from minidl import cli, explain, nn
 from minidl.data import load_dataset
 from minidl.models.vit import VisionTransformer
 from minidl.training import fit, make_config, prepare_batch
+from training_helpers import interrupt_path_writes
 
 
 def test_saliency_of_a_linear_model_is_its_weight_row():
@@ -170,20 +171,13 @@ def test_explain_command_writes_the_grid_and_the_faithfulness_figures(trained_cn
 
 def test_ctrl_c_while_explain_json_is_rewritten_keeps_the_old_one_whole(trained_cnn, tmp_path, monkeypatch):
     """explain.json was written in place: Ctrl-C in the middle left half a file."""
-    import pathlib
     import shutil
 
     run_dir = tmp_path / "copy"
     shutil.copytree(trained_cnn[1], run_dir)
     assert cli.main(["explain", str(run_dir), "--num", "2"]) == 0
     before = (run_dir / "explain.json").read_text()
-    write_text = pathlib.Path.write_text
-
-    def interrupted_write(path, text, *args, **kwargs):                  # half the text, then Ctrl-C
-        write_text(path, text[: len(text) // 2], *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(pathlib.Path, "write_text", interrupted_write)
+    interrupt_path_writes(monkeypatch)                                 # half of each write, then Ctrl-C
     assert cli.main(["explain", str(run_dir), "--num", "2", "--layer", "conv2"]) == 130
     monkeypatch.undo()
     assert (run_dir / "explain.json").read_text() == before

@@ -16,6 +16,7 @@ from minidl.training import TrainingDiverged
 from minidl.training.config import make_config
 from minidl.training.gan import OptimizerPair, fit_gan, sample_quality, to_pixels, train_step
 from minidl.training.run_directory import RunDirectory
+from training_helpers import interrupt_path_writes
 
 
 def _digits_in_gan_range():
@@ -214,19 +215,11 @@ def test_ctrl_c_while_the_quality_report_is_written_leaves_both_json_files_whole
                                                                                monkeypatch):
     """sample_quality rewrote quality.json and metrics.json in place: a Ctrl-C in the
     middle of a write left a truncated file that no later command could read."""
-    import pathlib
-
     monkeypatch.setitem(gan_training.REFERENCE_EPOCHS, "digits", 2)      # the fixture's CNN, reused
     run_dir = tmp_path / "copy"
     shutil.copytree(trained_run, run_dir)
     before = {name: (run_dir / name).read_text() for name in ("quality.json", "metrics.json")}
-    write_text = pathlib.Path.write_text
-
-    def interrupted_write(path, text, *args, **kwargs):                  # half the text, then Ctrl-C
-        write_text(path, text[: len(text) // 2], *args, **kwargs)
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(pathlib.Path, "write_text", interrupted_write)
+    interrupt_path_writes(monkeypatch)                                 # half of each write, then Ctrl-C
     train = load_dataset("digits", "train").images
     with pytest.raises(KeyboardInterrupt):
         sample_quality(_StandIn(train), make_config("gan", dataset="digits"), RunDirectory(run_dir),

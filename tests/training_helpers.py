@@ -1,5 +1,7 @@
-"""Fault injection for the training tests: Ctrl-C at a chosen step, a clock that
-moves only when a step runs."""
+"""Fault injection for the training tests: Ctrl-C at a chosen step, Ctrl-C in the
+middle of a file write, a clock that moves only when a step runs."""
+import pathlib
+
 from minidl.training import classifier, loop
 
 
@@ -15,6 +17,18 @@ def interrupt_at_step(monkeypatch, step):
         return real(self, batch)
 
     monkeypatch.setattr(classifier.ClassifierTask, "train_step", train_step)
+
+
+def interrupt_path_writes(monkeypatch):
+    """From now on `Path.write_text` writes half its text, then raises
+    KeyboardInterrupt: Ctrl-C in the middle of writing a file."""
+    write_text = pathlib.Path.write_text
+
+    def interrupted_write(path, text, *args, **kwargs):
+        write_text(path, text[: len(text) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pathlib.Path, "write_text", interrupted_write)
 
 
 def seconds_per_step(monkeypatch, seconds=1.0):
