@@ -26,6 +26,10 @@ from .optim.lr_scheduler import SCHEDULES
 EPILOG = "Run `minidl COMMAND --help` for the options of one command."
 
 
+# The settings `minidl train` has always written to config.json (TrainConfig.to_dict).
+SETTINGS_A_RUN_KEEPS = ("dataset", "epochs", "batch_size", "lr", "optimizer", "seed")
+
+
 def _train(args):
     from .training import TrainConfig, RunDirectory, TrainingInterrupted, default_run_dir, make_config
 
@@ -53,6 +57,16 @@ def _train(args):
         saved = run.load_config()
         if saved["model"] != args.model:
             raise SystemExit(f"minidl train: {args.resume} holds a {saved['model']!r} run, not {args.model!r}")
+        # Settings every saved run has; without one the run would go on with TrainConfig's generic
+        # default (10 epochs, the digits, ...) rather than its own, so refuse and say which
+        # (--epochs may stand in for a lost "epochs": it may change on resume anyway)
+        lacking = [k for k in SETTINGS_A_RUN_KEEPS if k not in saved and not (k == "epochs" and args.epochs)]
+        if lacking and run.has_checkpoint():       # (without one, the trainer says it has nothing to resume)
+            raise ValueError(f"{run.file('config.json')} has no " + ", ".join(f'"{k}"' for k in lacking)
+                             + (" entries" if len(lacking) > 1 else " entry")
+                             + ": is it damaged? A resumed run takes its settings from it"
+                             + ("; give the total number of epochs with --epochs N" if lacking == ["epochs"]
+                                else ""))
         clash = {k: v for k, v in given.items() if v is not None and k not in ("epochs", "data_root")
                  and saved.get(k) != v}
         if clash:

@@ -438,6 +438,26 @@ def test_resume_with_another_out_directory_is_refused_and_changes_nothing(finish
     assert not (tmp_path / "branch").exists()
 
 
+@pytest.mark.parametrize("lost", ["epochs", "dataset"])
+def test_resume_of_a_config_without_a_setting_is_refused_by_name(finished_mlp_run, tmp_path, capsys, lost):
+    """config.json without "epochs" resumed to TrainConfig's generic 10 epochs (not the
+    run's own), without "dataset" on the digits, without a word; --epochs may stand
+    in for the lost epochs."""
+    run = _copy_run(finished_mlp_run, tmp_path)
+    config = json.loads((run / "config.json").read_text())
+    del config[lost]
+    (run / "config.json").write_text(json.dumps(config))
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    assert cli.main(["train", "mlp", "--resume", str(run), "--no-progress"]) == 1
+    err = _one_line(capsys.readouterr().err)
+    assert err.startswith(f'minidl train: {run / "config.json"} has no "{lost}" entry: is it damaged?'), err
+    assert ("--epochs N" in err) == (lost == "epochs"), err
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
+    if lost == "epochs":                              # the total given: the run goes on to it
+        assert cli.main(["train", "mlp", "--resume", str(run), "--epochs", "2", "--no-progress"]) == 0
+        assert [r["epoch"] for r in RunDirectory(run).load_metrics()] == [1, 2]
+
+
 def test_a_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, capsys, monkeypatch):
     from minidl.data import load_dataset
 
