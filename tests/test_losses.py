@@ -116,6 +116,12 @@ def test_cross_entropy_bad_targets_raise_clear_errors():
         F.cross_entropy(logits, np.array([0, 1, 2]))
     with pytest.raises(ValueError, match="reduction"):
         F.cross_entropy(logits, np.array([0, 1]), reduction="avg")
+    for smoothing in (-0.01, 1.01, float("nan")):                       # PyTorch's range: [0, 1]
+        with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
+            F.cross_entropy(logits, np.array([0, 1]), label_smoothing=smoothing)
+    uniform = F.cross_entropy(mdl.tensor(np.array([[5.0, 0.0, 0.0]])), np.array([0]), label_smoothing=1.0)
+    expected = -np.mean(np.log(np.exp([5.0, 0.0, 0.0]) / np.exp([5.0, 0.0, 0.0]).sum()))
+    assert np.isclose(uniform.item(), expected)                        # 1.0: the target is all uniform
 
 
 def test_cross_entropy_matches_torch_if_installed():
