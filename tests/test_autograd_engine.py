@@ -145,6 +145,49 @@ def test_comparisons_give_bool_tensors_without_grad():
     np.testing.assert_array_equal((x <= mdl.tensor([1.0, 1.0, 4.0])).data, [True, False, True])
 
 
+def test_comparing_shapes_that_cannot_broadcast_names_the_op_and_both_shapes():
+    a, b = mdl.tensor(np.zeros((2, 3))), mdl.tensor(np.zeros(4))
+    for compare, name in ((lambda: a < b, "lt"), (lambda: a == b, "eq"), (lambda: a >= b, "ge")):
+        with pytest.raises(ValueError, match=rf"^{name}: shapes \(2, 3\) and \(4,\) cannot be broadcast"):
+            compare()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_where_gives_a_number_the_tensors_dtype_on_either_side(dtype):
+    """A Python int beside a float32 tensor made np.where promote to float64."""
+    condition = mdl.tensor(np.array([True, False, True]))
+    x = mdl.tensor(np.array([1.5, 2.5, 3.5], dtype), requires_grad=True)
+    left, right = F.where(condition, x, 2), F.where(condition, 2, x)
+    assert left.dtype == dtype and right.dtype == dtype
+    np.testing.assert_array_equal(left.data, np.array([1.5, 2, 3.5], dtype))
+    np.testing.assert_array_equal(right.data, np.array([2, 2.5, 2], dtype))
+    both = F.where(condition, 1.0, 2.0)                            # two numbers, like torch.where
+    np.testing.assert_array_equal(both.data, [1.0, 2.0, 1.0])
+    tensors = F.where(condition, x, mdl.tensor(np.zeros(3, dtype)))
+    np.testing.assert_array_equal(tensors.data, np.array([1.5, 0, 3.5], dtype))
+
+
+def test_indexing_with_python_lists_of_bools_ints_and_nothing():
+    x = mdl.tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    np.testing.assert_array_equal(x[[True, False, True]].data, x.data[[True, False, True]])    # a mask
+    np.testing.assert_array_equal(x[[2, 0]].data, x.data[[2, 0]])
+    empty = x[[]]                                                     # picks no row, as in NumPy
+    assert empty.shape == (0, 4)
+    empty.sum().backward()
+    np.testing.assert_array_equal(x.grad, np.zeros((3, 4)))
+
+
+def test_module_level_reductions_drop_the_reduced_dim_by_default():
+    from minidl.ops import reductions
+
+    x = mdl.tensor(np.arange(6.0).reshape(2, 3))
+    for name in ("sum", "mean", "var", "max", "min", "amax", "amin", "logsumexp"):
+        reduce = getattr(reductions, name)
+        assert reduce(x, dim=1).shape == (2,), name
+        assert reduce(x, dim=1, keepdim=True).shape == (2, 1), name
+        assert getattr(x, name)(1).shape == (2,), name                  # the Tensor method
+
+
 def test_detect_anomaly_names_the_op_whose_forward_makes_nan():
     x = mdl.tensor([1.0, -1.0], requires_grad=True)
     with mdl.detect_anomaly():
