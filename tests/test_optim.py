@@ -54,6 +54,14 @@ def test_sgd_weight_decay():
     assert run(optim.SGD, [1.0, 1.0], lr=0.1, weight_decay=0.1) == pytest.approx([0.395, 0.29105])
 
 
+def test_sgd_momentum_one_and_weight_decay_one_by_hand():
+    """The boundary values 1.0 take the momentum and weight-decay paths like any other."""
+    # momentum 1: b1 = 1, p = 0.4;  b2 = 1 + 2 = 3, p = 0.4 - 0.3 = 0.1
+    assert run(optim.SGD, [1.0, 2.0], lr=0.1, momentum=1.0) == pytest.approx([0.4, 0.1])
+    # weight decay 1: g = 1 + 0.5 = 1.5, p = 0.35;  g = 1 + 0.35 = 1.35, p = 0.215
+    assert run(optim.SGD, [1.0, 1.0], lr=0.1, weight_decay=1.0) == pytest.approx([0.35, 0.215])
+
+
 # ---- Adam and AdamW ------------------------------------------------------------------
 def test_adam_first_step_moves_by_lr_in_the_gradient_direction():
     # m = 0.1*2 = 0.2, v = 0.001*4 = 0.004; m_hat = 0.2/0.1 = 2, v_hat = 0.004/0.001 = 4
@@ -188,6 +196,50 @@ def test_invalid_arguments_raise():
         optim.Adam(p)
     with pytest.raises(ValueError, match="more than one"):
         optim.Adam([p, p])
+    with pytest.raises(TypeError, match="a param group must be a dict with 'params'"):
+        optim.SGD([{"lr": 0.1}], lr=0.1)
+    optim.SGD([p], lr=0.0)                                        # the bounds PyTorch accepts
+    optim.Adam([p], betas=(0.0, 0.0))
+
+
+def test_state_dict_numbers_parameters_from_0_across_groups_and_repr_lists_the_hyper_parameters():
+    a, b, c = (nn.Parameter(np.zeros(2)) for _ in range(3))
+    opt = optim.SGD([{"params": [a, b]}, {"params": [c], "lr": 0.5}], lr=0.1, momentum=0.9)
+    state = opt.state_dict()
+    np.testing.assert_array_equal(state["param_groups.0.params"], [0, 1])
+    np.testing.assert_array_equal(state["param_groups.1.params"], [2])
+    text = repr(opt)
+    assert "Parameter Group 1" in text and "    lr: 0.5" in text and "    momentum: 0.9" in text
+    assert "params" not in text
+    for p in (a, b, c):
+        p.grad = np.ones(2)
+    opt.step()
+    wrong = dict(opt.state_dict(), **{"state.3.momentum_buffer": np.zeros(2)})     # 3 parameters: 0..2
+    with pytest.raises(ValueError, match="'state.3.momentum_buffer' refers to parameter 3, but there are only 3"):
+        opt.load_state_dict(wrong)
+
+
+@pytest.mark.parametrize("cls", [optim.Adam, optim.AdamW])
+def test_loading_a_state_into_an_adam_that_has_stepped_replaces_its_moments(cls):
+    """The flat buffer of moments is rebuilt when load_state_dict replaces the state:
+    after loading, the next step uses the loaded moments, not the ones it had."""
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(4) for _ in range(4)]
+    source_param = nn.Parameter(np.zeros(4))
+    source = cls([source_param], lr=0.01)
+    for g in grads[:3]:
+        source_param.grad = g
+        source.step()
+    target_param = nn.Parameter(np.ones(4))
+    target = cls([target_param], lr=0.01)
+    target_param.grad = -grads[0]
+    target.step()                                                  # moments of its own
+    target.load_state_dict(source.state_dict())
+    target_param.data[...] = source_param.data
+    for param, opt in ((source_param, source), (target_param, target)):
+        param.grad = grads[3]
+        opt.step()
+    np.testing.assert_array_equal(target_param.data, source_param.data)
 
 
 @pytest.mark.parametrize("make", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
