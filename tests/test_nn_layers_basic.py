@@ -299,3 +299,28 @@ def test_linear_and_embedding_sizes_start_at_one():
         with pytest.raises(ValueError, match=f"Embedding: num_embeddings and embedding_dim must be positive, "
                                              f"got {sizes[0]} and {sizes[1]}"):
             nn.Embedding(*sizes)
+
+
+# ---- boundaries and reprs (mutation audit) ----------------------------------------------
+def test_dropout_takes_p_from_0_to_1_inclusive():
+    x = mdl.tensor(np.ones((4, 5), np.float32))
+    np.testing.assert_array_equal(nn.Dropout(1.0)(x).data, np.zeros((4, 5)))     # everything dropped
+    for p in (-0.1, 1.05):
+        with pytest.raises(ValueError, match="p"):
+            nn.Dropout(p)
+
+
+def test_upsample_repr_names_what_it_was_given():
+    assert "size=(4, 6)" in repr(nn.Upsample(size=(4, 6)))
+    assert "scale_factor=2" in repr(nn.Upsample(scale_factor=2)) and "size" not in repr(nn.Upsample(scale_factor=2))
+
+
+def test_conv_layers_take_one_channel_and_refuse_negative_padding_alone():
+    assert nn.Conv2d(1, 1, 3).weight.shape == (1, 1, 3, 3)
+    assert nn.ConvTranspose2d(2, 1, 2).stride == (1, 1)                        # PyTorch's default stride
+    x = mdl.tensor(np.ones((1, 2, 3, 3), np.float32))
+    assert nn.ConvTranspose2d(2, 1, 2)(x).shape == (1, 1, 4, 4)
+    for layer in (nn.Conv2d, nn.ConvTranspose2d):
+        with pytest.raises(ValueError, match="padding >= 0"):
+            layer(1, 1, 3, padding=-1)
+    assert nn.Conv2d(1, 1, 3, padding="valid").padding == (0, 0)

@@ -283,3 +283,48 @@ def test_encoder_layer_without_bias_has_pytorchs_parameters_and_values(norm_firs
     x = rng.standard_normal((2, 5, 8))
     np.testing.assert_allclose(layer(mdl.tensor(x)).data, twin(torch.tensor(x)).detach().numpy(),
                                rtol=1e-10, atol=1e-12)
+
+
+# ---- defaults and modes (mutation audit) ----------------------------------------------
+def test_multihead_attention_in_eval_mode_has_no_dropout():
+    mdl.manual_seed(0)
+    attention = nn.MultiheadAttention(8, 2, dropout=0.5)
+    mdl.manual_seed(0)
+    plain = nn.MultiheadAttention(8, 2, dropout=0.0)
+    x = mdl.tensor(np.random.default_rng(0).standard_normal((2, 5, 8)).astype(np.float32))
+    attention.eval(), plain.eval()
+    np.testing.assert_array_equal(attention(x, x, x)[0].data, plain(x, x, x)[0].data)
+    attention.train()
+    assert not np.array_equal(attention(x, x, x)[0].data, plain(x, x, x)[0].data)    # dropout is live
+
+
+def test_multihead_attention_batch_first_false_takes_sequence_first():
+    """(T, N, E) with T != N: the same as batch_first=True on the (N, T, E) transpose."""
+    mdl.manual_seed(1)
+    sequence_first = nn.MultiheadAttention(8, 2, batch_first=False)
+    batch_first = nn.MultiheadAttention(8, 2, batch_first=True)
+    batch_first.load_state_dict(sequence_first.state_dict())
+    rng = np.random.default_rng(1)
+    q, k = (rng.standard_normal(shape).astype(np.float32) for shape in ((5, 3, 8), (7, 3, 8)))  # (T, N, E)
+    out, weights = sequence_first(mdl.tensor(q), mdl.tensor(k), mdl.tensor(k))
+    expected, expected_weights = batch_first(*(mdl.tensor(a.transpose(1, 0, 2)) for a in (q, k, k)))
+    assert out.shape == (5, 3, 8) and weights.shape == (3, 5, 7)
+    np.testing.assert_allclose(out.data, expected.data.transpose(1, 0, 2), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(weights.data, expected_weights.data, rtol=1e-6, atol=1e-7)
+
+
+def test_transformer_encoder_defaults_are_pytorchs_and_attention_is_not_causal_unless_asked():
+    layer = nn.TransformerEncoderLayer(8, 2)
+    assert layer.norm_first is False and layer.self_attn.dropout == 0.1
+    assert layer.dropout.p == layer.dropout1.p == layer.dropout2.p == 0.1
+    mdl.manual_seed(2)
+    encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0), 2)
+    encoder.eval()
+    x = np.random.default_rng(2).standard_normal((1, 4, 8)).astype(np.float32)
+    changed = x.copy()
+    changed[0, -1] += 1.0                                          # only the last position
+    first, second = encoder(mdl.tensor(x)), encoder(mdl.tensor(changed))
+    assert not np.allclose(first.data[0, 0], second.data[0, 0])   # position 0 sees the last one
+    causal = encoder(mdl.tensor(x), is_causal=True, mask=None)
+    causal_changed = encoder(mdl.tensor(changed), is_causal=True, mask=None)
+    np.testing.assert_allclose(causal.data[0, 0], causal_changed.data[0, 0], rtol=1e-6)

@@ -190,3 +190,22 @@ def test_module_dict_keys_match_torch_state_dict_names():
     ours = nn.ModuleDict({"conv": nn.Conv2d(1, 2, 3), "fc": nn.Linear(3, 2)})
     theirs = torch.nn.ModuleDict({"conv": torch.nn.Conv2d(1, 2, 3), "fc": torch.nn.Linear(3, 2)})
     assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+# ---- boundaries (mutation audit) --------------------------------------------------------
+def test_a_norm_just_under_max_norm_leaves_the_gradients_alone():
+    """Scale max_norm / norm = 1.05: nothing is clipped, and nothing is scaled up."""
+    p = nn.Parameter(np.zeros(2))
+    p.grad = np.array([0.6, 0.8])                                  # norm 1.0
+    total = nn.utils.clip_grad_norm_([p], max_norm=1.05)
+    assert total.item() == pytest.approx(1.0)
+    np.testing.assert_array_equal(p.grad, [0.6, 0.8])
+
+
+def test_the_inf_norm_ignores_an_empty_gradient_and_norm_type_must_be_positive():
+    empty, small = nn.Parameter(np.zeros(0)), nn.Parameter(np.zeros(2))
+    empty.grad, small.grad = np.zeros(0), np.array([0.01, -0.02])
+    assert nn.utils.clip_grad_norm_([empty, small], max_norm=1.0, norm_type=float("inf")).item() == 0.02
+    for norm_type in (0, -1):
+        with pytest.raises(ValueError, match="norm_type must be positive"):
+            nn.utils.clip_grad_norm_([small], max_norm=1.0, norm_type=norm_type)
