@@ -135,3 +135,9 @@ def test_array_dataset_slices_like_tensor_dataset():
     np.testing.assert_array_equal(labels, [5, 0])
     image, label = ds[np.int64(-1)]
     assert label == 5 and image.shape == (1, 2, 2)
+
+
+def test_the_default_batch_size_is_one_as_in_pytorch():
+    dataset = ArrayDataset(np.arange(3.0).reshape(3, 1), np.arange(3))
+    batches = list(DataLoader(dataset))
+    assert len(batches) == 3 and all(len(labels) == 1 for _, labels in batches)

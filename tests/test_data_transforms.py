@@ -134,3 +134,15 @@ def test_horizontal_flip_property(n, w, seed):
     out = transforms.horizontal_flip(x, _FixedRng(random=draws), p=0.5)
     for i in range(n):
         np.testing.assert_array_equal(out[i], x[i, :, :, ::-1] if draws[i] < 0.5 else x[i])
+
+
+def test_per_channel_statistics_count_channels_not_rows_and_crop_padding_must_be_an_int():
+    images = np.arange(3 * 4 * 5, dtype=np.float32).reshape(1, 3, 4, 5)     # C=3, H=4, W=5
+    out = transforms.normalize(images, [1.0, 2.0, 3.0], [1.0, 2.0, 4.0])
+    np.testing.assert_allclose(out[0, 2], (images[0, 2] - 3.0) / 4.0)
+    with pytest.raises(ValueError, match="one value per channel"):
+        transforms.normalize(images, [0.0] * 4, [1.0] * 4)                # 4 = H, not C
+    rng = np.random.default_rng(0)
+    for padding in (1.5, -1):
+        with pytest.raises(ValueError, match="padding must be a non-negative int"):
+            transforms.random_crop(images, padding, rng)
