@@ -324,3 +324,13 @@ def test_conv_layers_take_one_channel_and_refuse_negative_padding_alone():
         with pytest.raises(ValueError, match="padding >= 0"):
             layer(1, 1, 3, padding=-1)
     assert nn.Conv2d(1, 1, 3, padding="valid").padding == (0, 0)
+
+
+def test_functional_dropout_defaults_to_one_half_and_refuses_integers():
+    mdl.manual_seed(0)
+    out = F.dropout(mdl.tensor(np.ones(100_000, np.float32)))
+    dropped = float(np.mean(out.data == 0))
+    assert 0.48 < dropped < 0.52, dropped
+    np.testing.assert_array_equal(out.data[out.data != 0], 2.0)       # kept ones scaled by 1 / (1 - p)
+    with pytest.raises(TypeError, match="expected a floating-point input"):
+        F.dropout(mdl.tensor(np.ones(4, np.int64)))

@@ -256,3 +256,20 @@ def test_avg_pool_loops_sum_a_float32_window_in_float64(backend):
             want = windows[:, :, ::s[0], ::s[1]].mean(axis=(-2, -1)).astype(np.float32)
             assert out.dtype == np.float32
             np.testing.assert_array_equal(out, want, err_msg=f"kernel {k}, stride {s}")
+
+
+@pytest.mark.parametrize("pool", [F.max_pool2d, F.avg_pool2d])
+def test_an_unbatched_input_pools_like_a_batch_of_one_and_an_empty_stride_means_the_kernel(pool):
+    rng = np.random.default_rng(0)
+    image = rng.standard_normal((3, 6, 6)).astype(np.float32)            # (C, H, W)
+    unbatched = mdl.tensor(image, requires_grad=True)
+    batched = mdl.tensor(image[None], requires_grad=True)
+    out, expected = pool(unbatched, 3, stride=1, padding=1), pool(batched, 3, stride=1, padding=1)
+    assert out.shape == (3, 6, 6)
+    np.testing.assert_array_equal(out.data, expected.data[0])
+    weights = rng.standard_normal(out.shape).astype(np.float32)
+    (out * mdl.tensor(weights)).sum().backward()
+    (expected * mdl.tensor(weights[None])).sum().backward()
+    np.testing.assert_array_equal(unbatched.grad, batched.grad[0])
+    for empty in ((), []):                                               # PyTorch's stride=[]: the kernel
+        np.testing.assert_array_equal(pool(batched, 2, stride=empty).data, pool(batched, 2).data)
