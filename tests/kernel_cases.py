@@ -54,6 +54,7 @@ def _cases(a):
         "softmax_dim0": (lambda x: F.softmax(x, dim=0), (a["soft_x"],)),
         "log_softmax": (lambda x: F.log_softmax(x, dim=-1), (a["soft_x"],)),
         "gelu": (lambda x: F.gelu(x), (a["gelu_x"],)),
+        "relu": (lambda x: F.relu(x), (a["gelu_x"],)),
         "layer_norm": (lambda x, w, b: F.layer_norm(x, 8, w, b), (a["norm_x"], a["norm_w"], a["norm_b"])),
         "batch_norm": (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
                        (a["norm_x"], a["bn_w"], a["bn_b"])),

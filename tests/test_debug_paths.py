@@ -43,7 +43,7 @@ def _assert_agree(results, compiled, label):
 def test_cases_cover_every_kernel_op_with_gradients(compiled):
     ops = {key.split("/")[0] for key in compiled}
     assert {"conv2d", "conv_transpose2d", "max_pool2d", "avg_pool2d", "softmax", "log_softmax",
-            "gelu", "layer_norm", "batch_norm", "batch_norm_eval", "sdpa", "sdpa_causal", "sdpa_bool_mask", "sdpa_float_mask"} <= ops
+            "gelu", "relu", "layer_norm", "batch_norm", "batch_norm_eval", "sdpa", "sdpa_causal", "sdpa_bool_mask", "sdpa_float_mask"} <= ops
     assert "sdpa_float_mask/grad3" in compiled                 # the mask's gradient
     assert all(np.isfinite(v).all() for v in compiled.values())
 

@@ -51,7 +51,7 @@ def test_minidl_compile_compiles_every_family_with_a_progress_bar():
 
 
 def test_every_family_has_a_warmup_and_it_covers_both_dtypes():
-    assert set(warmup.FAMILIES) == {"conv", "pooling", "softmax", "attention", "gelu", "layer_norm", "batch_norm", "adam"}
+    assert set(warmup.FAMILIES) == {"conv", "pooling", "softmax", "attention", "gelu", "relu", "layer_norm", "batch_norm", "adam"}
     assert warmup.DTYPES == (__import__("numpy").float32, __import__("numpy").float64)
 
 

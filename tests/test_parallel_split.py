@@ -153,6 +153,12 @@ def _gelu(dtype):
     return [x], F.gelu
 
 
+def _relu(dtype):
+    import minidl.functional as F
+    (x,) = _rng_arrays(dtype, (64, 64, 128))             # 524k elements: 32 blocks of relu.BLOCK
+    return [x], F.relu
+
+
 def _layer_norm(dtype):
     import minidl.functional as F
     x, weight, bias = _rng_arrays(dtype, (4099, 96), (96,), (96,))   # 393k elements; 129 row blocks, the last short
@@ -171,6 +177,7 @@ for _dtype in ("float32", "float64"):
     CASES[f"log_softmax_{_dtype}"] = lambda d=_dtype: _softmax(d, True)
     CASES[f"attention_causal_{_dtype}"] = lambda d=_dtype: _attention(d)
     CASES[f"gelu_{_dtype}"] = lambda d=_dtype: _gelu(d)
+    CASES[f"relu_{_dtype}"] = lambda d=_dtype: _relu(d)
     CASES[f"layer_norm_{_dtype}"] = lambda d=_dtype: _layer_norm(d)
 
 
@@ -204,6 +211,9 @@ def _expected(case_name, inputs, grad_out):
         gh = results_grad * weight
         grad_x = inv_std * (gh - gh.mean(axis=1, keepdims=True) - x_hat * (gh * x_hat).mean(axis=1, keepdims=True))
         return [x_hat * weight + bias, grad_x, (g * x_hat).sum(axis=0), g.sum(axis=0)]
+    if case_name.startswith("relu"):
+        (x,) = inputs
+        return [np.where(x > 0, x, 0.0), np.where(x > 0, grad_out, 0.0)]     # np.where, no minidl code
     if case_name.startswith("gelu"):
         (x,) = inputs
         return [ref.gelu(x), ref.gelu_grad(x, grad_out)]

@@ -1,5 +1,5 @@
 """Pure ndarray -> ndarray math, no autograd. One entry file per op family
-(conv, pooling, softmax, attention, gelu, erf), holding its contract, its readable
+(conv, pooling, softmax, attention, gelu, relu, erf), holding its contract, its readable
 loops written once with `@njit(cache=True)`, its vectorised NumPy twin and its
 entry points; where a faster loop is worth having, one `<family>_fast.py`
 next to it (conv_fast, attention_fast, gelu_fast), tested equal to the readable loops.

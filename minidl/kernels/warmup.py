@@ -120,6 +120,13 @@ def _gelu(dtype):
     gelu.gelu_backward(out, x, cdf)
 
 
+def _relu(dtype):
+    from . import relu
+    x = np.linspace(-3, 3, 7).astype(dtype)
+    out, keep = relu.relu_forward(x)
+    relu.relu_backward(out, keep)
+
+
 def _layer_norm(dtype):
     from . import layer_norm
     rng = np.random.default_rng(0)
@@ -146,7 +153,7 @@ def _adam(dtype):
 
 
 FAMILIES = {"conv": _conv, "pooling": _pooling, "softmax": _softmax, "attention": _attention,
-            "gelu": _gelu, "layer_norm": _layer_norm, "batch_norm": _batch_norm, "adam": _adam}
+            "gelu": _gelu, "relu": _relu, "layer_norm": _layer_norm, "batch_norm": _batch_norm, "adam": _adam}
 
 
 def compile_family(name, dtypes=DTYPES):
@@ -161,7 +168,7 @@ def compile_family(name, dtypes=DTYPES):
 # Families that share no compiled helper (softmax and attention share the fast
 # exp), so two processes can compile them at once without both writing the
 # same cache entries; the two groups take about as long as each other.
-GROUPS = (("attention", "softmax", "gelu", "adam"), ("conv", "pooling", "layer_norm", "batch_norm"))
+GROUPS = (("attention", "softmax", "gelu", "adam"), ("conv", "pooling", "relu", "layer_norm", "batch_norm"))
 
 
 def _compile_group(names, dtypes, done):

@@ -6,6 +6,7 @@ import numpy as np
 from ..autograd.function import Function
 from ..kernels.erf import erf
 from ..kernels.gelu import gelu_backward, gelu_forward
+from ..kernels.relu import relu_backward, relu_forward
 from ..kernels.geometry import DTYPES
 from .elementwise import as_float
 
@@ -51,13 +52,18 @@ class ReLU(Function):
     """out = max(a, 0);  dL/da = g where out > 0 or a is NaN, else 0 (0 at a = 0).
     Like PyTorch, NaN goes through (relu(NaN) = NaN, so a NaN is never hidden).
 
-    For floats both directions are one AND of the value's bits with a mask
-    kept from forward (all bits where a > 0 or NaN, none where a <= 0)."""
+    float32 and float64 run minidl/kernels/relu.py: one pass each way, with a
+    one-byte mask kept from forward (True where a > 0 or NaN). Other floats
+    (float16) AND the value's bits with a mask of all bits or none."""
 
     def forward(self, a):
         if a.dtype.kind != "f":
             self.save_for_backward(a > 0)
             return np.where(a > 0, a, 0).astype(a.dtype, copy=False)
+        if a.dtype in DTYPES:
+            out, keep = relu_forward(a.reshape(-1))              # (n,) each: one fused pass
+            self.save_for_backward(keep.reshape(a.shape))
+            return out.reshape(a.shape)
         bits = np.dtype(f"i{a.itemsize}")                  # an integer as wide as the float
         keep = _all_bits_where_not(a <= 0, bits)           # NaN <= 0 is False: NaN is kept
         self.save_for_backward(keep)
@@ -66,6 +72,8 @@ class ReLU(Function):
     def backward(self, grad):
         (keep,) = self.saved_tensors
         if keep.dtype == bool:
+            if grad.dtype in DTYPES and grad.shape == keep.shape:
+                return relu_backward(grad.reshape(-1), keep.reshape(-1)).reshape(grad.shape)
             return np.where(keep, grad, 0).astype(grad.dtype, copy=False)
         if grad.dtype.kind != "f" or grad.itemsize != keep.itemsize:
             return np.where(keep != 0, grad, 0).astype(grad.dtype, copy=False)
