@@ -44,6 +44,47 @@ def test_linear_gradcheck_float64(batch, n_in, n_out, bias, seed):
     assert gradcheck(lambda *args: F.linear(*args), inputs)
 
 
+@given(rows=st.integers(0, 40), n_in=st.integers(0, 9), n_out=st.integers(0, 9),
+       dtype=st.sampled_from([np.float32, np.float64, np.float16]),
+       weight_layout=st.sampled_from(["contiguous", "transposed view", "strided view"]),
+       seed=st.integers(0, 2**16))
+def test_linear_with_bias_every_path_matches_a_float64_product(rows, n_in, n_out, dtype, weight_layout, seed):
+    """The bias is added inside BLAS's product for C-contiguous float32/float64
+    arrays, and in a second pass otherwise (float16, strided weights, empty
+    arrays): every path gives x @ W.T + b, and none writes into its inputs."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((rows, n_in)).astype(dtype)
+    weight = rng.standard_normal((n_out, n_in)).astype(dtype)
+    if weight_layout == "transposed view":
+        weight = np.ascontiguousarray(weight.T).T                    # same values, column-major
+    elif weight_layout == "strided view":
+        weight = np.repeat(weight, 2, axis=1)[:, ::2]                # every other column of a wider array
+    bias = rng.standard_normal(n_out).astype(dtype)
+    before = [a.copy() for a in (x, weight, bias)]
+    out = F.linear(mdl.tensor(x), mdl.tensor(weight), mdl.tensor(bias)).data
+    expected = x.astype(np.float64) @ weight.T.astype(np.float64) + bias
+    tolerance = {np.float16: 2e-2, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    assert out.shape == (rows, n_out) and out.dtype == dtype
+    np.testing.assert_allclose(out, expected, rtol=tolerance, atol=tolerance * max(1, n_in))
+    for array, copy in zip((x, weight, bias), before):
+        np.testing.assert_array_equal(array, copy)
+
+
+@pytest.mark.parametrize("n_in, n_out", [(0, 3), (3, 0), (0, 0)])
+def test_f_linear_with_an_empty_feature_dimension(n_in, n_out):
+    """in_features = 0 gives the bias in every row, and a zero input gradient
+    of the right shape; out_features = 0 gives an empty output."""
+    x = mdl.tensor(np.ones((2, 5, n_in)), requires_grad=True)
+    weight = mdl.tensor(np.ones((n_out, n_in)), requires_grad=True)
+    bias = mdl.tensor(np.arange(n_out, dtype=np.float64), requires_grad=True)
+    out = F.linear(x, weight, bias)
+    assert out.shape == (2, 5, n_out)
+    np.testing.assert_array_equal(out.data, np.broadcast_to(bias.data, (2, 5, n_out)))
+    out.backward(np.ones((2, 5, n_out)))
+    assert x.grad.shape == (2, 5, n_in) and weight.grad.shape == (n_out, n_in)
+    np.testing.assert_array_equal(bias.grad, np.full(n_out, 10.0))
+
+
 def test_linear_module_parameter_grads_match_the_formulas():
     rng = np.random.default_rng(0)
     layer = nn.Linear(4, 3, dtype=np.float64)
