@@ -336,12 +336,18 @@ def test_fast_exp_keeps_the_last_subnormal_step():
 
 @pytest.mark.parametrize("backend", ["numba", "python"])
 @pytest.mark.parametrize("log", [False, True])
-def test_float32_forward_sums_in_float64(log, backend):
-    """softmax's forward adds a float32 row's exponentials in float64, compiled
-    and interpreted (the module docstring): a row with one logit at 0 and 100000 at -17, whose
-    exponentials (4e-8) are each below half a float32 step of 1, sums to
-    1.0041; a float32 running sum that holds the 1 drops them. Against SciPy
-    in float64 on the same float32 logits."""
+def test_float32_forward_sum_error_stays_within_the_block_bound(log, backend):
+    """softmax's forward adds a float32 row's exponentials in float32 within
+    blocks of SUM_BLOCK terms and the blocks' sums in float64, compiled and
+    interpreted (the module docstring). A row with one logit at 0 and 100000
+    at -17, whose exponentials (4e-8) are each below half a float32 step of 1,
+    sums to 1.0041: a float32 running sum over the whole row drops them all
+    (relative error 4e-3 in every output; PyTorch's float32 sum errs by 2.6e-4
+    here); within blocks at most the block holding the 1 loses its other
+    SUM_BLOCK - 1 terms, a relative error under SUM_BLOCK float32 units
+    (7.6e-6), and the compiled loops, which add in SIMD lanes, lose fewer.
+    Against SciPy in float64 on the same float32 logits."""
+    from minidl.kernels.softmax import SUM_BLOCK
     n = 100_000
     x = np.full((3, n), -17.0, np.float32)
     x[0, 0], x[1, n // 2 + 3], x[2, n - 1] = 0.0, 0.0, 0.0   # the large term early, inside, last
@@ -349,4 +355,10 @@ def test_float32_forward_sums_in_float64(log, backend):
     with kernels.use(backend):
         y = (F.log_softmax if log else F.softmax)(mdl.tensor(x), dim=-1).data
     assert y.dtype == np.float32
-    np.testing.assert_allclose(y, want, rtol=1e-6, atol=0)
+    bound = SUM_BLOCK * np.finfo(np.float32).eps / 2 + 2 * np.finfo(np.float32).eps   # block sum + rounding
+    if log:                                             # log-probabilities: an absolute error log(1 + e) ~ e
+        np.testing.assert_allclose(y, want, rtol=0, atol=bound)
+    else:
+        np.testing.assert_allclose(y, want, rtol=bound, atol=0)
+    if backend == "numba":                             # SIMD lanes: each sums a few of the block's terms
+        np.testing.assert_allclose(y, want, rtol=1e-6, atol=1e-6)

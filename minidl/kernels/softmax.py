@@ -30,8 +30,9 @@ Special values (same as PyTorch):
 The Numba loops use `exp_nonpositive_like` from fast_exp.py (a vectorisable
 polynomial in the input's precision, for the arguments <= 0 softmax needs:
 max relative error 1.0e-7 in float32, where results below 1.7e-38 flush to 0;
-~2.2e-16 in float64) and accumulate the sums in float64 for both dtypes.
-Rows are independent: the parallel loop runs over rows.
+~2.2e-16 in float64). The forward's sum of exps adds blocks of SUM_BLOCK
+terms in the row's dtype and the blocks' sums in float64; the backward's
+sums run in float64. Rows are independent: the parallel loop runs over rows.
 
 Why it is fast (softmax is limited by memory traffic and by the exp):
 - Each row is read from memory once. The row max, the exp pass and the
@@ -45,6 +46,10 @@ Why it is fast (softmax is limited by memory traffic and by the exp):
 - Scalars that multiply a whole row (1 / total, the backward's dot product)
   are cast to the row's dtype first, so float32 rows are computed in float32,
   twice as many lanes per instruction as float64.
+- The sum of exps is kept in float32 within a block of SUM_BLOCK terms:
+  adding each float32 term to a float64 total converts it first, at half the
+  SIMD width, which cost about a third of the forward's time
+  (benchmarks/results/softmax.md).
 """
 import numpy as np
 from numba import njit, prange
@@ -93,6 +98,37 @@ def _row_max(row):
     return m
 
 
+SUM_BLOCK = 128         # elements per block of the exp sums (see _exp_sum)
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _exp_sum_block(row, m, o, store):
+    """sum_j exp(row[j] - m) over one block, in the row's dtype; with `store`,
+    o[j] = exp(row[j] - m) too (1-D views of equal length)."""
+    part = cast_like(0.0, m)
+    for j in range(row.shape[0]):
+        e = exp_nonpositive_like(row[j] - m)             # row[j] - m <= 0: e in [0, 1]
+        if store:
+            o[j] = e
+        part += e
+    return part
+
+
+@njit(cache=True, fastmath=_FLAGS)
+def _exp_sum(row, m, o, store):
+    """sum_j exp(row[j] - m) over the whole row, in float64: each block of
+    SUM_BLOCK terms is summed in the row's dtype (SIMD lanes of float32 for
+    float32 rows, so the loop needs no conversion per element), the blocks'
+    sums in float64. A float32 block sum of 128 terms in [0, 1] is good to a
+    few float32 units in the last place, no worse than the terms themselves."""
+    n = row.shape[0]
+    total = np.float64(0.0)
+    for start in range(0, n, SUM_BLOCK):
+        stop = min(n, start + SUM_BLOCK)                 # block: elements start .. stop-1
+        total += _exp_sum_block(row[start:stop], m, o[start:stop], store)
+    return total
+
+
 # ---- loop kernels (compiled by Numba; interpreted by the "python" backend) -----------------------
 @njit(parallel=True, cache=True, fastmath=_FLAGS)
 def softmax_forward_loops(x, log, out):
@@ -100,18 +136,13 @@ def softmax_forward_loops(x, log, out):
     for r in prange(rows):
         row, o = x[r], out[r]
         m = _row_max(row)                                # pass 1: the row max (row dtype)
-        total = np.float64(0.0)                          # pass 2: sum of exp(x - m), float64
-        if log:
-            for j in range(n):
-                total += exp_nonpositive_like(row[j] - m)   # row[j] - m <= 0
+        if log:                                          # pass 2: sum of exp(x - m), float64
+            total = _exp_sum(row, m, o, False)
             log_total = cast_like(np.log(total), m)      # logsumexp(x) = m + log_total
             for j in range(n):                           # pass 3: (x - m) - log_total; subtracting
                 o[j] = (row[j] - m) - log_total          # m first avoids cancellation at 1e4
-        else:
-            for j in range(n):
-                e = exp_nonpositive_like(row[j] - m)     # in [0, 1], exactly 1 at the max
-                o[j] = e
-                total += e
+        else:                                            # o[j] = exp(x - m), exactly 1 at the max
+            total = _exp_sum(row, m, o, True)
             inv = cast_like(1.0 / total, row[0])         # total >= 1 unless the row is NaN
             for j in range(n):                           # pass 3: normalise, in the row's dtype
                 o[j] = o[j] * inv
