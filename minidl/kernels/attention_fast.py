@@ -77,7 +77,7 @@ from numba import njit, prange
 
 from .dropout_hash import dropout_keep
 from .fast_exp import cast_like, exp_like, exp_nonpositive_like, fast_exp
-from .softmax import _row_max
+from .softmax import SUM_BLOCK, _row_max
 
 # fastmath flags for loops: allow reassociation (vectorised sums) and fused
 # multiply-add, but NOT "no infs / no NaNs": masks are -inf.
@@ -453,6 +453,24 @@ def has_nan(row):
     return False
 
 
+@njit(cache=True, fastmath=FASTMATH)
+def exp_in_place_sum(row, m):
+    """row[c] <- exp(row[c] - m) for a 1-D row with every row[c] <= m, and
+    the sum of the new values in float64: blocks of SUM_BLOCK terms summed
+    in the row's dtype, the blocks in float64 (as softmax.py's forward)."""
+    n = row.shape[0]
+    total = np.float64(0.0)
+    for start in range(0, n, SUM_BLOCK):
+        block = row[start:min(n, start + SUM_BLOCK)]      # elements start .. start + SUM_BLOCK - 1
+        part = cast_like(0.0, m)
+        for c in range(block.shape[0]):
+            e = exp_nonpositive_like(block[c] - m)         # in [0, 1]
+            block[c] = e
+            part += e
+        total += part
+    return total
+
+
 @njit(parallel=True, cache=True, fastmath=FASTMATH)
 def attention_forward_dense(q, k, v, bias, bias_index, causal, scale, seed, threshold,
                             keep_scale, out, lse):
@@ -491,11 +509,7 @@ def forward_dense_task(task, q, k, v, bias, bias_index, causal, scale, seed, thr
             for c in range(Sk):
                 row[c] = 0
             continue
-        total = np.float64(0.0)                            # float64 sum
-        for c in range(seen):
-            e = exp_nonpositive_like(row[c] - m)           # in [0, 1] (row[c] <= m); 0 where masked
-            row[c] = e
-            total += e
+        total = exp_in_place_sum(row[:seen], m)            # row[c] <- exp(row[c] - m), in [0, 1]; their sum
         for c in range(seen, Sk):                          # exp(-inf) = 0 without computing it
             row[c] = 0
         if total != total:                                 # a NaN score (or +inf)
@@ -577,8 +591,10 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
                 d_i += dout[b, i, d] * out[b, i, d]
             d_i_like = cast_like(d_i, prow[0])
             seen = min(i + 1, Sk) if causal else Sk        # keys 0 .. seen-1 are not causally masked
-            for c in range(seen):                          # p_ij = exp(s_ij - lse_i), s - lse in float64
-                prow[c] = exp_like(cast_like(np.float64(prow[c]) - lse_i, prow[0]))
+            high = cast_like(lse_i, prow[0])               # lse = high + low in the row's dtype, so
+            low = cast_like(lse_i - high, prow[0])         # (s - high) - low is s - lse to the row's precision
+            for c in range(seen):                          # p_ij = exp(s_ij - lse_i); s_ij <= lse_i
+                prow[c] = exp_nonpositive_like((prow[c] - high) - low)
             for c in range(seen, Sk):                      # causally masked: exp(-inf) = 0
                 prow[c] = 0
             if threshold > 0:
