@@ -195,6 +195,26 @@ def test_causal_beyond_the_limit_equals_the_numpy_twin():
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-10, err_msg=name)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_dense_backward_weights_of_each_query_sum_to_one_at_large_scores(causal):
+    """The backward recomputes each weight as exp(s - lse) from the forward's
+    logsumexp. With scores near 1000 (an additive mask), lse carries bits a
+    float32 cannot hold; the kernel keeps them as a second float32 number.
+    With dO = 1 every dV row is sum_i p_ij, so the dV rows add up to the
+    number of queries when each query's weights sum to 1: a rounded lse
+    shifts every weight of a row by the same factor (up to 3e-5)."""
+    rng = np.random.default_rng(7)
+    L = S = 300                                         # dense kernels, several query blocks
+    q, k, v = (rng.standard_normal((2, n, 16)).astype(np.float32) for n in (L, S, S))
+    mask = np.float32(1000.0) + rng.uniform(0, 1, (L, S)).astype(np.float32)
+    with use("numba"):
+        out, lse = kernels.forward(q, k, v, mask[None], np.zeros(2, np.int64), causal, 0.25)
+        dout = np.ones_like(out)
+        _, _, dv = kernels.backward(q, k, v, mask[None], np.zeros(2, np.int64), causal, 0.25, 0.0, 0,
+                                    out, lse, dout)
+    np.testing.assert_allclose(dv.astype(np.float64).sum(axis=1), L, rtol=2e-6)
+
+
 def test_threaded_process_runs_with_two_threads():
     if os.environ.get(THREADED_RUN):
         assert numba.get_num_threads() >= 2
