@@ -47,9 +47,8 @@ Why it is fast (softmax is limited by memory traffic and by the exp):
   are cast to the row's dtype first, so float32 rows are computed in float32,
   twice as many lanes per instruction as float64.
 - The sum of exps is kept in float32 within a block of SUM_BLOCK terms:
-  adding each float32 term to a float64 total converts it first, at half the
-  SIMD width, which cost about a third of the forward's time
-  (benchmarks/results/softmax.md).
+  adding each float32 term to a float64 total would convert it first, at
+  half the SIMD width, inside the loop that also computes the exp.
 """
 import numpy as np
 from numba import njit, prange

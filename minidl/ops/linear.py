@@ -43,9 +43,8 @@ def _product_plus_bias(x2, weight, bias):
     BLAS's gemm computes C = alpha op(A) op(B) + beta C: with C filled with
     the bias in every row and beta = 1, the bias is added inside the product,
     as PyTorch's addmm does, instead of in a second pass over the output
-    (`out += bias` reads and writes the whole output again, which costs about
-    as much as the product itself at GPT-sized layers: see the Linear rows of
-    benchmarks/results/step_profile.md). BLAS works on column-major arrays:
+    (`out += bias` reads and writes the whole output once more, after the
+    product has pushed it out of the cache). BLAS works on column-major arrays:
     the row-major (B, out) result is the column-major (out, B) matrix
     weight @ x2.T, and weight.T and x2.T are column-major views of the
     row-major arrays, so nothing is copied."""
