@@ -215,6 +215,23 @@ def test_dense_backward_weights_of_each_query_sum_to_one_at_large_scores(causal)
     np.testing.assert_allclose(dv.astype(np.float64).sum(axis=1), L, rtol=2e-6)
 
 
+@pytest.mark.parametrize("scale", [-0.7, 0.0, 0.3])
+@pytest.mark.parametrize("causal", [False, True])
+def test_dense_kernels_equal_the_readable_loops_at_any_scale(scale, causal):
+    """Without a mask the dense kernels apply a positive scale inside the exp
+    (the maximum of the unscaled scores, scaled); a negative scale turns the
+    largest score into the smallest and 0 makes every weight equal, so those
+    take the scaled scores. L = S = 140: two query blocks."""
+    rng = np.random.default_rng(11)
+    q, k, v = (rng.standard_normal((2, 140, 8)) * 2 for _ in range(3))
+    grad = rng.standard_normal((2, 140, 8))
+    fast = run("numba", q, k, v, causal=causal, scale=scale, grad_out=grad)
+    readable = run("python", q, k, v, causal=causal, scale=scale, grad_out=grad)
+    assert_close(fast[0], readable[0], np.float64, "out")
+    for name, a, b in zip("qkv", fast[1], readable[1]):
+        assert_close(a, b, np.float64, f"d{name}")
+
+
 def test_threaded_process_runs_with_two_threads():
     if os.environ.get(THREADED_RUN):
         assert numba.get_num_threads() >= 2
@@ -223,7 +240,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=43)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=51)
 
 
 def _tiled_causal_on_both(q, k, v, dout=None):

@@ -454,17 +454,19 @@ def has_nan(row):
 
 
 @njit(cache=True, fastmath=FASTMATH)
-def exp_in_place_sum(row, m):
-    """row[c] <- exp(row[c] - m) for a 1-D row with every row[c] <= m, and
-    the sum of the new values in float64: blocks of SUM_BLOCK terms summed
-    in the row's dtype, the blocks in float64 (as softmax.py's forward)."""
+def exp_in_place_sum(row, m, factor):
+    """row[c] <- exp(factor (row[c] - m)) for a 1-D row with every row[c] <= m
+    and factor > 0, and the sum of the new values in float64: blocks of
+    SUM_BLOCK terms summed in the row's dtype, the blocks in float64 (as
+    softmax.py's forward). `factor` is the attention scale when the scores
+    were left unscaled, else 1 (x * 1 is x exactly)."""
     n = row.shape[0]
     total = np.float64(0.0)
     for start in range(0, n, SUM_BLOCK):
         block = row[start:min(n, start + SUM_BLOCK)]      # elements start .. start + SUM_BLOCK - 1
         part = cast_like(0.0, m)
         for c in range(block.shape[0]):
-            e = exp_nonpositive_like(block[c] - m)         # in [0, 1]
+            e = exp_nonpositive_like(factor * (block[c] - m))   # in [0, 1]
             block[c] = e
             part += e
         total += part
@@ -498,9 +500,17 @@ def forward_dense_task(task, q, k, v, bias, bias_index, causal, scale, seed, thr
     inv_total = np.empty(nr)                               # 1 / sum_j exp(s_ij - m_i)
     row_kind = np.zeros(nr, np.int64)                      # 0 normal, 1 fully masked, 2 NaN
     np.dot(q[b, i0:i0 + nr], k[b, :Sk].T, s)               # (nr, E) @ (E, Sk): q_i . k_j
+    # Without a bias and with scale > 0, the row's maximum of q_i . k_j is the
+    # maximum of the scaled scores divided by scale, so the scale is applied
+    # inside the exp (one multiply in a pass that runs anyway) instead of a
+    # pass of its own over the scores; the causally masked keys (c >= seen)
+    # are never read.
+    fold = bias.shape[0] == 0 and scale > 0
+    factor = cast_like(scale if fold else 1.0, q[b, i0, 0])   # in the scores' dtype
     for r in range(nr):
         i = i0 + r
-        scores_rows(s, r, i, b, bias, bias_index, causal, scale)
+        if not fold:
+            scores_rows(s, r, i, b, bias, bias_index, causal, scale)
         row = s[r]                                         # (Sk,)
         seen = min(i + 1, Sk) if causal else Sk            # keys 0 .. seen-1 are not causally masked
         m = _row_max(row[:seen])                           # the row max (vectorised); the rest is -inf
@@ -509,7 +519,8 @@ def forward_dense_task(task, q, k, v, bias, bias_index, causal, scale, seed, thr
             for c in range(Sk):
                 row[c] = 0
             continue
-        total = exp_in_place_sum(row[:seen], m)            # row[c] <- exp(row[c] - m), in [0, 1]; their sum
+        total = exp_in_place_sum(row[:seen], m, factor)    # row[c] <- exp(factor (row[c] - m)); their sum
+        m = np.float64(m) * np.float64(factor)             # the maximum of the scaled scores
         for c in range(seen, Sk):                          # exp(-inf) = 0 without computing it
             row[c] = 0
         if total != total:                                 # a NaN score (or +inf)
@@ -566,6 +577,8 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
     if causal:                                             # keys no query block reaches get no gradient
         dk[b] = 0
         dv[b] = 0
+    fold = bias.shape[0] == 0 and scale > 0                # as in the forward: scale inside the exp
+    factor = cast_like(scale if fold else 1.0, q[b, 0, 0])   # in the scores' dtype
     for i0 in range(0, L, rows):
         nr = min(rows, L - i0)
         Sk = min(S, i0 + nr) if causal else S              # causal: the block's rows see keys < i0 + nr
@@ -585,7 +598,8 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
                     prow[c] = fill
                     dsrow[c] = fill
                 continue
-            scores_rows(pb, r, i, b, bias, bias_index, causal, scale)
+            if not fold:
+                scores_rows(pb, r, i, b, bias, bias_index, causal, scale)
             d_i = np.float64(0.0)                          # D_i = dO_i . out_i
             for d in range(Ev):
                 d_i += dout[b, i, d] * out[b, i, d]
@@ -594,7 +608,7 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
             high = cast_like(lse_i, prow[0])               # lse = high + low in the row's dtype, so
             low = cast_like(lse_i - high, prow[0])         # (s - high) - low is s - lse to the row's precision
             for c in range(seen):                          # p_ij = exp(s_ij - lse_i); s_ij <= lse_i
-                prow[c] = exp_nonpositive_like((prow[c] - high) - low)
+                prow[c] = exp_nonpositive_like((factor * prow[c] - high) - low)
             for c in range(seen, Sk):                      # causally masked: exp(-inf) = 0
                 prow[c] = 0
             if threshold > 0:
