@@ -577,7 +577,7 @@ def backward_dense_task(b, q, k, v, bias, bias_index, causal, scale, seed, thres
     if causal:                                             # keys no query block reaches get no gradient
         dk[b] = 0
         dv[b] = 0
-    fold = bias.shape[0] == 0 and scale > 0                # as in the forward: scale inside the exp
+    fold = bias.shape[0] == 0                              # no bias: scale inside the exp (any sign: no maximum needed)
     factor = cast_like(scale if fold else 1.0, q[b, 0, 0])   # in the scores' dtype
     for i0 in range(0, L, rows):
         nr = min(rows, L - i0)
