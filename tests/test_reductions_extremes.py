@@ -1,6 +1,6 @@
 """logsumexp where exp would overflow or underflow, against SciPy; float32 and
 float64. var over too few elements (one or none) and logsumexp over none, by
-hand and against PyTorch; a float32 var over a million rows, against float64."""
+hand and against PyTorch; float32 var, sum and mean over a million rows, against float64."""
 import warnings
 
 import numpy as np
@@ -70,3 +70,30 @@ def test_float32_var_over_a_million_rows_is_summed_in_float64():
     out = mdl.tensor(x).var(0)
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.data, x.astype(np.float64).var(axis=0, ddof=1), rtol=1e-6)
+
+
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_float32_sum_and_mean_over_a_million_rows_agree_with_float64(reduction):
+    """Over a non-last axis NumPy adds float32 rows one after another, so the
+    sum of 2**20 rows of 1 + U(0, 1) drifted about 1e-5 from the exact value;
+    summed in float64 and rounded once, it is within float32 rounding. The
+    result stays float32 and the gradient is unchanged (1, or 1/N)."""
+    x = (1 + np.random.default_rng(1).random((2 ** 20, 3))).astype(np.float32)
+    t = mdl.tensor(x, requires_grad=True)
+    out = getattr(t, reduction)(dim=0)                                     # (3,)
+    expected = getattr(x.astype(np.float64), reduction)(axis=0)
+    assert out.dtype == np.float32 and out.shape == (3,)
+    np.testing.assert_allclose(out.data, expected, rtol=1.2e-7)
+    out.sum().backward()
+    assert t.grad.dtype == np.float32
+    np.testing.assert_array_equal(t.grad[:2], np.full((2, 3), 1.0 if reduction == "sum" else 2.0 ** -20))
+
+
+def test_float32_sum_over_every_axis_and_with_keepdim_stays_float32():
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4) / 7
+    t = mdl.tensor(x)
+    for out, expected in ((t.sum(), x.astype(np.float64).sum()),
+                          (t.sum(dim=(0, 2), keepdim=True), x.astype(np.float64).sum(axis=(0, 2), keepdims=True)),
+                          (t.mean(dim=1), x.astype(np.float64).mean(axis=1))):
+        assert out.dtype == np.float32 and out.shape == np.shape(expected)
+        np.testing.assert_allclose(out.data, expected, rtol=1.2e-7)

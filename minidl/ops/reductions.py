@@ -23,6 +23,16 @@ def _keep(grad, axes, keepdim):
     return grad if keepdim else np.expand_dims(grad, axes)
 
 
+def _accumulator(a):
+    """The dtype float32 sums run in: float64. Over the last axis of a
+    contiguous array NumPy adds pairwise, but over any other axis it adds one
+    row after another, so a float32 sum of 10**6 rows would carry an error
+    of order 10**6 * 6e-8 of its magnitude in the worst case; summed in float64 and
+    rounded once it is good to float32's own precision. None (NumPy's own
+    accumulation) for other dtypes."""
+    return np.float64 if a.dtype == np.float32 else None
+
+
 def _count(shape, axes):
     n = 1
     for axis in axes:
@@ -35,7 +45,8 @@ class Sum(Function):
 
     def forward(self, a, axes, keepdim):
         self.axes, self.keepdim, self.shape = axes, keepdim, a.shape
-        return np.sum(a, axis=axes, keepdims=keepdim)
+        out = np.sum(a, axis=axes, keepdims=keepdim, dtype=_accumulator(a))
+        return out.astype(a.dtype, copy=False) if a.dtype == np.float32 else out
 
     def backward(self, grad):
         return np.broadcast_to(_keep(grad, self.axes, self.keepdim), self.shape).copy()
@@ -46,7 +57,8 @@ class Mean(Function):
 
     def forward(self, a, axes, keepdim):
         self.axes, self.keepdim, self.shape = axes, keepdim, a.shape
-        return np.mean(a, axis=axes, keepdims=keepdim)
+        out = np.mean(a, axis=axes, keepdims=keepdim, dtype=_accumulator(a))
+        return out.astype(a.dtype, copy=False) if a.dtype == np.float32 else out
 
     def backward(self, grad):
         n = _count(self.shape, self.axes)
@@ -62,7 +74,7 @@ class Var(Function):
         self.divisor = _count(a.shape, axes) - (1 if unbiased else 0)
         # float32 sums run in float64 (as in the kernels): over a non-last axis NumPy adds
         # one row after another, and 10**6 float32 rows lost ~1e-4 of the variance
-        total = np.float64 if a.dtype == np.float32 else None
+        total = _accumulator(a)
         mean = np.mean(a, axis=axes, keepdims=True, dtype=total)
         centred = a - (mean if total is None else mean.astype(np.float32))
         self.save_for_backward(centred)
