@@ -77,6 +77,41 @@ def test_gradient_at_a_kink_or_tie_is_the_documented_one(name, fn, torch_fn, inp
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 
+# Where an input holds NaN, PyTorch's backward conventions (checked against it
+# when installed); the expected gradients use weights 1, 2, 3 ... as above.
+NAN = np.nan
+NAN_CASES = [
+    ("abs: the gradient at NaN is 0", lambda x: x.abs(), lambda x: x.abs(),
+     [[NAN, -1.0, 0.0, 2.0]], [[0.0, -2.0, 0.0, 4.0]]),
+    ("max over a dim: the first NaN takes the gradient", lambda x: x.max(dim=1),
+     lambda x: x.max(dim=1).values, [[[1.0, NAN, NAN], [5.0, 2.0, 5.0]]], [[[0, 1, 0], [2, 0, 0]]]),
+    ("max of everything: the NaNs split the gradient", lambda x: x.max(), lambda x: x.max(),
+     [[1.0, NAN, NAN, 4.0]], [[0, 0.5, 0.5, 0]]),
+    ("min of everything: the NaNs split the gradient", lambda x: x.min(), lambda x: x.min(),
+     [[[NAN, 1.0], [0.0, 0.0]]], [[[1, 0], [0, 0]]]),
+    ("amax over a dim: a group holding NaN gets NaN everywhere", lambda x: mdl.amax(x, dim=1),
+     lambda x: x.amax(dim=1), [[[1.0, NAN, 4.0], [2.0, 2.0, 0.0]]], [[[NAN, NAN, NAN], [1, 1, 0]]]),
+    ("amin over every dim with a NaN: NaN everywhere", lambda x: mdl.amin(x, dim=(0, 1)),
+     lambda x: x.amin(dim=(0, 1)), [[[1.0, 0.0], [NAN, 5.0]]], [[[NAN, NAN], [NAN, NAN]]]),
+    ("maximum: where either side is NaN both get the gradient", lambda a, b: mdl.maximum(a, b),
+     lambda a, b: torch.maximum(a, b), [[1.0, NAN, 2.0, 3.0], [1.0, 1.0, NAN, 2.0]],
+     [[0.5, 2, 3, 4], [0.5, 2, 3, 0]]),
+    ("minimum: where either side is NaN both get the gradient", lambda a, b: mdl.minimum(a, b),
+     lambda a, b: torch.minimum(a, b), [[1.0, NAN, 2.0, 3.0], [1.0, 1.0, NAN, 2.0]],
+     [[0.5, 2, 3, 0], [0.5, 2, 3, 4]]),
+]
+
+
+@pytest.mark.parametrize("name, fn, torch_fn, inputs, expected", NAN_CASES, ids=[c[0] for c in NAN_CASES])
+def test_gradient_where_an_input_is_nan_follows_pytorch(name, fn, torch_fn, inputs, expected):
+    grads = _grad(fn, *inputs)
+    for got, want in zip(grads, expected):          # NaN where NaN is expected, nowhere else
+        np.testing.assert_allclose(got, np.array(want, dtype=np.float64), rtol=1e-12, atol=1e-12)
+    if torch is not None:
+        for got, want in zip(grads, _torch_grad(torch_fn, *inputs)):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("a_shape, b_shape", [
     ((3, 2, 4), (1, 4, 5)),          # b's batch dim of size 1 is stretched
     ((1, 2, 4), (3, 4, 5)),          # a's batch dim of size 1 is stretched

@@ -56,7 +56,7 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """out = |a|;  dL/da = g * sign(a)   (0 at a = 0, like PyTorch)"""
+    """out = |a|;  dL/da = g * sign(a)   (0 at a = 0 and at a = NaN, like PyTorch)"""
 
     def forward(self, a):
         self.save_for_backward(a)
@@ -64,7 +64,10 @@ class Abs(Function):
 
     def backward(self, grad):
         (a,) = self.saved_tensors
-        return grad * np.sign(a)
+        sign = np.sign(a)
+        if sign.dtype.kind == "f":
+            sign = np.where(np.isnan(sign), 0, sign).astype(sign.dtype, copy=False)   # sign(NaN) taken as 0
+        return grad * sign
 
 
 class Clamp(Function):
@@ -89,7 +92,9 @@ class Clamp(Function):
 
 class Maximum(Function):
     """out = max(a, b) elementwise, broadcast;
-    dL/da = g where a > b, g/2 where a == b (ties split evenly, like PyTorch), else 0."""
+    dL/da = g where a > b, g/2 where a == b (ties split evenly), 0 where a < b;
+    dL/db likewise. As in PyTorch, where a or b is NaN (so is the result) no
+    comparison holds and both get g."""
 
     def forward(self, a, b):
         if a.shape != b.shape:
@@ -99,21 +104,22 @@ class Maximum(Function):
 
     pick = staticmethod(np.maximum)
 
+    loses = staticmethod(np.less)                            # loses(a, b): a is not the maximum
+
     def backward(self, grad):
         a, b = self.saved_tensors
-        wins = self.pick(a, b) == a                          # where a is the result
-        tie = a == b
-        share = np.where(tie, grad * 0.5, grad)
-        grad_a = np.where(wins, share, 0)
-        grad_b = np.where(wins & ~tie, 0, share)
+        share = np.where(a == b, grad * 0.5, grad)          # ties split evenly
+        grad_a = np.where(self.loses(a, b), 0, share)       # NaN: no comparison holds, a keeps g
+        grad_b = np.where(self.loses(b, a), 0, share)
         return sum_to(grad_a, a.shape), sum_to(grad_b, b.shape)
 
 
 class Minimum(Maximum):
     """out = min(a, b) elementwise, broadcast;
-    dL/da = g where a < b, g/2 where a == b, else 0."""
+    dL/da = g where a < b, g/2 where a == b, 0 where a > b (NaN: g to both)."""
 
     pick = staticmethod(np.minimum)
+    loses = staticmethod(np.greater)
 
 
 class Cast(Function):

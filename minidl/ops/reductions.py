@@ -11,6 +11,12 @@ group, the first maximal one (the argmax); `amax`/`amin`, and `max`/`min`
 over all dims (dim=None), split it evenly among the ties. With distinct
 values the two agree. max/min return the values only, not PyTorch's
 (values, indices) pair: use `argmax` for the indices.
+
+A NaN is the maximum (and the minimum) of any group that holds one, and the
+gradient follows PyTorch there too: `max(x, dim)` sends it to the first NaN,
+`max`/`min` over all dims split it among the NaNs, and `amax`/`amin` give
+the whole group NaN (no element equals a NaN maximum, so there are no ties
+to split among).
 """
 import numpy as np
 
@@ -92,13 +98,18 @@ class Var(Function):
 class Max(Function):
     """out = max of a over axes;  dL/da = g at the first maximal element of each
     group (the argmax), 0 elsewhere; with split_ties, g / (number of maximal
-    elements) at each of them"""
+    elements) at each of them.
+
+    Where a group's maximum is NaN (it holds a NaN), PyTorch's conventions,
+    followed here: the argmax is the first NaN; max/min over every dim split
+    the gradient among the NaNs (`nan_ties`); amax/amin give NaN to every
+    element of the group (no element equals a NaN maximum: g / 0 ties)."""
 
     reduce = staticmethod(np.max)
     arg = staticmethod(np.argmax)
 
-    def forward(self, a, axes, keepdim, split_ties):
-        self.axes, self.keepdim, self.split_ties = axes, keepdim, split_ties
+    def forward(self, a, axes, keepdim, split_ties, nan_ties=False):
+        self.axes, self.keepdim, self.split_ties, self.nan_ties = axes, keepdim, split_ties, nan_ties
         out = self.reduce(a, axis=axes, keepdims=True)
         self.save_for_backward(a, out)
         return out if keepdim else np.squeeze(out, axis=axes)
@@ -107,9 +118,12 @@ class Max(Function):
         a, out = self.saved_tensors
         g = _keep(grad, self.axes, self.keepdim)                # reduced axes back as size 1
         if self.split_ties:
-            ties = (a == out) | (np.isnan(a) & np.isnan(out))   # every maximal element; a NaN max: the NaNs
-            count = np.sum(ties, axis=self.axes, keepdims=True)
-            return np.where(ties, g / np.maximum(count, 1), 0).astype(grad.dtype, copy=False)
+            ties = a == out                                      # every maximal element
+            if self.nan_ties:
+                ties = ties | (np.isnan(a) & np.isnan(out))      # a NaN maximum: the NaNs
+            count = np.sum(ties, axis=self.axes, keepdims=True)  # 0 only for a NaN maximum without nan_ties
+            spread = np.where(ties, g / np.maximum(count, 1), 0)
+            return np.where(count == 0, np.nan, spread).astype(grad.dtype, copy=False)
         axes = self.axes
         kept = [d for d in range(a.ndim) if d not in axes]
         # move the reduced axes to the end and merge them into one: (kept..., K)
@@ -185,23 +199,25 @@ def max(input, dim=None, keepdim=False):
     """Largest value over `dim`; the gradient goes to the argmax, or is split
     among ties when dim is None (see module docstring)."""
     return _reduce(Max, "max", _check_nonempty("max", input, dim), dim, keepdim,
-                   split_ties=dim is None)
+                   split_ties=dim is None, nan_ties=True)
 
 
 def min(input, dim=None, keepdim=False):
     """Smallest value over `dim`; the gradient goes to the argmin, or is split
     among ties when dim is None."""
     return _reduce(Min, "min", _check_nonempty("min", input, dim), dim, keepdim,
-                   split_ties=dim is None)
+                   split_ties=dim is None, nan_ties=True)
 
 
 def amax(input, dim=None, keepdim=False):
-    """Largest value over `dim`; the gradient is split evenly among ties."""
+    """Largest value over `dim`; the gradient is split evenly among ties (NaN
+    over a group whose maximum is NaN, as in PyTorch)."""
     return _reduce(Max, "amax", _check_nonempty("amax", input, dim), dim, keepdim, split_ties=True)
 
 
 def amin(input, dim=None, keepdim=False):
-    """Smallest value over `dim`; the gradient is split evenly among ties."""
+    """Smallest value over `dim`; the gradient is split evenly among ties (NaN
+    over a group whose minimum is NaN, as in PyTorch)."""
     return _reduce(Min, "amin", _check_nonempty("amin", input, dim), dim, keepdim, split_ties=True)
 
 
