@@ -23,6 +23,22 @@ class Case:
         return f"Case(shapes={shapes}, kwargs={self.kwargs})"
 
 
+ELEMENTWISE_LAYOUTS = ("contiguous", "transposed", "strided")
+
+
+def in_layout(x, layout):
+    """x's values in one of ELEMENTWISE_LAYOUTS: "contiguous" (x itself),
+    "transposed" (a C-contiguous copy of x with its first and last axes
+    swapped, seen swapped back: F-order-like strides) or "strided" (every other
+    element of an array twice as wide in the last axis). An elementwise kernel
+    must give the same result for each."""
+    if layout == "transposed" and x.ndim >= 2:
+        return np.ascontiguousarray(x.swapaxes(0, -1)).swapaxes(0, -1)
+    if layout == "strided" and x.ndim >= 1:
+        return np.repeat(x, 2, axis=-1)[..., ::2]
+    return x
+
+
 # ---- value generators (numpy, seeded by hypothesis) -------------------------------
 def values(rng, shape, kind):
     if kind == "any":

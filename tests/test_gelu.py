@@ -25,6 +25,8 @@ from minidl.gradcheck import gradcheck
 from minidl.kernels import gelu_fast
 from minidl.kernels.gelu import gelu_backward, gelu_forward
 
+from op_strategies import ELEMENTWISE_LAYOUTS, in_layout
+
 BACKENDS = ("numba", "numpy", "python")
 
 
@@ -68,11 +70,7 @@ def gelu_cases(draw):
     rng = np.random.default_rng(draw(st.integers(0, 2**16)))
     scale = draw(st.sampled_from([0.3, 2.0, 8.0]))
     x = (rng.standard_normal(shape) * scale).astype(dtype)
-    layout = draw(st.sampled_from(["contiguous", "transposed", "strided"]))
-    if layout == "transposed" and x.ndim >= 2:
-        x = np.ascontiguousarray(x.swapaxes(0, -1)).swapaxes(0, -1)
-    elif layout == "strided" and x.ndim >= 1:
-        x = np.repeat(x, 2, axis=-1)[..., ::2]                   # every other element of a wider array
+    x = in_layout(x, draw(st.sampled_from(ELEMENTWISE_LAYOUTS)))
     grad = rng.standard_normal(shape).astype(dtype)
     return x, grad
 

@@ -18,6 +18,8 @@ from minidl.gradcheck import gradcheck
 from minidl.kernels import relu as relu_kernels
 from minidl.kernels.relu import relu_backward, relu_forward
 
+from op_strategies import ELEMENTWISE_LAYOUTS, in_layout
+
 BACKENDS = ("numba", "numpy", "python")
 
 
@@ -50,11 +52,7 @@ def relu_cases(draw):
         flat = x.reshape(-1)
         places = rng.integers(0, flat.size, size=min(4, flat.size))
         flat[places] = rng.choice(np.array([0.0, -0.0, np.nan, np.inf, -np.inf], dtype), size=places.size)
-    layout = draw(st.sampled_from(["contiguous", "transposed", "strided"]))
-    if layout == "transposed" and x.ndim >= 2:
-        x = np.ascontiguousarray(x.swapaxes(0, -1)).swapaxes(0, -1)
-    elif layout == "strided" and x.ndim >= 1:
-        x = np.repeat(x, 2, axis=-1)[..., ::2]                       # every other element of a wider array
+    x = in_layout(x, draw(st.sampled_from(ELEMENTWISE_LAYOUTS)))
     grad = rng.standard_normal(shape).astype(dtype)
     return x, grad
 
