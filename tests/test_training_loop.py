@@ -361,10 +361,16 @@ def test_run_clock_extrapolates_the_measured_step_rate_over_all_remaining_steps(
     monkeypatch.setattr(loop, "clock", lambda: now[0])
     eta = RunClock(steps_per_epoch=10, epochs_left=3)          # 30 steps to do
     assert eta.eta_seconds() is None
-    for _ in range(5):
+    now[0] += 60.0                                             # the first step compiles: 60 s
+    eta.step()
+    assert eta.eta_seconds() is None                           # one step: no rate yet
+    for _ in range(4):
         now[0] += 2.0
         eta.step()
-    assert eta.eta_seconds() == pytest.approx(25 * 2.0)
+    assert eta.eta_seconds() == pytest.approx(25 * 2.0)        # 25 steps left at 2 s, the first step not counted
+    now[0] += 5.0                                              # a slow step counts from the second on
+    eta.step()
+    assert eta.eta_seconds() == pytest.approx(24 * (13.0 / 5))
 
 
 def test_the_progress_bar_shows_the_run_eta(tmp_path, capsys):

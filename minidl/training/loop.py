@@ -34,7 +34,8 @@ The Trainer owns everything else, once for every task:
   (minidl's generator and the seed given to `batches`), so a resumed run
   repeats an uninterrupted one bit for bit;
 - the progress bar: running means of the step's figures, throughput, and the
-  ETA of the whole run (tqdm's own [elapsed<remaining] is the epoch's);
+  ETA of the whole run, at the rate of the steps after the first (tqdm's own
+  [elapsed<remaining] is the epoch's);
 - Ctrl-C: raises TrainingInterrupted; the checkpoint of the last finished
   epoch stays, and `--resume` continues from it. SIGTERM (`kill`, `timeout`,
   a job scheduler) does the same, instead of ending the process on the spot;
@@ -227,20 +228,28 @@ def format_duration(seconds):
 
 class RunClock:
     """The run's remaining time: steps per second measured in this session,
-    times the steps still to do (this epoch's and the later epochs')."""
+    times the steps still to do (this epoch's and the later epochs').
+
+    The rate is measured from the end of the session's first step: that step
+    also pays for the one-time work (compiling the kernels on first use,
+    warming caches), which can take a hundred steps' time and would make the
+    early estimates hours too long. Until a second step is done there is no
+    rate, and no estimate (None)."""
 
     def __init__(self, steps_per_epoch, epochs_left):
-        self.start = clock()
         self.steps_total = steps_per_epoch * epochs_left
         self.steps_done = 0
+        self.first_step_end = None
 
     def step(self):
         self.steps_done += 1
+        if self.steps_done == 1:
+            self.first_step_end = clock()
 
     def eta_seconds(self):
-        if self.steps_done == 0:
+        if self.steps_done < 2:
             return None
-        rate = self.steps_done / max(clock() - self.start, 1e-9)
+        rate = (self.steps_done - 1) / max(clock() - self.first_step_end, 1e-9)   # steps 2 .. done
         return (self.steps_total - self.steps_done) / rate
 
 
