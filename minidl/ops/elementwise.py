@@ -64,10 +64,7 @@ class Abs(Function):
 
     def backward(self, grad):
         (a,) = self.saved_tensors
-        sign = np.sign(a)
-        if sign.dtype.kind == "f":
-            sign = np.where(np.isnan(sign), 0, sign).astype(sign.dtype, copy=False)   # sign(NaN) taken as 0
-        return grad * sign
+        return grad * np.nan_to_num(np.sign(a), nan=0.0)   # sign(NaN) taken as 0
 
 
 class Clamp(Function):

@@ -120,10 +120,11 @@ class Max(Function):
         if self.split_ties:
             ties = a == out                                      # every maximal element
             if self.nan_ties:
-                ties = ties | (np.isnan(a) & np.isnan(out))      # a NaN maximum: the NaNs
-            count = np.sum(ties, axis=self.axes, keepdims=True)  # 0 only for a NaN maximum without nan_ties
-            spread = np.where(ties, g / np.maximum(count, 1), 0)
-            return np.where(count == 0, np.nan, spread).astype(grad.dtype, copy=False)
+                ties |= np.isnan(a) & np.isnan(out)              # a NaN maximum: the NaNs
+            count = np.sum(ties, axis=self.axes, keepdims=True)
+            with np.errstate(invalid="ignore"):                  # count 0 only for a NaN maximum without
+                share = np.where(ties, g, 0) / count             # nan_ties: 0 / 0, NaN over the group
+            return share.astype(grad.dtype, copy=False)
         axes = self.axes
         kept = [d for d in range(a.ndim) if d not in axes]
         # move the reduced axes to the end and merge them into one: (kept..., K)
