@@ -116,8 +116,8 @@ def test_all_minus_inf_row_is_nan_like_pytorch_and_other_rows_unaffected(backend
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", [1, 7, 8, 9, 16, 17, 31, 40])
 def test_row_max_found_at_every_position(backend, dtype, n):
-    # the row max is kept in eight running maxima plus a tail loop: put a
-    # dominant logit at every position in turn (each accumulator, the tail)
+    # the compiled row max runs in SIMD lanes plus a tail loop: put a dominant
+    # logit at every position in turn (each lane, the tail)
     rng = np.random.default_rng(n)
     x = rng.uniform(-3, 3, (n, n)).astype(dtype)
     x[np.arange(n), np.arange(n)] = 1e3                  # row r peaks at position r: a missed
@@ -128,6 +128,42 @@ def test_row_max_found_at_every_position(backend, dtype, n):
         np.testing.assert_allclose(y, OPS[op][1](x.astype(np.float64), axis=-1), **TOL[dtype])
     p, _ = run("softmax", x, -1, g, backend)
     assert np.all(p[np.arange(n), np.arange(n)] > 1 - 1e-6)
+
+
+SPECIAL = [0.0, -0.0, 1.0, -1.0, 2.5, -2.5, 1e-40, -1e-40, 3e38, -3e38, np.inf, -np.inf]
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+@given(dtype=st.sampled_from([np.float32, np.float64]),
+       values=st.lists(st.one_of(st.sampled_from(SPECIAL), st.floats(-1e30, 1e30, allow_subnormal=True).map(float)),
+                       min_size=1, max_size=70),
+       start=st.integers(0, 3))
+def test_row_max_on_the_bits_equals_numpy_max(compiled, dtype, values, start):
+    # _row_max reads the floats' bits as integers: signed zeros, subnormals,
+    # infinities, all-negative rows and rows longer than a SIMD register, on a
+    # row that starts anywhere in its buffer (not aligned), against np.max
+    from minidl.kernels.softmax import _row_max
+    buffer = np.zeros(start + len(values), dtype)
+    row = buffer[start:]
+    row[:] = values
+    got = (_row_max if compiled else _row_max.py_func)(row)
+    want = row.max()
+    assert compiled or type(got) is dtype              # (Numba returns a float32 as a Python float)
+    assert dtype(got) == want and (want != 0 or np.signbit(got) == np.signbit(row[row == 0]).all())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_row_max_with_nan_makes_the_softmax_row_nan(dtype):
+    # a NaN of either sign, anywhere, turns the whole row NaN (as in PyTorch)
+    from minidl.kernels.softmax import softmax_forward
+    for sign in (1.0, -1.0):
+        for position in (0, 5, 16, 39):
+            x = np.linspace(-3, 3, 40).astype(dtype)[None].repeat(2, 0)   # (2, 40)
+            x[0, position] = np.copysign(np.nan, sign)
+            assert np.signbit(x[0, position]) == (sign < 0)
+            for log in (False, True):
+                y = softmax_forward(x, log)
+                assert np.isnan(y[0]).all() and np.isfinite(y[1]).all()
 
 
 def test_fast_exp_accuracy_against_numpy():
@@ -275,7 +311,8 @@ def test_kernels_write_into_out_and_refuse_a_wrong_one(backend):
         assert softmax_backward(x, out, False, out=grad_out) is grad_out
         np.testing.assert_allclose(grad_out, softmax_backward(x, out, False), rtol=0, atol=0)
         for bad in (np.empty((4, 5), np.float32), np.empty((4, 6)), np.empty((6, 4), np.float32).T):
-            with pytest.raises(ValueError, match=r"softmax_forward: out must be a C-contiguous, writeable \(4, 6\) float32"):
+            with pytest.raises(ValueError,
+                               match=r"softmax_forward: out must be a C-contiguous, writeable \(4, 6\) float32"):
                 softmax_forward(x, False, out=bad)
 
 

@@ -39,10 +39,14 @@ Why it is fast (softmax is limited by memory traffic and by the exp):
   normalising pass run one after the other on the same row, which by then
   sits in the core's L1 cache (a row of 1000 float32 is 4 KB), so x is read
   from RAM once and y written once; backward likewise reads g and y once.
-- Every inner loop compiles to SIMD code. A max reduction written as one
-  running `m = v if v > m else m` stays scalar (the compiler will not reorder
-  a comparison chain), so `_row_max` keeps eight independent running maxima,
-  which the compiler packs into one vector register.
+- Every inner loop compiles to SIMD code. A float max reduction
+  (`m = v if v > m else m`) stays scalar, one element at a time: the
+  compiler will not reorder comparisons that must keep NaN's meaning. So
+  `_row_max` finds the max on the integers that share the floats' bits,
+  which the compiler runs 16 lanes at a time (see its docstring).
+- The per-block helpers are inlined into the row loop (`inline="always"`):
+  as calls, each block of SUM_BLOCK elements paid a call and two slices,
+  which cost about as much as the block's exps.
 - Scalars that multiply a whole row (1 / total, the backward's dot product)
   are cast to the row's dtype first, so float32 rows are computed in float32,
   twice as many lanes per instruction as float64.
@@ -51,7 +55,8 @@ Why it is fast (softmax is limited by memory traffic and by the exp):
   half the SIMD width, inside the loop that also computes the exp.
 """
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.extending import overload
 
 from .backend import dispatch, kernel_array
 from .fast_exp import cast_like, exp_nonpositive_like
@@ -62,45 +67,65 @@ from ..threads import single_thread_if_small
 _FLAGS = {"reassoc", "contract"}
 
 
-@njit(cache=True, fastmath={"nnan", "nsz", "reassoc"})
+def signed_bits(row):
+    """The same memory as a 1-D float row, read as signed integers of the same
+    width (float32 -> int32, float64 -> int64): a view, nothing is copied."""
+    return row.view(np.int32 if row.dtype == np.float32 else np.int64)
+
+
+@overload(signed_bits)
+def _signed_bits_numba(row):
+    if row.dtype == types.float32:
+        return lambda row: row.view(np.int32)
+    return lambda row: row.view(np.int64)
+
+
+def float_from_bits(bits, like):
+    """The float of `like`'s type whose bit pattern is the integer `bits`."""
+    if isinstance(like, np.float32):
+        return np.int32(bits).view(np.float32)
+    return np.int64(bits).view(np.float64)
+
+
+@overload(float_from_bits)
+def _float_from_bits_numba(bits, like):
+    if like == types.float32:
+        return lambda bits, like: np.int32(bits).view(np.float32)
+    return lambda bits, like: np.int64(bits).view(np.float64)
+
+
+@njit(cache=True)
 def _row_max(row):
-    """max of a non-empty 1-D row, in its dtype. Eight running maxima (m0..m7
-    see elements j, j+1, ..., j+7 of every group of eight) that the compiler
-    turns into one SIMD register; then the tail. With a NaN in the row the
-    value is unspecified, but the exp pass then makes the row NaN anyway."""
-    n = row.shape[0]
-    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = row[0]
-    j = 0
-    while j + 8 <= n:                                    # elements j .. j+7
-        v = row[j]
-        m0 = v if v > m0 else m0
-        v = row[j + 1]
-        m1 = v if v > m1 else m1
-        v = row[j + 2]
-        m2 = v if v > m2 else m2
-        v = row[j + 3]
-        m3 = v if v > m3 else m3
-        v = row[j + 4]
-        m4 = v if v > m4 else m4
-        v = row[j + 5]
-        m5 = v if v > m5 else m5
-        v = row[j + 6]
-        m6 = v if v > m6 else m6
-        v = row[j + 7]
-        m7 = v if v > m7 else m7
-        j += 8
-    m = max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
-    while j < n:                                         # the last n % 8 elements
-        v = row[j]
-        m = v if v > m else m
-        j += 1
-    return m
+    """max of a non-empty, contiguous 1-D float row, found on the integers that
+    share its bits, because compilers turn an integer max into SIMD code (16
+    lanes of int32 with AVX-512) but keep a float max scalar: a float `v > m`
+    must keep NaN's meaning, so the comparisons cannot be reordered.
+
+    An IEEE float is a sign bit, then exponent and mantissa bits that grow with
+    the magnitude. Read as a signed integer:
+    - every float with the sign bit clear (+0.0 .. +inf) is an integer >= 0,
+      ordered as the floats are;
+    - every float with the sign bit set (-0.0 .. -inf) is an integer < 0, and
+      a larger magnitude is a LARGER integer: their order is reversed.
+    So if the largest integer `high` is >= 0, its float is the row max; if
+    not, every entry is negative and the max (the one nearest zero) is the
+    SMALLEST integer `low`. One pass keeps both.
+    NaN: a NaN with the sign bit clear lies above +inf, so the result is NaN;
+    one with the sign bit set may be missed, but the exp pass then makes the
+    row NaN anyway (x - m is NaN there)."""
+    bits = signed_bits(row)                              # (n,) the row's memory as integers
+    high = low = bits[0]
+    for j in range(bits.shape[0]):
+        b = bits[j]
+        high = b if b > high else high                   # the largest integer: the max if >= 0
+        low = b if b < low else low                      # the smallest: the max of an all-negative row
+    return float_from_bits(high if high >= 0 else low, row[0])
 
 
 SUM_BLOCK = 128         # elements per block of the exp sums (see _exp_sum)
 
 
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, fastmath=_FLAGS, inline="always")
 def _exp_sum_block(row, m, o, store):
     """sum_j exp(row[j] - m) over one block, in the row's dtype; with `store`,
     o[j] = exp(row[j] - m) too (1-D views of equal length)."""
@@ -113,7 +138,7 @@ def _exp_sum_block(row, m, o, store):
     return part
 
 
-@njit(cache=True, fastmath=_FLAGS)
+@njit(cache=True, fastmath=_FLAGS, inline="always")
 def _exp_sum(row, m, o, store):
     """sum_j exp(row[j] - m) over the whole row, in float64: each block of
     SUM_BLOCK terms is summed in the row's dtype (SIMD lanes of float32 for
