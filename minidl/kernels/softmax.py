@@ -126,21 +126,20 @@ SUM_BLOCK = 128         # elements per block of the exp sums (see _exp_sum)
 
 
 @njit(cache=True, fastmath=_FLAGS, inline="always")
-def _exp_sum_block(row, m, o, store):
-    """sum_j exp(row[j] - m) over one block, in the row's dtype; with `store`,
-    o[j] = exp(row[j] - m) too (1-D views of equal length)."""
+def _exp_sum_block(row, m, o):
+    """o[j] = exp(row[j] - m) and their sum over one block, in the row's
+    dtype (1-D views of equal length)."""
     part = cast_like(0.0, m)
     for j in range(row.shape[0]):
         e = exp_nonpositive_like(row[j] - m)             # row[j] - m <= 0: e in [0, 1]
-        if store:
-            o[j] = e
+        o[j] = e
         part += e
     return part
 
 
 @njit(cache=True, fastmath=_FLAGS, inline="always")
-def _exp_sum(row, m, o, store):
-    """sum_j exp(row[j] - m) over the whole row, in float64: each block of
+def _exp_sum(row, m, o):
+    """o[j] = exp(row[j] - m) for the whole row, and their sum in float64: each block of
     SUM_BLOCK terms is summed in the row's dtype (SIMD lanes of float32 for
     float32 rows, so the loop needs no conversion per element), the blocks'
     sums in float64. A float32 block sum of 128 terms in [0, 1] is good to a
@@ -149,7 +148,7 @@ def _exp_sum(row, m, o, store):
     total = np.float64(0.0)
     for start in range(0, n, SUM_BLOCK):
         stop = min(n, start + SUM_BLOCK)                 # block: elements start .. stop-1
-        total += _exp_sum_block(row[start:stop], m, o[start:stop], store)
+        total += _exp_sum_block(row[start:stop], m, o[start:stop])
     return total
 
 
@@ -160,13 +159,17 @@ def softmax_forward_loops(x, log, out):
     for r in prange(rows):
         row, o = x[r], out[r]
         m = _row_max(row)                                # pass 1: the row max (row dtype)
-        if log:                                          # pass 2: sum of exp(x - m), float64
-            total = _exp_sum(row, m, o, False)
+        # pass 2: o[j] = exp(x - m) and their sum, float64. log_softmax keeps only
+        # the sum and overwrites o in pass 3, but storing the exps here still
+        # pays: the core then fetches o's cache lines while it computes exps,
+        # instead of pass 3 writing to lines not yet fetched and waiting for
+        # memory (benchmarks/results/softmax.md: log_softmax's forward)
+        total = _exp_sum(row, m, o)
+        if log:
             log_total = cast_like(np.log(total), m)      # logsumexp(x) = m + log_total
             for j in range(n):                           # pass 3: (x - m) - log_total; subtracting
                 o[j] = (row[j] - m) - log_total          # m first avoids cancellation at 1e4
         else:                                            # o[j] = exp(x - m), exactly 1 at the max
-            total = _exp_sum(row, m, o, True)
             inv = cast_like(1.0 / total, row[0])         # total >= 1 unless the row is NaN
             for j in range(n):                           # pass 3: normalise, in the row's dtype
                 o[j] = o[j] * inv
