@@ -45,8 +45,8 @@ Why it is fast (softmax is limited by memory traffic and by the exp):
   `_row_max` finds the max on the integers that share the floats' bits,
   which the compiler runs 16 lanes at a time (see its docstring).
 - The per-block helpers are inlined into the row loop (`inline="always"`):
-  as calls, each block of SUM_BLOCK elements paid a call and two slices,
-  which cost about as much as the block's exps.
+  as calls, each block of SUM_BLOCK elements paid a call and two slices on
+  top of its exps.
 - Scalars that multiply a whole row (1 / total, the backward's dot product)
   are cast to the row's dtype first, so float32 rows are computed in float32,
   twice as many lanes per instruction as float64.
@@ -163,7 +163,8 @@ def softmax_forward_loops(x, log, out):
         # the sum and overwrites o in pass 3, but storing the exps here still
         # pays: the core then fetches o's cache lines while it computes exps,
         # instead of pass 3 writing to lines not yet fetched and waiting for
-        # memory (benchmarks/results/softmax.md: log_softmax's forward)
+        # memory (benchmarks/results/softmax.md: log_softmax's forward takes
+        # about as long as softmax's)
         total = _exp_sum(row, m, o)
         if log:
             log_total = cast_like(np.log(total), m)      # logsumexp(x) = m + log_total
