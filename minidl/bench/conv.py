@@ -6,11 +6,18 @@ for input, weight and bias). Implementations: minidl with the "numba" and
 2 threads), and the interpreted "python" loops on a tiny shape only.
 Ratios are taken against minidl-numba: a ratio above 1 means that
 implementation is slower than ours.
+
+Shapes that run the channels-last kernels (strided convolutions and
+conv_transpose2d outside the sub-pixel path) get one more row per case,
+"matmuls only": the same matrix products those kernels run, with nothing
+around them (`matmul_floor.py`), the floor of that design.
 """
 import numpy as np
 
+from ..kernels import conv_channels_last, conv_transpose_sub_pixel
 from ..kernels.geometry import conv_output_size
 from .harness import Case, has_torch
+from .matmul_floor import matmuls_only
 from .. import kernels
 from ..autograd.tensor import Tensor
 from ..ops.conv import conv2d, conv_transpose2d
@@ -19,7 +26,10 @@ TABLE_NOTE = (
     "Rates count the multiply-adds of a direct convolution. Where minidl runs Winograd "
     "F(2x2, 3x3) (stride-1 3x3 convolutions with at least 16 input and output channels, "
     "minidl/kernels/winograd.py), it does fewer multiplications than that count, so its "
-    "rate is an effective rate and can exceed what matrix products reach on the same cores.")
+    "rate is an effective rate and can exceed what matrix products reach on the same cores. "
+    "\"matmuls only\" rows time just the matrix products minidl's channels-last kernels run for that "
+    "shape (same shapes, chunks and threads, minidl/bench/matmul_floor.py): the floor of im2col with "
+    "these products, which no faster copying can go below.")
 
 # (op, label, N, Cin, Cout, H, W, k, stride, padding, output_padding)
 STANDARD = [
@@ -100,6 +110,24 @@ def _flops(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
     return 2.0 * n * c_in * h * w * c_out * k * k        # every input pixel meets every tap
 
 
+def _products(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
+    """(per, K, Cout, fwd products, fwd+bwd products) of the channels-last conv2d
+    this shape runs (see matmul_floor.py), or None when it runs another path."""
+    if op == "conv2d":
+        conv_in, conv_out = c_in, c_out
+        per = conv_output_size(h, k, stride, padding) * conv_output_size(w, k, stride, padding)
+        forward = ("forward",)
+    else:                  # conv_transpose2d: a conv2d from its output (c_out channels) to x
+        if conv_transpose_sub_pixel.applies((n, c_in, h, w), (c_in, c_out, k, k), (stride, stride),
+                                            (padding, padding), (output_padding, output_padding), (1, 1), 1):
+            return None
+        conv_in, conv_out, per = c_out, c_in, h * w
+        forward = ("input_grad",)
+    if not conv_channels_last.takes_channels_last((stride, stride), (1, 1), conv_in):
+        return None
+    return per, conv_in * k * k, conv_out, forward, ("forward", "weight_grad", "input_grad")
+
+
 def cases(quick=False):
     torch_ok = has_torch()
     for spec in (QUICK if quick else STANDARD):
@@ -111,6 +139,11 @@ def cases(quick=False):
                      f"numpy {suffix}": _minidl(op, "numpy", x, weight, bias, options, backward)}
             if torch_ok:
                 impls[f"torch {suffix}"] = _torch(op, x, weight, bias, options, backward)
+            products = _products(op, *spec[2:])
+            if products is not None:
+                per, k, conv_out = products[:3]
+                impls[f"matmuls only {suffix}"] = matmuls_only(spec[2], per, k, conv_out,
+                                                               products[4 if backward else 3])
             yield Case(op, label, impls, work=factor * flops, baseline=f"numba {suffix}")
     for spec in TINY:                                     # interpreted loops: tiny shapes only
         op, label = spec[0], spec[1]
