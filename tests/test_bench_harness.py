@@ -74,6 +74,22 @@ def test_summary_reads_isolated_tables_and_judges_the_target(tmp_path):
     assert "pool" in text.split("No rows")[1]
 
 
+def test_summary_says_where_a_missed_row_stands_against_its_matrix_products(tmp_path):
+    from minidl.bench import summary
+    title = "conv: each implementation in its own fresh process"
+    rows = [dict(op="conv2d", shape=shape, implementation=name, ms=ms, unit="GFLOP/s", rate=None)
+            for shape, times in (("N1", (3.0, 2.0, 2.5)), ("N2", (3.0, 2.0, 1.5)), ("N3", (1.0, 2.0, 0.9)))
+            for name, ms in zip(("numba fwd+bwd", "torch fwd+bwd", "matmuls only fwd+bwd"), times)]
+    (tmp_path / "conv.md").write_text(harness.to_markdown(rows, title))
+    floors = summary.summarise_floors(str(tmp_path))
+    assert floors == {("conv2d", "N1"): 2.5, ("conv2d", "N2"): 1.5, ("conv2d", "N3"): 0.9}
+    text = summary.to_markdown(summary.summarise(str(tmp_path)), floors)
+    assert "conv2d N1: minidl's matrix products alone" in text and "take 2.500 ms, above torch's" in text
+    assert "conv2d N2: minidl's matrix products alone" in text and "take 1.500 ms, below torch's" in text
+    assert "conv2d N3:" not in text                      # met: no line
+    assert "matrix products alone" not in summary.to_markdown(summary.summarise(str(tmp_path)))
+
+
 def test_summary_command_line_help_and_a_missing_folder(tmp_path):
     import subprocess
     import sys

@@ -60,6 +60,13 @@ def summarise(results_dir="benchmarks/results"):
     return found
 
 
+def summarise_floors(results_dir="benchmarks/results"):
+    """{(op, shape): ms} of the "matmuls only fwd+bwd" rows (the conv suite's
+    matrix products of a kernel alone, minidl/bench/matmul_floor.py)."""
+    return {(op, shape): float(floor["ms"]) for _, _, op, shape, floor, _ in
+            paired_rows(results_dir, KERNEL_SUITES, "matmuls only fwd+bwd", "numba fwd+bwd")}
+
+
 def machine_of(title):
     """The processor (and BLAS kernels) a suite table's title names ("... at start)
     on AMD EPYC (family 26, model 2), 2 CPUs, AVX-512, OpenBLAS SkylakeX kernels"),
@@ -79,7 +86,9 @@ def machines_note(titles):
             + "; ".join(machines) + "): compare ratios within one table, not across tables."]
 
 
-def to_markdown(found):
+def to_markdown(found, floors=None):
+    """The kernel table of `found` (from summarise); `floors` (from summarise_floors)
+    adds a line under it for each missed row whose matrix products were timed alone."""
     lines = ["# Summary: minidl / PyTorch, forward + backward, float32", "",
              "Read from the suite tables by `python -m minidl.bench.summary`; each row is",
              "the median over alternating rounds, every implementation in its own fresh",
@@ -91,6 +100,14 @@ def to_markdown(found):
     for suite, _, op, shape, ms, torch_ms, ratio in found:
         lines.append(f"| {op} | {shape} | {ms:.3f} | {torch_ms:.3f} | {ratio:.2f} | <= {TARGET:.1f} | "
                      f"{'yes' if ratio <= TARGET else 'no'} |")
+    for suite, _, op, shape, ms, torch_ms, ratio in found:
+        floor = (floors or {}).get((op, shape))
+        if ratio > TARGET and floor is not None:
+            verdict = ("above torch's whole forward and backward: only fewer multiplications or faster "
+                       "matrix products would meet the target" if floor > torch_ms else
+                       "below torch's time: faster copies around them could still meet the target")
+            lines += ["", f"{op} {shape}: minidl's matrix products alone (\"matmuls only fwd+bwd\" in "
+                      f"{suite}.md) take {floor:.3f} ms, {verdict}."]
     missing = [s for s in KERNEL_SUITES if s not in {f[0] for f in found}]
     if missing:
         lines += ["", "No rows (not regenerated with the isolated harness, or no torch column): "
@@ -136,7 +153,8 @@ def main(results_dir="benchmarks/results"):
     if not os.path.isdir(results_dir):
         raise SystemExit(f"minidl.bench.summary: results directory {results_dir!r} does not exist "
                          "(expected the folder that holds the suite tables, e.g. benchmarks/results)")
-    text = to_markdown(summarise(results_dir)) + steps_markdown(summarise_steps(results_dir))
+    text = (to_markdown(summarise(results_dir), summarise_floors(results_dir))
+            + steps_markdown(summarise_steps(results_dir)))
     with open(os.path.join(results_dir, "summary.md"), "w") as f:
         f.write(text)
     print(text)
