@@ -1,6 +1,7 @@
 """The channels-last columns (minidl/kernels/conv_channels_last.py), which the
-"numba" backend runs for strided, undilated convolutions with at least
-CHANNELS_LAST_MIN_CHANNELS input channels per group, agree with the readable
+"numba" backend runs for undilated convolutions with at least
+CHANNELS_LAST_MIN_CHANNELS input channels per group that are strided, or of
+stride 1 without wide columns (small outputs, many output channels), agree with the readable
 loops (im2col/col2im in minidl/kernels/conv.py) for conv2d and
 conv_transpose2d: forward and every gradient, float32 and float64, groups,
 odd sizes, output_padding, non-contiguous inputs, samples split over threads
@@ -21,6 +22,7 @@ from conv_helpers import TOLERANCE, conv2d_configs, conv_transpose2d_configs, ma
 from kernel_calls import counting_kernel_calls
 from minidl.kernels import conv as conv_kernels
 from minidl.kernels import conv_channels_last, conv_fast
+from minidl.kernels.geometry import conv_output_size, conv_transpose_output_size
 from test_conv_fast import options_of, split_over_threads
 from threaded_rerun import rerun_with_bounds_check, rerun_with_two_threads
 
@@ -38,11 +40,30 @@ def channels_last_from(channels):
         conv_channels_last.CHANNELS_LAST_MIN_CHANNELS = old
 
 
+@contextlib.contextmanager
+def keeping_any_columns():
+    old = conv_channels_last.KEEP_MAX_FACTOR
+    conv_channels_last.KEEP_MAX_FACTOR = 10 ** 9
+    try:
+        yield
+    finally:
+        conv_channels_last.KEEP_MAX_FACTOR = old
+
+
 def conv_geometry(cfg, transpose):
-    """(stride, dilation, input channels per group) of the conv2d the kernels run:
-    for conv_transpose2d, the conv2d whose input is its output."""
-    channels = cfg["c_out"] if transpose else cfg["c_in"]
-    return cfg["stride"], cfg["dilation"], channels // cfg["groups"]
+    """conv_fast.takes_channels_last's arguments for the conv2d the kernels run
+    (for conv_transpose2d, the conv2d whose input is its output): input width,
+    weight shape, stride, padding, dilation, groups, output width."""
+    groups, (kh, kw), (sw, pw, dw) = cfg["groups"], (cfg["kh"], cfg["kw"]), \
+        (cfg["stride"][1], cfg["padding"][1], cfg["dilation"][1])
+    if transpose:              # conv input: the transposed output; conv output: x
+        weight_shape = (cfg["c_in"], cfg["c_out"] // groups, kh, kw)
+        input_width = conv_transpose_output_size(cfg["w"], kw, sw, pw, cfg["output_padding"][1], dw)
+        output_width = cfg["w"]
+    else:
+        weight_shape = (cfg["c_out"], cfg["c_in"] // groups, kh, kw)
+        input_width, output_width = cfg["w"], conv_output_size(cfg["w"], kw, sw, pw, dw)
+    return input_width, weight_shape, cfg["stride"], cfg["padding"], cfg["dilation"], groups, output_width
 
 
 def check_against_readable_loops(cfg, op, chunk_columns, expect_channels_last=True):
@@ -50,7 +71,7 @@ def check_against_readable_loops(cfg, op, chunk_columns, expect_channels_last=Tr
     x, weight, bias = make_arrays(cfg, transpose=transpose)
     inputs = [a.copy() for a in (x, weight) + ((bias,) if bias is not None else ())]
     readable = run(op, "python", x, weight, bias, options_of(cfg, transpose))
-    assert conv_channels_last.takes_channels_last(*conv_geometry(cfg, transpose)) == expect_channels_last
+    assert conv_fast.takes_channels_last(*conv_geometry(cfg, transpose)) == expect_channels_last
     with split_over_threads(chunk_columns), counting_kernel_calls(conv_channels_last) as calls:
         fast = run(op, "numba", x, weight, bias, options_of(cfg, transpose))
     taken = {"forward": 1, "backward": 1} if expect_channels_last else {"forward": 0, "backward": 0}
@@ -89,6 +110,46 @@ def test_strided_conv_transpose2d_through_channels_last_columns_equals_the_reada
         check_against_readable_loops(cfg, "conv_transpose2d", chunk_columns)
 
 
+@st.composite
+def stride_one_configs(draw, transpose):
+    """A stride-1 conv2d (or conv_transpose2d) whose conv2d conv_fast.py would
+    not build wide columns for: each output row would carry junk = kw - 1 - pw
+    >= 1 columns, and there are more than 8*wo / junk output channels per group
+    (wo: the conv2d's output width; for conv_transpose2d, its input width)."""
+    groups = draw(st.integers(1, 2))
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(2, 4))
+    ph, pw = draw(st.integers(0, kh - 1)), draw(st.integers(0, kw - 2))
+    junk = kw - 1 - pw
+    narrow_side = draw(st.integers(max(1, 2 * pw - kw + 2), 3))  # conv2d's output width (>= 1 input column)
+    tall_side = draw(st.integers(max(1, 2 * ph - kh + 2), 4))
+    per_group = draw(st.integers(8 * narrow_side // junk + 1, 8 * narrow_side // junk + 4))
+    cfg = dict(n=draw(st.integers(3, 7)), h=tall_side, stride=(1, 1), padding=(ph, pw), dilation=(1, 1),
+               groups=groups, kh=kh, kw=kw, bias=draw(st.booleans()),
+               dtype=draw(st.sampled_from([np.float32, np.float64])), non_contiguous=draw(st.booleans()),
+               seed=draw(st.integers(0, 2**16)))
+    other = groups * draw(st.integers(1, 2))                      # channels on the other side
+    if transpose:              # its input is the conv2d's output: width narrow_side, per_group channels
+        return dict(cfg, w=narrow_side, c_in=groups * per_group, c_out=other, output_padding=(0, 0))
+    width = narrow_side - 1 + kw - 2 * pw                         # the input width giving that output
+    return dict(cfg, h=tall_side - 1 + kh - 2 * ph, w=width, c_in=other, c_out=groups * per_group)
+
+
+@given(stride_one_configs(transpose=False), CHUNK_COLUMNS)
+@settings(max_examples=30, deadline=None)
+def test_stride_one_conv2d_without_wide_columns_takes_channels_last_and_equals_the_readable_loops(
+        cfg, chunk_columns):
+    with channels_last_from(1):
+        check_against_readable_loops(cfg, "conv2d", chunk_columns)
+
+
+@given(stride_one_configs(transpose=True), CHUNK_COLUMNS)
+@settings(max_examples=30, deadline=None)
+def test_stride_one_conv_transpose2d_without_wide_columns_takes_channels_last_and_equals_the_readable_loops(
+        cfg, chunk_columns):
+    with channels_last_from(1):
+        check_against_readable_loops(cfg, "conv_transpose2d", chunk_columns)
+
+
 # Shapes at the real threshold, as the GAN layers use them, with odd sizes:
 # (op, n, c_in, c_out, h, w, k, stride, padding, output_padding, groups)
 GATED_SHAPES = [
@@ -98,6 +159,10 @@ GATED_SHAPES = [
     ("conv_transpose2d", 3, 6, 16, 3, 4, (4, 4), (2, 2), (1, 1), (0, 0), 1),   # generator's k4 s2 p1
     ("conv_transpose2d", 2, 5, 8, 4, 3, (3, 3), (2, 2), (1, 1), (1, 1), 1),    # output_padding 1
     ("conv_transpose2d", 2, 4, 16, 3, 3, (4, 3), (2, 3), (2, 0), (1, 2), 2),   # groups, uneven strides
+    ("conv2d", 3, 64, 64, 5, 5, (3, 3), (1, 1), (0, 0), None, 1),           # a CNN's last 3x3: stride 1, not wide
+    ("conv2d", 2, 16, 48, 4, 5, (3, 3), (1, 1), (1, 1), None, 1),           # stride 1, padded: columns 9x, not kept
+    ("conv2d", 2, 16, 64, 4, 3, (2, 3), (1, 1), (0, 1), None, 2),           # stride 1, groups
+    ("conv_transpose2d", 2, 40, 8, 3, 4, (3, 3), (1, 1), (1, 1), (0, 0), 1),   # stride 1, padded
 ]
 
 
@@ -198,6 +263,23 @@ def test_kept_columns_and_weight_follow_the_layout_of_the_docstring(dtype, group
     assert nothing == ()                                             # stride 1: another path, nothing kept
 
 
+@pytest.mark.parametrize("shape, stride, padding, kept_arrays", [
+    ((2, 64, 5, 5), (1, 1), (0, 0), 2),      # a CNN's last 3x3 output: columns 3.24x the input, kept
+    ((2, 16, 4, 5), (1, 1), (1, 1), 0),      # stride 1, padded: 9x the input, rebuilt in the backward
+    ((2, 16, 9, 9), (2, 2), (1, 1), 2),      # k3 s2: 2.8x, kept
+])
+def test_columns_are_kept_only_up_to_the_memory_bound(shape, stride, padding, kept_arrays):
+    x = np.random.default_rng(4).standard_normal(shape)
+    weight = np.random.default_rng(5).standard_normal((64, shape[1], 3, 3))
+    ho, wo = (conv_output_size(size, 3, s, p) for size, s, p in zip(shape[2:], stride, padding))
+    assert conv_fast.takes_channels_last(shape[3], weight.shape, stride, padding, (1, 1), 1, wo)
+    factor = ho * wo * weight[0].size / x[0].size
+    assert (factor <= conv_channels_last.KEEP_MAX_FACTOR) == (kept_arrays == 2)
+    out, kept = conv_fast.conv2d_forward(x, weight, stride, padding, (1, 1), 1, ho, wo, keep_columns=True)
+    assert len(kept) == kept_arrays
+    np.testing.assert_array_equal(out, conv_fast.conv2d_forward(x, weight, stride, padding, (1, 1), 1, ho, wo))
+
+
 @given(conv2d_configs(), CHUNK_COLUMNS, st.booleans(), st.booleans())
 @settings(max_examples=25, deadline=None)
 def test_backward_from_kept_columns_equals_backward_that_rebuilds_them(cfg, chunk_columns, need_input, need_bias):
@@ -206,7 +288,7 @@ def test_backward_from_kept_columns_equals_backward_that_rebuilds_them(cfg, chun
     x, weight, _ = make_arrays(cfg)
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
     params = (cfg["stride"], cfg["padding"], (1, 1), cfg["groups"])
-    with channels_last_from(1), split_over_threads(chunk_columns):
+    with channels_last_from(1), keeping_any_columns(), split_over_threads(chunk_columns):
         ho = (x.shape[2] + 2 * cfg["padding"][0] - cfg["kh"]) // cfg["stride"][0] + 1
         wo = (x.shape[3] + 2 * cfg["padding"][1] - cfg["kw"]) // cfg["stride"][1] + 1
         out, kept = conv_fast.conv2d_forward(x, weight, *params, ho, wo, keep_columns=True)
@@ -299,7 +381,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=53)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=74)
 
 
 @pytest.mark.slow

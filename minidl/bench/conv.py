@@ -14,8 +14,8 @@ around them (`matmul_floor.py`), the floor of that design.
 """
 import numpy as np
 
-from ..kernels import conv_channels_last, conv_transpose_sub_pixel
-from ..kernels.geometry import conv_output_size
+from ..kernels import conv_fast, conv_transpose_sub_pixel, winograd
+from ..kernels.geometry import conv_output_size, conv_transpose_output_size
 from .harness import Case, has_torch
 from .matmul_floor import matmuls_only
 from .. import kernels
@@ -110,22 +110,29 @@ def _flops(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
     return 2.0 * n * c_in * h * w * c_out * k * k        # every input pixel meets every tap
 
 
+def _pair(value):
+    return (value, value)
+
+
 def _products(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
     """(per, K, Cout, fwd products, fwd+bwd products) of the channels-last conv2d
     this shape runs (see matmul_floor.py), or None when it runs another path."""
     if op == "conv2d":
-        conv_in, conv_out = c_in, c_out
-        per = conv_output_size(h, k, stride, padding) * conv_output_size(w, k, stride, padding)
-        forward = ("forward",)
-    else:                  # conv_transpose2d: a conv2d from its output (c_out channels) to x
-        if conv_transpose_sub_pixel.applies((n, c_in, h, w), (c_in, c_out, k, k), (stride, stride),
-                                            (padding, padding), (output_padding, output_padding), (1, 1), 1):
+        ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
+        if winograd.applies((n, c_in, h, w), (c_out, c_in, k, k), _pair(stride), _pair(padding), (1, 1), 1,
+                            (ho, wo)):
             return None
-        conv_in, conv_out, per = c_out, c_in, h * w
-        forward = ("input_grad",)
-    if not conv_channels_last.takes_channels_last((stride, stride), (1, 1), conv_in):
+        weight_shape, input_width, per, forward = (c_out, c_in, k, k), w, ho * wo, ("forward",)
+    else:                  # conv_transpose2d: a conv2d from its output (c_out channels) to x
+        if conv_transpose_sub_pixel.applies((n, c_in, h, w), (c_in, c_out, k, k), _pair(stride), _pair(padding),
+                                            _pair(output_padding), (1, 1), 1):
+            return None
+        wo = w
+        input_width = conv_transpose_output_size(w, k, stride, padding, output_padding)
+        weight_shape, per, forward = (c_in, c_out, k, k), h * w, ("input_grad",)
+    if not conv_fast.takes_channels_last(input_width, weight_shape, _pair(stride), _pair(padding), (1, 1), 1, wo):
         return None
-    return per, conv_in * k * k, conv_out, forward, ("forward", "weight_grad", "input_grad")
+    return per, weight_shape[1] * k * k, weight_shape[0], forward, ("forward", "weight_grad", "input_grad")
 
 
 def cases(quick=False):

@@ -1,7 +1,8 @@
-"""Strided convolution through channels-last columns: the loops the "numba"
+"""Convolution through channels-last columns: the loops the "numba"
 backend runs for conv2d (and so for conv_transpose2d, its adjoint) when the
-stride is above 1, the dilation is 1 and a group has at least
-CHANNELS_LAST_MIN_CHANNELS input channels. The same mathematics as
+stride is above 1 (or, at stride 1, when conv_fast.py would not build its
+wide columns; see `takes_channels_last`), the dilation is 1 and a group has
+at least CHANNELS_LAST_MIN_CHANNELS input channels. The same mathematics as
 `conv_fast.py` (read its docstring first: one thread pool with samples split
 across it, several samples per matrix product, the bias and its gradient
 fused into the passes); what differs is the layout of the column matrix.
@@ -46,7 +47,8 @@ conv2d asks the forward to write every sample's columns into one array
 until the backward. The backward's weight gradient then reads those columns
 and the weight already reordered: no padding copy, no im2col and no
 reordering pass in the backward. The cost is memory: the whole column matrix
-(kh*kw/(sh*sw) times the input, 2.25x at k3 s2) lives from forward to backward.
+(kh*kw/(sh*sw) times the input, 2.25x at k3 s2) lives from forward to backward,
+so it is kept only up to KEEP_MAX_FACTOR times the input (`keeps_columns`).
 Without it (a frozen weight, or no_grad) the backward rebuilds the columns
 from x chunk by chunk as before.
 
@@ -64,10 +66,31 @@ from . import conv_fast    # its helpers, looked up when a kernel compiles (conv
 CHANNELS_LAST_MIN_CHANNELS = 8
 
 
-def takes_channels_last(stride, dilation, channels_per_group):
-    """Whether conv_fast.py hands a conv2d with this geometry to this file."""
-    return (stride[0] > 1 or stride[1] > 1) and dilation == (1, 1) \
-        and channels_per_group >= CHANNELS_LAST_MIN_CHANNELS
+# The kept column matrix (see "Kept for the backward" above) may be at most this
+# many times the size of the input; above it the backward rebuilds the columns.
+KEEP_MAX_FACTOR = 8
+
+
+def takes_channels_last(stride, dilation, channels_per_group, wide_columns):
+    """Whether conv_fast.py hands a conv2d with this geometry to this file:
+    undilated, at least CHANNELS_LAST_MIN_CHANNELS input channels per group,
+    and strided, or of stride 1 but with `wide_columns` False (conv_fast.py
+    would not build wide columns: a small output with many output channels,
+    such as a CNN's last 3x3 output from a 5x5 input). conv_fast.py's other
+    columns copy one pixel at a time through its offset table; here every
+    tap row is one run of kw*Cg values, at any stride."""
+    if tuple(dilation) != (1, 1) or channels_per_group < CHANNELS_LAST_MIN_CHANNELS:
+        return False
+    return stride[0] > 1 or stride[1] > 1 or not wide_columns
+
+
+def keeps_columns(input_shape, groups, output_pixels, k):
+    """Whether the forward may keep its column matrix (G, N*P, K) for the
+    backward: at most KEEP_MAX_FACTOR times the input (N, C, H, W). Strided
+    convolutions stay well under it (2.25x at k3 s2, 4x at k4 s2); a stride-1
+    3x3 kernel over a padded image would keep about 9x."""
+    n, c, h, w = input_shape
+    return groups * output_pixels * k <= KEEP_MAX_FACTOR * c * h * w
 
 
 # ---- the weight and its gradient, channels last (run inside the parallel kernels) ----

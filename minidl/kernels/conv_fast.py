@@ -76,10 +76,12 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    (output pixel -> flat offset oy*sh*Wp + ox*sw in the padded channel) is
    the same for every row: `tap_offsets` computes it once per call, and
    `im2col_padded` / `col2im_padded` run one loop of ho*wo steps per row
-   through it (about twice as fast at those shapes). Strided, undilated
-   convolutions with at least 8 input channels per group go further:
-   `conv_channels_last.py` builds their columns from a channels-last copy
-   of each sample, each kernel row's taps one contiguous run.
+   through it (about twice as fast at those shapes). Undilated convolutions
+   with at least 8 input channels per group go further when they would take
+   these strided columns (any stride above 1, and stride 1 where the
+   columns are not wide): `conv_channels_last.py` builds their columns from
+   a channels-last copy of each sample, each kernel row's taps one
+   contiguous run (`takes_channels_last`).
 9. The weight gradient is computed transposed, dW_g^T = cols @ gy_g^T
    (K, cog), summed so over the chunks and blocks, and transposed back once
    at the end: OpenBLAS runs that product 6-13% faster than gy_g @ cols^T at
@@ -512,6 +514,16 @@ def _weight_gradient(dw_parts, shape):
     return np.ascontiguousarray(dw_parts.sum(axis=0).transpose(0, 2, 1)).reshape(shape)
 
 
+def takes_channels_last(input_width, weight_shape, stride, padding, dilation, groups, wo):
+    """Whether this conv2d runs conv_channels_last.py's columns rather than the
+    ones below (the forward and the backward ask alike, so the backward finds
+    the columns a forward kept). weight_shape: (Cout, Cg, kh, kw); wo: output width."""
+    c_out, cg = weight_shape[:2]
+    wp = max(input_width + padding[1], wo)                 # padded row length (2 above)
+    wide = wide_columns(stride[0], stride[1], wp, wo, c_out // groups)
+    return conv_channels_last.takes_channels_last(stride, dilation, cg, wide)
+
+
 def _check_output_size(op, input_hw, weight, stride, padding, dilation, output_hw):
     """The kernels index the padded input by the output size: an output larger
     than this input and geometry give would read and write out of bounds.
@@ -546,7 +558,7 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
     need_weight = grad_for_weight is not None
     gy = grad_for_weight.reshape(out.shape) if need_weight else out    # (N, G, cog, P)
     blocks = sample_blocks(n, out.size * k * (2 if need_weight else 1))
-    channels_last = conv_channels_last.takes_channels_last(stride, dilation, cg)
+    channels_last = takes_channels_last(x.shape[3], weight.shape, stride, padding, dilation, groups, wo)
     kept = ()
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
@@ -558,7 +570,8 @@ def conv2d_forward(x, weight, stride, padding, dilation, groups, ho, wo, grad_fo
             # (it reorders the weight into w_cl and writes the summed weight gradient itself)
             d_weight = np.empty(weight.shape if need_weight else (0, 0, 0, 0), x.dtype)
             w_cl = np.empty((groups, cog, k), x.dtype)                                 # (G, cog, K)
-            keep = keep_columns and not need_weight
+            keep = (keep_columns and not need_weight
+                    and conv_channels_last.keeps_columns(x.shape, groups, ho * wo, k))
             columns = np.empty((groups, n * ho * wo, k) if keep else (0, 0, 0), x.dtype)   # (G, N*P, K)
             conv_channels_last.forward_kernel(
                 x, weight, w_cl, bias, kh, kw, *stride, *padding,
@@ -594,7 +607,7 @@ def conv2d_backward(grad_out, x, weight, stride, padding, dilation, groups,
     dx = np.empty(input_shape if need_input else (0, 0, 0, 0), grad_out.dtype)
     source = x if need_weight else dx                                  # any 4-D array of the dtype
     blocks = sample_blocks(n, grad_out.size * k)
-    channels_last = conv_channels_last.takes_channels_last(stride, dilation, cg)
+    channels_last = takes_channels_last(input_shape[3], weight.shape, stride, padding, dilation, groups, wo)
     with numba_threads(blocks), single_threaded_blas():
         # the kernel reads the block count from dw_parts (empty rows when unused)
         part_shape = (groups, cog, k) if channels_last else (groups, k, cog)
