@@ -134,20 +134,13 @@ def stride_one_configs(draw, transpose):
     return dict(cfg, h=tall_side - 1 + kh - 2 * ph, w=width, c_in=other, c_out=groups * per_group)
 
 
-@given(stride_one_configs(transpose=False), CHUNK_COLUMNS)
+@pytest.mark.parametrize("op", ["conv2d", "conv_transpose2d"])
+@given(data=st.data(), chunk_columns=CHUNK_COLUMNS)
 @settings(max_examples=30, deadline=None)
-def test_stride_one_conv2d_without_wide_columns_takes_channels_last_and_equals_the_readable_loops(
-        cfg, chunk_columns):
+def test_stride_one_without_wide_columns_takes_channels_last_and_equals_the_readable_loops(op, data, chunk_columns):
+    cfg = data.draw(stride_one_configs(transpose=op == "conv_transpose2d"))
     with channels_last_from(1):
-        check_against_readable_loops(cfg, "conv2d", chunk_columns)
-
-
-@given(stride_one_configs(transpose=True), CHUNK_COLUMNS)
-@settings(max_examples=30, deadline=None)
-def test_stride_one_conv_transpose2d_without_wide_columns_takes_channels_last_and_equals_the_readable_loops(
-        cfg, chunk_columns):
-    with channels_last_from(1):
-        check_against_readable_loops(cfg, "conv_transpose2d", chunk_columns)
+        check_against_readable_loops(cfg, op, chunk_columns)
 
 
 # Shapes at the real threshold, as the GAN layers use them, with odd sizes:
