@@ -74,6 +74,8 @@ def test_bench_quick_runs_every_suite(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for suite in runner.SUITES:
         _check_table(tmp_path, suite, 1)
+    conv_table = (tmp_path / "conv.md").read_text()            # the quick conv_transpose2d runs channels last
+    assert "| conv_transpose2d | N4 8->8 7x7->14x14 k4 s2 p1 | matmuls only fwd+bwd |" in conv_table
 
 
 def test_bench_jit_goes_through_the_cli_and_writes_jit_md(monkeypatch, tmp_path, capsys):

@@ -41,7 +41,7 @@ STANDARD = [
 ]
 QUICK = [
     ("conv2d", "N4 3->8 16x16 k3 p1", 4, 3, 8, 16, 16, 3, 1, 1, 0),
-    ("conv_transpose2d", "N4 8->4 7x7->14x14 k4 s2 p1", 4, 8, 4, 7, 7, 4, 2, 1, 0),
+    ("conv_transpose2d", "N4 8->8 7x7->14x14 k4 s2 p1", 4, 8, 8, 7, 7, 4, 2, 1, 0),   # channels last: matmuls row
 ]
 TINY = [
     ("conv2d", "N2 2->3 8x8 k3 p1 (tiny)", 2, 2, 3, 8, 8, 3, 1, 1, 0),
