@@ -31,23 +31,23 @@ BOUNDS_RUN = "MINIDL_TEST_CHANNELS_LAST_BOUNDSCHECK"
 
 
 @contextlib.contextmanager
+def _setting(name, value):
+    """conv_channels_last.<name> = value inside the block (hypothesis tests
+    cannot take pytest's function-scoped monkeypatch)."""
+    old = getattr(conv_channels_last, name)
+    setattr(conv_channels_last, name, value)
+    try:
+        yield
+    finally:
+        setattr(conv_channels_last, name, old)
+
+
 def channels_last_from(channels):
-    old = conv_channels_last.CHANNELS_LAST_MIN_CHANNELS
-    conv_channels_last.CHANNELS_LAST_MIN_CHANNELS = channels
-    try:
-        yield
-    finally:
-        conv_channels_last.CHANNELS_LAST_MIN_CHANNELS = old
+    return _setting("CHANNELS_LAST_MIN_CHANNELS", channels)
 
 
-@contextlib.contextmanager
 def keeping_any_columns():
-    old = conv_channels_last.KEEP_MAX_FACTOR
-    conv_channels_last.KEEP_MAX_FACTOR = 10 ** 9
-    try:
-        yield
-    finally:
-        conv_channels_last.KEEP_MAX_FACTOR = old
+    return _setting("KEEP_MAX_FACTOR", 10 ** 9)
 
 
 def conv_geometry(cfg, transpose):

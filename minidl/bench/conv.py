@@ -7,8 +7,9 @@ for input, weight and bias). Implementations: minidl with the "numba" and
 Ratios are taken against minidl-numba: a ratio above 1 means that
 implementation is slower than ours.
 
-Shapes that run the channels-last kernels (strided convolutions and
-conv_transpose2d outside the sub-pixel path) get one more row per case,
+Shapes that run the channels-last kernels (strided convolutions, small
+stride-1 ones, and conv_transpose2d outside the sub-pixel path whose conv2d
+is one of those) get one more row per case,
 "matmuls only": the same matrix products those kernels run, with nothing
 around them (`matmul_floor.py`), the floor of that design.
 """
@@ -17,7 +18,7 @@ import numpy as np
 from ..kernels import conv_fast, conv_transpose_sub_pixel, winograd
 from ..kernels.geometry import conv_output_size, conv_transpose_output_size
 from .harness import Case, has_torch
-from .matmul_floor import matmuls_only
+from .matmul_floor import PRODUCTS, matmuls_only
 from .. import kernels
 from ..autograd.tensor import Tensor
 from ..ops.conv import conv2d, conv_transpose2d
@@ -115,8 +116,9 @@ def _pair(value):
 
 
 def _products(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
-    """(per, K, Cout, fwd products, fwd+bwd products) of the channels-last conv2d
-    this shape runs (see matmul_floor.py), or None when it runs another path."""
+    """(per, K, Cout, the forward's products) of the channels-last conv2d this
+    shape runs (see matmul_floor.py; forward and backward run all PRODUCTS),
+    or None when it runs another path."""
     if op == "conv2d":
         ho, wo = conv_output_size(h, k, stride, padding), conv_output_size(w, k, stride, padding)
         if winograd.applies((n, c_in, h, w), (c_out, c_in, k, k), _pair(stride), _pair(padding), (1, 1), 1,
@@ -132,7 +134,7 @@ def _products(op, n, c_in, c_out, h, w, k, stride, padding, output_padding):
         weight_shape, per, forward = (c_in, c_out, k, k), h * w, ("input_grad",)
     if not conv_fast.takes_channels_last(input_width, weight_shape, _pair(stride), _pair(padding), (1, 1), 1, wo):
         return None
-    return per, weight_shape[1] * k * k, weight_shape[0], forward, ("forward", "weight_grad", "input_grad")
+    return per, weight_shape[1] * k * k, weight_shape[0], forward
 
 
 def cases(quick=False):
@@ -148,9 +150,9 @@ def cases(quick=False):
                 impls[f"torch {suffix}"] = _torch(op, x, weight, bias, options, backward)
             products = _products(op, *spec[2:])
             if products is not None:
-                per, k, conv_out = products[:3]
+                per, k, conv_out, forward_products = products
                 impls[f"matmuls only {suffix}"] = matmuls_only(spec[2], per, k, conv_out,
-                                                               products[4 if backward else 3])
+                                                               PRODUCTS if backward else forward_products)
             yield Case(op, label, impls, work=factor * flops, baseline=f"numba {suffix}")
     for spec in TINY:                                     # interpreted loops: tiny shapes only
         op, label = spec[0], spec[1]

@@ -1,11 +1,11 @@
-"""The matrix products of a strided convolution, alone: how long minidl's
+"""The matrix products of a channels-last convolution, alone: how long minidl's
 "numba" convolution would take if everything around its BLAS calls (the
 padding copies, im2col and col2im, the transposes to and from NCHW, the
 bias and the sums of the weight gradient's parts) cost nothing.
 
 The conv suite times this next to the real kernels for the shapes that run
-`minidl/kernels/conv_channels_last.py` (strided convolutions, and
-conv_transpose2d, whose products are a strided conv2d's). Its row in
+`minidl/kernels/conv_channels_last.py` (strided convolutions, small stride-1
+ones, and the conv_transpose2d whose conv2d is one of those). Its row in
 benchmarks/results/conv.md is the floor of that design: no change to the
 copies can make the kernel faster than its own products. If PyTorch's time
 is below that row too, only fewer multiplications (another algorithm) or a
@@ -65,11 +65,11 @@ def products_block(b, n, per, chunk_columns, forward, weight_grad, input_grad,
     n_blocks = cols_t.shape[0]
     first, end = b * n // n_blocks, (b + 1) * n // n_blocks      # this block's samples
     chunk = conv_fast.chunk_size(first, end, per, chunk_columns)  # samples per product
+    c_out = w_cl.shape[0]
     for c0 in range(first, end, chunk):
         m = min(chunk, end - c0)
         rows = m * per                                            # output pixels of the chunk
         cols = cols_t[b, :rows]                                   # (m*P, K), C-contiguous
-        c_out = w_cl.shape[0]
         flat = gy_full[b] if m == chunk else gy_rest[b]
         gy = flat[:c_out * rows].reshape(c_out, rows)             # (Cout, m*P), C-contiguous
         if forward:

@@ -100,8 +100,9 @@ def to_markdown(found, floors=None):
     for suite, _, op, shape, ms, torch_ms, ratio in found:
         lines.append(f"| {op} | {shape} | {ms:.3f} | {torch_ms:.3f} | {ratio:.2f} | <= {TARGET:.1f} | "
                      f"{'yes' if ratio <= TARGET else 'no'} |")
+    floors = floors or {}
     for suite, _, op, shape, ms, torch_ms, ratio in found:
-        floor = (floors or {}).get((op, shape))
+        floor = floors.get((op, shape))
         if ratio > TARGET and floor is not None:
             verdict = ("above torch's whole forward and backward: only fewer multiplications or faster "
                        "matrix products would meet the target" if floor > torch_ms else

@@ -89,7 +89,7 @@ def keeps_columns(input_shape, groups, output_pixels, k):
     backward: at most KEEP_MAX_FACTOR times the input (N, C, H, W). Strided
     convolutions stay well under it (2.25x at k3 s2, 4x at k4 s2); a stride-1
     3x3 kernel over a padded image would keep about 9x."""
-    n, c, h, w = input_shape
+    _, c, h, w = input_shape
     return groups * output_pixels * k <= KEEP_MAX_FACTOR * c * h * w
 
 
