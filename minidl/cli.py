@@ -377,7 +377,7 @@ def build_parser():
         description="Run benchmark suites, each in several fresh processes (median taken).")
     bench.add_argument("suites", nargs="*", metavar="SUITE",
                        help="overhead, conv, pool, softmax, attention, cnn_step, gpt_step, gan_step (default: all); "
-                       "jit: first-use compile times (only when named)")
+                       "jit: first-use compile times, chunks: the kernels' chunk sizes (these two only when named)")
     bench.add_argument("--processes", type=int, default=3, help="processes per suite (default 3)")
     bench.add_argument("--quick", action="store_true", help="small shapes, for a smoke test")
     bench.add_argument("--out", default="benchmarks/results", metavar="DIR")

@@ -19,6 +19,8 @@ import sys
 from . import harness
 
 SUITES = ("overhead", "conv", "pool", "softmax", "attention", "cnn_step", "gpt_step", "gan_step")
+# Suites run only when named: a sweep of the kernels' chunk sizes (chunks.py)
+NAMED_ONLY = ("chunks",)
 
 
 def available_suites():
@@ -41,8 +43,9 @@ def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
             from . import jit
             jit.run(out_dir, train=not quick)
             continue
-        if name not in SUITES:
-            raise SystemExit(f"minidl bench: unknown suite {name!r}; choose from {', '.join(SUITES)}, jit")
+        if name not in SUITES + NAMED_ONLY:
+            raise SystemExit(f"minidl bench: unknown suite {name!r}; "
+                             f"choose from {', '.join(SUITES + NAMED_ONLY)}, jit")
         module = importlib.import_module(f"minidl.bench.{name}")
         if hasattr(module, "check_same_step") and harness.has_torch():
             module.check_same_step(quick)    # both sides do the same work (in this process, before timing)
