@@ -106,6 +106,9 @@ PARALLEL_MIN_WORK = 1 << 20
 # About how many columns (output pixels of several samples) one matrix product
 # gets: a product over one small image (7x7 = 49 columns) runs BLAS far below
 # its speed, one over ~10 such images near it (optimisation 7 above).
+# benchmarks/results/chunks.md (`minidl bench chunks`) sweeps it: at 1024 the
+# conv_transpose2d from 7x7 ran about 1.5x slower (its chunk's columns no
+# longer fit the core's cache); no other size was faster on every shape.
 CHUNK_COLUMNS = 512
 
 

@@ -87,7 +87,10 @@ MIN_CHANNELS = 16
 MIN_OUTPUT_PIXELS = 64
 
 # About how many tiles (columns of V and M) one chunk of samples gets.
-CHUNK_TILES = 256
+# benchmarks/results/chunks.md (`minidl bench chunks`) sweeps it: 128 ran
+# fastest on both shapes there, 512 about 1.2-1.4x slower (V and M outgrow the
+# core's cache).
+CHUNK_TILES = 128
 
 # The transform matrices of F(2x2, 3x3) (see the module docstring).
 B_T = np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64)
