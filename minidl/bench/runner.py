@@ -19,8 +19,9 @@ import sys
 from . import harness
 
 SUITES = ("overhead", "conv", "pool", "softmax", "attention", "cnn_step", "gpt_step", "gan_step")
-# Suites run only when named: a sweep of the kernels' chunk sizes (chunks.py)
-NAMED_ONLY = ("chunks",)
+# Suites run only when named: first-use compile times (jit.py, its own runner)
+# and a sweep of the kernels' chunk sizes (chunks.py)
+NAMED_ONLY = ("jit", "chunks")
 
 
 def available_suites():
@@ -45,7 +46,7 @@ def run(names=None, processes=3, quick=False, out_dir="benchmarks/results"):
             continue
         if name not in SUITES + NAMED_ONLY:
             raise SystemExit(f"minidl bench: unknown suite {name!r}; "
-                             f"choose from {', '.join(SUITES + NAMED_ONLY)}, jit")
+                             f"choose from {', '.join(SUITES + NAMED_ONLY)}")
         module = importlib.import_module(f"minidl.bench.{name}")
         if hasattr(module, "check_same_step") and harness.has_torch():
             module.check_same_step(quick)    # both sides do the same work (in this process, before timing)
