@@ -8,14 +8,15 @@ from minidl.bench import conv, matmul_floor
 from minidl.kernels import conv_fast
 
 
-def _last_chunks(n, blocks, chunk):
-    """[(block, samples in its last chunk)] as the kernels split n samples."""
+def _last_chunks(n, blocks, most):
+    """[(block, samples in its last chunk)] as the kernels split n samples:
+    each block's samples in the fewest chunks of at most `most`, sizes as even
+    as they can be (chunk j starts at j*size//count within the block)."""
     found = []
     for b in range(blocks):
-        first, end = b * n // blocks, (b + 1) * n // blocks
-        size = conv_fast.chunk_size(first, end, 1, chunk)        # one column per sample: chunk samples
-        last = (end - first) % size or size
-        found.append((b, last))
+        size = (b + 1) * n // blocks - b * n // blocks       # the block's samples
+        count = -(-size // most)
+        found.append((b, size - (count - 1) * size // count))
     return found
 
 

@@ -7,7 +7,7 @@ non-contiguous inputs, with the batch split over several threads.
 Thread splitting is forced on these tiny shapes by lowering PARALLEL_MIN_WORK
 to 0, so every call with N >= 2 runs min(N, threads) blocks of samples; and
 CHUNK_COLUMNS is drawn small as well as large, so blocks split into chunks
-of one, several, or all their samples, with a shorter last chunk. The
+of one, several, or all their samples, some of them one sample shorter. The
 last test reruns this file in a fresh process with NUMBA_NUM_THREADS=2, so
 that there are at least two threads even on a one-core machine.
 """
@@ -64,6 +64,26 @@ def _check(cfg, op, chunk_columns):
 CHUNK_COLUMNS = st.sampled_from([1, 24, 100, 4096])
 
 
+@given(st.integers(0, 40), st.integers(0, 40), st.integers(1, 60), st.integers(1, 600))
+def test_chunk_plan_cuts_a_block_into_the_fewest_even_chunks(first, samples, per, chunk_columns):
+    end = first + samples
+    count, larger = conv_fast.chunk_plan(first, end, per, chunk_columns)
+    smaller = conv_fast.smaller_chunk(first, end, count, larger)
+    most = max(1, chunk_columns // per)                          # samples a chunk may hold
+    assert count == -(-samples // most)                          # no fewer chunks could hold them
+    if samples == 0:
+        assert (count, larger, smaller) == (0, 0, 0)
+        return
+    starts = [conv_fast.chunk_start(first, end, count, j) for j in range(count + 1)]
+    sizes = [b - a for a, b in zip(starts, starts[1:])]
+    assert starts[0] == first and starts[-1] == end              # the chunks tile the block, in order
+    assert min(sizes) >= 1 and max(sizes) == larger <= most      # none empty, none too large
+    assert max(sizes) - min(sizes) <= 1                          # as even as they can be
+    assert set(sizes) == ({larger, smaller} if smaller else {larger})
+    # the example in chunk_plan's docstring: 32 samples, at most 10 a chunk
+    assert conv_fast.chunk_plan(0, 32, 49, 490) == (4, 8)
+
+
 @given(conv2d_configs(), CHUNK_COLUMNS)
 @settings(max_examples=25)
 def test_conv2d_fast_loops_equal_the_readable_loops(cfg, chunk_columns):
@@ -84,7 +104,7 @@ def test_threaded_process_runs_with_two_threads():
 def test_equal_with_two_threads_in_a_fresh_process():
     if os.environ.get(THREADED_RUN) or os.environ.get(BOUNDS_RUN):
         return                                               # this IS the fresh process
-    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=40)
+    rerun_with_two_threads(__file__, THREADED_RUN, expected_passed=41)
 
 
 # Geometries at the edges of the padded buffer's layout (rows Wp = max(W + pw, wo)

@@ -13,8 +13,8 @@ faster matrix product would close the gap.
 
 What runs is exactly what the kernels run, with the same shapes, order of
 operands, chunks of samples and threads: a `prange` over one block of
-samples per thread, each block in chunks of about `CHUNK_COLUMNS` output
-pixels (`conv_fast.chunk_size`), one single-threaded BLAS call per product
+samples per thread, each block in even chunks of about `CHUNK_COLUMNS`
+output pixels (`conv_fast.chunk_plan`), one single-threaded BLAS call per product
 and chunk, on buffers filled once with random numbers. For a conv2d with
 P output pixels per sample, K = Cin*kh*kw and Cout output channels
 (`conv_channels_last.py`'s names), the three products are
@@ -48,7 +48,7 @@ def products_kernel(n, per, chunk_columns, forward, weight_grad, input_grad,
     w_cl:    (Cout, K) the weight, channels-last (read).
     gy_full, gy_rest: (B, Cout*chunk*per) each: block b's output gradient of a
              full chunk of m samples is gy_full[b, :Cout*m*per] read as (Cout, m*per),
-             that of its last, shorter chunk the same stretch of gy_rest (read).
+             that of a smaller chunk (chunk - 1 samples) the same stretch of gy_rest (read).
     result:  (B, chunk*per, Cout), written by "forward" (first m*per rows).
     dw:      (B, Cout, K), written by "weight_grad".
     B = number of blocks, one per thread; block b owns samples b*n//B .. (b+1)*n//B - 1.
@@ -64,10 +64,11 @@ def products_block(b, n, per, chunk_columns, forward, weight_grad, input_grad,
     """products_kernel's work for block b, chunk by chunk as the kernels split it."""
     n_blocks = cols_t.shape[0]
     first, end = b * n // n_blocks, (b + 1) * n // n_blocks      # this block's samples
-    chunk = conv_fast.chunk_size(first, end, per, chunk_columns)  # samples per product
+    count, chunk = conv_fast.chunk_plan(first, end, per, chunk_columns)   # chunks of chunk or chunk - 1
     c_out = w_cl.shape[0]
-    for c0 in range(first, end, chunk):
-        m = min(chunk, end - c0)
+    for j in range(count):                                        # chunk j: samples c0 .. c0 + m - 1
+        c0 = conv_fast.chunk_start(first, end, count, j)
+        m = conv_fast.chunk_start(first, end, count, j + 1) - c0
         rows = m * per                                            # output pixels of the chunk
         cols = cols_t[b, :rows]                                   # (m*P, K), C-contiguous
         flat = gy_full[b] if m == chunk else gy_rest[b]
@@ -92,8 +93,8 @@ def matmuls_only(n, per, k, c_out, products, dtype=np.float32, seed=0):
     blocks = conv_fast.sample_blocks(n, n * per * k * c_out)
     rng = np.random.default_rng(seed)
     chunk_columns = conv_fast.CHUNK_COLUMNS               # as the kernels read it now
-    # the most samples one chunk can hold (conv_fast.chunk_size of the largest block)
-    chunk = conv_fast.chunk_size(0, -(-n // blocks), per, chunk_columns)
+    # the most samples one chunk can hold (the larger chunks of the largest block)
+    chunk = max(1, conv_fast.chunk_plan(0, -(-n // blocks), per, chunk_columns)[1])
 
     def filled(*shape):
         return rng.standard_normal(shape).astype(dtype)

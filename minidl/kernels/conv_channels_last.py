@@ -244,8 +244,8 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
     first, end = b * n // n_blocks, (b + 1) * n // n_blocks   # this block's samples
     cg = k // (kh * kw)
     per = ho * wo                                          # rows of colsT per sample
-    chunk = conv_fast.chunk_size(first, end, per, chunk_columns)
-    rest = (end - first) % chunk
+    count, chunk = conv_fast.chunk_plan(first, end, per, chunk_columns)   # chunks of chunk or rest samples
+    rest = conv_fast.smaller_chunk(first, end, count, chunk)
     w_cols = per if need_weight else 0
     keep = columns.shape[1] > 0                            # the columns go to the caller's array
     scratch = 0 if keep else 1
@@ -257,8 +257,9 @@ def forward_block(b, x, w_cl, bias, kh, kw, sh, sw, ph, pw, ho, wo,
     xp = np.zeros((height + 2 * ph, width + 2 * pw, cg), x.dtype)   # padded sample; border stays 0
     if need_weight and first == end:                      # no samples: a zero part (else the first chunk writes it)
         dw_parts[b] = 0.0
-    for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
-        m = min(chunk, end - c0)
+    for j in range(count):                                # chunk j: samples c0 .. c0 + m - 1
+        c0 = conv_fast.chunk_start(first, end, count, j)
+        m = conv_fast.chunk_start(first, end, count, j + 1) - c0
         cols_t = cols_full if m == chunk else cols_rest   # (m*P, K)
         result = res_full if m == chunk else res_rest     # (m*P, cog), the output transposed
         gyc = gy_full if m == chunk else gy_rest          # (cog, m*P) if need_weight
@@ -335,8 +336,8 @@ def backward_block(b, x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
     height = x.shape[2] if need_weight else dx.shape[2]
     width = x.shape[3] if need_weight else dx.shape[3]
     per = ho * wo
-    chunk = conv_fast.chunk_size(first, end, per, chunk_columns)
-    rest = (end - first) % chunk
+    count, chunk = conv_fast.chunk_plan(first, end, per, chunk_columns)   # chunks of chunk or rest samples
+    rest = conv_fast.smaller_chunk(first, end, count, chunk)
     cols_full, cols_rest = np.empty((chunk * per, k), gy.dtype), np.empty((rest * per, k), gy.dtype)
     gy_full, gy_rest = np.empty((cog, chunk * per), gy.dtype), np.empty((cog, rest * per), gy.dtype)
     product = np.empty((cog, k), gy.dtype)
@@ -344,8 +345,9 @@ def backward_block(b, x, w_cl, gy, kh, kw, sh, sw, ph, pw, ho, wo,
     dxp = np.empty((height + 2 * ph, width + 2 * pw, cg), gy.dtype)  # its gradient
     if need_weight and first == end:                      # no samples: a zero part (else the first chunk writes it)
         dw_parts[b] = 0.0
-    for c0 in range(first, end, chunk):
-        m = min(chunk, end - c0)
+    for j in range(count):                                # chunk j: samples c0 .. c0 + m - 1
+        c0 = conv_fast.chunk_start(first, end, count, j)
+        m = conv_fast.chunk_start(first, end, count, j + 1) - c0
         cols_t = cols_full if m == chunk else cols_rest   # columns, then their gradient (m*P, K)
         gyc = gy_full if m == chunk else gy_rest          # gy of the chunk side by side (cog, m*P)
         for g in range(groups):

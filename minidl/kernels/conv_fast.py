@@ -64,7 +64,9 @@ dW_g = gy_g @ im2col(x)^T and dx = col2im(W_g^T @ gy_g). What differs:
    pixels. So each block works in chunks of samples whose columns sit side
    by side in one matrix (sample t of the chunk owns columns t*per ..
    (t+1)*per - 1, per = columns of one sample), about CHUNK_COLUMNS columns
-   per chunk: one product per chunk and group for the output, one for dW
+   per chunk, the block cut into chunks as even as they can be (`chunk_plan`:
+   no product on a last sliver of one or two samples): one product per
+   chunk and group for the output, one for dW
    (its sum now runs over the whole chunk inside BLAS) and one for dx.
    `narrow` and `widen` move one sample's stretch out of and into such a
    matrix.
@@ -351,10 +353,32 @@ def forward_kernel(x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
 
 
 @njit(cache=True)
-def chunk_size(first, end, per, chunk_columns):
-    """Samples per matrix product for the block of samples first .. end - 1:
-    about chunk_columns columns, at least one sample, at most the block."""
-    return max(1, min(end - first, chunk_columns // per))
+def chunk_plan(first, end, per, chunk_columns):
+    """How a block cuts its samples first .. end - 1 into chunks: returns
+    (count, larger): `count` chunks of `larger` or `larger - 1` samples,
+    chunk j from sample chunk_start(first, end, count, j) up to the next
+    chunk's start. As few chunks as hold about chunk_columns columns each
+    (per columns a sample; at least one sample a chunk), as even as they can
+    be: 32 samples at most 10 to a chunk are 8 + 8 + 8 + 8, not 10 + 10 +
+    10 + 2, so no product runs on a sliver. (0, 0) for no samples."""
+    n = end - first
+    if n <= 0:
+        return 0, 0
+    most = max(1, chunk_columns // per)                  # samples one chunk may hold
+    count = (n + most - 1) // most                       # the fewest chunks that hold them all
+    return count, (n + count - 1) // count               # the larger chunks' size
+
+
+@njit(cache=True)
+def chunk_start(first, end, count, j):
+    """First sample of chunk j of chunk_plan's `count` chunks (j = count gives end)."""
+    return first + j * (end - first) // count
+
+
+@njit(cache=True)
+def smaller_chunk(first, end, count, larger):
+    """Samples in chunk_plan's smaller chunks: larger - 1, or 0 if every chunk has `larger`."""
+    return larger - 1 if count > 0 and (end - first) % count else 0
 
 
 @njit(cache=True)
@@ -372,10 +396,10 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     wide = wide_columns(sh, sw, wp, wo, cog)              # stride 1, little junk: contiguous column rows
     row_step = wp if wide else wo                         # columns per output row in cols
     per = ho * row_step                                   # columns per sample
-    chunk = chunk_size(first, end, per, chunk_columns)
-    rest = (end - first) % chunk                          # samples in a last, shorter chunk
+    count, chunk = chunk_plan(first, end, per, chunk_columns)   # chunks of chunk or rest samples
+    rest = smaller_chunk(first, end, count, chunk)
     w_cols = per if need_weight else 0
-    # full-chunk buffers, and the same for the last chunk (junk columns of gy_* stay 0)
+    # buffers for the larger chunks, and the same for the smaller ones (junk columns of gy_* stay 0)
     cols_full, cols_rest = np.empty((k, chunk * per), x.dtype), np.empty((k, rest * per), x.dtype)
     res_full, res_rest = np.empty((cog, chunk * per), x.dtype), np.empty((cog, rest * per), x.dtype)
     gy_full, gy_rest = np.zeros((cog, chunk * w_cols), x.dtype), np.zeros((cog, rest * w_cols), x.dtype)
@@ -384,8 +408,9 @@ def forward_block(b, x, w_mat, bias, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     offsets = tap_offsets(ho, wo, sh, sw, wp)             # strided columns: where each output pixel reads
     if need_weight:
         dw_parts[b] = 0.0
-    for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
-        m = min(chunk, end - c0)
+    for j in range(count):                                # chunk j: samples c0 .. c0 + m - 1
+        c0 = chunk_start(first, end, count, j)
+        m = chunk_start(first, end, count, j + 1) - c0
         cols = cols_full if m == chunk else cols_rest     # (K, m*per)
         result = res_full if m == chunk else res_rest     # (cog, m*per)
         gyc = gy_full if m == chunk else gy_rest          # (cog, m*per) if need_weight
@@ -455,8 +480,8 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     wide = wide_columns(sh, sw, wp, wo, cog)              # stride 1, little junk: contiguous column rows
     row_step = wp if wide else wo                         # columns per output row in cols
     per = ho * row_step                                   # columns per sample
-    chunk = chunk_size(first, end, per, chunk_columns)
-    rest = (end - first) % chunk
+    count, chunk = chunk_plan(first, end, per, chunk_columns)   # chunks of chunk or rest samples
+    rest = smaller_chunk(first, end, count, chunk)
     cols_full, cols_rest = np.empty((k, chunk * per), gy.dtype), np.empty((k, rest * per), gy.dtype)
     gy_full, gy_rest = np.zeros((cog, chunk * per), gy.dtype), np.zeros((cog, rest * per), gy.dtype)
     product = np.empty((k, cog), gy.dtype)                # one chunk's weight gradient, transposed (9 above)
@@ -466,8 +491,9 @@ def backward_block(b, x, w_mat, gy, kh, kw, sh, sw, ph, pw, dh, dw, ho, wo,
     offsets = tap_offsets(ho, wo, sh, sw, wp)             # strided columns: where each output pixel reads
     if need_weight:
         dw_parts[b] = 0.0
-    for c0 in range(first, end, chunk):                   # chunk of samples c0 .. c0 + m - 1
-        m = min(chunk, end - c0)
+    for j in range(count):                                # chunk j: samples c0 .. c0 + m - 1
+        c0 = chunk_start(first, end, count, j)
+        m = chunk_start(first, end, count, j + 1) - c0
         cols = cols_full if m == chunk else cols_rest     # columns, then column gradient (K, m*per)
         gyc = gy_full if m == chunk else gy_rest          # gy of the chunk, side by side; junk columns 0
         for g in range(groups):
