@@ -135,29 +135,46 @@ def sum_weight_parts(dw_parts, d_weight, first, end):
 @njit(cache=True)
 def pad_sample_channels_last(x, n, c0, ph, pw, xp):
     """xp[ph + y, pw + x_, c] = x[n, c0 + c, y, x_] for every c < xp.shape[2].
-    Only the interior of xp is written: its border must already be zero."""
+    Only the interior of xp is written: its border must already be zero.
+
+    One channel at a time: the channel's plane of x is read front to back
+    (x is the caller's array, often not in cache: whole cache lines, in
+    order), and the scattered side (every Cg-th entry of xp) stays in the
+    small padded buffer, which sits in the core's cache. Going row by row
+    through all the channels instead jumps between Cg planes of x at every
+    row, and ran slower inside the kernels."""
     height, width, channels = x.shape[2], x.shape[3], xp.shape[2]
-    for y in range(height):
-        dst = xp[ph + y].reshape(-1)[pw * channels:(pw + width) * channels]   # row ph + y, pixels pw .. pw + W - 1
-        for c in range(channels):
-            src = x[n, c0 + c, y]                   # input row y of channel c0 + c
+    wp = xp.shape[1]                                # padded row length
+    flat = xp.reshape(-1)                           # (Hp*Wp*Cg,)
+    for c in range(channels):
+        plane = x[n, c0 + c]                        # (H, W): channel c0 + c of sample n
+        for y in range(height):
+            src = plane[y]                          # input row y
+            start = ((ph + y) * wp + pw) * channels + c       # pixel (ph + y, pw), channel c
+            dst = flat[start:start + (width - 1) * channels + 1]   # ... up to pixel pw + W - 1
             for col in range(width):
-                dst[col * channels + c] = src[col]  # pixel pw + col, channel c
+                dst[col * channels] = src[col]      # pixel pw + col, channel c
 
 
 @njit(cache=True)
 def unpad_sample_channels_last(dxp, ph, pw, n, c0, bias, dx):
     """dx[n, c0 + c, y, x_] = dxp[ph + y, pw + x_, c] (+ bias[c0 + c]): the interior
     of a channels-last padded gradient buffer, back in NCHW (gradient on the
-    border is dropped). bias: (C,), or (0,) for none."""
+    border is dropped). bias: (C,), or (0,) for none.
+    One channel at a time, for the reason given in pad_sample_channels_last:
+    each plane of dx is written front to back."""
     height, width, channels = dx.shape[2], dx.shape[3], dxp.shape[2]
-    for y in range(height):
-        src = dxp[ph + y].reshape(-1)[pw * channels:(pw + width) * channels]   # interior of padded row ph + y
-        for c in range(channels):
-            value = bias[c0 + c] if bias.shape[0] > 0 else 0.0
-            dst = dx[n, c0 + c, y]
+    wp = dxp.shape[1]                               # padded row length
+    flat = dxp.reshape(-1)                          # (Hp*Wp*Cg,)
+    for c in range(channels):
+        value = bias[c0 + c] if bias.shape[0] > 0 else 0.0
+        plane = dx[n, c0 + c]                       # (H, W): channel c0 + c of sample n
+        for y in range(height):
+            dst = plane[y]                          # output row y
+            start = ((ph + y) * wp + pw) * channels + c       # pixel (ph + y, pw), channel c
+            src = flat[start:start + (width - 1) * channels + 1]   # ... up to pixel pw + W - 1
             for col in range(width):
-                dst[col] = src[col * channels + c] + value
+                dst[col] = src[col * channels] + value
 
 
 @njit(cache=True)
